@@ -1,0 +1,35 @@
+# bgsync: the two commands of the README, and a few for developers.
+#   make run    install what is needed, build, and start the agent
+#   make check  install what is needed, build, and run the whole test suite
+SWIFT ?= swift
+PYTHON ?= /usr/bin/python3
+BIN = $(shell $(SWIFT) build --show-bin-path)
+
+.PHONY: all build run check unit integration deps-run deps-check clean
+
+all: build
+
+build:
+	$(SWIFT) build
+
+deps-run:
+	@scripts/install-deps run
+
+deps-check:
+	@scripts/install-deps check
+
+run: deps-run build
+	@scripts/run-agent "$(BIN)"
+
+check: deps-check
+	$(SWIFT) build --build-tests
+	$(MAKE) unit integration
+
+unit:
+	$(SWIFT) test --skip-build
+
+integration:
+	BGSYNC_BIN="$(BIN)" $(PYTHON) -m pytest -q Tests/integration
+
+clean:
+	rm -rf .build

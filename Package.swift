@@ -1,0 +1,81 @@
+// swift-tools-version:6.2
+// bgsync: Background Sync for Linux desktop apps.
+//
+// Module map (each C library is touched by exactly one module):
+//   BGSyncCore        pure core: registrations, scheduling, configuration, errors; no I/O
+//   MainLoop          a poll(2) loop: fds, timers, cross-thread posts
+//   DBusKit           libdbus-1 wrapper (CDBus), knows nothing of sync
+//   BGSyncStore       SQLite through GRDB
+//   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
+//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap
+//   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
+//   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
+//   BGSyncTestSupport fakes for the core's protocols
+import PackageDescription
+
+let package = Package(
+    name: "bgsync",
+    products: [
+        .executable(name: "bgsyncd", targets: ["bgsyncd"]),
+        .executable(name: "bgsyncctl", targets: ["bgsyncctl"]),
+        .executable(name: "bgsync-worker", targets: ["bgsync-worker"]),
+        .library(name: "bgsync-handler-exec", type: .dynamic, targets: ["ExecHandler"]),
+        .library(name: "bgsync-handler-upload", type: .dynamic, targets: ["UploadHandler"]),
+        .library(name: "bgsync-handler-settings", type: .dynamic, targets: ["SettingsHandler"]),
+        .library(name: "bgsync-handler-notify", type: .dynamic, targets: ["NotifyHandler"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // Pure core.
+        .target(name: "BGSyncCore"),
+        .target(name: "MainLoop", dependencies: ["CLinux"]),
+
+        // C libraries, one module each.
+        .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
+        .systemLibrary(name: "CLibNM", pkgConfig: "libnm", providers: [.apt(["libnm-dev"])]),
+        .target(name: "CBGSyncPlugin"),
+        .target(name: "CLinux"),
+
+        // Platform modules.
+        .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
+        .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncAgent",
+            dependencies: [
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "DBusKit", "MainLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        // Executables.
+        .executableTarget(
+            name: "bgsyncd",
+            dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "bgsyncctl",
+            dependencies: ["DBusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
+
+        // Handlers shipped with bgsync. They see only the C header, never the agent.
+        .target(name: "BGSyncHandlerKit", dependencies: ["CBGSyncPlugin"], path: "Plugins/HandlerKit"),
+        .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/exec"),
+        .target(name: "UploadHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/upload"),
+        .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/settings"),
+        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/notify"),
+
+        // Test doubles and tests.
+        .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
+        .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
+        .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
+        .testTarget(name: "BGSyncStoreTests", dependencies: ["BGSyncStore", "BGSyncCore", "BGSyncTestSupport"]),
+        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
+        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop"]),
+        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

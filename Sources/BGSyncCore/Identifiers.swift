@@ -1,0 +1,79 @@
+/// One-off and periodic registrations live in separate tag namespaces, as on the web.
+public enum RegistrationKind: String, Sendable, Hashable, Codable, CaseIterable {
+    case oneOff = "one-off"
+    case periodic
+}
+
+/// What a registration is known by: (app id, tag) within one namespace.
+public struct RegistrationKey: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var appID: String
+    public var tag: String
+    public var kind: RegistrationKind
+
+    public init(appID: String, tag: String, kind: RegistrationKind) {
+        self.appID = appID
+        self.tag = tag
+        self.kind = kind
+    }
+
+    public var description: String { "\(appID)/\(tag)\(kind == .periodic ? " (periodic)" : "")" }
+}
+
+/// Syntax checks for what callers name things with.
+public enum Identifiers {
+    public static let maxAppIDBytes = 255
+    public static let maxTagBytes = 1024
+    public static let maxHandlerNameBytes = 255
+
+    /// App ids follow the rules of D-Bus well-known names (and Flatpak app ids): at least two
+    /// dot-separated elements of `[A-Za-z0-9_-]`, none empty or starting with a digit.
+    public static func validateAppID(_ appID: String) throws(SyncError) {
+        let bytes = Array(appID.utf8)
+        guard !bytes.isEmpty else { throw .invalidArgument("The app id is empty; use a reverse-DNS name such as org.example.Chat.") }
+        guard bytes.count <= maxAppIDBytes else {
+            throw .invalidArgument("The app id is \(bytes.count) bytes long; at most \(maxAppIDBytes) are allowed.")
+        }
+        let elements = appID.split(separator: ".", omittingEmptySubsequences: false)
+        guard elements.count >= 2 else {
+            throw .invalidArgument("The app id '\(appID)' needs at least two dot-separated parts, such as org.example.Chat.")
+        }
+        for element in elements {
+            guard let first = element.utf8.first else {
+                throw .invalidArgument("The app id '\(appID)' has an empty part; parts are separated by single dots.")
+            }
+            guard !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+                throw .invalidArgument("The app id '\(appID)' has a part starting with a digit ('\(element)'), which D-Bus names do not allow.")
+            }
+            guard element.utf8.allSatisfy(isNameByte) else {
+                throw .invalidArgument("The app id '\(appID)' may only contain letters, digits, '_' and '-' between its dots.")
+            }
+        }
+    }
+
+    /// Tags are any non-empty UTF-8 text of bounded size (Swift strings are always valid UTF-8;
+    /// the bus layer rejects invalid bytes before they get here).
+    public static func validateTag(_ tag: String) throws(SyncError) {
+        let count = tag.utf8.count
+        guard count > 0 else { throw .invalidArgument("The tag is empty; give the sync a name such as 'outbox'.") }
+        guard count <= maxTagBytes else {
+            throw .invalidArgument("The tag is \(count) bytes long; at most \(maxTagBytes) are allowed.")
+        }
+        guard !tag.utf8.contains(0) else { throw .invalidArgument("The tag contains a NUL character.") }
+    }
+
+    public static func validateHandlerName(_ name: String) throws(SyncError) {
+        guard !name.isEmpty, name.utf8.count <= maxHandlerNameBytes, name.utf8.allSatisfy(isNameByte) else {
+            throw .invalidArgument("The handler name '\(name.prefix(64))' is not valid: use letters, digits, '_' and '-', such as 'upload'.")
+        }
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default:
+            return false
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import struct Foundation.Date
+
+// The core's view of the outside world. Each port has a real implementation in a platform
+// module and a fake in BGSyncTestSupport. All calls happen on the scheduler's thread.
+
+/// Wall-clock time and the scheduler's single wake-up timer.
+public protocol SchedulerClock: AnyObject {
+    func now() -> Date
+    /// Arms the one wake-up at `date`, replacing any armed one; `nil` disarms it. When it fires,
+    /// the clock calls `onWakeup` once. The wake-up follows the wall clock (it fires at the right
+    /// time after a suspend or a clock change).
+    func armWakeup(at date: Date?)
+    var onWakeup: (() -> Void)? { get set }
+}
+
+/// Durable storage of registrations. Every call is atomic and durable when it returns, and
+/// throws a `SyncError` with code `.storage` (naming the file) when it cannot be.
+public protocol RegistrationStore: AnyObject {
+    func loadAll() throws(SyncError) -> [Registration]
+    /// Inserts or replaces the registration with the same key.
+    func save(_ registration: Registration) throws(SyncError)
+    func delete(_ key: RegistrationKey) throws(SyncError)
+}
+
+/// Runs events in handlers.
+public protocol EventDispatcher: AnyObject {
+    /// Starts `event`. `completion` must be called exactly once, later, on the scheduler's
+    /// thread, whatever happens to the handler (a crash or the time cap is a `.retry`).
+    func dispatch(_ event: SyncEvent, completion: @escaping (HandlerOutcome) -> Void)
+}
+
+/// Follows the network. Calls `onChange` on the scheduler's thread after every change.
+public protocol NetworkMonitor: AnyObject {
+    var status: NetworkStatus { get }
+    var onChange: ((NetworkStatus) -> Void)? { get set }
+    func start()
+}
+
+/// Hears what the scheduler does, for the bus signals and the log.
+public protocol SyncObserver: AnyObject {
+    func syncStarted(_ event: SyncEvent)
+    func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String)
+    /// A write that no caller was waiting for failed (the registration stays in memory and is
+    /// retried on the next change).
+    func storageFailed(_ error: SyncError)
+}

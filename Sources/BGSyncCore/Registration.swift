@@ -1,0 +1,157 @@
+import struct Foundation.Date
+
+/// Where a registration is in its life, as in the WICG Background Sync spec.
+public enum RegistrationState: String, Sendable, Codable, CaseIterable {
+    /// Waiting for the network requirement (or a free slot) to fire.
+    case pending
+    /// Backing off until `nextAttempt` (one-off), or until the next interval (periodic).
+    case waiting
+    /// An event is running in a handler.
+    case firing
+    /// Registered again while its event was running: it fires once more afterwards.
+    case reregisteredWhileFiring = "reregistered-while-firing"
+}
+
+/// What a registration needs from the network before it may fire.
+public enum NetworkRequirement: String, Sendable, Codable, CaseIterable {
+    case any
+    case unmetered
+}
+
+/// One registration: a tag of an app, the handler that does the work and its options.
+public struct Registration: Sendable, Equatable, Codable {
+    public var key: RegistrationKey
+    public var handler: String
+    /// Handler options without the reserved keys, kept as the caller gave them.
+    public var options: [String: OptionValue]
+    public var network: NetworkRequirement
+    public var maxAttempts: UInt32
+    /// Failed attempts so far (in the current interval, for periodic ones).
+    public var attempts: UInt32
+    public var state: RegistrationState
+    /// When a waiting registration becomes pending again. Wall-clock, so it holds across
+    /// reboots and suspend. Nil unless `state == .waiting`.
+    public var nextAttempt: Date?
+    /// The detail of the last failed attempt, empty when there was none.
+    public var lastError: String
+    /// Periodic only: the minimum interval in seconds.
+    public var minInterval: Double?
+    /// Periodic only: when the current interval started (registration, last fire or give-up).
+    public var intervalStart: Date?
+    /// Registration order, for `GetTags`.
+    public var sequence: Int64
+
+    public init(
+        key: RegistrationKey, handler: String, options: [String: OptionValue] = [:],
+        network: NetworkRequirement = .any, maxAttempts: UInt32, attempts: UInt32 = 0,
+        state: RegistrationState = .pending, nextAttempt: Date? = nil, lastError: String = "",
+        minInterval: Double? = nil, intervalStart: Date? = nil, sequence: Int64
+    ) {
+        self.key = key
+        self.handler = handler
+        self.options = options
+        self.network = network
+        self.maxAttempts = maxAttempts
+        self.attempts = attempts
+        self.state = state
+        self.nextAttempt = nextAttempt
+        self.lastError = lastError
+        self.minInterval = minInterval
+        self.intervalStart = intervalStart
+        self.sequence = sequence
+    }
+
+    /// The form written to disk: a running event is not worth remembering, since after a crash
+    /// it must simply run again (at-least-once), without counting an attempt.
+    public var durable: Registration {
+        var copy = self
+        if copy.state == .firing || copy.state == .reregisteredWhileFiring { copy.state = .pending }
+        return copy
+    }
+}
+
+/// One sync event handed to a handler.
+public struct SyncEvent: Sendable, Equatable, Codable {
+    public var id: UInt64
+    public var key: RegistrationKey
+    public var handler: String
+    public var options: [String: OptionValue]
+    /// 1-based number of this attempt.
+    public var attempt: UInt32
+    /// True on the final allowed attempt.
+    public var lastChance: Bool
+    /// When the event time cap runs out (wall-clock).
+    public var deadline: Date
+
+    public init(
+        id: UInt64, key: RegistrationKey, handler: String, options: [String: OptionValue],
+        attempt: UInt32, lastChance: Bool, deadline: Date
+    ) {
+        self.id = id
+        self.key = key
+        self.handler = handler
+        self.options = options
+        self.attempt = attempt
+        self.lastChance = lastChance
+        self.deadline = deadline
+    }
+}
+
+/// What a handler made of one event.
+public enum HandlerOutcome: Sendable, Equatable, Codable {
+    /// Done: a one-off registration is removed.
+    case success(detail: String)
+    /// Try again later; `after` (seconds) is a lower bound on the wait, such as an HTTP
+    /// Retry-After. A crash or a timeout is reported as a retry with detail `crashed`/`timeout`.
+    case retry(after: Double?, detail: String)
+    /// Give up now: retrying cannot help.
+    case failure(detail: String)
+
+    public var detail: String {
+        switch self {
+        case .success(let d), .retry(_, let d), .failure(let d): d
+        }
+    }
+}
+
+/// How an event ended, as announced in `SyncFinished`.
+public enum SyncOutcome: String, Sendable, Equatable, Codable {
+    case succeeded
+    case retryScheduled = "retry-scheduled"
+    case failed
+    case cancelled
+}
+
+/// What the agent knows of a loaded handler.
+public struct HandlerInfo: Sendable, Equatable, Codable {
+    public var name: String
+    public var description: String
+    /// May sandboxed (Flatpak, Snap) apps use it?
+    public var sandboxSafe: Bool
+
+    public init(name: String, description: String, sandboxSafe: Bool) {
+        self.name = name
+        self.description = description
+        self.sandboxSafe = sandboxSafe
+    }
+}
+
+/// The network as the scheduler sees it.
+public struct NetworkStatus: Sendable, Equatable, CustomStringConvertible {
+    public var online: Bool
+    public var metered: Bool
+
+    public init(online: Bool, metered: Bool) {
+        self.online = online
+        self.metered = metered
+    }
+
+    public static let offline = NetworkStatus(online: false, metered: false)
+    public static let online = NetworkStatus(online: true, metered: false)
+
+    public func satisfies(_ requirement: NetworkRequirement) -> Bool {
+        online && (requirement == .any || !metered)
+    }
+
+    public var description: String { online ? (metered ? "online (metered)" : "online") : "offline" }
+}

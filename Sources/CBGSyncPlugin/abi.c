@@ -1,0 +1,1 @@
+#include "bgsync-plugin.h"

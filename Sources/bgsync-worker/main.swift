@@ -1,0 +1,1 @@
+print("bgsync-worker: not yet")

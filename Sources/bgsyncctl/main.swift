@@ -1,0 +1,1 @@
+print("bgsyncctl: not yet")
