@@ -39,6 +39,7 @@ let package = Package(
         .systemLibrary(name: "CLibNM", pkgConfig: "libnm", providers: [.apt(["libnm-dev"])]),
         .target(name: "CBGSyncPlugin"),
         .target(name: "CLinux"),
+        .target(name: "CBGSyncInterface", cSettings: [.unsafeFlags(["-std=c23"])]),
 
         // Platform modules.
         .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
@@ -48,7 +49,7 @@ let package = Package(
         .target(
             name: "BGSyncAgent",
             dependencies: [
-                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "DBusKit", "MainLoop",
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "DBusKit", "MainLoop", "CBGSyncInterface",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 

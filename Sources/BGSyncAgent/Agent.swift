@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BGSyncCore
+import BGSyncNetwork
+import BGSyncStore
+import BGSyncWorkers
+import DBusKit
+import Logging
+import MainLoop
+import Foundation
+
+/// What `bgsyncd`'s command line can set. Everything else comes from bgsyncd.conf.
+public struct AgentOptions: Sendable {
+    /// Only this configuration file, instead of the system and user ones.
+    public var configFile: String?
+    public var stateDirectory: String?
+    public var pluginDirectories: [String] = []
+    public var workerExecutable: String?
+    public var network: NetworkMode = .automatic
+    /// A bus address to use instead of the session bus.
+    public var busAddress: String?
+    public var verbose = false
+
+    public init() {}
+}
+
+/// A failure that stops the agent from starting, with the message to print.
+public struct AgentStartError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The agent: the core scheduler wired to SQLite, the handler workers, the network and the bus,
+/// all driven by one MainLoop.
+public final class Agent {
+    private let loop = MainLoop()
+    private let logger: Logger
+    private let options: AgentOptions
+
+    public init(options: AgentOptions) {
+        self.options = options
+        var logger = Logger(label: "bgsyncd") { StderrLogHandler(label: $0, level: options.verbose ? .debug : .info) }
+        logger.logLevel = options.verbose ? .debug : .info
+        self.logger = logger
+    }
+
+    /// Runs until SIGTERM/SIGINT or the bus goes away; returns the exit status. What stops it
+    /// from starting is logged, naming the file or name at fault.
+    public func run() -> Int32 {
+        do {
+            try serve()
+            return 0
+        } catch let error as AgentStartError {
+            logger.critical("\(error.description)")
+        } catch {
+            logger.critical("\(error)")
+        }
+        return 1
+    }
+
+    private func serve() throws {
+        var stopping = false
+        loop.addSignalWatch([SIGTERM, SIGINT, SIGHUP]) { [loop, logger] signal in
+            logger.info("stopping on signal \(signal)")
+            stopping = true
+            loop.stop()
+        }
+        let configuration = loadConfiguration()
+        let stateDirectory = options.stateDirectory ?? configuration.stateDirectory ?? AgentPaths.defaultStateDirectory
+        let store: SQLiteRegistrationStore
+        do {
+            store = try SQLiteRegistrationStore(directory: stateDirectory)
+        } catch {
+            throw AgentStartError(description: error.message)
+        }
+        defer { store.close() }
+
+        let worker = options.workerExecutable ?? AgentPaths.defaultWorkerExecutable
+        let pluginDirectories =
+            options.pluginDirectories.isEmpty
+            ? configuration.pluginDirectories ?? AgentPaths.defaultPluginDirectories : options.pluginDirectories
+        let catalog = PluginCatalog.discover(directories: pluginDirectories, workerExecutable: worker, logger: logger)
+        let handlerNames = catalog.handlers.keys.sorted()
+        logger.info("handlers: \(handlerNames.isEmpty ? "none (looked in \(pluginDirectories.joined(separator: ", ")))" : handlerNames.joined(separator: ", "))")
+        let workers = WorkerPool(
+            loop: loop, workerExecutable: worker, catalog: catalog,
+            maxWorkers: configuration.sync.concurrentEvents, logger: logger)
+        defer { workers.shutdown() }
+
+        let bus: DBusConnection
+        do {
+            bus = try DBusConnection(bus: options.busAddress.map(BusAddress.address) ?? .session)
+        } catch {
+            throw AgentStartError(description: "cannot connect to the session bus: \(error.message)")
+        }
+        defer { bus.close() }
+
+        let network = makeNetworkMonitor(mode: options.network, loop: loop, logger: logger)
+        network.start()
+        let scheduler = Scheduler(
+            settings: configuration.sync, clock: LoopClock(loop: loop), store: store, dispatcher: workers,
+            handlers: catalog.handlers.mapValues(\.info), network: network.status)
+        let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
+        scheduler.observer = service
+        network.onChange = { status in
+            scheduler.networkChanged(status)
+            service.networkChanged()
+        }
+        do {
+            try scheduler.start()
+        } catch {
+            throw AgentStartError(description: error.message)
+        }
+        logger.info("network: \(network.status); \(scheduler.count) registrations in \(store.path)")
+
+        bus.onDisconnect = { [loop, logger] in
+            if !stopping { logger.notice("the session bus went away; exiting") }
+            loop.stop()
+        }
+        bus.attach(to: loop)
+        do {
+            guard try bus.requestName(ManagerService.busName) else {
+                throw AgentStartError(
+                    description: "another agent already owns \(ManagerService.busName) on this bus; only one bgsyncd runs per session")
+            }
+        } catch let error as DBusError {
+            throw AgentStartError(description: "cannot own \(ManagerService.busName): \(error.message)")
+        }
+        logger.info("ready on \(bus.uniqueName) as \(ManagerService.busName)")
+        loop.run()
+    }
+
+    /// bgsyncd.conf: `--config` alone, or the system file then the user's. Problems in a file are
+    /// logged with file and line and leave the defaults in place.
+    private func loadConfiguration() -> AgentConfiguration {
+        var configuration = AgentConfiguration()
+        let files = options.configFile.map { [$0] } ?? AgentPaths.defaultConfigFiles
+        for path in files {
+            guard let text = readFile(path) else {
+                if options.configFile != nil { logger.warning("cannot read \(path): \(String(cString: strerror(errno)))") }
+                continue
+            }
+            for diagnostic in configuration.apply(fileContents: text, path: path) {
+                logger.warning("\(diagnostic)")
+            }
+            logger.debug("read configuration from \(path)")
+        }
+        return configuration
+    }
+
+    private func readFile(_ path: String) -> String? {
+        try? String(contentsOfFile: path, encoding: .utf8)
+    }
+}

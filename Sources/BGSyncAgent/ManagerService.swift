@@ -1,0 +1,236 @@
+import BGSyncCore
+import CBGSyncInterface
+import DBusKit
+import Logging
+
+/// org.bgsync.Manager: the whole bus surface of the agent, in this one file. Each method
+/// handler decodes its arguments, lets the core validate and act, and maps the core's errors to
+/// D-Bus errors through `errorNames`. The table of methods and properties is at the end.
+final class ManagerService: SyncObserver {
+    static let busName = "org.bgsync"
+    static let objectPath = "/org/bgsync/Manager"
+    static let interface = "org.bgsync.Manager"
+    static let interfaceVersion: UInt32 = 1
+    static let introspectionXML = String(cString: bgsync_manager_interface_xml)
+
+    /// One table from the core's error codes to D-Bus error names.
+    static let errorNames: [SyncError.Code: String] = [
+        .invalidArgument: "org.freedesktop.DBus.Error.InvalidArgs",
+        .unknownHandler: "org.bgsync.Error.UnknownHandler",
+        .notFound: "org.bgsync.Error.NotFound",
+        .quotaExceeded: "org.bgsync.Error.QuotaExceeded",
+        .accessDenied: "org.bgsync.Error.AccessDenied",
+        .storage: "org.bgsync.Error.Storage",
+    ]
+
+    private let scheduler: Scheduler
+    private let connection: DBusConnection
+    private let logger: Logger
+    private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
+    private var announcedNetwork: NetworkStatus
+
+    init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
+        self.scheduler = scheduler
+        self.connection = connection
+        self.logger = logger
+        announcedNetwork = scheduler.network
+        for method in Self.methods {
+            object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
+                [unowned self] call throws(DBusError) in
+                do {
+                    return try method.handler(self)(call)
+                } catch let error as SyncError {
+                    throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
+                } catch let error as DBusError {
+                    throw error
+                } catch {
+                    throw DBusError(name: "org.bgsync.Error.Failed", message: "\(error)")
+                }
+            }
+        }
+        for property in Self.properties {
+            object.addProperty(interface: Self.interface, name: property.name, signature: property.signature) {
+                [unowned self] in property.get(self)
+            }
+        }
+        connection.export(object, at: Self.objectPath)
+    }
+
+    // MARK: - Methods
+
+    private func register(_ call: DBusMethodCall) throws -> [DBusValue] {
+        let args = Arguments(call)
+        let request = try RegistrationRequest(
+            appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
+        try scheduler.register(request)
+        logger.debug("registered \(request.key) for \(call.sender)")
+        return []
+    }
+
+    private func registerPeriodic(_ call: DBusMethodCall) throws -> [DBusValue] {
+        let args = Arguments(call)
+        let interval = try args.uint64(3)
+        let request = try RegistrationRequest(
+            appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
+            options: try args.options(4), minInterval: Double(interval))
+        try scheduler.register(request)
+        logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+        return []
+    }
+
+    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
+        { [unowned self] call in
+            let appID = try Arguments(call).string(0)
+            try Identifiers.validateAppID(appID)
+            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(DBusValue.string))]
+        }
+    }
+
+    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
+        { [unowned self] call in
+            let key = try Arguments(call).key(kind)
+            return [.bool(try scheduler.unregister(key))]
+        }
+    }
+
+    private func getRegistration(_ call: DBusMethodCall) throws -> [DBusValue] {
+        let args = Arguments(call)
+        let oneOff = try args.key(.oneOff)
+        let periodic = RegistrationKey(appID: oneOff.appID, tag: oneOff.tag, kind: .periodic)
+        guard let registration = scheduler.registration(oneOff) ?? scheduler.registration(periodic) else {
+            throw SyncError(.notFound, "\(oneOff.appID) has no registration with tag '\(oneOff.tag)'.")
+        }
+        var fields: [String: DBusValue] = [
+            "kind": .string(registration.key.kind.rawValue),
+            "state": .string(registration.state.rawValue),
+            "handler": .string(registration.handler),
+            "attempts": .uint32(registration.attempts),
+            "max-attempts": .uint32(registration.maxAttempts),
+            "next-attempt": .int64(
+                registration.state == .waiting ? Int64(registration.nextAttempt?.timeIntervalSince1970.rounded(.up) ?? 0) : 0),
+            "network": .string(registration.network.rawValue),
+            "last-error": .string(registration.lastError),
+            "options": .vardict(registration.options.mapValues(\.dbusValue)),
+        ]
+        if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(interval)) }
+        return [.vardict(fields)]
+    }
+
+    private func trigger(_ call: DBusMethodCall) throws -> [DBusValue] {
+        let key = try Arguments(call).key(.oneOff)
+        try scheduler.trigger(appID: key.appID, tag: key.tag)
+        return []
+    }
+
+    // MARK: - Signals and properties
+
+    func syncStarted(_ event: SyncEvent) {
+        logger.info("\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
+        connection.emitSignal(
+            path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
+            arguments: [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
+    }
+
+    func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String) {
+        logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")")
+        connection.emitSignal(
+            path: Self.objectPath, interface: Self.interface, name: "SyncFinished",
+            arguments: [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+    }
+
+    func storageFailed(_ error: SyncError) {
+        logger.error("could not record a sync's outcome: \(error.message)")
+    }
+
+    /// Tells the bus about Online/Metered when the scheduler's view of the network changed.
+    func networkChanged() {
+        let now = scheduler.network
+        var changed: [String] = []
+        if now.online != announcedNetwork.online { changed.append("Online") }
+        if now.metered != announcedNetwork.metered { changed.append("Metered") }
+        announcedNetwork = now
+        if !changed.isEmpty { object.propertiesChanged(interface: Self.interface, names: changed) }
+    }
+
+    // MARK: - The bus surface
+
+    private struct Method {
+        var name: String
+        var signature: String
+        var handler: (ManagerService) -> (DBusMethodCall) throws -> [DBusValue]
+    }
+
+    private static let methods: [Method] = [
+        Method(name: "Register", signature: "sssa{sv}", handler: { $0.register }),
+        Method(name: "GetTags", signature: "s", handler: { $0.tags(.oneOff) }),
+        Method(name: "Unregister", signature: "ss", handler: { $0.unregister(.oneOff) }),
+        Method(name: "GetRegistration", signature: "ss", handler: { $0.getRegistration }),
+        Method(name: "RegisterPeriodic", signature: "sssta{sv}", handler: { $0.registerPeriodic }),
+        Method(name: "GetPeriodicTags", signature: "s", handler: { $0.tags(.periodic) }),
+        Method(name: "UnregisterPeriodic", signature: "ss", handler: { $0.unregister(.periodic) }),
+        Method(name: "Trigger", signature: "ss", handler: { $0.trigger }),
+    ]
+
+    private struct Property {
+        var name: String
+        var signature: String
+        var get: (ManagerService) -> DBusValue
+    }
+
+    private static let properties: [Property] = [
+        Property(name: "Online", signature: "b", get: { .bool($0.scheduler.network.online) }),
+        Property(name: "Metered", signature: "b", get: { .bool($0.scheduler.network.metered) }),
+        Property(name: "Handlers", signature: "as", get: {
+            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(DBusValue.string))
+        }),
+        Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
+    ]
+}
+
+/// Typed access to a call's arguments. DBusKit has already checked the signature, so a
+/// mismatch here is a bug in the table above, reported as InvalidArgs rather than a crash.
+private struct Arguments {
+    let call: DBusMethodCall
+    init(_ call: DBusMethodCall) { self.call = call }
+
+    private func argument(_ index: Int) throws -> DBusValue {
+        guard index < call.arguments.count else { throw mismatch(index) }
+        return call.arguments[index]
+    }
+
+    private func mismatch(_ index: Int) -> SyncError {
+        .invalidArgument("\(call.member) got arguments of signature '\(call.signature)'; argument \(index + 1) is not what it expects.")
+    }
+
+    func string(_ index: Int) throws -> String {
+        guard case .string(let value) = try argument(index) else { throw mismatch(index) }
+        return value
+    }
+
+    func uint64(_ index: Int) throws -> UInt64 {
+        guard case .uint64(let value) = try argument(index) else { throw mismatch(index) }
+        return value
+    }
+
+    /// An `a{sv}` as handler options; a key given twice keeps its last value.
+    func options(_ index: Int) throws -> [String: OptionValue] {
+        guard case .dictionary(_, _, let entries) = try argument(index) else { throw mismatch(index) }
+        var options: [String: OptionValue] = [:]
+        for entry in entries {
+            guard case .string(let name) = entry.key else { throw mismatch(index) }
+            guard !name.isEmpty else { throw SyncError.invalidArgument("An option has an empty name.") }
+            let value = if case .variant(let inner) = entry.value { inner } else { entry.value }
+            options[name] = OptionValue(value)
+        }
+        return options
+    }
+
+    /// Arguments 0 and 1 as a validated (app id, tag) key.
+    func key(_ kind: RegistrationKind) throws -> RegistrationKey {
+        let appID = try string(0)
+        let tag = try string(1)
+        try Identifiers.validateAppID(appID)
+        try Identifiers.validateTag(tag)
+        return RegistrationKey(appID: appID, tag: tag, kind: kind)
+    }
+}

@@ -1,0 +1,264 @@
+"""Fixtures for bgsync's integration tests: a private dbus-daemon per test, the real agent on
+it, and a real client (dbus-python) that records the agent's signals.
+
+Nothing here touches the user's own session or system bus. Every process started is stopped
+at the end of its test, pass or fail.
+"""
+
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import dbus
+import dbus.mainloop.glib
+import pytest
+from gi.repository import GLib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(os.environ.get("BGSYNC_BIN") or ROOT / ".build" / "debug")
+TEST_PLUGIN_SOURCES = ROOT / "Tests" / "plugins"
+HEADER_DIR = ROOT / "Sources" / "CBGSyncPlugin" / "include"
+
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+
+NAME = "org.bgsync"
+PATH = "/org/bgsync/Manager"
+IFACE = "org.bgsync.Manager"
+
+# Short timings so that back-off runs in fractions of a second.
+FAST_CONFIG = """\
+[sync]
+retry-initial-delay=0.2
+retry-factor=2
+event-timeout=3
+min-periodic-interval=1
+[limits]
+concurrent-events=4
+"""
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    """Iterates the GLib main context (where D-Bus signals arrive) until predicate() is true."""
+    context = GLib.MainContext.default()
+    deadline = time.monotonic() + timeout
+    timer_fired = []
+    while not predicate():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        # Wake at the deadline even if nothing arrives; otherwise block on the bus.
+        source = GLib.timeout_add(int(remaining * 1000) + 1, lambda: timer_fired.append(1) or False)
+        context.iteration(True)
+        GLib.source_remove(source) if not timer_fired else timer_fired.clear()
+    return True
+
+
+class PrivateBus:
+    """A dbus-daemon of our own, listening on a socket in a temporary directory."""
+
+    def __init__(self, kind="session"):
+        self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
+        self.address = f"unix:path={self.dir}/bus"
+        config = "--session" if kind == "session" else f"--config-file={self._system_like_config()}"
+        # --fork returns only once the bus listens, and prints the daemon's pid.
+        out = subprocess.run(
+            ["dbus-daemon", config, f"--address={self.address}", "--fork", "--print-pid=1", "--nopidfile"],
+            check=True, capture_output=True, text=True)
+        self.pid = int(out.stdout.split()[0])
+
+    def _system_like_config(self):
+        path = os.path.join(self.dir, "system.conf")
+        with open(path, "w") as f:
+            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
+<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
+""")
+        return path
+
+    def connect(self):
+        return dbus.bus.BusConnection(self.address)
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Agent:
+    """bgsyncd on a private bus, with its own state dir, plugins and config."""
+
+    def __init__(self, bus, workdir, plugin_dir, config=FAST_CONFIG, network="always-online", extra_args=(), env=None):
+        self.bus = bus
+        self.workdir = pathlib.Path(workdir)
+        self.state_dir = self.workdir / "state"
+        self.config_path = self.workdir / "bgsyncd.conf"
+        self.config_path.write_text(config)
+        self.plugin_dir = plugin_dir
+        self.network = network
+        self.extra_args = list(extra_args)
+        self.env = env
+        self.process = None
+        self.log_path = self.workdir / "agent.log"
+
+    def command(self):
+        return [str(BIN / "bgsyncd"), "--address", self.bus.address, "--config", str(self.config_path),
+                "--state-dir", str(self.state_dir), "--plugin-dir", str(self.plugin_dir),
+                "--worker", str(BIN / "bgsync-worker"), "--network", self.network, "--verbose", *self.extra_args]
+
+    def start(self, expect_ready=True):
+        env = dict(os.environ if self.env is None else self.env)
+        env.pop("JOURNAL_STREAM", None)
+        self.output = b""
+        self.exited = False
+        self.changed = threading.Condition()
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        threading.Thread(target=self._read_output, args=(self.process.stdout,), daemon=True).start()
+        if expect_ready:
+            self.wait_for_log("ready on")
+        return self
+
+    def _read_output(self, pipe):
+        """Copies the agent's log into memory and a file, waking whoever waits for a line."""
+        with open(self.log_path, "ab") as log:
+            while chunk := pipe.read1(65536):
+                log.write(chunk)
+                log.flush()
+                with self.changed:
+                    self.output += chunk
+                    self.changed.notify_all()
+        with self.changed:
+            self.exited = True
+            self.changed.notify_all()
+
+    def wait_for_log(self, text, timeout=20.0):
+        """Waits for the agent to log `text` (its own announcement, not a guess of time)."""
+        needle = text.encode()
+        with self.changed:
+            self.changed.wait_for(lambda: needle in self.output or self.exited, timeout)
+            if needle in self.output:
+                return
+        if self.exited:
+            self.process.wait()
+            raise AssertionError(f"agent exited with {self.process.returncode} before logging {text!r}:\n{self.log_text()}")
+        raise AssertionError(f"agent never logged {text!r} in {timeout} s:\n{self.log_text()}")
+
+    def wait_exit(self, timeout=20.0):
+        return self.process.wait(timeout=timeout)
+
+    def log_text(self):
+        return self.output.decode(errors="replace")
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=20)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Client:
+    """A real D-Bus client of the agent that records its signals."""
+
+    def __init__(self, bus):
+        self.connection = bus.connect()
+        self.started = []
+        self.finished = []
+        self.properties = []
+        self.connection.add_signal_receiver(
+            lambda *a: self.started.append(tuple(a)), "SyncStarted", IFACE, None, PATH)
+        self.connection.add_signal_receiver(
+            lambda *a: self.finished.append(tuple(a)), "SyncFinished", IFACE, None, PATH)
+        self.connection.add_signal_receiver(
+            lambda iface, changed, invalidated: self.properties.append(dict(changed)),
+            "PropertiesChanged", "org.freedesktop.DBus.Properties", None, PATH)
+
+    @property
+    def manager(self):
+        return dbus.Interface(self.connection.get_object(NAME, PATH, introspect=False), IFACE)
+
+    def call(self, method, *args, signature=None):
+        proxy = self.connection.get_object(NAME, PATH, introspect=False)
+        return proxy.get_dbus_method(method, IFACE)(*args, signature=signature)
+
+    def prop(self, name):
+        proxy = self.connection.get_object(NAME, PATH, introspect=False)
+        return proxy.Get(IFACE, name, dbus_interface="org.freedesktop.DBus.Properties")
+
+    def register(self, app, tag, handler, options=None):
+        return self.call("Register", app, tag, handler, dbus.Dictionary(options or {}, signature="sv"),
+                         signature="sssa{sv}")
+
+    def finished_for(self, tag):
+        return [f for f in self.finished if f[1] == tag]
+
+    def wait_finished(self, tag, count=1, timeout=15.0):
+        wait_until(lambda: len(self.finished_for(tag)) >= count, timeout, f"{count} SyncFinished for {tag!r}")
+        return self.finished_for(tag)
+
+
+def compile_plugin(source, output):
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wall", "-Werror", f"-I{HEADER_DIR}", "-o", str(output), str(source)],
+                   check=True)
+    os.chmod(output, 0o644)
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory):
+    """The shipped handlers from the build plus the C test plugins, as the agent would find them."""
+    directory = tmp_path_factory.mktemp("plugins")
+    os.chmod(directory, 0o755)
+    for library in BIN.glob("libbgsync-handler-*.so"):
+        name = library.name.removeprefix("libbgsync-handler-")
+        shutil.copyfile(library, directory / name)
+        os.chmod(directory / name, 0o644)
+    for source in sorted(TEST_PLUGIN_SOURCES.glob("*.c")):
+        compile_plugin(source, directory / f"test-{source.stem}.so")
+    return directory
+
+
+@pytest.fixture
+def bus():
+    b = PrivateBus()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def agent_factory(bus, tmp_path, plugin_dir):
+    agents = []
+
+    def make(**kwargs):
+        kwargs.setdefault("plugin_dir", plugin_dir)
+        a = Agent(bus, tmp_path, **kwargs)
+        agents.append(a)
+        return a
+
+    yield make
+    for a in agents:
+        a.stop()
+
+
+@pytest.fixture
+def agent(agent_factory):
+    return agent_factory().start()
+
+
+@pytest.fixture
+def client(bus, agent):
+    return Client(bus)

@@ -1,0 +1,86 @@
+"""bgsyncctl against the real agent, as a user and a script would run it."""
+
+import json
+import os
+import signal
+import subprocess
+
+from conftest import BIN, Client, PrivateBus, wait_until
+
+APP = "org.example.Chat"
+
+
+def ctl(bus, *args, check=True):
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
+    result = subprocess.run([str(BIN / "bgsyncctl"), *args], env=env, capture_output=True, text=True, timeout=30)
+    if check and result.returncode != 0:
+        raise AssertionError(f"bgsyncctl {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def test_register_with_typed_options_then_inspect_and_remove(bus, agent_factory):
+    agent_factory(config="[sync]\nretry-initial-delay=3600\n").start()
+    client = Client(bus)
+    ctl(bus, "register", APP, "outbox", "retry", "-o", "command=['sh','-c','echo hi']", "-o", "retries=uint32 5",
+        "-o", "note=just text", "--network", "unmetered", "--max-attempts", "4")
+    client.wait_finished("outbox")
+    info = client.call("GetRegistration", APP, "outbox")
+    assert info["options"]["command"] == ["sh", "-c", "echo hi"]
+    assert info["options"]["retries"] == 5 and info["options"]["retries"].__class__.__name__ == "UInt32"
+    assert info["options"]["note"] == "just text"
+    assert info["network"] == "unmetered" and info["max-attempts"] == 4
+    assert ctl(bus, "tags", APP).stdout.split() == ["outbox"]
+    status = json.loads(ctl(bus, "status", APP, "outbox", "--json").stdout)
+    assert status["state"] == "waiting" and status["attempts"] == 1
+    ctl(bus, "unregister", APP, "outbox")
+    assert ctl(bus, "tags", APP).stdout.strip() == ""
+
+
+def test_state_shows_the_network_and_handlers(bus, agent):
+    state = json.loads(ctl(bus, "state", "--json").stdout)
+    assert state["online"] is True
+    assert "exec" in state["handlers"]
+    human = ctl(bus, "state").stdout
+    assert "online" in human.lower()
+
+
+def test_exit_codes_scripts_rely_on(bus, agent):
+    assert ctl(bus, "status", APP, "nothing", check=False).returncode == 4
+    bad = ctl(bus, "register", "not-an-app", "t", "ok", check=False)
+    assert bad.returncode == 1 and "InvalidArgs" in bad.stderr
+    assert ctl(bus, "frobnicate", check=False).returncode == 2
+    empty = PrivateBus()
+    try:
+        assert ctl(empty, "tags", APP, check=False).returncode == 3
+    finally:
+        empty.stop()
+
+
+def test_trigger_and_periodic(bus, agent_factory):
+    agent_factory(config="[sync]\nretry-initial-delay=3600\nmin-periodic-interval=60\n").start()
+    ctl(bus, "register-periodic", APP, "news", "ok", "--every", "1h")
+    assert ctl(bus, "tags", APP, "--periodic").stdout.split() == ["news"]
+    status = json.loads(ctl(bus, "status", APP, "news", "--json").stdout)
+    assert status["min-interval"] == 3600
+    client = Client(bus)
+    ctl(bus, "trigger", APP, "news")
+    client.wait_finished("news")
+
+
+def test_monitor_prints_syncs_as_they_happen(bus, agent):
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
+    monitor = subprocess.Popen([str(BIN / "bgsyncctl"), "monitor"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        # The monitor subscribes before it prints its first line; wait for that line.
+        first = monitor.stdout.readline()
+        assert first, "monitor printed nothing"
+        ctl(bus, "register", APP, "watched", "ok")
+        lines = []
+        while not any("watched" in line and "succeeded" in line for line in lines):
+            line = monitor.stdout.readline()
+            assert line, "monitor exited early"
+            lines.append(line)
+        assert any("watched" in line and "start" in line.lower() for line in lines)
+    finally:
+        monitor.send_signal(signal.SIGINT)
+        assert monitor.wait(timeout=10) in (0, 130, -signal.SIGINT)
