@@ -39,7 +39,7 @@ public final class SQLiteRegistrationStore: RegistrationStore {
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
         } catch {
-            throw StoreFailure.error(error, path: path, doing: "opening")
+            throw StoreFailure.error(error, path: path, doing: "opening the registration database")
         }
         do {
             try Self.prepare(queue, path: path, synchronous: synchronous)
@@ -151,10 +151,14 @@ public final class SQLiteRegistrationStore: RegistrationStore {
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
             }
             try migrator.migrate(queue)
+            // SQLite quietly opens a file it may not write read-only; find out now rather than at
+            // the first Register. A write statement that changes nothing fails with SQLITE_READONLY
+            // (BEGIN IMMEDIATE does not, in WAL mode).
+            try queue.write { db in try db.execute(sql: "DELETE FROM \(StoreSchema.table) WHERE 0") }
         } catch let error as SyncError {
             throw error
         } catch {
-            throw StoreFailure.error(error, path: path, doing: "opening")
+            throw StoreFailure.error(error, path: path, doing: "opening the registration database")
         }
     }
 

@@ -1,4 +1,5 @@
 import BGSyncCore
+import Foundation
 import GRDB
 
 /// Turns what SQLite reports into storage errors that name the file and say what to do.
@@ -13,7 +14,7 @@ enum StoreFailure {
         case .SQLITE_FULL:
             return SyncError(.storage, "\(capitalized(doing)) failed: the disk holding \(path) is full (\(detail)). Nothing was changed; free some space and try again.")
         case .SQLITE_READONLY:
-            return SyncError(.storage, "\(capitalized(doing)) failed: \(path) is read-only (\(detail)). Make the file and its directory writable by you (chmod u+w) and restart bgsyncd.")
+            return readOnly(path: path, doing: doing, detail: detail)
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
             return SyncError(.storage, "Cannot open the registration database \(path) (\(detail)). Check that its directory exists and that you may read and write both; or set another state-dir in bgsyncd.conf.")
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
@@ -25,6 +26,19 @@ enum StoreFailure {
         default:
             return SyncError(.storage, "\(capitalized(doing)) failed on the registration database \(path): \(detail).")
         }
+    }
+
+    /// SQLite creates -wal and -shm with the database's permissions, so after a chmod of the
+    /// database alone they may still be read-only: name every file that is.
+    static func readOnly(path: String, doing: String, detail: String) -> SyncError {
+        let directory = (path as NSString).deletingLastPathComponent
+        let candidates: [String] = [path, path + "-wal", path + "-shm", directory]
+        let blocking = candidates.filter { (candidate: String) -> Bool in
+            access(candidate, F_OK) == 0 && access(candidate, W_OK) != 0
+        }
+        let names: String = blocking.isEmpty ? path : blocking.joined(separator: " ")
+        let what = "\(capitalized(doing)) failed: \(path) is read-only (\(detail))."
+        return SyncError(.storage, what + " Make it writable by you (chmod u+w \(names)) and restart bgsyncd.")
     }
 
     /// The file is not a database or fails its integrity check. bgsync never overwrites it.

@@ -86,6 +86,31 @@ import Testing
         #expect(error?.message.contains(store.path) == true)
         #expect(error?.message.contains("read-only") == true)
         #expect(Fixtures.bytes(of: store.path) == before)
+
+        // Doing what the message says is enough: SQLite made -wal and -shm read-only like the
+        // database, and the message names those too.
+        #expect(chmod(store.path, 0o600) == 0)
+        let still = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        let command = try #require(still?.message.firstMatch(of: #/chmod u\+w ([^)]*)\)/#)?.output.1)
+        for file in command.split(separator: " ") { #expect(chmod(String(file), 0o600) == 0) }
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(try reopened.loadAll() == [Fixtures.oneOff])
+    }
+
+    @Test(.enabled(if: !isRoot, "runs as root, which permission bits do not stop"))
+    func aReadOnlyDirectoryIsReportedAndKept() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff)
+        store.close()
+        let before = Fixtures.bytes(of: store.path)
+        #expect(chmod(directory.path, 0o500) == 0)
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(store.path) == true)
+        #expect(Fixtures.bytes(of: store.path) == before)
     }
 
     @Test func aFullDiskFailsTheSaveAndKeepsWhatWasThere() throws {
