@@ -73,7 +73,14 @@ let package = Package(
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
-        .testTarget(name: "BGSyncStoreTests", dependencies: ["BGSyncStore", "BGSyncCore", "BGSyncTestSupport"]),
+        .testTarget(
+            name: "BGSyncStoreTests",
+            dependencies: [
+                "BGSyncStore", "BGSyncCore", "BGSyncTestSupport", "store-crash-child",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
+        // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
+        .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop"]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),

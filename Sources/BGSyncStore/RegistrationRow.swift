@@ -1,0 +1,113 @@
+import BGSyncCore
+import Foundation
+import GRDB
+
+/// The mapping between a `Registration` and one row of the registrations table.
+enum RegistrationRow {
+    static let columns = [
+        "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
+        "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+    ]
+
+    static let upsertSQL = """
+        INSERT OR REPLACE INTO \(StoreSchema.table) (\(columns.joined(separator: ", ")))
+        VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))
+        """
+    static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM \(StoreSchema.table)"
+
+    /// Arguments for `upsertSQL`, in column order.
+    static func arguments(for registration: Registration, optionsJSON: String) -> StatementArguments {
+        let values: [(any DatabaseValueConvertible)?] = [
+            registration.key.appID, registration.key.kind.rawValue, registration.key.tag, registration.handler,
+            optionsJSON, registration.network.rawValue, Int64(registration.maxAttempts),
+            Int64(registration.attempts), registration.state.rawValue,
+            registration.nextAttempt?.timeIntervalSince1970, registration.lastError, registration.minInterval,
+            registration.intervalStart?.timeIntervalSince1970, registration.sequence,
+        ]
+        return StatementArguments(values)
+    }
+
+    static func encodeOptions(_ options: [String: OptionValue]) throws(SyncError) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            return String(decoding: try encoder.encode(options), as: UTF8.self)
+        } catch {
+            throw SyncError(.invalidArgument, "The handler options cannot be stored (\(error)); NaN and infinite numbers are not allowed.")
+        }
+    }
+
+    /// A column value the file holds that bgsync cannot read: only possible after a manual edit.
+    struct BadColumn: Error {
+        var column: String
+        var found: String
+    }
+
+    /// Reads one row. A registration that was firing comes back pending: its event died with the
+    /// agent and simply runs again, without counting an attempt.
+    static func registration(from row: Row) throws(BadColumn) -> Registration {
+        let key = RegistrationKey(
+            appID: try text(row, "app_id"),
+            tag: try text(row, "tag"),
+            kind: try value(row, "kind", RegistrationKind.init(rawValue:)))
+        let optionsJSON = try text(row, "options")
+        let options: [String: OptionValue]
+        do {
+            options = try JSONDecoder().decode([String: OptionValue].self, from: Data(optionsJSON.utf8))
+        } catch {
+            throw BadColumn(column: "options", found: String(optionsJSON.prefix(80)))
+        }
+        var registration = Registration(
+            key: key,
+            handler: try text(row, "handler"),
+            options: options,
+            network: try value(row, "network", NetworkRequirement.init(rawValue:)),
+            maxAttempts: try count(row, "max_attempts"),
+            attempts: try count(row, "attempts"),
+            state: try value(row, "state", RegistrationState.init(rawValue:)),
+            nextAttempt: try real(row, "next_attempt").map(Date.init(timeIntervalSince1970:)),
+            lastError: try text(row, "last_error"),
+            minInterval: try real(row, "min_interval"),
+            intervalStart: try real(row, "interval_start").map(Date.init(timeIntervalSince1970:)),
+            sequence: try integer(row, "sequence"))
+        registration = registration.durable
+        return registration
+    }
+
+    // Column readers that report a bad value instead of trapping (GRDB's non-optional subscripts
+    // trap on a type mismatch).
+
+    private static func text(_ row: Row, _ column: String) throws(BadColumn) -> String {
+        let stored: DatabaseValue = row[column]
+        guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column, found: "\(stored)") }
+        return text
+    }
+
+    private static func value<T>(_ row: Row, _ column: String, _ make: (String) -> T?) throws(BadColumn) -> T {
+        let raw = try text(row, column)
+        guard let result = make(raw) else { throw BadColumn(column: column, found: "'\(raw)'") }
+        return result
+    }
+
+    private static func integer(_ row: Row, _ column: String) throws(BadColumn) -> Int64 {
+        let stored: DatabaseValue = row[column]
+        guard case .int64(let number) = stored.storage else { throw BadColumn(column: column, found: "\(stored)") }
+        return number
+    }
+
+    private static func count(_ row: Row, _ column: String) throws(BadColumn) -> UInt32 {
+        let number = try integer(row, column)
+        guard let result = UInt32(exactly: number) else { throw BadColumn(column: column, found: "\(number)") }
+        return result
+    }
+
+    private static func real(_ row: Row, _ column: String) throws(BadColumn) -> Double? {
+        let stored: DatabaseValue = row[column]
+        switch stored.storage {
+        case .null: return nil
+        case .double(let number): return number
+        case .int64(let number): return Double(number)
+        default: throw BadColumn(column: column, found: "\(stored)")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import GRDB
+
+/// The registrations table and its migrations. Never edit a shipped migration: add a new one.
+enum StoreSchema {
+    static let table = "registrations"
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        // A schema change must never erase anyone's registrations.
+        migrator.eraseDatabaseOnSchemaChange = false
+        migrator.registerMigration("v1: registrations") { db in
+            // Enumerations are kept as their raw strings so that the file reads well in sqlite3.
+            // Dates are Unix seconds (REAL). `options` is the JSON of [String: OptionValue].
+            try db.execute(sql: """
+                CREATE TABLE registrations (
+                    app_id TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('one-off', 'periodic')),
+                    tag TEXT NOT NULL,
+                    handler TEXT NOT NULL,
+                    options TEXT NOT NULL,
+                    network TEXT NOT NULL CHECK (network IN ('any', 'unmetered')),
+                    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0),
+                    attempts INTEGER NOT NULL CHECK (attempts >= 0),
+                    state TEXT NOT NULL,
+                    next_attempt REAL,
+                    last_error TEXT NOT NULL DEFAULT '',
+                    min_interval REAL,
+                    interval_start REAL,
+                    sequence INTEGER NOT NULL,
+                    PRIMARY KEY (app_id, kind, tag)
+                )
+                """)
+        }
+        return migrator
+    }
+}

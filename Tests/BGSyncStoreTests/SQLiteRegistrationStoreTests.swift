@@ -1,0 +1,136 @@
+import BGSyncCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import BGSyncStore
+
+@Suite struct SQLiteRegistrationStoreTests {
+    @Test func everyFieldSurvivesASaveAndAReopen() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        #expect(store.path == directory.file("registrations.sqlite3"))
+        try store.save(Fixtures.oneOff)
+        try store.save(Fixtures.periodic)  // Same app and tag, other namespace: a second row.
+        #expect(Fixtures.bySequence(try store.loadAll()) == [Fixtures.oneOff, Fixtures.periodic])
+        store.close()
+
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(Fixtures.bySequence(try reopened.loadAll()) == [Fixtures.oneOff, Fixtures.periodic])
+    }
+
+    @Test func theFileUsesWALAndFullSyncsWithRealColumns() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        defer { store.close() }
+        #expect(try store.pragma("journal_mode") == "wal")
+        #expect(try store.pragma("synchronous") == "2")  // FULL
+        var mode = stat()
+        #expect(stat(directory.path, &mode) == 0)
+        try store.save(Fixtures.oneOff)
+
+        let raw = try DatabaseQueue(path: store.path)
+        defer { try? raw.close() }
+        let columns = try raw.read { db in try db.columns(in: "registrations").map(\.name) }
+        #expect(columns == [
+            "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
+            "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+        ])
+        let row = try raw.read { db in try Row.fetchOne(db, sql: "SELECT next_attempt, kind, state FROM registrations") }
+        #expect(row?["next_attempt"] == 1_763_000_000.5)
+        #expect(row?["kind"] == "one-off")
+        #expect(row?["state"] == "waiting")
+    }
+
+    @Test func createsItsDirectoryPrivate() throws {
+        let parent = TemporaryDirectory()
+        defer { parent.remove() }
+        let directory = parent.file("state/bgsync")
+        let store = try SQLiteRegistrationStore(directory: directory)
+        store.close()
+        var info = stat()
+        #expect(stat(directory, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o700)
+    }
+
+    @Test func wallClockDatesKeepMicrosecondPrecision() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        defer { store.close() }
+        var registration = Fixtures.simple("now", sequence: 1, state: .waiting)
+        let now = Date()
+        registration.nextAttempt = now
+        try store.save(registration)
+        let loaded = try #require(try store.loadAll().first?.nextAttempt)
+        #expect(abs(loaded.timeIntervalSince(now)) < 1e-6)
+    }
+
+    @Test func savingTheSameKeyReplacesTheRow() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        defer { store.close() }
+        try store.save(Fixtures.oneOff)
+        var changed = Fixtures.oneOff
+        changed.handler = "exec"
+        changed.options = ["argv": .array(elementType: "s", [.string("/bin/true")])]
+        changed.state = .pending
+        changed.nextAttempt = nil
+        changed.attempts = 0
+        changed.lastError = ""
+        changed.sequence = 43
+        try store.save(changed)
+        #expect(try store.loadAll() == [changed])
+    }
+
+    @Test func deleteRemovesOnlyThatKey() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff)
+        try store.save(Fixtures.periodic)
+        try store.delete(Fixtures.oneOff.key)
+        try store.delete(RegistrationKey(appID: "org.example.Nobody", tag: "x", kind: .oneOff))  // Absent: no error.
+        #expect(try store.loadAll() == [Fixtures.periodic])
+        store.close()
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(try reopened.loadAll() == [Fixtures.periodic])
+    }
+
+    @Test(arguments: [RegistrationState.firing, .reregisteredWhileFiring])
+    func aFiringRegistrationComesBackPendingWithItsAttempts(state: RegistrationState) throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        var registration = Fixtures.simple("firing", sequence: 7, state: state)
+        registration.attempts = 2
+        try store.save(registration)
+        store.close()
+
+        // Even a row written as firing by someone else comes back pending.
+        let raw = try DatabaseQueue(path: directory.file("registrations.sqlite3"))
+        try raw.write { db in try db.execute(sql: "UPDATE registrations SET state = ?", arguments: [state.rawValue]) }
+        try raw.close()
+
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        let loaded = try #require(try reopened.loadAll().first)
+        #expect(loaded.state == .pending)
+        #expect(loaded.attempts == 2)
+    }
+
+    @Test func callsAfterCloseAreStorageErrors() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        store.close()
+        store.close()
+        let error = #expect(throws: SyncError.self) { try store.save(Fixtures.oneOff) }
+        #expect(error?.code == .storage)
+    }
+}

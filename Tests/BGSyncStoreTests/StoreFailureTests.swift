@@ -1,0 +1,174 @@
+import BGSyncCore
+import Foundation
+import GRDB
+import Testing
+
+@testable import BGSyncStore
+
+/// What the store does when the file or the disk is not as it should be: a storage error that
+/// names the file and says what to do, and never an emptied or recreated database.
+@Suite struct StoreFailureTests {
+    static let isRoot = getuid() == 0
+
+    @Test func aFileOfGarbageIsReportedAndLeftAlone() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("registrations.sqlite3")
+        let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        #expect(FileManager.default.createFile(atPath: path, contents: garbage))
+
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(path) == true)
+        #expect(error?.message.contains("move it aside") == true)
+        #expect(Fixtures.bytes(of: path) == garbage)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["registrations.sqlite3"])
+    }
+
+    @Test func aDatabaseWithDamagedPagesIsReportedAndLeftAlone() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        for index in 0..<50 { try store.save(Fixtures.simple("tag-\(index)", sequence: Int64(index))) }
+        store.close()
+        // Keep the header page (a valid SQLite file), scribble over every page after it.
+        let path = store.path
+        var bytes = try #require(Fixtures.bytes(of: path))
+        #expect(bytes.count > 8192)
+        for offset in 4096..<bytes.count { bytes[offset] = 0xA5 }
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(path) == true)
+        #expect(error?.message.contains("damaged") == true)
+        #expect(Fixtures.bytes(of: path) == bytes)
+    }
+
+    @Test func aStateDirectoryThatIsAFileIsReported() throws {
+        let parent = TemporaryDirectory()
+        defer { parent.remove() }
+        let notADirectory = parent.file("bgsync")
+        #expect(FileManager.default.createFile(atPath: notADirectory, contents: Data("x".utf8)))
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: notADirectory) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(notADirectory) == true)
+        #expect(error?.message.contains("not a directory") == true)
+
+        let below = notADirectory + "/sub"
+        let creating = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: below) }
+        #expect(creating?.message.contains("Cannot create the state directory \(below)") == true)
+    }
+
+    // Root reads and writes whatever the permission bits say, so these need an ordinary user.
+    @Test(.enabled(if: !isRoot, "runs as root, which permission bits do not stop"))
+    func anUnreadableDirectoryIsReported() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let state = directory.file("state")
+        #expect(mkdir(state, 0o000) == 0)
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: state) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(state) == true)
+    }
+
+    @Test(.enabled(if: !isRoot, "runs as root, which permission bits do not stop"))
+    func aReadOnlyFileIsReportedAndKept() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff)
+        store.close()
+        let before = Fixtures.bytes(of: store.path)
+        #expect(chmod(store.path, 0o400) == 0)
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(store.path) == true)
+        #expect(error?.message.contains("read-only") == true)
+        #expect(Fixtures.bytes(of: store.path) == before)
+
+        // Doing what the message says is enough: SQLite made -wal and -shm read-only like the
+        // database, and the message names those too.
+        #expect(chmod(store.path, 0o600) == 0)
+        let still = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        let command = try #require(still?.message.firstMatch(of: #/chmod u\+w ([^)]*)\)/#)?.output.1)
+        for file in command.split(separator: " ") { #expect(chmod(String(file), 0o600) == 0) }
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(try reopened.loadAll() == [Fixtures.oneOff])
+    }
+
+    @Test(.enabled(if: !isRoot, "runs as root, which permission bits do not stop"))
+    func aReadOnlyDirectoryIsReportedAndKept() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff)
+        store.close()
+        let before = Fixtures.bytes(of: store.path)
+        #expect(chmod(directory.path, 0o500) == 0)
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains(store.path) == true)
+        #expect(Fixtures.bytes(of: store.path) == before)
+    }
+
+    @Test func aFullDiskFailsTheSaveAndKeepsWhatWasThere() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff)
+        try store.save(Fixtures.simple("small", sequence: 1))
+        try store.limitGrowth(toPages: 0)
+
+        var big = Fixtures.simple("big", sequence: 2)
+        big.options["payload"] = .string(String(repeating: "x", count: 256 * 1024))
+        let error = #expect(throws: SyncError.self) { try store.save(big) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains("full") == true)
+        #expect(error?.message.contains(store.path) == true)
+        var replacing = Fixtures.oneOff
+        replacing.options["payload"] = .string(String(repeating: "y", count: 256 * 1024))
+        #expect(throws: SyncError.self) { try store.save(replacing) }
+        #expect(Fixtures.bySequence(try store.loadAll()) == [Fixtures.simple("small", sequence: 1), Fixtures.oneOff])
+        store.close()
+
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(Fixtures.bySequence(try reopened.loadAll()) == [Fixtures.simple("small", sequence: 1), Fixtures.oneOff])
+    }
+
+    @Test func aDatabaseFromANewerVersionIsNotTouched() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff)
+        store.close()
+        let raw = try DatabaseQueue(path: store.path)
+        try raw.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9: from the future')") }
+        try raw.close()
+
+        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains("newer bgsync") == true)
+    }
+
+    @Test func aRowEditedIntoNonsenseIsReportedByKeyAndColumn() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.simple("edited", sequence: 1))
+        store.close()
+        let raw = try DatabaseQueue(path: store.path)
+        try raw.write { db in try db.execute(sql: "UPDATE registrations SET state = 'exploded'") }
+        try raw.close()
+
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        let error = #expect(throws: SyncError.self) { try reopened.loadAll() }
+        #expect(error?.code == .storage)
+        #expect(error?.message.contains("org.example.Mail/edited") == true)
+        #expect(error?.message.contains("state") == true)
+        #expect(error?.message.contains("'exploded'") == true)
+    }
+}
