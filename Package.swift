@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "bgsyncctl",
             dependencies: ["DBusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
+        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "BGSyncCore", "CBGSyncPlugin", "CLinux"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         .target(name: "BGSyncHandlerKit", dependencies: ["CBGSyncPlugin"], path: "Plugins/HandlerKit"),
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
         .testTarget(name: "BGSyncStoreTests", dependencies: ["BGSyncStore", "BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
-        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop"]),
+        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),
     ],
     swiftLanguageModes: [.v6]
