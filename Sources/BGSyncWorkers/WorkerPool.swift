@@ -31,6 +31,8 @@ public final class WorkerPool: EventDispatcher {
     public private(set) var workersStarted = 0
     /// Worker processes alive now (idle or busy).
     public var workerCount: Int { workers.count }
+    /// The process ids of the workers alive now.
+    public var workerProcessIDs: [Int32] { workers.map(\.pid) }
     /// Events waiting for a worker.
     public var queuedCount: Int { queue.count }
 
@@ -129,14 +131,14 @@ public final class WorkerPool: EventDispatcher {
         }
         timer.arm(at: deadline)
         worker.deadlineTimer = timer
-        if !worker.send(frame) { workerDied(worker, why: "its socket closed when sent an event") }
+        if !worker.send(frame) { workerDied(worker, why: "the worker process ended before it got the event") }
     }
 
     // MARK: - Worker events
 
     private func workerIsReady(_ worker: WorkerConnection, events: MainLoop.Events) {
         if events.contains(.writable), !worker.flush() {
-            return workerDied(worker, why: "its socket closed while sending an event")
+            return workerDied(worker, why: "the worker process ended before it got the whole event")
         }
         guard events.contains(.readable) || events.contains(.hangup) else { return }
         switch worker.readAvailable() {
@@ -154,7 +156,7 @@ public final class WorkerPool: EventDispatcher {
                 worker.lastUsed = MainLoop.monotonicNow()
                 finish(job, reply.outcome)
             }
-            if closed { return workerDied(worker, why: "it closed its socket") }
+            if closed { return workerDied(worker, why: "the worker process ended") }
             startQueued()
         }
     }

@@ -27,12 +27,14 @@ enum EventServer {
         do {
             plugin = try LoadedPlugin.load(path: path)
         } catch {
-            return refuseEvents(because: error.message)
+            return refuseEvents(because: error.message, detail: "handler could not be loaded: " + error.message)
         }
         HostLog.handlerName = plugin.info.name
         let host = HostTable.make()
         if let initialize = plugin.plugin.pointee.`init`, !initialize(host) {
-            return refuseEvents(because: "Handler '\(plugin.info.name)' (\(path)) failed to start: its init returned false.")
+            return refuseEvents(
+                because: "Handler '\(plugin.info.name)' (\(path)) failed to start: its init returned false.",
+                detail: "handler '\(plugin.info.name)' failed to start (its init returned false)")
         }
 
         var decoder = FrameDecoder()
@@ -89,11 +91,11 @@ enum EventServer {
     /// Answers the first event with why this worker cannot run any, then exits. The agent
     /// records the retry and starts a fresh worker next time (the plugin may have been
     /// reinstalled meanwhile).
-    static func refuseEvents(because reason: String) -> Int32 {
+    static func refuseEvents(because reason: String, detail: String) -> Int32 {
         HostLog.line(priority: 3, prefix: "bgsync-worker", reason)
         var decoder = FrameDecoder()
         if let payload = try? readFrame(&decoder), let request = try? WireProtocol.decode(WorkerRequest.self, from: payload) {
-            _ = reply(WorkerReply(eventID: request.event.id, outcome: .retry(after: nil, detail: reason)))
+            _ = reply(WorkerReply(eventID: request.event.id, outcome: .retry(after: nil, detail: detail)))
         }
         return 1
     }
