@@ -152,5 +152,6 @@ struct MonotonicDeadline {
         return nanoseconds > current ? nanoseconds - current : 0
     }
     var passed: Bool { remainingNanoseconds == 0 }
+    var remainingSeconds: Double { Double(remainingNanoseconds) / 1e9 }
     var remainingMilliseconds: Int32 { Int32(clamping: (remainingNanoseconds + 999_999) / 1_000_000) }
 }

@@ -33,8 +33,9 @@ enum PluginProbe {
             guard got > 0 else { break }
             output += buffer[..<got]
         }
-        let (status, killed) = ChildProcess.waitOrKill(pid, timeout: deadline.passed ? 0 : 1)
-        if killed || deadline.passed {
+        // Output ends when the probe exits; give it what is left of the time to do so.
+        let (status, killed) = ChildProcess.waitOrKill(pid, timeout: deadline.remainingSeconds)
+        if killed {
             return .refused("Loading it did not finish within \(timeout.formatted) s (a library constructor may hang); it was stopped.")
         }
         let lines = output.split(separator: UInt8(ascii: "\n"))

@@ -6,6 +6,8 @@ import BGSyncWorkers
 /// `bgsync-worker --probe PATH`: load and check the plugin, print one `ProbeReport` line.
 enum Probe {
     static func run(path: String) -> Int32 {
+        // A plugin that hangs while loading must not outlive the agent that probes it.
+        EventServer.dieWithParent()
         // The report goes to the real stdout; anything the plugin prints while loading goes to
         // stderr instead, so it cannot corrupt the report.
         let reportFD = dup(1)

@@ -24,6 +24,17 @@ struct PluginCatalogTests {
         #expect(reasons[plugins.path("load-crash")]?.contains("Loading it crashed") == true)
     }
 
+    @Test("a plugin that hangs while loading is given up on after the probe timeout")
+    func probeTimeout() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let start = Date()
+        let catalog = PluginCatalog.discover(
+            directories: [plugins.directory + "/isolated"], workerExecutable: worker, logger: TestEnvironment.logger, probeTimeout: 0.5)
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(catalog.handlers.isEmpty)
+        #expect(catalog.refused.map(\.reason) == ["Loading it did not finish within 0.5 s (a library constructor may hang); it was stopped."])
+    }
+
     @Test("files other users could write, non-files and duplicate names are refused; the first directory wins")
     func unsafeFilesAndDuplicates() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }

@@ -56,13 +56,22 @@ enum TestEnvironment {
         }
     }
 
+    /// Compiled into the build products directory (not /tmp, which nothing would clean),
+    /// afresh on every run.
     private static func compilePlugins() throws -> CompiledPlugins {
-        let directory = try makeTemporaryDirectory(prefix: "bgsync-plugins")
-        let sources = repositoryRoot + "/Tests/plugins"
-        let names = try FileManager.default.contentsOfDirectory(atPath: sources).filter { $0.hasSuffix(".c") }
-        for name in names {
-            let output = directory + "/" + name.dropLast(2) + ".so"
-            try run("/usr/bin/cc", ["-shared", "-fPIC", "-Wall", "-I", repositoryRoot + "/Sources/CBGSyncPlugin/include", "-o", output, sources + "/" + name])
+        guard let worker = workerExecutable else { throw TestSetupError(description: "no build products directory") }
+        let directory = URL(fileURLWithPath: worker).deletingLastPathComponent().path + "/bgsync-test-plugins"
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        // Tests/plugins/*.c, and Tests/plugins/isolated/*.c into a subdirectory of their own.
+        for subdirectory in ["", "/isolated"] {
+            let sources = repositoryRoot + "/Tests/plugins" + subdirectory
+            try FileManager.default.createDirectory(atPath: directory + subdirectory, withIntermediateDirectories: true)
+            let names = try FileManager.default.contentsOfDirectory(atPath: sources).filter { $0.hasSuffix(".c") }
+            for name in names {
+                let output = directory + subdirectory + "/" + name.dropLast(2) + ".so"
+                try run("/usr/bin/cc", ["-shared", "-fPIC", "-Wall", "-I", repositoryRoot + "/Sources/CBGSyncPlugin/include", "-o", output, sources + "/" + name])
+            }
         }
         return CompiledPlugins(directory: directory)
     }
