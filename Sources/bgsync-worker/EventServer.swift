@@ -65,7 +65,7 @@ enum EventServer {
         let context = EventContext(event: event)
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
-        result.struct_size = UInt32(MemoryLayout<bgsync_result>.size)
+        result.struct_size = UInt32(MemoryLayout<bgsync_result>.stride)
         result.status = BGSYNC_STATUS_FAILURE.rawValue
         result.retry_after = 0
         withExtendedLifetime(context) {

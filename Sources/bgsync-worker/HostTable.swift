@@ -12,7 +12,7 @@ enum HostTable {
     static func make() -> UnsafePointer<bgsync_host> {
         var host = bgsync_host()
         host.abi_version = BGSYNC_PLUGIN_ABI_VERSION
-        host.struct_size = UInt32(MemoryLayout<bgsync_host>.size)
+        host.struct_size = UInt32(MemoryLayout<bgsync_host>.stride)
 
         host.app_id = { event in
             guard let context = EventContext.from(event) else { return nil }

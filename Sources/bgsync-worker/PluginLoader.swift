@@ -46,9 +46,9 @@ struct LoadedPlugin {
                 "\(path) was built for plugin ABI version \(abiVersion), but this bgsync speaks version "
                     + "\(BGSYNC_PLUGIN_ABI_VERSION); rebuild it against this bgsync's bgsync-plugin.h.")
         }
-        guard Int(structSize) >= MemoryLayout<bgsync_plugin>.size else {
+        guard Int(structSize) >= MemoryLayout<bgsync_plugin>.stride else {
             throw LoadError(
-                "\(path) declares a bgsync_plugin of \(structSize) bytes, less than the \(MemoryLayout<bgsync_plugin>.size) "
+                "\(path) declares a bgsync_plugin of \(structSize) bytes, less than the \(MemoryLayout<bgsync_plugin>.stride) "
                     + "of ABI version \(BGSYNC_PLUGIN_ABI_VERSION); set struct_size to sizeof(bgsync_plugin).")
         }
         let fields = plugin.pointee

@@ -162,13 +162,15 @@ typedef struct bgsync_plugin {
     /* May sandboxed apps (Flatpak, Snap) use this handler? Only if it cannot be made to reach
      * beyond what the app itself could (running commands cannot be made safe). */
     bool sandbox_safe;
-    /* Optional (may be NULL). Called once in the worker, before any event. Returning false
-     * refuses to run; the worker logs it and the handler is not used. */
+    /* Optional (may be NULL). Called once in the worker, before any event (not when the agent
+     * merely probes the plugin at start-up). Returning false refuses to run: the worker logs it
+     * and exits, the event is retried later, and the next event starts a fresh worker, which
+     * calls init again. */
     bool (*init)(const bgsync_host *host);
     /* Handles one event. Runs in the worker's main thread; may block (it is in its own
      * process) but should finish before `host->deadline(event)`, after which the worker is
-     * killed and the attempt fails with detail "timeout". `result` is owned by the host and
-     * valid only during the call. */
+     * killed and the attempt is retried with detail "timeout" (a crash: "crashed"). `result`
+     * is owned by the host and valid only during the call. */
     void (*handle)(const bgsync_host *host, const bgsync_event *event, bgsync_result *result);
 } bgsync_plugin;
 
