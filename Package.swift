@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "bgsyncctl",
             dependencies: ["DBusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
+        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "BGSyncCore", "CBGSyncPlugin", "CLinux"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         .target(name: "BGSyncHandlerKit", dependencies: ["CBGSyncPlugin"], path: "Plugins/HandlerKit"),
@@ -82,7 +82,7 @@ let package = Package(
         // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
         .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
-        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop"]),
+        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,1 +1,25 @@
-print("bgsync-worker: not yet")
+// bgsync-worker: hosts one handler plugin in its own process, for the bgsync agent.
+//
+//   bgsync-worker --serve PLUGIN.so   run events the agent sends over fd 3 (see WireProtocol)
+//   bgsync-worker --probe PLUGIN.so   print what the plugin is as one JSON line, and exit
+//
+// Exit status: 0 done, 1 the plugin was refused or failed to start, 2 bad usage.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let usage = """
+    usage: bgsync-worker --serve PLUGIN.so   (run events from fd 3; bgsyncd starts this)
+           bgsync-worker --probe PLUGIN.so   (print the plugin's name, description and sandbox_safe as JSON)
+
+    """
+
+let arguments = CommandLine.arguments
+if arguments.count == 3, arguments[1] == "--probe" {
+    exit(Probe.run(path: arguments[2]))
+} else if arguments.count == 3, arguments[1] == "--serve" {
+    exit(EventServer.run(path: arguments[2]))
+} else {
+    HostLog.writeRaw(usage)
+    exit(2)
+}

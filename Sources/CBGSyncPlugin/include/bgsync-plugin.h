@@ -69,7 +69,8 @@ typedef struct bgsync_result {
      * 0 or less means no hint: the normal back-off applies. */
     double retry_after;
     /* A short text shown in SyncFinished and GetRegistration's `last-error`, such as
-     * "HTTP 503" or "3 files sent". Truncated to fit; always NUL-terminated. */
+     * "HTTP 503" or "3 files sent". UTF-8, NUL-terminated (snprintf does both); the host reads
+     * at most BGSYNC_DETAIL_SIZE - 1 bytes and replaces invalid UTF-8. */
     char detail[BGSYNC_DETAIL_SIZE];
 } bgsync_result;
 
@@ -106,7 +107,9 @@ typedef struct bgsync_host {
     /* True for a periodic registration. */
     bool (*periodic)(const bgsync_event *event);
 
-    /* --- The handler options (the registration's a{sv}, reserved keys removed) --- */
+    /* --- The handler options (the registration's a{sv}, reserved keys removed) ---
+     * An option the caller wrapped in a variant (a `v` inside the a{sv}) reads as the value
+     * inside it, in every accessor below. */
     /* Number of options, and the name of the option at `index` (0 ≤ index < count), in
      * byte order of their names. */
     size_t (*option_count)(const bgsync_event *event);
@@ -125,20 +128,23 @@ typedef struct bgsync_host {
     /* A string-array option (as): its length (0 if absent or not as) and its items. */
     size_t (*option_strv_length)(const bgsync_event *event, const char *name);
     const char *(*option_strv_item)(const bgsync_event *event, const char *name, size_t index);
-    /* A dictionary option with string keys (a{ss}, or a{sv} whose values are strings): its
-     * length and its entries in the order the caller gave them. */
+    /* A dictionary option with string keys (a{ss}, or a{sv}): its length and its entries in
+     * the order the caller gave them. `option_dict_value` is NULL for a value that is not a
+     * string (read such dictionaries whole with `option_text`). */
     size_t (*option_dict_length)(const bgsync_event *event, const char *name);
     const char *(*option_dict_key)(const bgsync_event *event, const char *name, size_t index);
     const char *(*option_dict_value)(const bgsync_event *event, const char *name, size_t index);
     /* A byte-array option (ay): a pointer to its bytes and, in *length, their count. NULL if
      * absent or of another type. The bytes need not be UTF-8 and are not NUL-terminated. */
     const void *(*option_bytes)(const bgsync_event *event, const char *name, size_t *length);
-    /* Any option printed as GVariant text (as `gdbus` prints values), or NULL if absent. */
+    /* Any option printed as GVariant text, as `gdbus` prints values (g_variant_print with type
+     * annotations, so g_variant_parse reads it back with its type), or NULL if absent. */
     const char *(*option_text)(const bgsync_event *event, const char *name);
 
     /* --- Services --- */
-    /* Writes a line to the agent's log, tagged with the event. `priority` is a BGSYNC_LOG_*
-     * level. `event` may be NULL outside `handle`. */
+    /* Writes a line to the agent's log, tagged with the handler and the event. `priority` is a
+     * BGSYNC_LOG_* level. `event` may be NULL (in `init`, say). Anything a plugin writes to
+     * stdout or stderr also reaches the agent's log, without a priority. */
     void (*log)(const bgsync_event *event, int priority, const char *message);
 } bgsync_host;
 
@@ -156,13 +162,15 @@ typedef struct bgsync_plugin {
     /* May sandboxed apps (Flatpak, Snap) use this handler? Only if it cannot be made to reach
      * beyond what the app itself could (running commands cannot be made safe). */
     bool sandbox_safe;
-    /* Optional (may be NULL). Called once in the worker, before any event. Returning false
-     * refuses to run; the worker logs it and the handler is not used. */
+    /* Optional (may be NULL). Called once in the worker, before any event (not when the agent
+     * merely probes the plugin at start-up). Returning false refuses to run: the worker logs it
+     * and exits, the event is retried later, and the next event starts a fresh worker, which
+     * calls init again. */
     bool (*init)(const bgsync_host *host);
     /* Handles one event. Runs in the worker's main thread; may block (it is in its own
      * process) but should finish before `host->deadline(event)`, after which the worker is
-     * killed and the attempt fails with detail "timeout". `result` is owned by the host and
-     * valid only during the call. */
+     * killed and the attempt is retried with detail "timeout" (a crash: "crashed"). `result`
+     * is owned by the host and valid only during the call. */
     void (*handle)(const bgsync_host *host, const bgsync_event *event, bgsync_result *result);
 } bgsync_plugin;
 

@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BGSyncCore
+import CLinux
+import MainLoop
+
+/// One event waiting for, or running in, a worker.
+struct WorkerJob {
+    let event: SyncEvent
+    let completion: (HandlerOutcome) -> Void
+}
+
+/// The agent's end of one `bgsync-worker --serve` process: its socket, the bytes in flight
+/// both ways, and the event it runs. Loop thread only.
+final class WorkerConnection {
+    let handler: String
+    let pid: pid_t
+    let fd: Int32
+    var watch: MainLoop.Watch?
+    var job: WorkerJob?
+    /// Fires at the running event's deadline.
+    var deadlineTimer: WallClockTimer?
+    /// When it last finished an event (monotonic ns), to evict the least recently used.
+    var lastUsed: UInt64
+    private var incoming = FrameDecoder()
+    private var outgoing: [UInt8] = []
+
+    var isIdle: Bool { job == nil }
+
+    /// Starts `bgsync-worker --serve plugin` with its end of a new socketpair as fd 3.
+    init(handler: String, pluginPath: String, workerExecutable: String) throws(SpawnError) {
+        var pair: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &pair) == 0 else {
+            throw SpawnError(message: "Cannot make a socket for a worker: \(String(cString: strerror(errno))).")
+        }
+        defer { close(pair[1]) }
+        do {
+            pid = try ChildProcess.spawn(executable: workerExecutable, arguments: ["--serve", pluginPath], fd3: pair[1])
+        } catch {
+            close(pair[0])
+            throw error
+        }
+        fd = pair[0]
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        self.handler = handler
+        lastUsed = MainLoop.monotonicNow()
+    }
+
+    /// Queues `frame` and sends what the socket takes now. False if the worker is gone.
+    func send(_ frame: [UInt8]) -> Bool {
+        outgoing += frame
+        return flush()
+    }
+
+    /// Sends queued bytes without blocking; watches for writability while some remain.
+    func flush() -> Bool {
+        while !outgoing.isEmpty {
+            let sent = outgoing.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if sent < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { break }
+                return false
+            }
+            outgoing.removeFirst(sent)
+        }
+        watch?.events = outgoing.isEmpty ? .readable : [.readable, .writable]
+        return true
+    }
+
+    enum ReadResult {
+        /// Complete replies, and whether the worker has gone since (end of file or a read error).
+        /// A worker may answer and then exit, as it does when its plugin cannot start.
+        case replies([WorkerReply], closed: Bool)
+        case protocolError(String)
+    }
+
+    /// Reads what is available without blocking and returns the complete replies in it.
+    func readAvailable() -> ReadResult {
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        var closed = false
+        while true {
+            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if got > 0 {
+                incoming.append(buffer[..<got])
+                continue
+            }
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+            closed = true
+            break
+        }
+        var replies: [WorkerReply] = []
+        do {
+            while let payload = try incoming.next() {
+                replies.append(try WireProtocol.decode(WorkerReply.self, from: payload))
+            }
+        } catch {
+            return .protocolError("\(error)")
+        }
+        return .replies(replies, closed: closed)
+    }
+
+    /// Sends SIGKILL. The caller stops watching and hands the pid to the reaper.
+    func kill() {
+        _ = Glibc.kill(pid, SIGKILL)
+    }
+
+    func closeSocket() {
+        close(fd)
+    }
+}

@@ -1,0 +1,215 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BGSyncCore
+import Logging
+import MainLoop
+import struct Foundation.Date
+
+/// Runs events in `bgsync-worker` processes, one plugin per process and one event at a time per
+/// process. Idle workers are kept for the next event of their handler; at most `maxWorkers`
+/// processes exist, and an idle worker of another handler is stopped when room is needed.
+/// Everything happens on the loop's thread and nothing blocks it: workers are spawned with
+/// posix_spawn, spoken to through non-blocking sockets and reaped through pidfds.
+///
+/// A worker that dies during an event completes it with `.retry(after: nil, detail: "crashed")`;
+/// one that is still running at the event's deadline (wall clock) is killed and completes it with
+/// `.retry(after: nil, detail: "timeout")`. Either way the next event gets a fresh worker.
+public final class WorkerPool: EventDispatcher {
+    private let loop: MainLoop
+    private let workerExecutable: String
+    private let catalog: PluginCatalog
+    private let maxWorkers: Int
+    private let logger: Logger
+    private let reaper: ChildReaper
+    private var workers: [WorkerConnection] = []
+    /// Events with no free worker yet, oldest first.
+    private var queue: [WorkerJob] = []
+    private var isShutDown = false
+
+    /// How many worker processes were started so far (for statistics and tests).
+    public private(set) var workersStarted = 0
+    /// Worker processes alive now (idle or busy).
+    public var workerCount: Int { workers.count }
+    /// The process ids of the workers alive now.
+    public var workerProcessIDs: [Int32] { workers.map(\.pid) }
+    /// Events waiting for a worker.
+    public var queuedCount: Int { queue.count }
+
+    public init(loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger) {
+        self.loop = loop
+        self.workerExecutable = workerExecutable
+        self.catalog = catalog
+        self.maxWorkers = max(1, maxWorkers)
+        self.logger = logger
+        reaper = ChildReaper(loop: loop)
+    }
+
+    deinit {
+        if !isShutDown { shutdown() }
+    }
+
+    public func dispatch(_ event: SyncEvent, completion: @escaping (HandlerOutcome) -> Void) {
+        let job = WorkerJob(event: event, completion: completion)
+        guard !isShutDown else {
+            return finish(job, .retry(after: nil, detail: "bgsync is shutting down"))
+        }
+        guard catalog.handlers[event.handler] != nil else {
+            return finish(job, .failure(detail: "handler '\(event.handler)' is not installed"))
+        }
+        queue.append(job)
+        startQueued()
+    }
+
+    /// Kills and reaps every worker (blocking briefly: SIGKILL ends them at once). Completions of
+    /// events still running or queued are not called: the agent is going away, and a registration
+    /// that was firing is stored as pending, so it runs again without counting an attempt.
+    public func shutdown() {
+        isShutDown = true
+        queue.removeAll()
+        for worker in workers {
+            worker.kill()
+            detach(worker)
+            reaper.watch(worker.pid) { _ in }
+        }
+        workers.removeAll()
+        reaper.reapAllBlocking()
+    }
+
+    // MARK: - Scheduling
+
+    /// Starts queued events while there is a worker for them. The oldest event always goes
+    /// first: it can start whenever any worker is idle or there is room for one more.
+    private func startQueued() {
+        while let job = queue.first {
+            let handler = job.event.handler
+            if let worker = workers.first(where: { $0.isIdle && $0.handler == handler }) {
+                queue.removeFirst()
+                start(job, on: worker)
+                continue
+            }
+            if workers.count >= maxWorkers {
+                let idle = workers.filter(\.isIdle)
+                guard let victim = idle.min(by: { $0.lastUsed < $1.lastUsed }) else { return }  // all busy: wait
+                logger.debug("Stopping the idle worker of handler '\(victim.handler)' (pid \(victim.pid)) to make room for '\(handler)'.")
+                retire(victim)
+            }
+            queue.removeFirst()
+            guard let plugin = catalog.handlers[handler] else {  // checked in dispatch; never here
+                finish(job, .failure(detail: "handler '\(handler)' is not installed"))
+                continue
+            }
+            do {
+                let worker = try WorkerConnection(handler: handler, pluginPath: plugin.path, workerExecutable: workerExecutable)
+                workersStarted += 1
+                worker.watch = loop.addWatch(fd: worker.fd, events: .readable) { [unowned self, unowned worker] events in
+                    self.workerIsReady(worker, events: events)
+                }
+                workers.append(worker)
+                logger.debug("Started worker pid \(worker.pid) for handler '\(handler)'.")
+                start(job, on: worker)
+            } catch {
+                logger.error("Cannot start a worker for handler '\(handler)': \(error.message)")
+                finish(job, .retry(after: nil, detail: "could not start the handler: \(error.message)"))
+            }
+        }
+    }
+
+    private func start(_ job: WorkerJob, on worker: WorkerConnection) {
+        let frame: [UInt8]
+        do {
+            frame = try WireProtocol.frame(WorkerRequest(event: job.event))
+        } catch {
+            return finish(job, .failure(detail: "the event's options cannot be sent to the handler: \(error)"))
+        }
+        worker.job = job
+        let deadline = job.event.deadline
+        let timer = WallClockTimer(loop: loop)
+        timer.onFire = { [unowned self, unowned worker] in
+            // A clock change fires it early: look again.
+            if Date() >= deadline { self.timedOut(worker) } else { worker.deadlineTimer?.arm(at: deadline) }
+        }
+        timer.arm(at: deadline)
+        worker.deadlineTimer = timer
+        if !worker.send(frame) { workerDied(worker, why: "the worker process ended before it got the event") }
+    }
+
+    // MARK: - Worker events
+
+    private func workerIsReady(_ worker: WorkerConnection, events: MainLoop.Events) {
+        if events.contains(.writable), !worker.flush() {
+            return workerDied(worker, why: "the worker process ended before it got the whole event")
+        }
+        guard events.contains(.readable) || events.contains(.hangup) else { return }
+        switch worker.readAvailable() {
+        case .protocolError(let message):
+            logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' sent a malformed reply (\(message)); stopping it.")
+            workerDied(worker, why: "it broke the protocol", kill: true)
+        case .replies(let replies, let closed):
+            for reply in replies {
+                guard let job = worker.job, job.event.id == reply.eventID else {
+                    logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' answered event \(reply.eventID), which it was not running; stopping it.")
+                    return workerDied(worker, why: "it broke the protocol", kill: true)
+                }
+                worker.job = nil
+                worker.deadlineTimer = nil
+                worker.lastUsed = MainLoop.monotonicNow()
+                finish(job, reply.outcome)
+            }
+            if closed { return workerDied(worker, why: "the worker process ended") }
+            startQueued()
+        }
+    }
+
+    private func timedOut(_ worker: WorkerConnection) {
+        guard let job = worker.job else { return }
+        logger.warning("Handler '\(worker.handler)' overran the time cap on \(job.event.key) (event \(job.event.id)); killing worker pid \(worker.pid).")
+        worker.job = nil
+        retire(worker)
+        finish(job, .retry(after: nil, detail: "timeout"))
+        startQueued()
+    }
+
+    /// The worker ended on its own (or must be stopped): its event, if any, is a crash.
+    private func workerDied(_ worker: WorkerConnection, why: String, kill: Bool = false) {
+        guard workers.contains(where: { $0 === worker }) else { return }
+        let job = worker.job
+        worker.job = nil
+        if kill { worker.kill() }
+        if let job {
+            logger.warning("Handler '\(worker.handler)' crashed on \(job.event.key) (event \(job.event.id), worker pid \(worker.pid)): \(why).")
+        }
+        retire(worker)
+        if let job { finish(job, .retry(after: nil, detail: "crashed")) }
+        startQueued()
+    }
+
+    /// Stops using `worker`: kills it (harmless if it already ended: it stays a zombie until
+    /// reaped, so the pid cannot be reused), closes the socket and reaps it in the background.
+    private func retire(_ worker: WorkerConnection) {
+        workers.removeAll { $0 === worker }
+        worker.kill()
+        detach(worker)
+        let (pid, handler, logger) = (worker.pid, worker.handler, logger)
+        reaper.watch(pid) { status in
+            if status.signal == SIGKILL || status.exitCode == 0 {
+                logger.debug("Worker pid \(pid) of handler '\(handler)' \(status).")
+            } else {
+                logger.warning("Worker pid \(pid) of handler '\(handler)' \(status).")
+            }
+        }
+    }
+
+    private func detach(_ worker: WorkerConnection) {
+        if let watch = worker.watch { loop.removeWatch(watch) }
+        worker.watch = nil
+        worker.deadlineTimer = nil
+        worker.closeSocket()
+    }
+
+    /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once.
+    private func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
+        let completion = job.completion
+        loop.addTimer(after: 0) { completion(outcome) }
+    }
+}

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BGSyncCore
+
+/// The `bgsync_event` a plugin sees: an event plus the C strings and buffers handed out for it,
+/// all freed together when `handle` has returned (the ABI's lifetime rule).
+final class EventContext {
+    let event: SyncEvent
+    /// Option names in byte order, as `option_name` indexes them.
+    let names: [String]
+    private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
+    private var buffers: [String: UnsafeMutableRawPointer] = [:]
+
+    init(event: SyncEvent) {
+        self.event = event
+        names = event.options.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    deinit {
+        for pointer in strings.values { free(pointer) }
+        for pointer in buffers.values { free(pointer) }
+    }
+
+    /// The opaque pointer handed to the plugin, and back.
+    var opaque: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+    static func from(_ pointer: OpaquePointer?) -> EventContext? {
+        guard let pointer else { return nil }
+        return Unmanaged<EventContext>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+    }
+
+    /// The named option, seen through any variant the caller wrapped it in.
+    func option(_ name: UnsafePointer<CChar>?) -> OptionValue? {
+        guard let name else { return nil }
+        return event.options[String(cString: name)]?.unwrapped
+    }
+
+    /// A C string for `text`, made once per `key` and kept until the event ends, so that calling
+    /// an accessor in a loop neither leaks nor invalidates earlier pointers.
+    func cString(_ key: String, _ text: () -> String?) -> UnsafePointer<CChar>? {
+        if let kept = strings[key] { return UnsafePointer(kept) }
+        guard let value = text(), let copy = strdup(value) else { return nil }
+        strings[key] = copy
+        return UnsafePointer(copy)
+    }
+
+    /// A byte buffer made once per `key`; never NULL for an empty array.
+    func bytes(_ key: String, _ content: [UInt8]) -> (UnsafeRawPointer, Int)? {
+        if let kept = buffers[key] { return (UnsafeRawPointer(kept), content.count) }
+        guard let buffer = malloc(max(1, content.count)) else { return nil }
+        content.withUnsafeBytes { source in
+            if let base = source.baseAddress { buffer.copyMemory(from: base, byteCount: content.count) }
+        }
+        buffers[key] = buffer
+        return (UnsafeRawPointer(buffer), content.count)
+    }
+}
+
+/// How the typed accessors read options (the rules written in bgsync-plugin.h).
+extension OptionValue {
+    var unwrapped: OptionValue {
+        if case .variant(let inner) = self { return inner.unwrapped }
+        return self
+    }
+
+    var boolValue: Bool? {
+        if case .bool(let v) = self { return v }
+        return nil
+    }
+
+    /// Any integer type, if it fits in Int64.
+    var int64Value: Int64? {
+        switch self {
+        case .byte(let v): Int64(v)
+        case .int16(let v): Int64(v)
+        case .uint16(let v): Int64(v)
+        case .int32(let v): Int64(v)
+        case .uint32(let v): Int64(v)
+        case .int64(let v): v
+        case .uint64(let v): Int64(exactly: v)
+        default: nil
+        }
+    }
+
+    /// A double, or any integer converted.
+    var doubleValue: Double? {
+        switch self {
+        case .double(let v): v
+        case .uint64(let v): Double(v)
+        default: int64Value.map(Double.init)
+        }
+    }
+
+    /// The items of an `as`.
+    var stringArray: [String]? {
+        guard case .array("s", let items) = self else { return nil }
+        return items.map { $0.stringValue ?? "" }
+    }
+
+    /// The entries of a dictionary with string keys and string (or variant) values; a value
+    /// that is not a string is nil.
+    var stringDictionary: [(key: String, value: String?)]? {
+        guard case .dictionary(let keyType, let valueType, let entries) = self,
+            ["s", "o", "g"].contains(keyType), ["s", "o", "g", "v"].contains(valueType)
+        else { return nil }
+        return entries.map { (key: $0.key.stringValue ?? "", value: $0.value.stringValue) }
+    }
+
+    /// The bytes of an `ay`.
+    var byteArray: [UInt8]? {
+        guard case .array("y", let items) = self else { return nil }
+        return items.map { if case .byte(let b) = $0 { b } else { 0 } }
+    }
+}

@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Log lines on stderr, which the agent passes on to its own stderr (the journal under
+/// systemd). Each line starts with a syslog `<N>` priority prefix, which journald reads.
+enum HostLog {
+    /// Set once the plugin is known, to tag lines written outside an event.
+    nonisolated(unsafe) static var handlerName = ""
+
+    static func line(priority: Int32, prefix: String, _ message: String) {
+        let level = min(max(priority, 0), 7)
+        var text = ""
+        // One prefixed line per line of the message, so that none loses its priority.
+        for line in message.split(separator: "\n", omittingEmptySubsequences: false) {
+            text += "<\(level)>\(prefix): \(line)\n"
+        }
+        writeRaw(text)
+    }
+
+    static func writeRaw(_ text: String) {
+        _ = FD.writeAll(2, Array(text.utf8))
+    }
+
+    /// The prefix for lines about an event: handler, then app id and tag.
+    static func prefix(app: String?, tag: String?) -> String {
+        let handler = handlerName.isEmpty ? "bgsync-worker" : "handler \(handlerName)"
+        guard let app, let tag else { return handler }
+        return "\(handler): \(app)/\(tag)"
+    }
+}
+
+/// Blocking I/O on file descriptors: the worker does one thing at a time.
+enum FD {
+    /// Writes all of `bytes`, retrying on EINTR. False when the peer is gone. Uses send() on
+    /// sockets so that a closed peer is EPIPE, not a SIGPIPE.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { buffer -> Int in
+                let sent = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL))
+                if sent < 0 && errno == ENOTSOCK { return write(fd, buffer.baseAddress, buffer.count) }
+                return sent
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+
+    /// Reads up to `count` bytes, retrying on EINTR: nil on end of file or error.
+    static func readSome(_ fd: Int32, count: Int) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
+        while true {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, count) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { return nil }
+            return Array(buffer[..<got])
+        }
+    }
+}

@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BGSyncCore
+import CBGSyncPlugin
+
+/// The `bgsync_host` function table. C function pointers cannot capture anything: every entry
+/// finds its state through the event pointer, which is an `EventContext`.
+enum HostTable {
+    /// Allocated once and never freed: the ABI lets a plugin keep the pointer for the life of
+    /// the process.
+    static func make() -> UnsafePointer<bgsync_host> {
+        var host = bgsync_host()
+        host.abi_version = BGSYNC_PLUGIN_ABI_VERSION
+        host.struct_size = UInt32(MemoryLayout<bgsync_host>.stride)
+
+        host.app_id = { event in
+            guard let context = EventContext.from(event) else { return nil }
+            return context.cString("app") { context.event.key.appID }
+        }
+        host.tag = { event in
+            guard let context = EventContext.from(event) else { return nil }
+            return context.cString("tag") { context.event.key.tag }
+        }
+        host.attempt = { event in EventContext.from(event)?.event.attempt ?? 0 }
+        host.last_chance = { event in EventContext.from(event)?.event.lastChance ?? false }
+        host.deadline = { event in EventContext.from(event)?.event.deadline.timeIntervalSince1970 ?? 0 }
+        host.periodic = { event in EventContext.from(event)?.event.key.kind == .periodic }
+
+        host.option_count = { event in EventContext.from(event)?.names.count ?? 0 }
+        host.option_name = { event, index in
+            guard let context = EventContext.from(event), index < context.names.count else { return nil }
+            let name = context.names[index]
+            return context.cString("name\0\(name)") { name }
+        }
+        host.option_type = { event, name in
+            guard let context = EventContext.from(event), let value = context.option(name) else { return nil }
+            return context.cString("type\0\(String(cString: name!))") { value.typeString }
+        }
+        host.option_string = { event, name in
+            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else { return nil }
+            return context.cString("string\0\(String(cString: name!))") { text }
+        }
+        host.option_bool = { event, name, out in
+            guard let value = EventContext.from(event)?.option(name)?.boolValue else { return false }
+            out?.pointee = value
+            return true
+        }
+        host.option_int = { event, name, out in
+            guard let value = EventContext.from(event)?.option(name)?.int64Value else { return false }
+            out?.pointee = value
+            return true
+        }
+        host.option_double = { event, name, out in
+            guard let value = EventContext.from(event)?.option(name)?.doubleValue else { return false }
+            out?.pointee = value
+            return true
+        }
+        host.option_strv_length = { event, name in
+            EventContext.from(event)?.option(name)?.stringArray?.count ?? 0
+        }
+        host.option_strv_item = { event, name, index in
+            guard let context = EventContext.from(event), let items = context.option(name)?.stringArray,
+                index < items.count
+            else { return nil }
+            return context.cString("strv\0\(String(cString: name!))\0\(index)") { items[index] }
+        }
+        host.option_dict_length = { event, name in
+            EventContext.from(event)?.option(name)?.stringDictionary?.count ?? 0
+        }
+        host.option_dict_key = { event, name, index in
+            guard let context = EventContext.from(event), let entries = context.option(name)?.stringDictionary,
+                index < entries.count
+            else { return nil }
+            return context.cString("dkey\0\(String(cString: name!))\0\(index)") { entries[index].key }
+        }
+        host.option_dict_value = { event, name, index in
+            guard let context = EventContext.from(event), let entries = context.option(name)?.stringDictionary,
+                index < entries.count
+            else { return nil }
+            return context.cString("dvalue\0\(String(cString: name!))\0\(index)") { entries[index].value }
+        }
+        host.option_bytes = { event, name, length in
+            guard let context = EventContext.from(event), let bytes = context.option(name)?.byteArray,
+                let (pointer, count) = context.bytes("bytes\0\(String(cString: name!))", bytes)
+            else { return nil }
+            length?.pointee = count
+            return pointer
+        }
+        host.option_text = { event, name in
+            guard let context = EventContext.from(event), let value = context.option(name) else { return nil }
+            return context.cString("text\0\(String(cString: name!))") { value.gvariantText }
+        }
+
+        host.log = { event, priority, message in
+            let context = EventContext.from(event)
+            let text = message.map { String(cString: $0) } ?? ""
+            HostLog.line(
+                priority: priority, prefix: HostLog.prefix(app: context?.event.key.appID, tag: context?.event.key.tag),
+                text)
+        }
+
+        let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
+        table.initialize(to: host)
+        return UnsafePointer(table)
+    }
+}

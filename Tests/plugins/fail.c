@@ -1,0 +1,22 @@
+/* Test plugin "fail": gives up. */
+#include <stdio.h>
+#include "bgsync-plugin.h"
+
+static void handle(const bgsync_host *host, const bgsync_event *event, bgsync_result *result) {
+    (void)host;
+    (void)event;
+    result->status = BGSYNC_STATUS_FAILURE;
+    snprintf(result->detail, sizeof result->detail, "HTTP 400");
+}
+
+static const bgsync_plugin plugin = {
+    .abi_version = BGSYNC_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(bgsync_plugin),
+    .name = "fail",
+    .description = "Always fails",
+    .handle = handle,
+};
+
+BGSYNC_PLUGIN_EXPORT const bgsync_plugin *bgsync_plugin_entry(uint32_t host_abi_version) {
+    return host_abi_version == BGSYNC_PLUGIN_ABI_VERSION ? &plugin : NULL;
+}

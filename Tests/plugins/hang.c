@@ -1,0 +1,23 @@
+/* Test plugin "hang": never returns from handle. */
+#include <unistd.h>
+#include "bgsync-plugin.h"
+
+static void handle(const bgsync_host *host, const bgsync_event *event, bgsync_result *result) {
+    (void)host;
+    (void)event;
+    (void)result;
+    for (;;)
+        pause();
+}
+
+static const bgsync_plugin plugin = {
+    .abi_version = BGSYNC_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(bgsync_plugin),
+    .name = "hang",
+    .description = "Never finishes",
+    .handle = handle,
+};
+
+BGSYNC_PLUGIN_EXPORT const bgsync_plugin *bgsync_plugin_entry(uint32_t host_abi_version) {
+    return host_abi_version == BGSYNC_PLUGIN_ABI_VERSION ? &plugin : NULL;
+}
