@@ -52,7 +52,10 @@ public struct ExecHandler: SyncHandler {
         }
         log.debug("started \(argv[0]) as process \(child.pid)")
         let run = ChildRun(child: child)
-        let ending = run.wait(until: Date().addingTimeInterval(event.timeBudget), killGrace: 0.5)
+        // SIGTERM at the end of the budget; SIGKILL halfway through the reserve after it.
+        let budget = event.timeBudget
+        let killGrace = min(0.5, max(0.05, (event.secondsLeft - budget) / 2))
+        let ending = run.wait(until: Date().addingTimeInterval(budget), killGrace: killGrace)
         return Self.result(ending, stderrTail: run.stderrLastLine, program: argv[0], log: log)
     }
 
