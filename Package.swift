@@ -19,10 +19,10 @@ let package = Package(
         .executable(name: "bgsyncd", targets: ["bgsyncd"]),
         .executable(name: "bgsyncctl", targets: ["bgsyncctl"]),
         .executable(name: "bgsync-worker", targets: ["bgsync-worker"]),
-        .library(name: "bgsync-handler-exec", type: .dynamic, targets: ["ExecHandler"]),
-        .library(name: "bgsync-handler-upload", type: .dynamic, targets: ["UploadHandler"]),
-        .library(name: "bgsync-handler-settings", type: .dynamic, targets: ["SettingsHandler"]),
-        .library(name: "bgsync-handler-notify", type: .dynamic, targets: ["NotifyHandler"]),
+        .library(name: "bgsync-handler-exec", type: .dynamic, targets: ["ExecHandlerPlugin"]),
+        .library(name: "bgsync-handler-upload", type: .dynamic, targets: ["UploadHandlerPlugin"]),
+        .library(name: "bgsync-handler-settings", type: .dynamic, targets: ["SettingsHandlerPlugin"]),
+        .library(name: "bgsync-handler-notify", type: .dynamic, targets: ["NotifyHandlerPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -63,11 +63,19 @@ let package = Package(
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "BGSyncCore", "CBGSyncPlugin", "CLinux"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
-        .target(name: "BGSyncHandlerKit", dependencies: ["CBGSyncPlugin"], path: "Plugins/HandlerKit"),
-        .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/exec"),
-        .target(name: "UploadHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/upload"),
-        .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/settings"),
-        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit"], path: "Plugins/notify"),
+        // Each handler is a plain Swift type (tested directly) plus a one-line C export target,
+        // kept apart so the tests can link all handlers without clashing `bgsync_plugin_entry`s.
+        .target(name: "BGSyncHandlerKit", dependencies: ["CBGSyncPlugin"], path: "Plugins/HandlerKit/Kit"),
+        .target(name: "BGSyncHandlerHTTP", dependencies: ["BGSyncHandlerKit"], path: "Plugins/HandlerKit/HTTP"),
+        .target(name: "CExecSpawn", path: "Plugins/exec/Spawn"),
+        .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit", "CExecSpawn"], path: "Plugins/exec/Handler"),
+        .target(name: "ExecHandlerPlugin", dependencies: ["ExecHandler"], path: "Plugins/exec/Export"),
+        .target(name: "UploadHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/upload/Handler"),
+        .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export"),
+        .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/settings/Handler"),
+        .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export"),
+        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "CDBus"], path: "Plugins/notify/Handler"),
+        .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export"),
 
         // Test doubles and tests.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
@@ -84,6 +92,13 @@ let package = Package(
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),
+        .testTarget(
+            name: "HandlerTests",
+            dependencies: [
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
+                "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler",
+            ],
+            exclude: ["http_server.py", "notify_bus.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

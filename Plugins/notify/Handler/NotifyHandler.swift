@@ -1,0 +1,40 @@
+import BGSyncHandlerKit
+import Foundation
+
+/// Shows a desktop notification (org.freedesktop.Notifications.Notify on the session bus).
+///
+/// Options: `summary` (s, required), `body` (s), `icon` (s, an icon name or file URI). The
+/// app name is the app's id, and the `desktop-entry` hint names it too, so the desktop can
+/// show the app's icon. No notification daemon (or no session bus) is a retry: one may come.
+public struct NotifyHandler: SyncHandler {
+    public static let name = "notify"
+    public static let description = "Shows a desktop notification"
+    /// A notification is something the app could show itself.
+    public static let sandboxSafe = true
+
+    public init() {}
+
+    public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
+        let notification: Notification
+        do {
+            notification = Notification(
+                appName: event.appID,
+                icon: try event.options.optionalString("icon") ?? "",
+                summary: try event.options.requireString("summary"),
+                body: try event.options.optionalString("body") ?? "",
+                desktopEntry: event.appID)
+        } catch {
+            return .failure(error.message)
+        }
+        switch NotificationSender.send(notification, timeout: event.timeBudget) {
+        case .success(let id):
+            log.debug("notification \(id) shown")
+            return .success("notification shown")
+        case .failure(let failure):
+            switch failure.code {
+            case .noBus, .noDaemon, .noReply: return .retry(after: nil, failure.message)
+            case .rejected: return .failure(failure.message)
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+import BGSyncHandlerKit
+import SettingsHandler
+
+/// The plugin's one exported symbol; see bgsync-plugin.h.
+@_cdecl("bgsync_plugin_entry")
+public func entry(_ hostABIVersion: UInt32) -> UnsafeRawPointer? {
+    PluginExport.entry(SettingsHandler.self, hostABIVersion: hostABIVersion)
+}

@@ -1,0 +1,105 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outbox directory: which files are ready to send, and moving rejected ones aside.
+///
+/// Apps should write each request body under a temporary name (ending in `.tmp` or `.part`,
+/// or starting with `.`) and rename it into the outbox when complete. Those names are never
+/// sent; neither is a file modified less than `settleTime` ago, in case an app writes in place.
+struct Outbox {
+    /// A file ready to be sent.
+    struct Item {
+        var name: String
+        var path: String
+        var modified: timespec
+    }
+
+    /// Where rejected files go, inside the outbox.
+    static let failedDirectory = "failed"
+    /// A file modified more recently than this may still be being written.
+    static let settleTime = 1.0
+
+    var directory: String
+
+    /// The ready files, oldest first (mtime, then name), and how many were skipped for being
+    /// too fresh (their writer may still be at work).
+    func scan(now: Date = Date()) throws(OutboxError) -> (ready: [Item], settling: Int) {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw OutboxError(.unreadable, "cannot read the outbox \(directory): \((error as NSError).localizedDescription)")
+        }
+        var ready: [Item] = []
+        var settling = 0
+        for name in names where !Self.isTemporary(name) {
+            let path = directory + "/" + name
+            var info = stat()
+            // lstat: a symlink is not a regular file, and is not followed out of the outbox.
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+            if now.timeIntervalSince1970 - modified < Self.settleTime {
+                settling += 1
+                continue
+            }
+            ready.append(Item(name: name, path: path, modified: info.st_mtim))
+        }
+        ready.sort { a, b in
+            if a.modified.tv_sec != b.modified.tv_sec { return a.modified.tv_sec < b.modified.tv_sec }
+            if a.modified.tv_nsec != b.modified.tv_nsec { return a.modified.tv_nsec < b.modified.tv_nsec }
+            return Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8))
+        }
+        return (ready, settling)
+    }
+
+    static func isTemporary(_ name: String) -> Bool {
+        name.hasPrefix(".") || name.hasSuffix(".tmp") || name.hasSuffix(".part")
+    }
+
+    /// Moves a rejected file to `failed/`, never over another file there.
+    func moveToFailed(_ item: Item) throws(OutboxError) -> String {
+        let failed = directory + "/" + Self.failedDirectory
+        if mkdir(failed, 0o700) != 0, errno != EEXIST {
+            throw OutboxError(.cannotMove, "cannot create \(failed): \(String(cString: strerror(errno)))")
+        }
+        var target = failed + "/" + item.name
+        var suffix = 1
+        // link, then unlink: never replaces a file already in failed/, and the file exists
+        // under at least one name throughout.
+        while link(item.path, target) != 0 {
+            guard errno == EEXIST, suffix < 1000 else {
+                throw OutboxError(.cannotMove, "cannot move \(item.name) to \(failed): \(String(cString: strerror(errno)))")
+            }
+            target = failed + "/" + item.name + "." + String(suffix)
+            suffix += 1
+        }
+        unlink(item.path)
+        return target
+    }
+
+    /// Removes a file the server accepted.
+    func remove(_ item: Item) throws(OutboxError) {
+        if unlink(item.path) != 0, errno != ENOENT {
+            throw OutboxError(.cannotRemove, "sent \(item.name) but cannot remove it: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+struct OutboxError: Error {
+    enum Code: String {
+        case unreadable = "outbox-unreadable"
+        case cannotMove = "cannot-move-to-failed"
+        case cannotRemove = "cannot-remove-sent"
+    }
+
+    var code: Code
+    var message: String
+
+    init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}

@@ -1,0 +1,113 @@
+import BGSyncHandlerHTTP
+import BGSyncHandlerKit
+import Foundation
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Drains an outbox: each regular file in `outbox` (top level; not dot-files, `*.tmp`,
+/// `*.part`, nor `failed/`), oldest first, is sent as the body of one request to `url`.
+///
+/// Options: `outbox` (s, a directory), `url` (s, http or https), `method` (s, default POST),
+/// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
+///
+/// A 2xx deletes the file. 408, 429, 5xx or a network error stops the attempt with a retry
+/// (honouring Retry-After) and keeps the file and the rest. Any other 4xx moves the file to
+/// `outbox/failed/` and carries on. A file is never deleted before the server accepted it.
+public struct UploadHandler: SyncHandler {
+    public static let name = "upload"
+    public static let description = "Sends each file of an outbox directory as an HTTP request, oldest first"
+    /// It reads only the directory the app names and talks to the server the app names.
+    public static let sandboxSafe = true
+
+    /// Below this many seconds left, another request is not started.
+    static let shortestRequest = 0.5
+
+    public init() {}
+
+    public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
+        let outbox: Outbox, url: URL, method: String, headers: [(key: String, value: String)]
+        do {
+            outbox = Outbox(directory: try event.options.requireString("outbox"))
+            let text = try event.options.requireString("url")
+            guard let parsed = httpURL(text, option: "url") else {
+                return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
+            }
+            url = parsed
+            method = try event.options.optionalString("method")?.uppercased() ?? "POST"
+            guard !method.isEmpty, method.allSatisfy({ $0.isLetter }) else {
+                return .failure("option 'method' must be an HTTP method such as POST or PUT, not '\(method)'")
+            }
+            headers = try event.options.optionalStringPairs("headers")
+        } catch {
+            return .failure(error.message)
+        }
+
+        let scan: (ready: [Outbox.Item], settling: Int)
+        do {
+            scan = try outbox.scan()
+        } catch {
+            // Missing or unreadable outbox: the app's mistake, which a retry will not mend.
+            return .failure(error.message)
+        }
+        var sent = 0, rejected = 0
+        for (index, item) in scan.ready.enumerated() {
+            let left = scan.ready.count - index
+            let budget = event.timeBudget
+            guard budget >= Self.shortestRequest else {
+                return .retry(after: nil, "out of time, \(Self.files(sent)) sent, \(Self.files(left)) left")
+            }
+            guard let body = FileManager.default.contents(atPath: item.path) else {
+                // Gone (the app took it back) or unreadable: not ours to judge; skip it.
+                log.warning("cannot read \(item.path); skipped")
+                continue
+            }
+            var request = URLRequest(url: url)
+            request.httpMethod = method
+            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+            for header in headers { request.setValue(header.value, forHTTPHeaderField: header.key) }
+            request.httpBody = body
+
+            switch BlockingHTTP.send(request, timeout: budget) {
+            case .failure(let failure):
+                return .retry(after: nil, "\(failure.message), \(Self.files(left)) left")
+            case .success(let response) where (200..<300).contains(response.status):
+                do {
+                    try outbox.remove(item)
+                } catch {
+                    return .failure(error.message)
+                }
+                sent += 1
+                log.debug("sent \(item.name): HTTP \(response.status)")
+            case .success(let response) where Self.isTemporary(response.status):
+                return .retry(after: response.retryAfter(), "HTTP \(response.status), \(Self.files(left)) left")
+            case .success(let response) where (400..<500).contains(response.status):
+                do {
+                    let target = try outbox.moveToFailed(item)
+                    log.warning("server rejected \(item.name) with HTTP \(response.status); moved to \(target)")
+                } catch {
+                    return .failure(error.message)
+                }
+                rejected += 1
+            case .success(let response):
+                // 1xx/3xx that were not followed: unexpected; keep the file and try later.
+                return .retry(after: nil, "unexpected HTTP \(response.status), \(Self.files(left)) left")
+            }
+        }
+        var detail = "sent \(Self.files(sent))"
+        if rejected > 0 { detail += ", \(rejected) rejected (moved to \(Outbox.failedDirectory)/)" }
+        if scan.settling > 0 {
+            // Skipping them and reporting success would drop the registration and strand them.
+            return .retry(after: Outbox.settleTime, detail + ", \(Self.files(scan.settling)) still being written")
+        }
+        return .success(detail)
+    }
+
+    /// Statuses worth retrying: the server is busy, slow or broken, not the request.
+    static func isTemporary(_ status: Int) -> Bool {
+        status == 408 || status == 429 || (500..<600).contains(status)
+    }
+
+    static func files(_ count: Int) -> String { count == 1 ? "1 file" : "\(count) files" }
+}

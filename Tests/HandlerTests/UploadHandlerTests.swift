@@ -1,0 +1,158 @@
+import BGSyncHandlerHTTP
+import BGSyncHandlerKit
+import Foundation
+import Testing
+import UploadHandler
+
+@Suite struct UploadHandlerTests {
+    let server: TestHTTPServer
+    let outbox: TemporaryDirectory
+
+    init() throws {
+        server = try TestHTTPServer()
+        outbox = try TemporaryDirectory()
+    }
+
+    func upload(seconds: Double = 10, extra: [String: OptionValue] = [:]) -> HandlerResult {
+        var options: [String: OptionValue] = ["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]
+        options.merge(extra) { $1 }
+        let result = UploadHandler().handle(event(options, seconds: seconds), log: .discard)
+        outbox.remove()
+        return result
+    }
+
+    @Test func sendsOldestFirstThenDeletesEachAfter2xx() throws {
+        try outbox.write("b", "second", age: 30)
+        try outbox.write("a", "third", age: 20)
+        try outbox.write("z", "first", age: 40)
+        try outbox.write("n2", "fifth", age: 5)
+        try outbox.write("n1", "fourth", age: 5)
+        let same = Date(timeIntervalSinceNow: -5)
+        try outbox.touch("n1", at: same)  // same mtime: by name
+        try outbox.touch("n2", at: same)
+        let names = { outbox.names() }
+        var options: [String: OptionValue] = ["headers": ["Authorization": "Bearer t", "Content-Type": "application/json"]]
+        options["method"] = "put"
+        var result: HandlerResult = .failure("")
+        result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))].merging(options) { $1 }),
+            log: .discard)
+        let left = names()
+        outbox.remove()
+
+        #expect(result == .success("sent 5 files"))
+        #expect(left.isEmpty)
+        let received = try server.received()
+        #expect(received.map(\.body) == ["first", "second", "third", "fourth", "fifth"])
+        #expect(received.allSatisfy { $0.method == "PUT" && $0.path == "/inbox" })
+        #expect(received.first?.headers["authorization"] == "Bearer t")
+        #expect(received.first?.headers["content-type"] == "application/json")
+    }
+
+    @Test func serverBusyStopsWithRetryAfterAndKeepsTheRest() throws {
+        try outbox.write("1", "one", age: 30)
+        try outbox.write("2", "two", age: 20)
+        try outbox.write("3", "three", age: 10)
+        try server.program(responses: [["status": 200], ["status": 503, "headers": ["Retry-After": "7"]]])
+        let result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
+        let left = outbox.names()
+        outbox.remove()
+
+        #expect(result == .retry(after: 7, "HTTP 503, 2 files left"))
+        #expect(left == ["2", "3"])
+        #expect(try server.received().map(\.body) == ["one", "two"])
+    }
+
+    @Test func rejectedFileMovesToFailedAndTheRestGoOn() throws {
+        try outbox.write("bad", "bad", age: 30)
+        try outbox.write("good", "good", age: 20)
+        try server.program(responses: [["status": 400]])
+        let result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
+        let left = outbox.names(), failed = outbox.names("failed"), kept = outbox.read("failed/bad")
+        outbox.remove()
+
+        #expect(result == .success("sent 1 file, 1 rejected (moved to failed/)"))
+        #expect(left == ["failed"])
+        #expect(failed == ["bad"])
+        #expect(kept == "bad")
+    }
+
+    @Test func droppedConnectionRetriesAndLosesNothing() throws {
+        try outbox.write("1", "one", age: 30)
+        try outbox.write("2", "two", age: 20)
+        try server.program(responses: [["drop": true]])
+        let result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
+        let left = outbox.names()
+        outbox.remove()
+
+        guard case .retry(nil, let detail) = result else {
+            Issue.record("expected a retry, got \(result)")
+            return
+        }
+        #expect(detail.hasSuffix("2 files left"))
+        #expect(left == ["1", "2"])
+        #expect(try server.received().count == 1)
+    }
+
+    @Test func slowServerPastTheDeadlineRetriesAndKeepsTheFile() throws {
+        try outbox.write("1", "one", age: 30)
+        try server.program(responses: [["delay": 8, "status": 200]])
+        let started = Date()
+        let result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], seconds: 2), log: .discard)
+        let elapsed = Date().timeIntervalSince(started)
+        let left = outbox.names()
+        outbox.remove()
+
+        guard case .retry = result else {
+            Issue.record("expected a retry, got \(result)")
+            return
+        }
+        #expect(elapsed < 2, "the request must give up before the event's deadline")
+        #expect(left == ["1"])
+    }
+
+    @Test func filesStillBeingWrittenAreNotSent() throws {
+        try outbox.write("done", "done", age: 10)
+        try outbox.write("fresh", "fresh", age: 0)
+        try outbox.write("draft.part", "draft", age: 10)
+        try outbox.write("draft.tmp", "draft", age: 10)
+        try outbox.write(".hidden", "hidden", age: 10)
+        try FileManager.default.createDirectory(atPath: outbox.path + "/subdir", withIntermediateDirectories: false)
+        let result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
+        let left = outbox.names()
+        outbox.remove()
+
+        // The fresh file makes it a retry: success would drop the registration and strand it.
+        #expect(result == .retry(after: 1, "sent 1 file, 1 file still being written"))
+        #expect(try server.received().map(\.body) == ["done"])
+        #expect(left == [".hidden", "draft.part", "draft.tmp", "fresh", "subdir"])
+    }
+
+    @Test func badOptionsFailWithoutSending() throws {
+        #expect(upload(extra: ["url": "ftp://example.org/x"]).detail.contains("http or https"))
+        guard case .failure(let missing) = UploadHandler().handle(event(["url": "http://127.0.0.1/"]), log: .discard) else {
+            Issue.record("a missing outbox must fail")
+            return
+        }
+        #expect(missing.contains("'outbox' is missing"))
+        guard case .failure = upload(extra: ["headers": ["not", "a", "dictionary"]]) else {
+            Issue.record("headers of the wrong type must fail")
+            return
+        }
+        #expect(try server.received().isEmpty)
+    }
+
+    @Test func retryAfterReadsSecondsAndHTTPDates() {
+        let now = Date(timeIntervalSince1970: 784_111_777)  // Sun, 06 Nov 1994 08:49:37 GMT
+        #expect(RetryAfter.seconds("120", now: now) == 120)
+        #expect(RetryAfter.seconds("Sun, 06 Nov 1994 08:50:37 GMT", now: now) == 60)
+        #expect(RetryAfter.seconds("Sunday, 06-Nov-94 08:49:47 GMT", now: now) == 10)
+        #expect(RetryAfter.seconds("Sun Nov  6 08:49:37 1994", now: now) == 0)
+        #expect(RetryAfter.seconds("soon", now: now) == nil)
+    }
+}
