@@ -102,7 +102,7 @@ public final class Agent {
             handlers: catalog.handlers.mapValues(\.info), network: network.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         scheduler.observer = service
-        network.onChange = { status in
+        network.onChange = { (status: NetworkStatus) in
             scheduler.networkChanged(status)
             service.networkChanged()
         }

@@ -11,7 +11,7 @@ final class ManagerService: SyncObserver {
     static let objectPath = "/org/bgsync/Manager"
     static let interface = "org.bgsync.Manager"
     static let interfaceVersion: UInt32 = 1
-    static let introspectionXML = String(cString: bgsync_manager_interface_xml)
+    static let introspectionXML = String(cString: bgsync_manager_interface_xml())
 
     /// One table from the core's error codes to D-Bus error names.
     static let errorNames: [SyncError.Code: String] = [
@@ -36,7 +36,7 @@ final class ManagerService: SyncObserver {
         announcedNetwork = scheduler.network
         for method in Self.methods {
             object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
-                [unowned self] call throws(DBusError) in
+                [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
                 do {
                     return try method.handler(self)(call)
                 } catch let error as SyncError {
@@ -154,10 +154,10 @@ final class ManagerService: SyncObserver {
 
     // MARK: - The bus surface
 
-    private struct Method {
+    private struct Method: Sendable {
         var name: String
         var signature: String
-        var handler: (ManagerService) -> (DBusMethodCall) throws -> [DBusValue]
+        var handler: @Sendable (ManagerService) -> (DBusMethodCall) throws -> [DBusValue]
     }
 
     private static let methods: [Method] = [
@@ -171,10 +171,10 @@ final class ManagerService: SyncObserver {
         Method(name: "Trigger", signature: "ss", handler: { $0.trigger }),
     ]
 
-    private struct Property {
+    private struct Property: Sendable {
         var name: String
         var signature: String
-        var get: (ManagerService) -> DBusValue
+        var get: @Sendable (ManagerService) -> DBusValue
     }
 
     private static let properties: [Property] = [

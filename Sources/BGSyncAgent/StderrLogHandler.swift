@@ -28,7 +28,8 @@ public struct StderrLogHandler: LogHandler {
             journal
             ? "<\(Self.priority(event.level))>\(event.message)\(text)\n"
             : "\(label)[\(getpid())]: \(event.level): \(event.message)\(text)\n"
-        _ = line.withCString { fputs($0, stderr) }
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     static func priority(_ level: Logger.Level) -> Int {

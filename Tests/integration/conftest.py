@@ -23,6 +23,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("BGSYNC_BIN") or ROOT / ".build" / "debug")
 TEST_PLUGIN_SOURCES = ROOT / "Tests" / "plugins"
 HEADER_DIR = ROOT / "Sources" / "CBGSyncPlugin" / "include"
+# The C test plugins the agent tests use (the worker tests use more, such as ones that crash
+# while loading; those cost every agent start a probe and add nothing here).
+INTEGRATION_PLUGINS = ["ok", "retry", "fail", "segfault", "hang", "noop", "options", "wrong-abi", "no-symbol"]
 
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 
@@ -64,19 +67,19 @@ class PrivateBus:
     def __init__(self, kind="session"):
         self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
         self.address = f"unix:path={self.dir}/bus"
-        config = "--session" if kind == "session" else f"--config-file={self._system_like_config()}"
+        config = [f"--address={self.address}", "--session"] if kind == "session" else [
+            f"--config-file={self._system_like_config()}"]
         # --fork returns only once the bus listens, and prints the daemon's pid.
-        out = subprocess.run(
-            ["dbus-daemon", config, f"--address={self.address}", "--fork", "--print-pid=1", "--nopidfile"],
-            check=True, capture_output=True, text=True)
+        out = subprocess.run(["dbus-daemon", *config, "--fork", "--print-pid=1", "--nopidfile"],
+                             check=True, capture_output=True, text=True)
         self.pid = int(out.stdout.split()[0])
 
     def _system_like_config(self):
         path = os.path.join(self.dir, "system.conf")
         with open(path, "w") as f:
-            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><auth>EXTERNAL</auth>
+<busconfig><type>system</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
 <allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
 """)
@@ -227,8 +230,8 @@ def plugin_dir(tmp_path_factory):
         name = library.name.removeprefix("libbgsync-handler-")
         shutil.copyfile(library, directory / name)
         os.chmod(directory / name, 0o644)
-    for source in sorted(TEST_PLUGIN_SOURCES.glob("*.c")):
-        compile_plugin(source, directory / f"test-{source.stem}.so")
+    for stem in INTEGRATION_PLUGINS:
+        compile_plugin(TEST_PLUGIN_SOURCES / f"{stem}.c", directory / f"test-{stem}.so")
     return directory
 
 

@@ -39,7 +39,7 @@ def test_a_handler_past_the_time_cap_is_stopped(agent_factory, bus):
 def test_back_off_then_last_chance_then_failed(agent_factory, bus):
     agent_factory(config="[sync]\nretry-initial-delay=0.1\nretry-factor=2\nmax-attempts=3\n").start()
     c = Client(bus)
-    c.register(APP, "doomed", "retry")
+    c.register(APP, "doomed", "retry", {"retry-after": dbus.Int32(0)})
     finished = c.wait_finished("doomed", count=3)
     assert [s[2:] for s in c.started] == [(1, False), (2, False), (3, True)]
     assert [f[2] for f in finished] == ["retry-scheduled", "retry-scheduled", "failed"]

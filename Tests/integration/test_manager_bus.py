@@ -100,7 +100,8 @@ def test_properties(client, plugin_dir):
     everything = proxy.GetAll(IFACE, dbus_interface="org.freedesktop.DBus.Properties")
     assert set(everything) == {"Online", "Metered", "Handlers", "Version"}
     with pytest.raises(dbus.DBusException) as excinfo:
-        proxy.Set(IFACE, "Online", dbus.Boolean(False), dbus_interface="org.freedesktop.DBus.Properties")
+        proxy.Set(IFACE, "Online", dbus.Boolean(False), dbus_interface="org.freedesktop.DBus.Properties",
+                  signature="ssv")
     assert "ReadOnly" in error_name(excinfo) or "AccessDenied" in error_name(excinfo)
 
 

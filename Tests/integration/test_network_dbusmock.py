@@ -119,7 +119,7 @@ def test_network_manager_going_away_and_coming_back(nm, nm_agent):
     nm.set_state(CONNECTED_GLOBAL)
     wait_until(lambda: client.prop("Online"), 5, "online")
     nm.stop()
-    nm_agent.wait_for_log("NetworkManager")  # it says what it noticed
+    nm_agent.wait_for_log("NetworkManager stopped")  # it says what it noticed
     nm.start(state=DISCONNECTED)
     wait_until(lambda: not client.prop("Online"), 10, "offline again, following the new NetworkManager")
     client.register(APP, "outbox", "ok")
