@@ -38,12 +38,28 @@ enum ChildProcess {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        let envp = childEnvironment().map { strdup($0) } + [nil]
+        defer { for pointer in envp { free(pointer) } }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard status == 0 else {
             throw SpawnError(message: "Cannot start \(executable): \(String(cString: strerror(status))).")
         }
         return pid
+    }
+
+    /// Our environment, with the Swift runtime's crash backtracer off unless asked for: a crashing
+    /// handler is reported as "crashed" either way, and symbolicating its backtrace would keep
+    /// the dead worker around (and a core busy) for seconds.
+    private static func childEnvironment() -> [String] {
+        var entries: [String] = []
+        var index = 0
+        while let entry = environ[index] {
+            entries.append(String(cString: entry))
+            index += 1
+        }
+        if !entries.contains(where: { $0.hasPrefix("SWIFT_BACKTRACE=") }) { entries.append("SWIFT_BACKTRACE=enable=no") }
+        return entries
     }
 
     // posix_spawn_file_actions_addclosefrom_np (glibc 2.34) is hidden from Swift's Glibc module;
