@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 BIN = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all build run check unit integration deps-run deps-check clean
+.PHONY: all build run demo check unit integration deps-run deps-check clean
 
 all: build
 
@@ -20,6 +20,11 @@ deps-check:
 
 run: deps-run build
 	@scripts/run-agent "$(BIN)"
+
+# The web article's story on this machine: offline, a message in the outbox, the app gone,
+# online, and the message arriving (a private bus, a mocked NetworkManager, a local server).
+demo: deps-check build
+	$(PYTHON) scripts/demo.py "$(BIN)"
 
 check: deps-check
 	$(SWIFT) build --build-tests
