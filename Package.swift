@@ -58,7 +58,7 @@ let package = Package(
             dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "bgsyncctl",
-            dependencies: ["DBusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.

@@ -58,12 +58,27 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Reads what is available on stdout, waiting up to `timeout` seconds; [] at end of file, nil on timeout.
-    func readStdout(timeout: Double) -> [UInt8]? {
-        var entry = pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)
+    func readStdout(timeout: Double) -> [UInt8]? { readAvailable(stdoutFD, timeout: timeout) }
+    func readStderr(timeout: Double) -> [UInt8]? { readAvailable(stderrFD, timeout: timeout) }
+
+    private func readAvailable(_ fd: Int32, timeout: Double) -> [UInt8]? {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&entry, 1, Int32(timeout * 1000)) > 0 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = read(stdoutFD, &buffer, buffer.count)
+        let count = read(fd, &buffer, buffer.count)
         return count > 0 ? Array(buffer[..<count]) : []
+    }
+
+    /// Collects stdout (or stderr) until `done` holds for the text so far, the stream ends, or
+    /// `timeout` seconds pass. Returns the text.
+    func collect(stderr: Bool = false, timeout: Double, until done: (String) -> Bool) -> String {
+        var bytes: [UInt8] = []
+        let deadline = MonotonicDeadline(seconds: timeout)
+        while !done(String(decoding: bytes, as: UTF8.self)), let left = deadline.remaining {
+            guard let chunk = stderr ? readStderr(timeout: left) : readStdout(timeout: left), !chunk.isEmpty else { break }
+            bytes += chunk
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reads stdout and stderr until both close.
@@ -109,5 +124,20 @@ final class ChildProcess: @unchecked Sendable {
         guard exitStatus == nil else { return }
         signal(SIGKILL)
         wait()
+    }
+}
+
+struct MonotonicDeadline {
+    let end: Double
+    init(seconds: Double) { end = Self.now() + seconds }
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+    /// Seconds left, nil once past.
+    var remaining: Double? {
+        let left = end - Self.now()
+        return left > 0 ? left : nil
     }
 }
