@@ -32,15 +32,15 @@ enum DurationText {
         return total
     }
 
-    /// "1h30m", "45s", "2d" for a number of seconds.
-    static func describe(_ seconds: Int64) -> String {
+    /// "1h30m", "45s", "2d" for a number of seconds; `approximate` keeps the two largest units.
+    static func describe(_ seconds: Int64, approximate: Bool = false) -> String {
         guard seconds > 0 else { return "0s" }
         var rest = seconds
-        var parts = ""
+        var parts: [String] = []
         for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
-            parts += "\(rest / size)\(unit)"
+            parts.append("\(rest / size)\(unit)")
             rest %= size
         }
-        return parts
+        return (approximate ? Array(parts.prefix(2)) : parts).joined()
     }
 }

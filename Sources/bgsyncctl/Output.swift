@@ -88,6 +88,6 @@ enum Human {
         let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S %Z", &parts)
         let text = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let delta = unixSeconds - Int64(Glibc.time(nil))
-        return delta >= 0 ? "\(text) (in \(DurationText.describe(delta)))" : "\(text) (\(DurationText.describe(-delta)) ago)"
+        return delta >= 0 ? "\(text) (in \(DurationText.describe(delta, approximate: true)))" : "\(text) (\(DurationText.describe(-delta, approximate: true)) ago)"
     }
 }

@@ -190,6 +190,25 @@ import Testing
         ])
     }
 
+    @Test func aRuleNamingAWellKnownSenderFollowsWhoeverOwnsItLater() throws {
+        let loop = MainLoop()
+        client.attach(to: loop)
+        var received: [DBusSignal] = []
+        try client.addMatch("type='signal',sender='org.example.Late',interface='org.example.Late',member='Hi'") {
+            received.append($0)
+        }
+        let late = try DBusConnection(bus: .address(bus.address))
+        defer { late.close() }
+        #expect(try late.requestName("org.example.Late"))
+        late.emitSignal(path: "/org/example/Late", interface: "org.example.Late", name: "Hi", arguments: [.string("x")])
+        late.flush()
+        let deadline = MainLoop.monotonicNow() + 5_000_000_000
+        while received.isEmpty && MainLoop.monotonicNow() < deadline { loop.iterate(timeout: 1) }
+        try #require(received.count == 1)
+        #expect(received[0].sender == late.uniqueName)
+        #expect(received[0].arguments == [.string("x")])
+    }
+
     @Test func busctlCallsAsAUserWouldTypeThem() throws {
         let busctl = "/usr/bin/busctl"
         try #require(FileManager.default.isExecutableFile(atPath: busctl), "busctl (systemd) is not installed")
