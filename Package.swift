@@ -59,8 +59,8 @@ let package = Package(
             dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "bgsyncctl",
-            dependencies: ["DBusKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "BGSyncCore", "CBGSyncPlugin", "CLinux"]),
+            dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         // Each handler is a plain Swift type (tested directly) plus a one-line C export target,

@@ -102,8 +102,9 @@ public final class DBusConnection {
         return try MessageCoding.arguments(of: reply)
     }
 
-    /// Sends a signal; a value D-Bus cannot carry is reported on stderr and the signal dropped.
-    /// Use `sendSignal` to handle that yourself.
+    /// Queues a signal; an attached connection writes it from the loop, otherwise call `flush()`.
+    /// A value D-Bus cannot carry is reported on stderr and the signal dropped; use `sendSignal`
+    /// to handle that yourself.
     public func emitSignal(path: String, interface: String, name: String, arguments: [DBusValue]) {
         do throws(DBusError) {
             try sendSignal(path: path, interface: interface, name: name, arguments: arguments)

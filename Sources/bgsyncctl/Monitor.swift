@@ -1,0 +1,76 @@
+import ArgumentParser
+import DBusKit
+import MainLoop
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Monitor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print SyncStarted, SyncFinished and property changes as they happen, one line each, until Ctrl-C.",
+        discussion: "Keeps running while the agent restarts. Exits 3 when the bus connection is lost.")
+
+    @OptionGroup var shared: SharedOptions
+
+    func run() throws {
+        let agent = try AgentClient(shared)
+        let loop = MainLoop()
+        let connection = agent.connection
+        connection.attach(to: loop)
+        connection.onDisconnect = {
+            FileHandleOutput.standardError("bgsyncctl: the bus connection was lost\n")
+            Glibc.exit(ExitStatus.unreachable)
+        }
+        let json = shared.json
+        let rules = [
+            "type='signal',sender='\(AgentClient.busName)',path='\(AgentClient.path)',interface='\(AgentClient.interface)'",
+            "type='signal',sender='\(AgentClient.busName)',path='\(AgentClient.path)',"
+                + "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'",
+        ]
+        do throws(DBusError) {
+            for rule in rules {
+                try connection.addMatch(rule) { signal in
+                    if let line = Self.line(for: signal, json: json) { FileHandleOutput.line(line) }
+                }
+            }
+        } catch {
+            throw CLIFailure(error)
+        }
+        FileHandleOutput.standardError("bgsyncctl: monitoring \(AgentClient.busName); Ctrl-C to stop\n")
+        // Ctrl-C and SIGTERM end the monitor normally; every line is already flushed.
+        signal(SIGINT) { _ in _exit(0) }
+        signal(SIGTERM) { _ in _exit(0) }
+        loop.run()
+    }
+
+    static func line(for signal: DBusSignal, json: Bool) -> String? {
+        let args = signal.arguments
+        switch (signal.interface, signal.member) {
+        case (AgentClient.interface, "SyncStarted") where args.count == 4:
+            let app = args[0].stringValue ?? "", tag = args[1].stringValue ?? ""
+            let attempt = args[2].int64Value ?? 0, lastChance = args[3].boolValue ?? false
+            return json
+                ? JSON.object([("signal", JSON.string("SyncStarted")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
+                               ("attempt", "\(attempt)"), ("last_chance", lastChance ? "true" : "false")])
+                : "SyncStarted   \(app) \(tag) attempt=\(attempt)\(lastChance ? " last-chance" : "")"
+        case (AgentClient.interface, "SyncFinished") where args.count == 4:
+            let app = args[0].stringValue ?? "", tag = args[1].stringValue ?? ""
+            let outcome = args[2].stringValue ?? "", detail = args[3].stringValue ?? ""
+            return json
+                ? JSON.object([("signal", JSON.string("SyncFinished")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
+                               ("outcome", JSON.string(outcome)), ("detail", JSON.string(detail))])
+                : "SyncFinished  \(app) \(tag) \(outcome)\(detail.isEmpty ? "" : ": " + detail)"
+        case ("org.freedesktop.DBus.Properties", "PropertiesChanged") where args.count >= 2:
+            guard args[0].stringValue == AgentClient.interface, case .dictionary(_, _, let entries) = args[1] else { return nil }
+            if json {
+                return JSON.object([("signal", JSON.string("PropertiesChanged")), ("changed", JSON.text(args[1]))])
+            }
+            let changes = entries.map { "\($0.key.stringValue ?? "?")=\(Human.value($0.value))" }
+            return "Changed       " + changes.joined(separator: " ")
+        default:
+            return json
+                ? JSON.object([("signal", JSON.string(signal.member)), ("arguments", JSON.text(.structure(args)))])
+                : "\(signal.member) " + args.map(\.gvariantText).joined(separator: " ")
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import DBusKit
+
+/// The `a{sv}` options of a registration, from `-o key=value` and the reserved-key flags.
+struct RegistrationOptions: ParsableArguments {
+    /// An option for the handler. The value is read as `gsettings set` reads one: GVariant text
+    /// when it parses (`-o "command=['sh','-c','echo hi']"`, `-o 'retries=uint32 5'`), a plain
+    /// string otherwise (`-o url=https://example.org`).
+    @Option(name: [.customShort("o"), .customLong("option")], help: ArgumentHelp(
+        "A handler option, key=value; the value is GVariant text when it parses, else a string. Repeatable.",
+        valueName: "key=value"))
+    var options: [String] = []
+
+    @Option(help: ArgumentHelp("Network to wait for: any or unmetered (reserved option 'network').", valueName: "kind"))
+    var network: String?
+
+    @Option(help: ArgumentHelp("Attempts before giving up (reserved option 'max-attempts').", valueName: "n"))
+    var maxAttempts: UInt32?
+
+    func dictionary() throws(CLIFailure) -> DBusValue {
+        var entries: [(String, DBusValue)] = []
+        func set(_ key: String, _ value: DBusValue) {
+            entries.removeAll { $0.0 == key }
+            entries.append((key, value))
+        }
+        for text in options {
+            let (key, value) = try Self.parse(text)
+            set(key, value)
+        }
+        if let network { set("network", .string(network)) }
+        if let maxAttempts { set("max-attempts", .uint32(maxAttempts)) }
+        if let current = entries.first(where: { $0.0 == "network" })?.1 {
+            guard let kind = current.stringValue, ["any", "unmetered"].contains(kind) else {
+                throw .usage("network must be 'any' or 'unmetered', not \(current.gvariantText)")
+            }
+        }
+        return .stringVariantDictionary(entries)
+    }
+
+    /// One `key=value`. Values for reserved keys get the type the agent expects.
+    static func parse(_ text: String) throws(CLIFailure) -> (String, DBusValue) {
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw .usage("option '\(text)' should be key=value")
+        }
+        let key = String(text[..<equals])
+        let raw = String(text[text.index(after: equals)...])
+        var value = (try? DBusValue.parse(gvariantText: raw)) ?? .string(raw)
+        if key == "max-attempts" {
+            guard let count = value.int64Value, let fitting = UInt32(exactly: count) else {
+                throw .usage("max-attempts must be a whole number, not '\(raw)'")
+            }
+            value = .uint32(fitting)
+        }
+        return (key, value)
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import DBusKit
+
+struct State: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the agent's view of the network and its installed handlers.")
+
+    @OptionGroup var shared: SharedOptions
+
+    func run() throws {
+        let properties = try AgentClient(shared).properties()
+        if shared.json {
+            let order = ["Online", "Metered", "Handlers", "Version"]
+            let members = order.compactMap { key in properties[key].map { (key, JSON.text($0)) } }
+                + properties.keys.filter { !order.contains($0) }.sorted().map { ($0, JSON.text(properties[$0]!)) }
+            print(JSON.object(members))
+            return
+        }
+        func show(_ key: String) -> String { properties[key].map(Human.value) ?? "?" }
+        let handlers = properties["Handlers"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        print("online:    \(show("Online"))")
+        print("metered:   \(show("Metered"))")
+        print("handlers:  \(handlers.isEmpty ? "-" : handlers.joined(separator: ", "))")
+        print("version:   \(show("Version"))")
+    }
+}
