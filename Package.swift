@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "BGSyncStoreTests", dependencies: ["BGSyncStore", "BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop"]),
-        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),
+        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )
