@@ -4,6 +4,7 @@ Run as root: /usr/bin/python3 -m pytest Tests/integration/test_network_real_nm.p
 """
 
 import http.server
+import os
 import subprocess
 import threading
 import time
@@ -61,3 +62,20 @@ def test_run_in_ns_sees_the_private_system_bus(real_networkmanager):
     child = nm.run_in_ns(["nmcli", "-t", "-f", "STATE", "general"], stdout=subprocess.PIPE, text=True)
     out, _ = child.communicate(timeout=10)
     assert out.strip() == "connected"
+
+
+SWIFT_TEST_BINARY = os.environ.get(
+    "BGSYNC_TEST_BINARY",
+    os.path.join(os.path.dirname(__file__), "..", "..", ".build", "debug", "bgsyncPackageTests.xctest"))
+
+
+def test_swift_monitor_follows_the_real_networkmanager(real_networkmanager):
+    """BGSyncNetwork's monitor (libnm) against this NetworkManager: online, off, on."""
+    if not os.path.exists(SWIFT_TEST_BINARY):
+        pytest.skip(f"Swift test binary not built ({SWIFT_TEST_BINARY}); run swift build --build-tests")
+    child = real_networkmanager.run_in_ns(
+        [SWIFT_TEST_BINARY, "--testing-library", "swift-testing", "--filter", "followsARealNetworkManager"],
+        env={"BGSYNC_REAL_NM": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0, out
+    assert "followsARealNetworkManager() passed" in out, out

@@ -39,8 +39,12 @@ final class PrivateSystemBus: Sendable {
             }
             address = line
             daemonPID.store(daemon.processIdentifier, ordering: .sequentiallyConsistent)
+            busDirectory.withLock { $0 = directory.path }
             // SIGKILL: children inherit the test thread's blocked signal mask, SIGTERM included.
-            atexit { kill(daemonPID.load(ordering: .sequentiallyConsistent), SIGKILL) }
+            atexit {
+                kill(daemonPID.load(ordering: .sequentiallyConsistent), SIGKILL)
+                if let path = busDirectory.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+            }
             setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1)
         } catch let error as TestSetupError {
             throw error
@@ -81,6 +85,7 @@ final class PrivateSystemBus: Sendable {
 }
 
 private let daemonPID = Atomic<Int32>(0)
+private let busDirectory = Mutex<String?>(nil)
 
 struct TestSetupError: Error, CustomStringConvertible {
     let description: String
