@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop"]),
+        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "HandlerTests",
             dependencies: [

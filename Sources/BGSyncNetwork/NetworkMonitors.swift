@@ -146,7 +146,7 @@ final class SystemNetworkMonitor: NetworkMonitor {
     private func logSwitch(from old: Source?, to new: Source, status: NetworkStatus) {
         let why: String
         switch networkManager {
-        case .unavailable(let reason): why = "cannot reach NetworkManager (\(reason))"
+        case .unavailable(let reason): why = "Cannot reach NetworkManager (\(reason))"
         case .noAnswerYet where mode != .kernel: why = "NetworkManager has not answered yet"
         default: why = old == .networkManager ? "NetworkManager stopped" : "NetworkManager is not running"
         }
@@ -157,9 +157,13 @@ final class SystemNetworkMonitor: NetworkMonitor {
                 ? "Following NetworkManager (network \(status))"
                 : "NetworkManager is running again; following it (network \(status))"
         case .kernel:
-            message = mode == .kernel
-                ? "Following the kernel's default route (network \(status))"
-                : "\(why); following the kernel's default route until it is back (network \(status))"
+            if mode == .kernel {
+                message = "Following the kernel's default route (network \(status))"
+            } else if case .unavailable = networkManager {
+                message = "\(why); following the kernel's default route from now on (network \(status))"
+            } else {
+                message = "\(why); following the kernel's default route until it is back (network \(status))"
+            }
         case .nothing:
             message = "\(why); the network counts as offline until it is back (mode networkmanager)"
         }

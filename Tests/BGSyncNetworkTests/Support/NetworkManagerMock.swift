@@ -1,0 +1,88 @@
+import Foundation
+
+/// python-dbusmock's `networkmanager` template on the private system bus: a stand-in
+/// NetworkManager whose state the test sets.
+final class NetworkManagerMock {
+    private var process: Process?
+
+    /// Starts the mock and waits until it owns `org.freedesktop.NetworkManager`, then gives it
+    /// a `Metered` property (the template has none) and the given state.
+    init(state: UInt32, metered: UInt32 = 0) throws(TestSetupError) {
+        try start()
+        try run(["gdbus", "call", "--system", "--dest", Self.name, "--object-path", Self.managerPath,
+                 "--method", "org.freedesktop.DBus.Mock.AddProperty", Self.name, "Metered", "<uint32 \(metered)>"])
+        try setState(state)
+    }
+
+    deinit { stop() }
+
+    func start() throws(TestSetupError) {
+        let mock = Process()
+        mock.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        mock.arguments = ["-m", "dbusmock", "--template", "networkmanager", "--system"]
+        mock.standardOutput = FileHandle.nullDevice
+        do {
+            let bus = try PrivateSystemBus.shared.get()
+            mock.standardError = try PrivateSystemBus.logFile(bus.directory.appendingPathComponent("dbusmock.log"))
+            try mock.run()
+        } catch { throw TestSetupError("cannot start python3 -m dbusmock: \(error)") }
+        process = mock
+        // gdbus wait follows NameOwnerChanged: it returns as soon as the name is owned.
+        try run(["gdbus", "wait", "--system", "--timeout", "20", Self.name])
+    }
+
+    /// Kills the mock (its bus name disappears, as when NetworkManager stops) and waits until
+    /// the bus has let go of the name, so the next mock is the one a client sees.
+    func stop() {
+        guard let process else { return }
+        self.process = nil
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        for _ in 0..<100 {
+            let answer = try? output(["gdbus", "call", "--system", "--dest", "org.freedesktop.DBus",
+                                      "--object-path", "/org/freedesktop/DBus",
+                                      "--method", "org.freedesktop.DBus.NameHasOwner", Self.name])
+            if answer?.contains("false") ?? true { return }
+        }
+    }
+
+    func setState(_ state: UInt32) throws(TestSetupError) {
+        try run(["gdbus", "call", "--system", "--dest", Self.name, "--object-path", "/org/freedesktop",
+                 "--method", "org.freedesktop.DBus.Mock.SetGlobalConnectionState", "\(state)"])
+    }
+
+    /// An NMMetered value: 1 yes, 2 no, 3 guess-yes, 4 guess-no.
+    func setMetered(_ metered: UInt32) throws(TestSetupError) {
+        try run(["gdbus", "call", "--system", "--dest", Self.name, "--object-path", "/org/freedesktop",
+                 "--method", "org.freedesktop.DBus.Mock.SetProperty",
+                 Self.managerPath, Self.name, "Metered", "<uint32 \(metered)>"])
+    }
+
+    private static let name = "org.freedesktop.NetworkManager"
+    private static let managerPath = "/org/freedesktop/NetworkManager"
+
+    private func run(_ argv: [String]) throws(TestSetupError) { _ = try output(argv) }
+
+    private func output(_ argv: [String]) throws(TestSetupError) -> String {
+        try runCommand(argv)
+    }
+}
+
+/// Runs a command to completion and returns its stdout; throws when it fails.
+func runCommand(_ argv: [String]) throws(TestSetupError) -> String {
+    let child = Process()
+    child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    child.arguments = argv
+    let output = Pipe()
+    let errors = Pipe()
+    child.standardOutput = output
+    child.standardError = errors
+    do { try child.run() } catch { throw TestSetupError("cannot run \(argv[0]): \(error)") }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    child.waitUntilExit()
+    guard child.terminationStatus == 0 else {
+        throw TestSetupError("\(argv.joined(separator: " ")) failed (\(child.terminationStatus)): \(problem)")
+    }
+    return text
+}
