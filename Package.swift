@@ -13,6 +13,11 @@
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
 
+/// Handler libraries export only `bgsync_plugin_entry` (see Plugins/HandlerKit/export.map).
+let handlerExports: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/HandlerKit/export.map"])
+]
+
 let package = Package(
     name: "bgsync",
     products: [
@@ -69,13 +74,13 @@ let package = Package(
         .target(name: "BGSyncHandlerHTTP", dependencies: ["BGSyncHandlerKit"], path: "Plugins/HandlerKit/HTTP"),
         .target(name: "CExecSpawn", path: "Plugins/exec/Spawn"),
         .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit", "CExecSpawn"], path: "Plugins/exec/Handler"),
-        .target(name: "ExecHandlerPlugin", dependencies: ["ExecHandler"], path: "Plugins/exec/Export"),
+        .target(name: "ExecHandlerPlugin", dependencies: ["ExecHandler"], path: "Plugins/exec/Export", linkerSettings: handlerExports),
         .target(name: "UploadHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/upload/Handler"),
-        .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export"),
+        .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export", linkerSettings: handlerExports),
         .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/settings/Handler"),
-        .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export"),
+        .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export", linkerSettings: handlerExports),
         .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "CDBus"], path: "Plugins/notify/Handler"),
-        .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export"),
+        .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export", linkerSettings: handlerExports),
 
         // Test doubles and tests.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),

@@ -15,6 +15,7 @@ Control (paths under /_control, not recorded):
 With no scripted response left, a non-resource path answers 200 "ok".
 """
 import json
+import signal
 import socket
 import sys
 import threading
@@ -107,6 +108,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
+    # Foundation's Process starts us with most signals blocked; our children (dbus-daemon,
+    # the mock) must die on SIGTERM.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -6,6 +6,7 @@ line "calls" on stdin prints one JSON line: the Notify calls the mock received, 
 their arguments. Closing stdin tears everything down. With --no-daemon, the bus has no notification daemon.
 """
 import json
+import signal
 import os
 import sys
 
@@ -26,6 +27,9 @@ def plain(value):
 
 
 def main():
+    # Foundation's Process starts us with most signals blocked; our children (dbus-daemon,
+    # the mock) must die on SIGTERM.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     case = dbusmock.DBusTestCase
     case.start_session_bus()
     address = os.environ["DBUS_SESSION_BUS_ADDRESS"]

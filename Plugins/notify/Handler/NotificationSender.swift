@@ -1,4 +1,5 @@
 import CDBus
+import Foundation
 
 /// What Notify takes.
 struct Notification {
@@ -24,12 +25,12 @@ struct NotifyFailure: Error {
 /// One blocking Notify call over a private session-bus connection (libdbus), closed after.
 /// Private, so nothing else in the worker shares or is disturbed by it.
 enum NotificationSender {
-    static func send(_ notification: Notification, timeout: Double) -> Result<UInt32, NotifyFailure> {
+    static func send(_ notification: Notification, busAddress: String?, timeout: Double) -> Result<UInt32, NotifyFailure> {
         dbus_threads_init_default()  // libdbus locks only once told to; harmless if again
         var error = DBusError()
         dbus_error_init(&error)
         defer { dbus_error_free(&error) }
-        guard let connection = dbus_bus_get_private(DBUS_BUS_SESSION, &error) else {
+        guard let connection = connectToSessionBus(busAddress, &error) else {
             return .failure(NotifyFailure(code: .noBus, message: "no session bus: \(message(of: error))"))
         }
         // The default would _exit the worker when the bus goes away.
@@ -65,6 +66,21 @@ enum NotificationSender {
             dbus_message_iter_get_basic(&iterator, &id)
         }
         return .success(id)
+    }
+
+    /// A private connection to `address`, or to the bus DBUS_SESSION_BUS_ADDRESS names now
+    /// (dbus_bus_get_private reads that variable once per process and caches it).
+    private static func connectToSessionBus(_ address: String?, _ error: inout DBusError) -> OpaquePointer? {
+        guard let address = address ?? ProcessInfo.processInfo.environment["DBUS_SESSION_BUS_ADDRESS"] else {
+            return dbus_bus_get_private(DBUS_BUS_SESSION, &error)  // libdbus's defaults
+        }
+        guard let connection = dbus_connection_open_private(address, &error) else { return nil }
+        guard dbus_bus_register(connection, &error) != 0 else {
+            dbus_connection_close(connection)
+            dbus_connection_unref(connection)
+            return nil
+        }
+        return connection
     }
 
     /// Notify(s app_name, u replaces_id, s app_icon, s summary, s body, as actions,

@@ -12,7 +12,17 @@ public struct NotifyHandler: SyncHandler {
     /// A notification is something the app could show itself.
     public static let sandboxSafe = true
 
-    public init() {}
+    /// The session bus to use; nil: the one DBUS_SESSION_BUS_ADDRESS names when an event comes.
+    private let sessionBusAddress: String?
+
+    public init() {
+        sessionBusAddress = nil
+    }
+
+    /// A handler that talks to the bus at `sessionBusAddress` (a private bus in tests).
+    public init(sessionBusAddress: String) {
+        self.sessionBusAddress = sessionBusAddress
+    }
 
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let notification: Notification
@@ -26,7 +36,7 @@ public struct NotifyHandler: SyncHandler {
         } catch {
             return .failure(error.message)
         }
-        switch NotificationSender.send(notification, timeout: event.timeBudget) {
+        switch NotificationSender.send(notification, busAddress: sessionBusAddress, timeout: event.timeBudget) {
         case .success(let id):
             log.debug("notification \(id) shown")
             return .success("notification shown")

@@ -1,0 +1,184 @@
+import BGSyncHandlerKit
+import CBGSyncPlugin
+import Foundation
+import Testing
+
+/// A handler that reports, in its detail, everything it read through HandlerKit.
+struct EchoHandler: SyncHandler {
+    static let name = "echo"
+    static let description = "Reports what it was given"
+    static let sandboxSafe = true
+
+    func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
+        let o = event.options
+        log.info("echo for \(event.appID)")
+        if let long = o.int("long") { return .failure(String(repeating: "é", count: Int(long))) }
+        let headers = o.stringPairs("headers")?.map { "\($0.key)=\($0.value)" }.joined(separator: ",") ?? "-"
+        let parts: [String] = [
+            event.appID, event.tag, String(event.attempt), String(event.lastChance), String(event.periodic),
+            String(Int(event.deadline.timeIntervalSince1970)), o.names.joined(separator: ","),
+            o.string("url") ?? "-", o.strings("command")?.joined(separator: " ") ?? "-", headers,
+            String(o.int("count") ?? -1), String(o.bool("flag") ?? false), String(o.double("count") ?? -1),
+            o.type("command") ?? "-", String(o.string("command") == nil),
+        ]
+        return .retry(after: 4.5, parts.joined(separator: "|"))
+    }
+}
+
+struct OtherHandler: SyncHandler {
+    static let name = "other"
+    static let description = "Never exported"
+    static let sandboxSafe = false
+    func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult { .success("") }
+}
+
+/// The event a fake host hands out: what `bgsync_event *` points at in these tests.
+final class FakeEvent {
+    var options: [String: OptionValue]
+    var logs: [String] = []
+    private var strings: [UnsafeMutablePointer<CChar>] = []
+
+    init(options: [String: OptionValue]) { self.options = options }
+    deinit { strings.forEach { free($0) } }
+
+    /// A C string that lives as long as the event.
+    func c(_ text: String) -> UnsafePointer<CChar> {
+        let copy = strdup(text)!
+        strings.append(copy)
+        return UnsafePointer(copy)
+    }
+
+    var pointer: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+    static func from(_ pointer: OpaquePointer?) -> FakeEvent { Unmanaged.fromOpaque(UnsafeRawPointer(pointer!)).takeUnretainedValue() }
+    static func option(_ event: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> OptionValue? {
+        from(event).options[String(cString: name!)]
+    }
+}
+
+/// A host table like the worker's, backed by `FakeEvent`.
+func fakeHost() -> bgsync_host {
+    var host = bgsync_host()
+    host.abi_version = BGSYNC_PLUGIN_ABI_VERSION
+    host.struct_size = UInt32(MemoryLayout<bgsync_host>.size)
+    host.app_id = { FakeEvent.from($0).c("org.example.Chat") }
+    host.tag = { FakeEvent.from($0).c("outbox") }
+    host.attempt = { _ in 3 }
+    host.last_chance = { _ in true }
+    host.deadline = { _ in 2_000_000_000 }
+    host.periodic = { _ in false }
+    host.option_count = { FakeEvent.from($0).options.count }
+    host.option_name = { event, index in
+        let e = FakeEvent.from(event)
+        return e.c(e.options.keys.sorted()[index])
+    }
+    host.option_type = { event, name in FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.typeString) } }
+    host.option_string = { event, name in
+        guard case .string(let s) = FakeEvent.option(event, name) else { return nil }
+        return FakeEvent.from(event).c(s)
+    }
+    host.option_bool = { event, name, value in
+        guard case .bool(let b) = FakeEvent.option(event, name) else { return false }
+        value!.pointee = b
+        return true
+    }
+    host.option_int = { event, name, value in
+        guard case .int(let n) = FakeEvent.option(event, name) else { return false }
+        value!.pointee = n
+        return true
+    }
+    host.option_double = { event, name, value in
+        switch FakeEvent.option(event, name) {
+        case .double(let d): value!.pointee = d
+        case .int(let n): value!.pointee = Double(n)
+        default: return false
+        }
+        return true
+    }
+    host.option_strv_length = { event, name in
+        guard case .strings(let items) = FakeEvent.option(event, name) else { return 0 }
+        return items.count
+    }
+    host.option_strv_item = { event, name, index in
+        guard case .strings(let items) = FakeEvent.option(event, name) else { return nil }
+        return FakeEvent.from(event).c(items[index])
+    }
+    host.option_dict_length = { event, name in
+        guard case .dictionary(let entries) = FakeEvent.option(event, name) else { return 0 }
+        return entries.count
+    }
+    host.option_dict_key = { event, name, index in
+        guard case .dictionary(let entries) = FakeEvent.option(event, name) else { return nil }
+        return FakeEvent.from(event).c(entries[index].key)
+    }
+    host.option_dict_value = { event, name, index in
+        guard case .dictionary(let entries) = FakeEvent.option(event, name) else { return nil }
+        return FakeEvent.from(event).c(entries[index].value)
+    }
+    host.option_bytes = { _, _, _ in nil }
+    host.option_text = { event, name in FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.text) } }
+    host.log = { event, priority, message in FakeEvent.from(event).logs.append("\(priority) \(String(cString: message!))") }
+    return host
+}
+
+@Suite struct PluginExportTests {
+    /// The whole path a worker takes: entry, init, handle; one test, as a library has one handler.
+    @Test func workerCallsTheHandlerThroughTheCABI() throws {
+        #expect(PluginExport.entry(EchoHandler.self, hostABIVersion: BGSYNC_PLUGIN_ABI_VERSION + 1) == nil)
+        let raw = try #require(PluginExport.entry(EchoHandler.self, hostABIVersion: BGSYNC_PLUGIN_ABI_VERSION))
+        #expect(PluginExport.entry(EchoHandler.self, hostABIVersion: BGSYNC_PLUGIN_ABI_VERSION) == raw)
+        #expect(PluginExport.entry(OtherHandler.self, hostABIVersion: BGSYNC_PLUGIN_ABI_VERSION) == nil)
+
+        let plugin = raw.assumingMemoryBound(to: bgsync_plugin.self).pointee
+        #expect(plugin.abi_version == BGSYNC_PLUGIN_ABI_VERSION)
+        #expect(Int(plugin.struct_size) == MemoryLayout<bgsync_plugin>.size)
+        #expect(String(cString: plugin.name) == "echo")
+        #expect(String(cString: plugin.description) == "Reports what it was given")
+        #expect(plugin.sandbox_safe)
+
+        var host = fakeHost()
+        var oldHost = host
+        oldHost.struct_size = 16  // a table from some other ABI: refused
+        #expect(plugin.`init`(&oldHost) == false)
+        #expect(plugin.`init`(&host))
+
+        let event = FakeEvent(options: [
+            "url": "https://example.org/x", "command": ["/bin/echo", "hi"], "headers": ["B": "2", "A": "1"],
+            "count": 7, "flag": true,
+        ])
+        var result = bgsync_result()
+        result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
+        result.struct_size = UInt32(MemoryLayout<bgsync_result>.size)
+        result.status = BGSYNC_STATUS_FAILURE.rawValue
+        plugin.handle(&host, event.pointer, &result)
+
+        #expect(result.status == BGSYNC_STATUS_RETRY.rawValue)
+        #expect(result.retry_after == 4.5)
+        let detail = withUnsafeBytes(of: result.detail) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        #expect(detail == "org.example.Chat|outbox|3|true|false|2000000000|command,count,flag,headers,url|https://example.org/x|/bin/echo hi|B=2,A=1|7|true|7.0|as|true")
+        #expect(event.logs == ["6 echo for org.example.Chat"])
+
+        // A detail too long for the buffer is cut at a character boundary, NUL-terminated.
+        let long = FakeEvent(options: ["long": 200])
+        plugin.handle(&host, long.pointer, &result)
+        #expect(result.status == BGSYNC_STATUS_FAILURE.rawValue)
+        let cut = withUnsafeBytes(of: result.detail) { bytes in Array(bytes.prefix(while: { $0 != 0 })) }
+        #expect(cut.count == 254)  // 127 two-byte characters; the NUL takes the last byte
+        #expect(String(validating: cut, as: UTF8.self) == String(repeating: "é", count: 127))
+    }
+
+    @Test func swiftOptionsReadBackTyped() {
+        let options = HandlerOptions(["b": true, "d": 2.5, "i": 3, "s": "x", "as": ["p", "q"], "kv": ["k": "v"], "y": .bytes([1, 2])])
+        #expect(options.names == ["as", "b", "d", "i", "kv", "s", "y"])
+        #expect(options.bool("b") == true && options.bool("s") == nil)
+        #expect(options.double("d") == 2.5 && options.double("i") == 3)
+        #expect(options.int("i") == 3 && options.int("d") == nil)
+        #expect(options.strings("as") == ["p", "q"] && options.strings("s") == nil)
+        #expect(options.stringDictionary("kv") == ["k": "v"])
+        #expect(options.bytes("y") == [1, 2])
+        #expect(options.type("kv") == "a{ss}" && options.type("missing") == nil)
+        #expect(options.text("as") == "['p', 'q']")
+        #expect(throws: OptionError(.wrongType, option: "i", "option 'i' must be a string (s), not x")) {
+            try options.requireString("i")
+        }
+    }
+}
