@@ -38,6 +38,7 @@ with the reason, when this cannot run here (not root, NetworkManager or ip missi
 namespaces not permitted).
 """
 
+import itertools
 import os
 import select
 import shutil
@@ -138,10 +139,15 @@ class NetworkNamespace:
 
     HOST_IP = "10.77.0.1"
     NS_IP = "10.77.0.2"
+    _instances = itertools.count()
 
-    def __init__(self, start_timeout=30.0):
+    def __init__(self, subnet="10.77.0", start_timeout=30.0):
+        """``subnet``: the /24 of the veth pair (its .1 is the host end, .2 the namespace end);
+        harnesses running at the same time on one machine need different subnets."""
+        self.HOST_IP = f"{subnet}.1"
+        self.NS_IP = f"{subnet}.2"
         self.start_timeout = start_timeout
-        tag = f"{os.getpid() % 100000}"
+        tag = f"{os.getpid() % 10000}x{next(self._instances) % 100}"
         self.name = f"bgsync-nm-{tag}"
         self.host_if = f"bgsh{tag}"  # interface names: at most 15 characters
         self.ns_if = f"bgsn{tag}"
