@@ -11,8 +11,9 @@ struct NoSystemBusTests {
 
     @Test func fallsBackToTheKernelWhenThereIsNoSystemBus() throws {
         let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        child.arguments = ["--testing-library", "swift-testing", "--filter", "withoutSystemBus"]
+        // `timeout`: a stuck child must fail the test, not hang the run.
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        child.arguments = ["60", URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, "--testing-library", "swift-testing", "--filter", "withoutSystemBus"]
         var environment = ProcessInfo.processInfo.environment
         environment[Self.childMarker] = "1"
         environment["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/bgsync-test-bus"

@@ -8,13 +8,12 @@ What it builds (root only; everything is removed again on exit, also when a test
   ``HOST_IP`` (10.77.0.1/24) in the root namespace, the namespace end is configured by
   NetworkManager as ``NS_IP`` (10.77.0.2/24, gateway ``HOST_IP``, so the namespace has a default
   route). Traffic never leaves this machine;
-* the real ``NetworkManager --no-daemon`` inside the namespace, in a mount namespace of its own
+* the real ``NetworkManager --debug`` (no daemon, log to stderr) inside the namespace, in a mount namespace of its own
   where /sys is read-only (so it manages devices without udev) and /run and
   /var/lib/NetworkManager are private, with its own config: keyfile plugin, one static profile
   for the veth, ``dns=none``, connectivity checking off, all state under the temp dir. It owns
   ``org.freedesktop.NetworkManager`` on the private bus, never touching the host's NetworkManager.
-  Its log (``--debug``: no daemon, log to stderr) is ``NetworkManager.log`` in the temp dir;
-  set ``BGSYNC_KEEP_NM_LOGS=1`` to keep the temp dir.
+  Its log is ``NetworkManager.log`` in the temp dir; set ``BGSYNC_KEEP_NM_LOGS=1`` to keep it.
 
 With connectivity checking off, NetworkManager reports ``NM_STATE_CONNECTED_GLOBAL`` as soon as
 the profile is up (a default route exists). ``offline()`` is ``nmcli networking off`` (state
@@ -33,11 +32,17 @@ Use as a pytest fixture::
         nm.online()                                   # returns when NM says 'connected'
         # processes from run_in_ns are killed at teardown
 
-or as a context manager: ``with NetworkNamespace() as nm: ...``. The fixture skips the test,
+Processes in the namespace reach D-Bus daemons of the root namespace through ``unix:path=``
+addresses (a session bus from ``dbus-daemon --session --print-address`` is one here), never
+through abstract sockets, which are per network namespace. Only one harness per subnet may
+run at a time on a machine: ``NetworkNamespace(subnet="10.78.0")`` picks another.
+
+Or as a context manager: ``with NetworkNamespace() as nm: ...``. The fixture skips the test,
 with the reason, when this cannot run here (not root, NetworkManager or ip missing, network
 namespaces not permitted).
 """
 
+import itertools
 import os
 import select
 import shutil
@@ -138,10 +143,15 @@ class NetworkNamespace:
 
     HOST_IP = "10.77.0.1"
     NS_IP = "10.77.0.2"
+    _instances = itertools.count()
 
-    def __init__(self, start_timeout=30.0):
+    def __init__(self, subnet="10.77.0", start_timeout=30.0):
+        """``subnet``: the /24 of the veth pair (its .1 is the host end, .2 the namespace end);
+        harnesses running at the same time on one machine need different subnets."""
+        self.HOST_IP = f"{subnet}.1"
+        self.NS_IP = f"{subnet}.2"
         self.start_timeout = start_timeout
-        tag = f"{os.getpid() % 100000}"
+        tag = f"{os.getpid() % 10000}x{next(self._instances) % 100}"
         self.name = f"bgsync-nm-{tag}"
         self.host_if = f"bgsh{tag}"  # interface names: at most 15 characters
         self.ns_if = f"bgsn{tag}"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from netns import real_networkmanager  # noqa: F401  (the fixture)
+from netns import NetworkNamespace, real_networkmanager, skip_reason  # noqa: F401  (the fixture)
 
 
 @pytest.fixture
@@ -79,3 +79,18 @@ def test_swift_monitor_follows_the_real_networkmanager(real_networkmanager):
     out, _ = child.communicate(timeout=60)
     assert child.returncode == 0, out
     assert "followsARealNetworkManager() passed" in out, out
+
+
+def test_cleanup_removes_everything_even_when_the_test_fails():
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    with pytest.raises(RuntimeError):
+        with NetworkNamespace() as nm:
+            name, host_if, tmpdir = nm.name, nm.host_if, nm.tmpdir
+            processes = [nm._nm, nm._dbus, nm.run_in_ns(["sleep", "600"])]
+            raise RuntimeError("the test failed")
+    assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert subprocess.run(["ip", "link", "show", host_if], capture_output=True).returncode != 0
+    assert not os.path.exists(tmpdir)
+    assert all(process.poll() is not None for process in processes)
