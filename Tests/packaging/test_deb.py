@@ -6,11 +6,11 @@ before). Needs root, as here and in CI. Run it alone with `make deb-check`.
 BGSYNC_DEB_REUSE=1 tests the packages of the last build in .build-deb/ instead of building.
 """
 
+import json
 import os
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,8 +33,8 @@ TOOLCHAIN = Path("/opt/swift")
 ENABLED_LINK = Path("/etc/systemd/user/default.target.wants/bgsyncd.service")
 APP = "org.example.PackagingTest"
 
-# How the exec handler takes its command (see Plugins/exec): a string array, run without a shell.
-EXEC_COMMAND_OPTION = "argv"
+# How the exec handler takes its command (Plugins/exec): a string array, run without a shell.
+EXEC_COMMAND_OPTION = "command"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="installs the packages with dpkg -i, which needs root (CI runs as root)")
 
@@ -163,12 +163,13 @@ def test_installed_programs_run_with_the_toolchain_hidden(installed):
     for program in ["/usr/bin/bgsyncctl", "/usr/bin/bgsyncd"]:
         result = run(*without_toolchain([program, "--help"]))
         assert result.returncode == 0, f"{program} --help without /opt/swift: {result.stderr}"
-    # Each handler loads into a process that has no Swift of its own, and exports its entry point.
+    # The installed worker loads each installed handler (one Swift runtime for both) and reads
+    # what it is: `--probe` prints the plugin's name, description and sandbox_safe as JSON.
     for handler in HANDLERS:
         path = PRIVATE / "plugins" / f"{handler}.so"
-        code = f"import ctypes; ctypes.CDLL({str(path)!r}).bgsync_plugin_entry"
-        result = run(*without_toolchain([sys.executable, "-c", code]))
-        assert result.returncode == 0, f"{path} without /opt/swift: {result.stderr}"
+        result = run(*without_toolchain(["/usr/libexec/bgsync/bgsync-worker", "--probe", path]))
+        assert result.returncode == 0, f"bgsync-worker --probe {path} without /opt/swift: {result.stdout}{result.stderr}"
+        assert json.loads(result.stdout.strip().splitlines()[-1])["name"] == handler, result.stdout
 
 
 @needs_root
