@@ -262,6 +262,13 @@ def test_dbus_activation_starts_the_installed_agent(session_bus):
 
 
 @needs_root
+def test_bgsyncctl_talks_to_the_installed_agent(session_bus):
+    result = run("/usr/bin/bgsyncctl", "--address", session_bus.address, "tags", APP, env=session_bus.env, timeout=60)
+    assert result.returncode == 0, f"bgsyncctl tags failed ({result.returncode}): {result.stderr}\n{session_bus.log()}"
+    assert result.stdout.strip() == ""
+
+
+@needs_root
 def test_a_registered_sync_runs_the_installed_exec_handler(session_bus, tmp_path):
     import dbus
     from dbus.mainloop.glib import DBusGMainLoop
@@ -293,10 +300,10 @@ def test_a_registered_sync_runs_the_installed_exec_handler(session_bus, tmp_path
     GLib.io_add_watch(reader, GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, on_output)
     GLib.timeout_add_seconds(60, loop.quit)
 
-    command = f"['/bin/sh', '-c', 'echo fired > {fifo}']"
-    result = run("/usr/bin/bgsyncctl", "--address", session_bus.address, "register", APP, "run-command", "exec",
-                 "-o", f"{EXEC_COMMAND_OPTION}={command}", env=session_bus.env, timeout=60)
-    assert result.returncode == 0, f"bgsyncctl register failed ({result.returncode}): {result.stderr}"
+    command = ["/bin/sh", "-c", f"echo fired > {fifo}"]
+    result = session_bus.busctl("call", "--", "org.bgsync", "/org/bgsync/Manager", "org.bgsync.Manager", "Register",
+                                "sssa{sv}", APP, "run-command", "exec", 1, EXEC_COMMAND_OPTION, "as", len(command), *command)
+    assert result.returncode == 0, f"Register failed: {result.stderr}\n{session_bus.log()}"
     loop.run()
     os.close(reader)
     connection.close()
