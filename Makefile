@@ -38,3 +38,12 @@ integration:
 
 clean:
 	rm -rf .build
+
+# The Debian packages (slow: a release build; see packaging/README.md). deb builds them into
+# .build-deb/; deb-check builds, lints, installs, exercises and purges them (as root).
+.PHONY: deb deb-check
+deb:
+	packaging/build-deb
+
+deb-check: deps-check
+	$(PYTHON) -m pytest -q Tests/packaging

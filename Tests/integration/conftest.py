@@ -67,23 +67,20 @@ class PrivateBus:
     def __init__(self, kind="session"):
         self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
         self.address = f"unix:path={self.dir}/bus"
-        config = [f"--address={self.address}", "--session"] if kind == "session" else [
-            f"--config-file={self._system_like_config()}"]
-        # --fork returns only once the bus listens, and prints the daemon's pid.
-        out = subprocess.run(["dbus-daemon", *config, "--fork", "--print-pid=1", "--nopidfile"],
-                             check=True, capture_output=True, text=True)
-        self.pid = int(out.stdout.split()[0])
-
-    def _system_like_config(self):
-        path = os.path.join(self.dir, "system.conf")
-        with open(path, "w") as f:
+        config = os.path.join(self.dir, f"{kind}.conf")
+        # Our own configuration, with no service directories: an installed bgsyncd package must
+        # never be activated in place of the agent under test.
+        with open(config, "w") as f:
             f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
+<busconfig><type>{kind}</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
 <allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
 """)
-        return path
+        # --fork returns only once the bus listens, and prints the daemon's pid.
+        out = subprocess.run(["dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
+                             check=True, capture_output=True, text=True)
+        self.pid = int(out.stdout.split()[0])
 
     def connect(self):
         return dbus.bus.BusConnection(self.address)
