@@ -102,7 +102,8 @@ public final class Agent {
             handlers: catalog.handlers.mapValues(\.info), network: network.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         scheduler.observer = service
-        network.onChange = { (status: NetworkStatus) in
+        network.onChange = { [logger] (status: NetworkStatus) in
+            logger.info("network: \(status)")
             scheduler.networkChanged(status)
             service.networkChanged()
         }

@@ -96,7 +96,8 @@ class PrivateBus:
 class Agent:
     """bgsyncd on a private bus, with its own state dir, plugins and config."""
 
-    def __init__(self, bus, workdir, plugin_dir, config=FAST_CONFIG, network="always-online", extra_args=(), env=None):
+    def __init__(self, bus, workdir, plugin_dir, config=FAST_CONFIG, network="always-online", extra_args=(), env=None,
+                 launcher=subprocess.Popen):
         self.bus = bus
         self.workdir = pathlib.Path(workdir)
         self.state_dir = self.workdir / "state"
@@ -106,6 +107,7 @@ class Agent:
         self.network = network
         self.extra_args = list(extra_args)
         self.env = env
+        self.launcher = launcher  # how to start a process: subprocess.Popen, or into a namespace
         self.process = None
         self.log_path = self.workdir / "agent.log"
 
@@ -120,7 +122,7 @@ class Agent:
         self.output = b""
         self.exited = False
         self.changed = threading.Condition()
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        self.process = self.launcher(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         threading.Thread(target=self._read_output, args=(self.process.stdout,), daemon=True).start()
         if expect_ready:
             self.wait_for_log("ready on")
