@@ -18,6 +18,10 @@ import sys
 import tempfile
 import threading
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "integration"))
+from privatebus import PrivateBus  # noqa: E402  (the private buses the tests use too)
+
 BIN = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".build/debug").resolve()
 APP = "org.example.Emojoy"
 received = threading.Event()
@@ -40,33 +44,14 @@ class ChatServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def start_bus(directory, kind):
-    address = f"unix:path={directory}/{kind}-bus"
-    if kind == "session":
-        args = ["--session", f"--address={address}"]
-    else:
-        config = directory / "system.conf"
-        config.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>{address}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/></policy></busconfig>
-""")
-        args = [f"--config-file={config}"]
-    pid = int(subprocess.run(["dbus-daemon", *args, "--fork", "--print-pid=1", "--nopidfile"],
-                             check=True, capture_output=True, text=True).stdout.split()[0])
-    return address, pid
-
-
 def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="bgsync-demo-"))
-    pids, processes = [], []
+    buses, processes = [], []
     try:
-        session, pid = start_bus(work, "session")
-        pids.append(pid)
-        system, pid = start_bus(work, "system")
-        pids.append(pid)
-        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=session, DBUS_SYSTEM_BUS_ADDRESS=system)
-        step(f"private session bus {session}, and a system bus with a mocked NetworkManager")
+        session, system = PrivateBus("session"), PrivateBus("system")
+        buses += [session, system]
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=session.address, DBUS_SYSTEM_BUS_ADDRESS=system.address)
+        step(f"private session bus {session.address}, and a system bus with a mocked NetworkManager")
         nm = subprocess.Popen([sys.executable, "-m", "dbusmock", "--template", "networkmanager",
                                "--parameters", '{"State": 20}'], env=env, stdout=subprocess.DEVNULL)
         processes.append(nm)
@@ -90,7 +75,14 @@ def main():
         for line in agent.stderr:
             if "ready on" in line:
                 break
-        threading.Thread(target=lambda: [None for _ in agent.stderr], daemon=True).start()
+        synced = threading.Event()
+
+        def follow_log():  # the agent logs each outcome; the demo waits for the sync's
+            for line in agent.stderr:
+                if "outbox: succeeded" in line:
+                    synced.set()
+
+        threading.Thread(target=follow_log, daemon=True).start()
         ctl = lambda *args: subprocess.run([str(BIN / "bgsyncctl"), *args], env=env, check=True,
                                            capture_output=True, text=True).stdout
         step("bgsyncd is running; it says: " + " ".join(ctl("state").split()))
@@ -110,17 +102,17 @@ def main():
         subprocess.run(["gdbus", "call", "--system", "--dest", "org.freedesktop.NetworkManager", "--object-path",
                         "/org/freedesktop", "--method", "org.freedesktop.DBus.Mock.SetGlobalConnectionState", "70"],
                        env=env, check=True, capture_output=True)
-        if not received.wait(30):
+        if not (received.wait(30) and synced.wait(30)):
             step("the message did not arrive within 30 s: something is wrong")
             return 1
-        step(f"delivered; outbox now holds {len(list(outbox.glob('*.json')))} messages, and no app was running")
+        step(f"delivered; {len(list(outbox.glob('*.json')))} messages left in the outbox, and no app was running")
         return 0
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=10)
-        for pid in pids:
-            os.kill(pid, signal.SIGTERM)
+        for bus in buses:
+            bus.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -19,6 +19,8 @@ import dbus.mainloop.glib
 import pytest
 from gi.repository import GLib
 
+from privatebus import PrivateBus  # noqa: F401  (tests import it from here)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("BGSYNC_BIN") or ROOT / ".build" / "debug")
 TEST_PLUGIN_SOURCES = ROOT / "Tests" / "plugins"
@@ -59,38 +61,6 @@ def wait_until(predicate, timeout=10.0, what="condition"):
         context.iteration(True)
         GLib.source_remove(source) if not timer_fired else timer_fired.clear()
     return True
-
-
-class PrivateBus:
-    """A dbus-daemon of our own, listening on a socket in a temporary directory."""
-
-    def __init__(self, kind="session"):
-        self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
-        self.address = f"unix:path={self.dir}/bus"
-        config = os.path.join(self.dir, f"{kind}.conf")
-        # Our own configuration, with no service directories: an installed bgsyncd package must
-        # never be activated in place of the agent under test.
-        with open(config, "w") as f:
-            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>{kind}</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
-<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
-""")
-        # --fork returns only once the bus listens, and prints the daemon's pid.
-        out = subprocess.run(["dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
-                             check=True, capture_output=True, text=True)
-        self.pid = int(out.stdout.split()[0])
-
-    def connect(self):
-        return dbus.bus.BusConnection(self.address)
-
-    def stop(self):
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Agent:

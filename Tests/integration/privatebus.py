@@ -1,0 +1,41 @@
+"""A dbus-daemon of our own for tests and the demo, never the user's bus."""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import dbus
+
+
+class PrivateBus:
+    """A dbus-daemon of our own, listening on a socket in a temporary directory."""
+
+    def __init__(self, kind="session"):
+        self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
+        self.address = f"unix:path={self.dir}/bus"
+        config = os.path.join(self.dir, f"{kind}.conf")
+        # Our own configuration, with no service directories: an installed bgsyncd package must
+        # never be activated in place of the agent under test.
+        with open(config, "w") as f:
+            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>{kind}</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
+<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
+""")
+        # --fork returns only once the bus listens, and prints the daemon's pid.
+        out = subprocess.run(["dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
+                             check=True, capture_output=True, text=True)
+        self.pid = int(out.stdout.split()[0])
+
+    def connect(self):
+        return dbus.bus.BusConnection(self.address)
+
+    def stop(self):
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
