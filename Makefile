@@ -28,7 +28,7 @@ demo: deps-check build
 
 check: deps-check
 	$(SWIFT) build --build-tests
-	$(MAKE) unit integration
+	$(MAKE) unit integration deb-check
 
 unit:
 	$(SWIFT) test --skip-build
@@ -46,4 +46,4 @@ deb:
 	packaging/build-deb
 
 deb-check: deps-check
-	$(PYTHON) -m pytest -q Tests/packaging
+	BGSYNC_BIN="$(BIN)" $(PYTHON) -m pytest -q Tests/packaging

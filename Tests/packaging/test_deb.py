@@ -263,7 +263,7 @@ def test_dbus_activation_starts_the_installed_agent(session_bus):
 
 @needs_root
 def test_bgsyncctl_talks_to_the_installed_agent(session_bus):
-    result = run("/usr/bin/bgsyncctl", "--address", session_bus.address, "tags", APP, env=session_bus.env, timeout=60)
+    result = run("/usr/bin/bgsyncctl", "tags", APP, "--address", session_bus.address, env=session_bus.env, timeout=60)
     assert result.returncode == 0, f"bgsyncctl tags failed ({result.returncode}): {result.stderr}\n{session_bus.log()}"
     assert result.stdout.strip() == ""
 
