@@ -142,6 +142,8 @@ import UploadHandler
             return
         }
         #expect(missing.contains("'outbox' is missing"))
+        #expect(UploadHandler().handle(event(["outbox": "outbox", "url": "http://127.0.0.1/"]), log: .discard)
+            == .failure("option 'outbox' must be an absolute path, not 'outbox'"))
         guard case .failure = upload(extra: ["headers": ["not", "a", "dictionary"]]) else {
             Issue.record("headers of the wrong type must fail")
             return

@@ -9,7 +9,7 @@ import FoundationNetworking
 /// Drains an outbox: each regular file in `outbox` (top level; not dot-files, `*.tmp`,
 /// `*.part`, nor `failed/`), oldest first, is sent as the body of one request to `url`.
 ///
-/// Options: `outbox` (s, a directory), `url` (s, http or https), `method` (s, default POST),
+/// Options: `outbox` (s, an absolute directory path), `url` (s, http or https), `method` (s, default POST),
 /// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
 ///
 /// A 2xx deletes the file. 408, 429, 5xx or a network error stops the attempt with a retry
@@ -29,9 +29,9 @@ public struct UploadHandler: SyncHandler {
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let outbox: Outbox, url: URL, method: String, headers: [(key: String, value: String)]
         do {
-            outbox = Outbox(directory: try event.options.requireString("outbox"))
+            outbox = Outbox(directory: try event.options.requirePath("outbox"))
             let text = try event.options.requireString("url")
-            guard let parsed = httpURL(text, option: "url") else {
+            guard let parsed = httpURL(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
             }
             url = parsed
