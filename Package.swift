@@ -103,7 +103,7 @@ let package = Package(
                 "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
                 "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler",
             ],
-            exclude: ["http_server.py", "notify_bus.py"]),
+            exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -65,17 +65,53 @@ import Testing
         let grandchild = try #require(directory.read("pid").flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         #expect(waitUntilGone(grandchild, timeout: 5), "the background grandchild must be killed too")
     }
+}
 
-    /// True once `pid` no longer runs (gone, or a zombie waiting for init to reap it).
-    private func waitUntilGone(_ pid: Int32, timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        repeat {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                let close = stat.lastIndex(of: ")")
-            else { return true }
-            if stat[stat.index(close, offsetBy: 2)] == "Z" { return true }
-            usleep(20_000)
-        } while Date() < deadline
-        return false
+/// The built exec handler library, next to the test binary (`swift build --build-tests` builds it).
+private let execLibrary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    .appendingPathComponent("libbgsync-handler-exec.so").path
+
+@Suite struct ExecWorkerDeathTests {
+    /// A stand-in worker (exec_worker.py) loads the real library through the C ABI and runs a
+    /// command; SIGKILL of the worker must take the command with it.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: execLibrary), "needs libbgsync-handler-exec.so: run `swift build --build-tests` first"))
+    func commandDiesWithTheWorker() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let fifo = directory.path + "/pid"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        defer { close(reader) }
+
+        let worker = try ScriptProcess(
+            "exec_worker.py", arguments: [execLibrary, "/bin/sh", "-c", "echo $$ > \"$0\"; exec sleep 60", fifo])
+        // The command's pid arrives through the FIFO once it runs.
+        var pfd = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while !text.hasSuffix("\n"), Date() < deadline {
+            guard poll(&pfd, 1, 1000) > 0 else { continue }
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+            if count > 0 { text += String(decoding: buffer[..<count], as: UTF8.self) }
+        }
+        let command = try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), "the command never started")
+        #expect(kill(command, 0) == 0)
+
+        worker.kill()
+        #expect(waitUntilGone(command, timeout: 5), "the command must die with its worker")
     }
+}
+
+/// True once `pid` no longer runs (gone, or a zombie waiting for its new parent to reap it).
+func waitUntilGone(_ pid: Int32, timeout: Double) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    repeat {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        if stat[stat.index(close, offsetBy: 2)] == "Z" { return true }
+        usleep(20_000)
+    } while Date() < deadline
+    return false
 }

@@ -51,13 +51,19 @@ final class ScriptProcess {
         input.fileHandleForWriting.write(Data((line + "\n").utf8))
     }
 
+    /// SIGKILL, as when a worker is killed; reaps it.
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
     /// Closes stdin (the script's cue to clean up and exit); SIGKILL if it has not after 10 s.
     func stop() {
         guard process.isRunning else { return }
         try? input.fileHandleForWriting.close()
         let deadline = Date().addingTimeInterval(10)
         while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
     }
 }

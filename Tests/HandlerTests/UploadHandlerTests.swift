@@ -4,7 +4,7 @@ import Foundation
 import Testing
 import UploadHandler
 
-@Suite struct UploadHandlerTests {
+@Suite final class UploadHandlerTests {
     let server: TestHTTPServer
     let outbox: TemporaryDirectory
 
@@ -12,6 +12,8 @@ import UploadHandler
         server = try TestHTTPServer()
         outbox = try TemporaryDirectory()
     }
+
+    deinit { outbox.remove() }
 
     func upload(seconds: Double = 10, extra: [String: OptionValue] = [:]) -> HandlerResult {
         var options: [String: OptionValue] = ["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]
@@ -30,7 +32,7 @@ import UploadHandler
         let same = Date(timeIntervalSinceNow: -5)
         try outbox.touch("n1", at: same)  // same mtime: by name
         try outbox.touch("n2", at: same)
-        let names = { outbox.names() }
+        let names = { self.outbox.names() }
         var options: [String: OptionValue] = ["headers": ["Authorization": "Bearer t", "Content-Type": "application/json"]]
         options["method"] = "put"
         var result: HandlerResult = .failure("")
@@ -140,6 +142,8 @@ import UploadHandler
             return
         }
         #expect(missing.contains("'outbox' is missing"))
+        #expect(UploadHandler().handle(event(["outbox": "outbox", "url": "http://127.0.0.1/"]), log: .discard)
+            == .failure("option 'outbox' must be an absolute path, not 'outbox'"))
         guard case .failure = upload(extra: ["headers": ["not", "a", "dictionary"]]) else {
             Issue.record("headers of the wrong type must fail")
             return

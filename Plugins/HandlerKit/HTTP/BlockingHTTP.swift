@@ -120,7 +120,7 @@ public enum RetryAfter {
 }
 
 /// Checks an option holding a URL: http or https with a host.
-public func httpURL(_ text: String, option: String) -> URL? {
+public func httpURL(_ text: String) -> URL? {
     guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
         url.host != nil
     else { return nil }

@@ -33,6 +33,16 @@ extension HandlerOptions {
         return value
     }
 
+    /// A string option holding an absolute path (the worker's working directory is no
+    /// business of the app's).
+    public func requirePath(_ name: String) throws(OptionError) -> String {
+        let path = try requireString(name)
+        guard path.hasPrefix("/") else {
+            throw OptionError(.invalid, option: name, "option '\(name)' must be an absolute path, not '\(path)'")
+        }
+        return path
+    }
+
     /// A string option with a default when absent; present with another type is an error.
     public func optionalString(_ name: String) throws(OptionError) -> String? {
         guard let actual = type(name) else { return nil }

@@ -8,7 +8,7 @@ import FoundationNetworking
 
 /// Keeps a settings file in step with a server, never overwriting either side silently.
 ///
-/// Options: `file` (s, a path) and `url` (s, http or https).
+/// Options: `file` (s, an absolute path) and `url` (s, http or https).
 ///
 /// The current content goes up with PUT. Beside the file the handler keeps:
 ///  - `FILE.etag`: the server's ETag of the last upload. A PUT with it sends `If-Match`; a
@@ -29,9 +29,9 @@ public struct SettingsHandler: SyncHandler {
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let files: SettingsFiles, url: URL
         do {
-            files = SettingsFiles(path: try event.options.requireString("file"))
+            files = SettingsFiles(path: try event.options.requirePath("file"))
             let text = try event.options.requireString("url")
-            guard let parsed = httpURL(text, option: "url") else {
+            guard let parsed = httpURL(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
             }
             url = parsed

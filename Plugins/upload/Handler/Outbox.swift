@@ -15,6 +15,8 @@ struct Outbox {
         var name: String
         var path: String
         var modified: timespec
+        var inode: UInt64
+        var size: Int64
     }
 
     /// Where rejected files go, inside the outbox.
@@ -45,7 +47,7 @@ struct Outbox {
                 settling += 1
                 continue
             }
-            ready.append(Item(name: name, path: path, modified: info.st_mtim))
+            ready.append(Item(name: name, path: path, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
         }
         ready.sort { a, b in
             if a.modified.tv_sec != b.modified.tv_sec { return a.modified.tv_sec < b.modified.tv_sec }
@@ -80,11 +82,21 @@ struct Outbox {
         return target
     }
 
-    /// Removes a file the server accepted.
-    func remove(_ item: Item) throws(OutboxError) {
+    /// True if the file at `item.path` is still the one scanned (not replaced or rewritten).
+    func isUnchanged(_ item: Item) -> Bool {
+        var info = stat()
+        return lstat(item.path, &info) == 0 && UInt64(info.st_ino) == item.inode && Int64(info.st_size) == item.size
+            && info.st_mtim.tv_sec == item.modified.tv_sec && info.st_mtim.tv_nsec == item.modified.tv_nsec
+    }
+
+    /// Removes a file the server accepted, unless the app replaced it meanwhile (then the new
+    /// content is for a later attempt). Returns false if it was kept for that reason.
+    func remove(_ item: Item) throws(OutboxError) -> Bool {
+        guard isUnchanged(item) else { return false }
         if unlink(item.path) != 0, errno != ENOENT {
             throw OutboxError(.cannotRemove, "sent \(item.name) but cannot remove it: \(String(cString: strerror(errno)))")
         }
+        return true
     }
 }
 

@@ -9,7 +9,7 @@ import FoundationNetworking
 /// Drains an outbox: each regular file in `outbox` (top level; not dot-files, `*.tmp`,
 /// `*.part`, nor `failed/`), oldest first, is sent as the body of one request to `url`.
 ///
-/// Options: `outbox` (s, a directory), `url` (s, http or https), `method` (s, default POST),
+/// Options: `outbox` (s, an absolute directory path), `url` (s, http or https), `method` (s, default POST),
 /// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
 ///
 /// A 2xx deletes the file. 408, 429, 5xx or a network error stops the attempt with a retry
@@ -29,9 +29,9 @@ public struct UploadHandler: SyncHandler {
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let outbox: Outbox, url: URL, method: String, headers: [(key: String, value: String)]
         do {
-            outbox = Outbox(directory: try event.options.requireString("outbox"))
+            outbox = Outbox(directory: try event.options.requirePath("outbox"))
             let text = try event.options.requireString("url")
-            guard let parsed = httpURL(text, option: "url") else {
+            guard let parsed = httpURL(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
             }
             url = parsed
@@ -51,7 +51,7 @@ public struct UploadHandler: SyncHandler {
             // Missing or unreadable outbox: the app's mistake, which a retry will not mend.
             return .failure(error.message)
         }
-        var sent = 0, rejected = 0
+        var sent = 0, rejected = 0, changed = 0
         for (index, item) in scan.ready.enumerated() {
             let left = scan.ready.count - index
             let budget = event.timeBudget
@@ -74,7 +74,11 @@ public struct UploadHandler: SyncHandler {
                 return .retry(after: nil, "\(failure.message), \(Self.files(left)) left")
             case .success(let response) where (200..<300).contains(response.status):
                 do {
-                    try outbox.remove(item)
+                    if try !outbox.remove(item) {
+                        log.warning("\(item.name) changed while it was being sent; kept for the next attempt")
+                        changed += 1
+                        continue
+                    }
                 } catch {
                     return .failure(error.message)
                 }
@@ -97,9 +101,9 @@ public struct UploadHandler: SyncHandler {
         }
         var detail = "sent \(Self.files(sent))"
         if rejected > 0 { detail += ", \(rejected) rejected (moved to \(Outbox.failedDirectory)/)" }
-        if scan.settling > 0 {
+        if scan.settling + changed > 0 {
             // Skipping them and reporting success would drop the registration and strand them.
-            return .retry(after: Outbox.settleTime, detail + ", \(Self.files(scan.settling)) still being written")
+            return .retry(after: Outbox.settleTime, detail + ", \(Self.files(scan.settling + changed)) still being written")
         }
         return .success(detail)
     }
