@@ -98,6 +98,12 @@ import Testing
         }
     }
 
+    @Test func handlersSeeTheCallersUniqueName() throws {
+        _ = try echo(.int32(1))
+        let state = serverState
+        #expect(try server.run { state.value.2.lastSender } == client.uniqueName)
+    }
+
     @Test func aCallWithNoArgumentsAndNoReplyValuesWorks() throws {
         #expect(try call("Nothing") == [])
     }
