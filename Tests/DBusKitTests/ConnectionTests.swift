@@ -230,6 +230,12 @@ import Testing
                                             TestService.interface, "Concat", "s", "foo"])
         #expect(wrong.status != 0)
         #expect(wrong.stderr.contains("expects arguments of signature 'ss'"))
+        // Parent paths are introspectable too (libdbus lists the children), so `busctl tree` finds the object.
+        let tree = try runProgram(busctl, ["--address=\(bus.address)", "tree", TestService.name])
+        #expect(tree.stdout.contains(TestService.path), "\(tree.stdout)\(tree.stderr)")
+        let property = try runProgram(busctl, ["--address=\(bus.address)", "get-property", TestService.name,
+                                               TestService.path, TestService.interface, "Count"])
+        #expect(property.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 7")
     }
 
     // Needs gdbus from libglib2.0-bin (scripts/install-deps check installs it).
