@@ -1,6 +1,6 @@
 /// One D-Bus value, with enough type information to be sent as-is: containers carry the
 /// signature of their elements so that empty arrays and dictionaries are still typed.
-public indirect enum DBusValue: Hashable, Sendable {
+public enum DBusValue: Hashable, Sendable {
     case byte(UInt8), bool(Bool), int16(Int16), uint16(UInt16), int32(Int32), uint32(UInt32),
          int64(Int64), uint64(UInt64), double(Double), string(String), objectPath(String), signature(String)
     /// An array of values that all have `elementSignature` (`ay`, `as`, `av`, `a(si)`, ...).
@@ -8,7 +8,7 @@ public indirect enum DBusValue: Hashable, Sendable {
     /// A dictionary `a{kv}`; the key signature must be a basic type.
     case dictionary(keySignature: String, valueSignature: String, [DBusDictEntry])
     case structure([DBusValue])
-    case variant(DBusValue)
+    indirect case variant(DBusValue)
 
     /// The D-Bus type signature of this value, e.g. "a{sv}".
     public var signature: String {

@@ -214,3 +214,21 @@ final class StandInAgent {
         #expect(monitor.wait() == 0)
     }
 }
+
+extension BGSyncCtlTests {
+    @Test func monitorJSONLinesForScripts() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: binary))
+        let monitor = try ChildProcess([binary, "monitor", "--json", "--address", bus.address])
+        defer { monitor.kill() }
+        try #require(monitor.collect(stderr: true, timeout: 10) { $0.contains("monitoring") }.contains("monitoring"))
+        let agent = agent
+        try server.run {
+            agent.value.connection.emitSignal(
+                path: StandInAgent.path, interface: StandInAgent.interface, name: "SyncFinished",
+                arguments: [.string("org.example.App"), .string("outbox"), .string("failure"), .string("HTTP 503")])
+        }
+        let line = monitor.collect(timeout: 10) { $0.hasSuffix("\n") }
+        #expect(line == "{\"signal\":\"SyncFinished\",\"app_id\":\"org.example.App\",\"tag\":\"outbox\","
+            + "\"outcome\":\"failure\",\"detail\":\"HTTP 503\"}\n")
+    }
+}

@@ -11,13 +11,37 @@ struct Unchecked<T>: @unchecked Sendable {
     var value: T
 }
 
-/// A private `dbus-daemon --session` (never the user's bus), killed when this goes away.
+/// A private session-type `dbus-daemon` (never the user's bus), killed when this goes away. Its
+/// configuration has no service directories, so nothing installed on the machine (such as a
+/// packaged org.bgsync.service) is ever activated into a test.
 final class PrivateBus: @unchecked Sendable {
     let daemon: ChildProcess
     let address: String
+    private let directory: String
+
+    static let configuration = """
+        <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+         "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+        <busconfig>
+          <type>session</type>
+          <listen>unix:tmpdir=/tmp</listen>
+          <auth>EXTERNAL</auth>
+          <policy context="default">
+            <allow send_destination="*" eavesdrop="true"/>
+            <allow eavesdrop="true"/>
+            <allow own="*"/>
+          </policy>
+        </busconfig>
+        """
 
     init() throws {
-        daemon = try ChildProcess(["/usr/bin/dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"])
+        var template = Array("/tmp/dbuskit-test-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw DBusError.failed("mkdtemp failed") }
+        directory = String(cString: made)
+        let config = directory + "/bus.conf"
+        try Self.configuration.write(toFile: config, atomically: true, encoding: .utf8)
+        daemon = try ChildProcess(["/usr/bin/dbus-daemon", "--config-file=" + config, "--nofork", "--nopidfile",
+                                   "--print-address=1"])
         var bytes: [UInt8] = []
         while !bytes.contains(UInt8(ascii: "\n")) {
             guard let chunk = daemon.readStdout(timeout: 10), !chunk.isEmpty else {
@@ -31,7 +55,10 @@ final class PrivateBus: @unchecked Sendable {
 
     func kill() { daemon.kill() }
 
-    deinit { kill() }
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 }
 
 /// A MainLoop running on its own thread; `run` executes a block there and waits for it.
