@@ -13,13 +13,28 @@ public protocol SchedulerClock: AnyObject {
     var onWakeup: (() -> Void)? { get set }
 }
 
-/// Durable storage of registrations. Every call is atomic and durable when it returns, and
-/// throws a `SyncError` with code `.storage` (naming the file) when it cannot be.
+/// Who waits for a write, which decides how hard it is pushed to the disk.
+public enum WriteUrgency: Sendable, Equatable {
+    /// A caller's reply waits on it: on the disk itself (synced) before the call returns.
+    case acknowledged
+    /// Nobody waits (an event's outcome): it survives the agent being killed but may be lost to
+    /// a power cut, never half-written. Losing it only makes a sync run again, which
+    /// at-least-once delivery allows; the next acknowledged write syncs it along.
+    case background
+}
+
+/// Durable storage of registrations. Every call is atomic, durable as its urgency says when it
+/// returns, and throws a `SyncError` with code `.storage` (naming the file) when it cannot be.
 public protocol RegistrationStore: AnyObject {
     func loadAll() throws(SyncError) -> [Registration]
     /// Inserts or replaces the registration with the same key.
-    func save(_ registration: Registration) throws(SyncError)
-    func delete(_ key: RegistrationKey) throws(SyncError)
+    func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError)
+    func delete(_ key: RegistrationKey, urgency: WriteUrgency) throws(SyncError)
+}
+
+extension RegistrationStore {
+    public func save(_ registration: Registration) throws(SyncError) { try save(registration, urgency: .acknowledged) }
+    public func delete(_ key: RegistrationKey) throws(SyncError) { try delete(key, urgency: .acknowledged) }
 }
 
 /// Runs events in handlers.

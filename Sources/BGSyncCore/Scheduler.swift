@@ -361,11 +361,11 @@ public final class Scheduler {
     private func persist(_ registration: Registration?, key: RegistrationKey) {
         do {
             if let registration {
-                try store.save(registration.durable)
+                try store.save(registration.durable, urgency: .background)
                 registrations[key] = registration
                 track(registration)
             } else {
-                try store.delete(key)
+                try store.delete(key, urgency: .background)
                 registrations[key] = nil
             }
         } catch {

@@ -4,9 +4,11 @@ import GRDB
 
 /// Registrations in `<directory>/registrations.sqlite3`, through GRDB on the system SQLite.
 ///
-/// Every call is one transaction, durable when it returns: WAL with `synchronous=FULL` syncs the
-/// log at each commit, because a Register reply promises the registration survives kill -9 and a
-/// reboot. A file that is not a database or fails `PRAGMA quick_check` is reported, never emptied
+/// Every call is one transaction, durable when it returns: an acknowledged write commits with
+/// `synchronous=FULL` (WAL synced at the commit), because a Register reply promises the
+/// registration survives kill -9 and a reboot; a background write (an event's outcome, which
+/// nobody waits for) commits with `synchronous=NORMAL`, safe from kill -9 and synced along with
+/// the next acknowledged one. A file that is not a database or fails `PRAGMA quick_check` is reported, never emptied
 /// or recreated. Used from one thread (the agent's loop), hence a single `DatabaseQueue`.
 public final class SQLiteRegistrationStore: RegistrationStore {
     public static let fileName = "registrations.sqlite3"
@@ -14,6 +16,9 @@ public final class SQLiteRegistrationStore: RegistrationStore {
     /// The database file.
     public let path: String
     private var queue: DatabaseQueue?
+    /// The `synchronous` setting acknowledged writes use (`.full` but in the store's own tools).
+    private let acknowledgedSynchronous: Synchronous
+    private var currentSynchronous: Synchronous
 
     /// How a commit reaches the disk. Only the store's own tools pick anything but `.full`.
     package enum Synchronous: String {
@@ -48,6 +53,8 @@ public final class SQLiteRegistrationStore: RegistrationStore {
             throw error
         }
         self.queue = queue
+        acknowledgedSynchronous = synchronous
+        currentSynchronous = synchronous
         if isNew { Self.syncDirectory(directory) }
     }
 
@@ -74,8 +81,8 @@ public final class SQLiteRegistrationStore: RegistrationStore {
         return registrations
     }
 
-    public func save(_ registration: Registration) throws(SyncError) {
-        let queue = try openQueue()
+    public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {
+        let queue = try openQueue(for: urgency)
         let durable = registration.durable
         let arguments = RegistrationRow.arguments(for: durable, optionsJSON: try RegistrationRow.encodeOptions(durable.options))
         do {
@@ -85,8 +92,8 @@ public final class SQLiteRegistrationStore: RegistrationStore {
         }
     }
 
-    public func delete(_ key: RegistrationKey) throws(SyncError) {
-        let queue = try openQueue()
+    public func delete(_ key: RegistrationKey, urgency: WriteUrgency) throws(SyncError) {
+        let queue = try openQueue(for: urgency)
         do {
             try queue.write { db in
                 try db.execute(
@@ -98,11 +105,26 @@ public final class SQLiteRegistrationStore: RegistrationStore {
         }
     }
 
+    /// The queue, with `synchronous` set for a write of this urgency (a pragma outside any
+    /// transaction, changed only when the urgency differs from the last write's).
+    private func openQueue(for urgency: WriteUrgency) throws(SyncError) -> DatabaseQueue {
+        let queue = try openQueue()
+        let wanted = urgency == .acknowledged ? acknowledgedSynchronous : .normal
+        guard wanted != currentSynchronous else { return queue }
+        do {
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(wanted.rawValue)") }
+        } catch {
+            throw StoreFailure.error(error, path: path, doing: "setting how writes reach the disk")
+        }
+        currentSynchronous = wanted
+        return queue
+    }
+
     /// Closes the file (checkpointing the log). Later calls throw. Safe to call twice.
     public func close() {
         guard let queue else { return }
         self.queue = nil
-        // Nothing can be lost here: every commit is already durable.
+        // Closing checkpoints the log into the database file, syncing background writes too.
         try? queue.close()
     }
 

@@ -4,6 +4,8 @@ import BGSyncCore
 public final class MemoryStore: RegistrationStore {
     public private(set) var rows: [RegistrationKey: Registration] = [:]
     public private(set) var writes = 0
+    /// The urgency of every write, in order.
+    public private(set) var urgencies: [WriteUrgency] = []
     /// When set, every write throws this error (a full disk, say).
     public var failure: SyncError?
 
@@ -13,15 +15,17 @@ public final class MemoryStore: RegistrationStore {
 
     public func loadAll() throws(SyncError) -> [Registration] { Array(rows.values) }
 
-    public func save(_ registration: Registration) throws(SyncError) {
+    public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {
         if let failure { throw failure }
         writes += 1
+        urgencies.append(urgency)
         rows[registration.key] = registration
     }
 
-    public func delete(_ key: RegistrationKey) throws(SyncError) {
+    public func delete(_ key: RegistrationKey, urgency: WriteUrgency) throws(SyncError) {
         if let failure { throw failure }
         writes += 1
+        urgencies.append(urgency)
         rows[key] = nil
     }
 }

@@ -46,4 +46,17 @@ struct RestartTests {
         #expect(h.events.count == 4)
         #expect(h.store.writes == writes, "starting an event costs no write")
     }
+
+    @Test func callersWaitForTheDiskAndOutcomesDoNot() throws {
+        let h = try Harness(network: .online)
+        try h.register("a")
+        try h.register("b")
+        #expect(h.store.urgencies == [.acknowledged, .acknowledged])
+        h.dispatcher.finishAll(.success(detail: ""))
+        #expect(h.store.urgencies == [.acknowledged, .acknowledged, .background, .background])
+        _ = try h.scheduler.unregister(h.key("none"))
+        try h.register("c")
+        _ = try h.scheduler.unregister(h.key("c"))
+        #expect(h.store.urgencies.suffix(2) == [.acknowledged, .acknowledged])
+    }
 }

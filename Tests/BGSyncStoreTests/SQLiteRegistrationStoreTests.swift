@@ -45,6 +45,21 @@ import Testing
         #expect(row?["state"] == "waiting")
     }
 
+    @Test func backgroundWritesSkipTheSyncAndAcknowledgedOnesDoNot() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.oneOff, urgency: .background)
+        #expect(try store.pragma("synchronous") == "1")  // NORMAL
+        try store.save(Fixtures.periodic, urgency: .acknowledged)
+        #expect(try store.pragma("synchronous") == "2")  // FULL again, syncing both
+        try store.delete(Fixtures.periodic.key, urgency: .background)
+        store.close()
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(try reopened.loadAll() == [Fixtures.oneOff])
+    }
+
     @Test func createsItsDirectoryPrivate() throws {
         let parent = TemporaryDirectory()
         defer { parent.remove() }
