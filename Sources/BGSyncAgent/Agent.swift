@@ -66,6 +66,19 @@ public final class Agent {
             loop.stop()
         }
         let configuration = loadConfiguration()
+        // The name first: a second agent must stop before it touches the database or runs a sync.
+        // Calls that arrive meanwhile wait in the connection until the loop runs.
+        let bus: DBusConnection
+        do {
+            bus = try DBusConnection(bus: options.busAddress.map(BusAddress.address) ?? .session)
+            guard try bus.requestName(ManagerService.busName) else {
+                throw AgentStartError(
+                    description: "another agent already owns \(ManagerService.busName) on this bus; only one bgsyncd runs per session")
+            }
+        } catch let error as DBusError {
+            throw AgentStartError(description: "cannot use the session bus for \(ManagerService.busName): \(error.message)")
+        }
+        defer { bus.close() }
         let stateDirectory = options.stateDirectory ?? configuration.stateDirectory ?? AgentPaths.defaultStateDirectory
         let store: SQLiteRegistrationStore
         do {
@@ -86,14 +99,6 @@ public final class Agent {
             loop: loop, workerExecutable: worker, catalog: catalog,
             maxWorkers: configuration.sync.concurrentEvents, logger: logger)
         defer { workers.shutdown() }
-
-        let bus: DBusConnection
-        do {
-            bus = try DBusConnection(bus: options.busAddress.map(BusAddress.address) ?? .session)
-        } catch {
-            throw AgentStartError(description: "cannot connect to the session bus: \(error.message)")
-        }
-        defer { bus.close() }
 
         let network = makeNetworkMonitor(mode: options.network, loop: loop, logger: logger)
         network.start()
@@ -119,14 +124,6 @@ public final class Agent {
             loop.stop()
         }
         bus.attach(to: loop)
-        do {
-            guard try bus.requestName(ManagerService.busName) else {
-                throw AgentStartError(
-                    description: "another agent already owns \(ManagerService.busName) on this bus; only one bgsyncd runs per session")
-            }
-        } catch let error as DBusError {
-            throw AgentStartError(description: "cannot own \(ManagerService.busName): \(error.message)")
-        }
         logger.info("ready on \(bus.uniqueName) as \(ManagerService.busName)")
         loop.run()
     }

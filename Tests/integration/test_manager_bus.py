@@ -179,13 +179,15 @@ def test_busctl_and_gdbus_calls_as_a_user_types_them(bus, agent):
     assert bad.returncode != 0 and "app id" in bad.stderr
 
 
-def test_a_second_agent_exits_with_a_clear_message(agent, agent_factory, tmp_path):
-    second = agent_factory()
-    second.state_dir = tmp_path / "second-state"
+def test_a_second_agent_exits_with_a_clear_message_before_touching_anything(agent, agent_factory):
+    client = Client(agent.bus)
+    client.register(APP, "due", "hang")  # running in the first agent; would fire again in a second
+    second = agent_factory()  # same state directory
     second.start(expect_ready=False)
     assert second.wait_exit() == 1
     assert "already owns org.bgsync" in second.log_text()
-    Client(agent.bus).call("GetTags", APP)
+    assert "attempt" not in second.log_text() and "Handler" not in second.log_text()
+    assert client.call("GetTags", APP) == ["due"]
 
 
 def test_acknowledged_registrations_survive_kill_9(agent_factory, bus):
