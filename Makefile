@@ -33,3 +33,13 @@ integration:
 
 clean:
 	rm -rf .build
+
+# make bench: a release build, then the benchmark harness, which prints the table kept in
+# BENCHMARKS.md (about 4 minutes). A tool to look at: it fails only when it cannot measure.
+.PHONY: bench deps-bench
+deps-bench:
+	@scripts/install-deps bench
+
+bench: deps-bench
+	$(SWIFT) build -c release
+	bin="$$($(SWIFT) build -c release --show-bin-path)" && "$$bin/BGSyncBench" --bin "$$bin" --root "$(CURDIR)"

@@ -6,21 +6,28 @@ struct Setup {
     let rootDirectory: String
     let workDirectory: String
     let pluginDirectory: String
+    /// `--only NAME[,NAME]`: run only these parts (register, network, storm, idle, startup, rss), e.g. to profile one.
+    let only: Set<String>?
+
+    func wants(_ part: String) -> Bool { only?.contains(part) ?? true }
 
     /// `--bin DIR` (default .build/release) and `--root DIR` (default the current directory).
     init(arguments: [String]) throws {
         var bin = ".build/release"
         var root = FileManager.default.currentDirectoryPath
+        var only: Set<String>?
         var iterator = arguments.dropFirst().makeIterator()
         while let argument = iterator.next() {
             switch argument {
             case "--bin": bin = iterator.next() ?? bin
             case "--root": root = iterator.next() ?? root
-            default: throw BenchError("unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR]")
+            case "--only": only = Set((iterator.next() ?? "").split(separator: ",").map(String.init))
+            default: throw BenchError("unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,storm,idle,startup,rss]")
             }
         }
         binDirectory = URL(fileURLWithPath: bin, relativeTo: URL(fileURLWithPath: root)).standardizedFileURL.path
         rootDirectory = root
+        self.only = only
         for tool in ["bgsyncd", "bgsync-worker"] where !FileManager.default.isExecutableFile(atPath: binDirectory + "/" + tool) {
             throw BenchError("\(binDirectory)/\(tool) is missing: run `swift build -c release` first (make bench does)")
         }
