@@ -202,7 +202,7 @@ public final class Scheduler {
     /// Dispatches what may run and makes sure the one wake-up is armed for the earliest due time.
     private func afterChange(rescan: Bool = false) {
         dispatchReady()
-        if rescan || armedWakeup == nil {
+        if rescan {
             rearmWakeup()
         }
     }
