@@ -13,9 +13,11 @@ final class BusClient {
     static let interface = "org.bgsync.Manager"
 
     let connection: DBusConnection
-    let loop = MainLoop()
+    let loop: MainLoop
 
-    init(address: String) throws {
+    /// `loop`: share another client's loop, to wait on both buses at once.
+    init(address: String, loop: MainLoop = MainLoop()) throws {
+        self.loop = loop
         connection = try DBusConnection(bus: .address(address))
         connection.attach(to: loop)
     }

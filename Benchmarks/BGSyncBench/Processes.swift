@@ -176,7 +176,14 @@ final class AgentProcess {
     var pid: Int32 { process.pid }
 
     /// Starts the agent and, unless told otherwise, waits until it owns org.bgsync.
-    init(setup: Setup, bus: PrivateBus, name: String, config: String, network: MockNetworkManager?,
+    convenience init(setup: Setup, bus: PrivateBus, name: String, config: String, network: MockNetworkManager?,
+                     stateDirectory: String? = nil, waitReady: Bool = true) throws {
+        try self.init(setup: setup, bus: bus, name: name, config: config, systemBus: network?.systemBus.address,
+                      stateDirectory: stateDirectory, waitReady: waitReady)
+    }
+
+    /// `systemBus`: where NetworkManager is (nil: --network always-online).
+    init(setup: Setup, bus: PrivateBus, name: String, config: String, systemBus: String?,
          stateDirectory: String? = nil, waitReady: Bool = true) throws {
         self.bus = bus
         let work = setup.workDirectory + "/" + name
@@ -184,13 +191,13 @@ final class AgentProcess {
         self.stateDirectory = stateDirectory ?? work + "/state"
         try config.write(toFile: work + "/bgsyncd.conf", atomically: true, encoding: .utf8)
         var env = ProcessInfo.processInfo.environment
-        if let network { env["DBUS_SYSTEM_BUS_ADDRESS"] = network.systemBus.address }
+        if let systemBus { env["DBUS_SYSTEM_BUS_ADDRESS"] = systemBus }
         let watcher = try BusClient(address: bus.address)
         let owned = watcher.nameOwnedWatcher("org.bgsync")
         process = try Child([
             setup.binDirectory + "/bgsyncd", "--address", bus.address, "--config", work + "/bgsyncd.conf", "--state-dir", self.stateDirectory,
             "--plugin-dir", setup.pluginDirectory, "--worker", setup.binDirectory + "/bgsync-worker",
-            "--network", network == nil ? "always-online" : "networkmanager",
+            "--network", systemBus == nil ? "always-online" : "networkmanager",
         ], environment: env, outputPath: work + "/agent.log")
         if waitReady {
             try watcher.wait(timeout: 60, what: "bgsyncd owning org.bgsync (see \(work)/agent.log)") {

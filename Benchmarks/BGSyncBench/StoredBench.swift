@@ -35,17 +35,26 @@ func idleRows(setup: Setup, bus: PrivateBus, window: Int) throws -> (rows: [Row]
     let client = try BusClient(address: bus.address)
     let tags = try client.getTags(app: "org.bench.Stored0")
     guard tags == 1000 else { throw BenchError("the idle agent lists \(tags) tags for org.bench.Stored0, not 1000") }
+    // strace prints its summary on stderr when interrupted (with -o FILE and SIGINT it wrote
+    // nothing here); with no system call at all it prints no table, only attached/detached.
     let summary = setup.workDirectory + "/idle-strace.txt"
-    try run(["/usr/bin/timeout", "-s", "INT", "\(window)", "/usr/bin/strace", "-f", "-c", "-o", summary, "-p", "\(agent.pid)"])
+    try Child(["/usr/bin/timeout", "-s", "INT", "\(window)", "/usr/bin/strace", "-f", "-c", "-p", "\(agent.pid)"],
+              outputPath: summary).wait()
     let text = (try? String(contentsOfFile: summary, encoding: .utf8)) ?? ""
-    // The "total" line: % time, seconds, usecs/call, calls, [errors,] "total".
-    let totalLine = text.split(separator: "\n").last { $0.hasSuffix("total") }
-    let numbers = totalLine?.split(separator: " ").dropLast().compactMap { Double($0) } ?? []
-    let calls = numbers.count >= 4 ? Int(numbers[3]) : 0
-    let perCall = text.split(separator: "\n").filter { line in
+    let lines = text.split(separator: "\n")
+    guard lines.contains(where: { $0.contains("attached") }) else {
+        throw BenchError("strace could not attach to the agent: \(text.prefix(300))")
+    }
+    // The table's rows: % time, seconds, usecs/call, calls, [errors,] name; the last is "total".
+    let tableRows = lines.filter { line in
         let fields = line.split(separator: " ")
-        return fields.count >= 5 && Double(fields[0]) != nil && !line.hasSuffix("total")
-    }.map { $0.split(separator: " ").last.map(String.init) ?? "" }
+        return fields.count >= 5 && Double(fields[0]) != nil
+    }
+    let calls = tableRows.last { $0.hasSuffix("total") }.flatMap { Int($0.split(separator: " ")[3]) } ?? 0
+    let perCall = tableRows.filter { !$0.hasSuffix("total") }.map { row -> String in
+        let fields = row.split(separator: " ")
+        return "\(fields.last!) ×\(fields[3])"
+    }
     let rss = procStatusKiB(pid: agent.pid, field: "VmRSS")
     log("idle: \(calls) system calls in \(window) s (\(perCall.joined(separator: ", ")))")
     return ([Row(figure: "Idle, \(window) s, 10,000 registrations due in 3 h: system calls (strace -f -c)",
