@@ -200,12 +200,14 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
         try client.register(app: "org.bench.RealNetwork", tag: tag)
         let start = now()
         try nm.enable(true)
+        // Only what comes after this round's Enable(true) counts (a late script of the last
+        // round would otherwise be taken for this one).
         try client.wait(timeout: 30, what: "the dispatcher script and the agent's SyncFinished for \(tag)") {
-            !scriptStarts.isEmpty && finishedAt[tag] != nil && (nm.connectedAt ?? 0) > start
+            scriptStarts.contains { $0 > start } && finishedAt[tag] != nil && (nm.connectedAt ?? 0) > start
         }
         _ = agentAfterConnected.record(finishedAt[tag]! - max(nm.connectedAt!, start))
         _ = agentTimes.record(finishedAt[tag]! - start)
-        _ = scriptTimes.record(scriptStarts[0] - start)
+        _ = scriptTimes.record(scriptStarts.first { $0 > start }! - start)
         try nm.waitForState(70, what: "NetworkManager connected again")
     }
     let a50 = Double(agentTimes.valueAtPercentile(50)), a99 = Double(agentTimes.valueAtPercentile(99))

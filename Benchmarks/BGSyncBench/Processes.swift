@@ -27,8 +27,20 @@ final class Child {
             cArgs.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
+        // The harness blocks SIGINT/SIGTERM (a thread waits for them) and ignores SIGPIPE:
+        // children start with neither.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), defaults = sigset_t()
+        sigemptyset(&empty)
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+        let result = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
         guard result == 0 else { throw BenchError("cannot start \(argv[0]): \(String(cString: strerror(result)))") }
         self.pid = pid
         startedChildren.with { $0.append(self) }
@@ -66,9 +78,20 @@ final class Child {
 /// Every child started, so that a failing run still stops them all.
 let startedChildren = Locked<[Child]>([])
 
+/// The buses' daemons (they fork away from their Child) and the scratch directory.
+let startedBusPIDs = Locked<[(pid: Int32, directory: String)]>([])
+let scratchDirectories = Locked<[String]>([])
+
+/// Stops every child, then every bus, and removes the scratch directories.
 func stopAllStarted() {
-    for child in startedChildren.with({ $0 }) { child.stop() }
+    for child in startedChildren.with({ $0 }).reversed() { child.stop() }
     startedChildren.with { $0.removeAll() }
+    for bus in startedBusPIDs.with({ $0 }) {
+        kill(bus.pid, SIGTERM)
+        try? FileManager.default.removeItem(atPath: bus.directory)
+    }
+    startedBusPIDs.with { $0.removeAll() }
+    for directory in scratchDirectories.with({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
 }
 
 /// Runs a command to its end; returns its exit code.
@@ -127,10 +150,12 @@ final class PrivateBus {
             throw BenchError("dbus-daemon did not start (printed \(output.debugDescription))")
         }
         self.pid = pid
+        startedBusPIDs.with { $0.append((pid, directory)) }
     }
 
     func stop() {
         kill(pid, SIGTERM)
+        startedBusPIDs.with { $0.removeAll { $0.pid == pid } }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }

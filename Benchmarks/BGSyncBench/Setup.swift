@@ -33,6 +33,7 @@ struct Setup {
         }
         workDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("bgsync-bench-\(getpid())").path
         pluginDirectory = workDirectory + "/plugins"
+        scratchDirectories.with { $0.append(workDirectory) }
         try FileManager.default.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
         let plugin = pluginDirectory + "/noop.so"

@@ -7,6 +7,24 @@ import Glibc
 #endif
 
 signal(SIGPIPE, SIG_IGN)
+// Ctrl-C or SIGTERM still stops every process the harness started: the signals are blocked
+// here (before any thread starts, so all threads inherit that) and one thread waits for them.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGINT)
+sigaddset(&stopSignals, SIGTERM)
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+Thread {
+    var received: Int32 = 0
+    var wanted = sigset_t()
+    sigemptyset(&wanted)
+    sigaddset(&wanted, SIGINT)
+    sigaddset(&wanted, SIGTERM)
+    sigwait(&wanted, &received)
+    log("stopping on signal \(received): stopping the processes started")
+    stopAllStarted()
+    exit(128 + received)
+}.start()
 let machine = machineDescription()
 var rows: [Row] = []
 var status: Int32 = 0
