@@ -35,7 +35,7 @@ clean:
 	rm -rf .build
 
 # make bench: a release build, then the benchmark harness, which prints the table kept in
-# BENCHMARKS.md (about 4 minutes). A tool to look at: it fails only when it cannot measure.
+# BENCHMARKS.md (about a minute after the build). A tool to look at: it fails only when it cannot measure.
 .PHONY: bench deps-bench
 deps-bench:
 	@scripts/install-deps bench
