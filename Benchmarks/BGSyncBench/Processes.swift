@@ -82,14 +82,28 @@ let startedChildren = Locked<[Child]>([])
 let startedBusPIDs = Locked<[(pid: Int32, directory: String)]>([])
 let scratchDirectories = Locked<[String]>([])
 
+/// SIGTERM to a bus daemon, then its directory once it is gone (removing the directory while
+/// the daemon unlinks its socket made the removal stop half-way). The daemon forked away from
+/// us, so there is no child to wait for: it is checked every 5 ms, for 2 s at most, and counts
+/// as gone once it is a zombie (this machine's init reaps them only now and then).
+func stopBusDaemon(pid: Int32, directory: String) {
+    kill(pid, SIGTERM)
+    for _ in 0..<400 where isAlive(pid) { usleep(5_000) }
+    try? FileManager.default.removeItem(atPath: directory)
+}
+
+private func isAlive(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let end = stat.lastIndex(of: ")") else { return false }
+    // The state letter follows "pid (comm) ".
+    return stat[stat.index(end, offsetBy: 2)...].first != "Z"
+}
+
 /// Stops every child, then every bus, and removes the scratch directories.
 func stopAllStarted() {
     for child in startedChildren.with({ $0 }).reversed() { child.stop() }
     startedChildren.with { $0.removeAll() }
-    for bus in startedBusPIDs.with({ $0 }) {
-        kill(bus.pid, SIGTERM)
-        try? FileManager.default.removeItem(atPath: bus.directory)
-    }
+    for bus in startedBusPIDs.with({ $0 }) { stopBusDaemon(pid: bus.pid, directory: bus.directory) }
     startedBusPIDs.with { $0.removeAll() }
     for directory in scratchDirectories.with({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
 }
@@ -154,9 +168,8 @@ final class PrivateBus {
     }
 
     func stop() {
-        kill(pid, SIGTERM)
+        stopBusDaemon(pid: pid, directory: directory)
         startedBusPIDs.with { $0.removeAll { $0.pid == pid } }
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }
 
