@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // Pure core.
@@ -81,6 +82,12 @@ let package = Package(
         .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export", linkerSettings: handlerExports),
         .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "CDBus"], path: "Plugins/notify/Handler"),
         .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export", linkerSettings: handlerExports),
+
+        // make bench: the figures of BENCHMARKS.md.
+        .executableTarget(
+            name: "BGSyncBench",
+            dependencies: ["DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "Benchmarks/BGSyncBench"),
 
         // Test doubles and tests.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),

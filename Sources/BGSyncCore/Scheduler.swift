@@ -54,7 +54,9 @@ public final class Scheduler {
     /// stopped come back pending, without counting an attempt.
     public func start() throws(SyncError) {
         clock.onWakeup = { [weak self] in self?.wakeup() }
-        for var registration in try store.loadAll().sorted(by: { $0.sequence < $1.sequence }) {
+        let loaded = try store.loadAll().sorted(by: { $0.sequence < $1.sequence })
+        registrations.reserveCapacity(loaded.count)
+        for var registration in loaded {
             registration = registration.durable
             registrations[registration.key] = registration
             nextSequence = max(nextSequence, registration.sequence + 1)
@@ -202,7 +204,7 @@ public final class Scheduler {
     /// Dispatches what may run and makes sure the one wake-up is armed for the earliest due time.
     private func afterChange(rescan: Bool = false) {
         dispatchReady()
-        if rescan || armedWakeup == nil {
+        if rescan {
             rearmWakeup()
         }
     }

@@ -1,0 +1,92 @@
+// Reconnect storm: 10,000 registrations over 100 apps, registered offline, all due when the
+// mocked NetworkManager comes online; timed until the last SyncFinished. Meanwhile another
+// client keeps calling GetTags. Reference: 10,000 processes (/bin/true), as many at a time as
+// the agent runs events (concurrent-events).
+import Foundation
+import Histogram
+
+struct StormResult {
+    var rows: [Row]
+    var workerRSSKiB: Int?
+}
+
+func stormRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throws -> StormResult {
+    let apps = 100, perApp = 100, total = apps * perApp, concurrency = 4
+    try network.setState(MockNetworkManager.disconnected)
+    let agent = try AgentProcess(setup: setup, bus: bus, name: "storm", config: benchConfig, network: network)
+    defer { agent.stop() }
+
+    // Register everything from 16 clients (the agent is offline: nothing fires yet).
+    let address = bus.address
+    let errors = Locked<[String]>([])
+    onThreads(16) { index in
+        do {
+            let client = try BusClient(address: address)
+            for app in stride(from: index, to: apps, by: 16) {
+                for tag in 0..<perApp { try client.register(app: "org.bench.Storm\(app)", tag: "t\(tag)") }
+            }
+        } catch { errors.with { $0.append("\(error)") } }
+    }
+    if let first = errors.with({ $0.first }) { throw BenchError("registering the storm failed: \(first)") }
+
+    let listener = try BusClient(address: bus.address)
+    var finished = 0, succeeded = 0
+    try listener.onAgentSignal("SyncFinished") { signal in
+        finished += 1
+        if signal.arguments.count > 2, case .string("succeeded") = signal.arguments[2] { succeeded += 1 }
+    }
+    // GetTags from another client all along, on its own thread.
+    let stormOver = Locked(false)
+    let getTags = Locked(makeLatencies())
+    let probeDone = DispatchSemaphore(value: 0)
+    Thread {
+        defer { probeDone.signal() }
+        guard let probe = try? BusClient(address: address) else { return }
+        var app = 0
+        while !stormOver.with({ $0 }) {
+            let start = now()
+            guard (try? probe.getTags(app: "org.bench.Storm\(app % apps)")) != nil else { break }
+            let elapsed = now() - start
+            getTags.with { _ = $0.record(elapsed) }
+            app += 1
+        }
+    }.start()
+
+    let start = now()
+    try network.setState(MockNetworkManager.connectedGlobal)
+    var workerRSS: Int?
+    try listener.wait(timeout: 600, what: "\(total) SyncFinished signals in the storm") {
+        if workerRSS == nil, finished > total / 2 {
+            workerRSS = childPIDs(of: agent.pid).compactMap { procStatusKiB(pid: $0, field: "VmRSS") }.first
+        }
+        return finished >= total
+    }
+    let agentTime = seconds(since: start)
+    stormOver.with { $0 = true }
+    probeDone.wait()
+    let probes = getTags.with { $0 }
+    log(String(format: "storm: %d finished (%d succeeded) in %.2f s; GetTags p99 %@ over %d calls", finished, succeeded, agentTime,
+               formatDuration(nanoseconds: Double(probes.valueAtPercentile(99))), Int(probes.totalCount)))
+
+    // The reference: one process per event.
+    let next = Locked(0)
+    let referenceStart = now()
+    onThreads(concurrency) { _ in
+        while next.with({ (n: inout Int) -> Bool in n += 1; return n <= total }) { _ = spawnAndWait(["/bin/true"]) }
+    }
+    let referenceTime = seconds(since: referenceStart)
+    log(String(format: "reference: %d × /bin/true, %d at a time, in %.2f s", total, concurrency, referenceTime))
+
+    let speedup = referenceTime / agentTime
+    return StormResult(rows: [
+        Row(figure: "Reconnect storm, 10,000 due over 100 apps, until all finished",
+            measured: String(format: "%.2f s (%d succeeded)", agentTime, succeeded),
+            reference: String(format: "10,000 × /bin/true, %d at a time: %.2f s", concurrency, referenceTime),
+            ratio: speedup, goal: "≥ 20× faster", met: speedup >= 20,
+            note: "ratio is how many times faster the agent is."),
+        Row(figure: "GetTags during the storm, p50 / p99",
+            measured: "\(formatDuration(nanoseconds: Double(probes.valueAtPercentile(50)))) / \(formatDuration(nanoseconds: Double(probes.valueAtPercentile(99))))",
+            reference: "\(probes.totalCount) calls answered", ratio: nil, goal: "answered, p99 printed",
+            met: probes.totalCount > 0),
+    ], workerRSSKiB: workerRSS)
+}
