@@ -39,7 +39,6 @@ integration:
 clean:
 	rm -rf .build
 
-<<<<<<< HEAD
 # The Debian packages (slow: a release build; see packaging/README.md). deb builds them into
 # .build-deb/; deb-check builds, lints, installs, exercises and purges them (as root).
 .PHONY: deb deb-check
@@ -48,7 +47,7 @@ deb:
 
 deb-check: deps-check
 	BGSYNC_BIN="$(BIN)" $(PYTHON) -m pytest -q Tests/packaging
-=======
+
 # make bench: a release build, then the benchmark harness, which prints the table kept in
 # BENCHMARKS.md (about a minute after the build). A tool to look at: it fails only when it cannot measure.
 .PHONY: bench deps-bench
@@ -58,4 +57,3 @@ deps-bench:
 bench: deps-bench
 	$(SWIFT) build -c release
 	bin="$$($(SWIFT) build -c release --show-bin-path)" && "$$bin/BGSyncBench" --bin "$$bin" --root "$(CURDIR)"
->>>>>>> bench
