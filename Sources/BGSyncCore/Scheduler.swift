@@ -201,7 +201,7 @@ public final class Scheduler {
         afterChange(rescan: true)
     }
 
-    /// Dispatches what may run and makes sure the one wake-up is armed for the earliest due time.
+    /// Dispatches what may run; on a wake-up, also looks again for the earliest due time.
     private func afterChange(rescan: Bool = false) {
         dispatchReady()
         if rescan {
@@ -209,8 +209,9 @@ public final class Scheduler {
         }
     }
 
-    /// Arms the clock for the earliest waiting registration. Called on a wake-up and whenever no
-    /// wake-up is armed; `noteWaiting` keeps an armed one early enough in between.
+    /// Arms the clock for the earliest waiting registration: a scan of all of them, so only on a
+    /// wake-up (and at start). In between, `noteWaiting` keeps the armed time early enough; one
+    /// that turns out too early (its registration went) just rescans.
     private func rearmWakeup() {
         let earliest = registrations.values.lazy.filter { $0.state == .waiting }.compactMap(\.nextAttempt).min()
         if earliest != armedWakeup {
