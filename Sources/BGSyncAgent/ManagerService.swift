@@ -28,16 +28,19 @@ final class ManagerService: SyncObserver {
     private let logger: Logger
     private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
     private var announcedNetwork: NetworkStatus
+    private let access: CallerAccess
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
         self.connection = connection
         self.logger = logger
         announcedNetwork = scheduler.network
+        access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
         for method in Self.methods {
             object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
                 [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
                 do {
+                    try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
                     return try method.handler(self)(call)
                 } catch let error as SyncError {
                     throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
