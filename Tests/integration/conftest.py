@@ -124,22 +124,26 @@ class Agent:
         self.exited = False
         self.changed = threading.Condition()
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        threading.Thread(target=self._read_output, args=(self.process.stdout,), daemon=True).start()
+        threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()
         if expect_ready:
             self.wait_for_log("ready on")
         return self
 
-    def _read_output(self, pipe):
-        """Copies the agent's log into memory and a file, waking whoever waits for a line."""
+    def _read_output(self, process):
+        """Copies the agent's log into memory and a file, waking whoever waits for a line. The
+        pipe of a stopped agent can stay open a while after a restart (its dying workers hold it):
+        only the current process's reader may touch the state that start() reset."""
         with open(self.log_path, "ab") as log:
-            while chunk := pipe.read1(65536):
+            while chunk := process.stdout.read1(65536):
                 log.write(chunk)
                 log.flush()
                 with self.changed:
-                    self.output += chunk
+                    if process is self.process:
+                        self.output += chunk
                     self.changed.notify_all()
         with self.changed:
-            self.exited = True
+            if process is self.process:
+                self.exited = True
             self.changed.notify_all()
 
     def wait_for_log(self, text, timeout=20.0):
