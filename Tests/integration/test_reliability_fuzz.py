@@ -300,6 +300,8 @@ def test_fuzzing_every_method(agent_factory, bus, tmp_path):
     errors = ", ".join(f"{n.rsplit('.', 1)[-1]} {c}" for n, c in sorted(fuzzer.outcomes.items(), key=lambda x: -x[1]))
     print(f"\nfuzz: {fuzzer.sent} calls in {elapsed:.1f} s, every one answered ({errors}); "
           f"RSS {rss_before} KiB -> {rss_after} KiB ({growth:+d} KiB); {len(keys)} registrations consistent after a restart")
+    if "ASAN_OPTIONS" in os.environ or "TSAN_OPTIONS" in os.environ:
+        return  # a sanitizer's quarantine and shadow memory grow by design; its own checks apply
     assert growth < 16 * 1024, f"RSS grew by {growth} KiB over {fuzzer.sent} calls"
 
 
