@@ -110,6 +110,9 @@ class Agent:
         self.extra_args = list(extra_args)
         self.env = env
         self.process = None
+        self.output = b""
+        self.exited = False
+        self.changed = threading.Condition()
         self.log_path = self.workdir / "agent.log"
 
     def command(self):
@@ -120,11 +123,12 @@ class Agent:
     def start(self, expect_ready=True):
         env = dict(os.environ if self.env is None else self.env)
         env.pop("JOURNAL_STREAM", None)
-        self.output = b""
-        self.exited = False
-        self.changed = threading.Condition()
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        threading.Thread(target=self._read_output, args=(self.process,), daemon=True).start()
+        process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        with self.changed:  # at once, so that a previous process's reader sees either all old or all new
+            self.process = process
+            self.output = b""
+            self.exited = False
+        threading.Thread(target=self._read_output, args=(process,), daemon=True).start()
         if expect_ready:
             self.wait_for_log("ready on")
         return self
@@ -154,7 +158,7 @@ class Agent:
             if needle in self.output:
                 return
         if self.exited:
-            self.process.wait()
+            self.process.wait(timeout=20)
             raise AssertionError(f"agent exited with {self.process.returncode} before logging {text!r}:\n{self.log_text()}")
         raise AssertionError(f"agent never logged {text!r} in {timeout} s:\n{self.log_text()}")
 
