@@ -54,16 +54,16 @@ torture:
 	$(SWIFT) build
 	BGSYNC_TORTURE_CYCLES=$(TORTURE_CYCLES) BGSYNC_BIN="$(BIN)" $(PYTHON) -m pytest -q -s Tests/integration/test_reliability_torture.py
 
-# $(call sanitized-suite,address|thread,OPTIONS-VARIABLE,options,asan|tsan): runs the integration suite
+# $(call sanitized-suite,address|thread,OPTIONS-VARIABLE,options,asan|tsan,build flags): runs the integration suite
 # against that build, then fails on any report. The test plugin Tests/plugins/segfault.c crashes
 # on purpose (to test worker crashes) and the sanitizer reports that SEGV too: those reports,
 # and only those, are set aside as expected.
 define sanitized-suite
-	$(SWIFT) build --sanitize=$(1) --scratch-path .build-$(4)
+	$(SWIFT) build --sanitize=$(1) --scratch-path .build-$(4) $(5)
 	rm -rf $(SANITIZER_LOGS)/$(4) && mkdir -p $(SANITIZER_LOGS)/$(4)
 	@status=0; \
 	$(2)="$(3):log_path=$(SANITIZER_LOGS)/$(4)/report" \
-	  BGSYNC_BIN="$$($(SWIFT) build --sanitize=$(1) --scratch-path .build-$(4) --show-bin-path)" \
+	  BGSYNC_BIN="$$($(SWIFT) build --sanitize=$(1) --scratch-path .build-$(4) $(5) --show-bin-path)" \
 	  $(PYTHON) -m pytest -q -s $(PYTEST_ARGS) Tests/integration || status=$$?; \
 	cd $(SANITIZER_LOGS)/$(4); \
 	for r in report.*; do [ -e "$$r" ] || continue; \
@@ -72,8 +72,12 @@ define sanitized-suite
 	echo "$(1) sanitizer: no reports ($$(ls | wc -l) expected ones from the crashing test plugin)"; exit $$status
 endef
 
+# The TSan runtime lives in each executable; bgsync-worker must export it to the handler
+# plugins it dlopens (built with TSan too), or they fail to load (__tsan_external_write).
+TSAN_LINK = -Xlinker --export-dynamic
+
 check-asan:
 	$(call sanitized-suite,address,ASAN_OPTIONS,detect_leaks=0:halt_on_error=1,asan)
 
 check-tsan:
-	$(call sanitized-suite,thread,TSAN_OPTIONS,halt_on_error=0:second_deadlock_stack=1:suppressions=$(CURDIR)/Tests/sanitizers/tsan.supp,tsan)
+	$(call sanitized-suite,thread,TSAN_OPTIONS,halt_on_error=0:second_deadlock_stack=1:suppressions=$(CURDIR)/Tests/sanitizers/tsan.supp,tsan,$(TSAN_LINK))
