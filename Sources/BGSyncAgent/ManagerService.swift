@@ -28,16 +28,19 @@ final class ManagerService: SyncObserver {
     private let logger: Logger
     private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
     private var announcedNetwork: NetworkStatus
+    private let access: CallerAccess
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
         self.connection = connection
         self.logger = logger
         announcedNetwork = scheduler.network
+        access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
         for method in Self.methods {
             object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
                 [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
                 do {
+                    try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
                     return try method.handler(self)(call)
                 } catch let error as SyncError {
                     throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
@@ -107,12 +110,12 @@ final class ManagerService: SyncObserver {
             "attempts": .uint32(registration.attempts),
             "max-attempts": .uint32(registration.maxAttempts),
             "next-attempt": .int64(
-                registration.state == .waiting ? Int64(registration.nextAttempt?.timeIntervalSince1970.rounded(.up) ?? 0) : 0),
+                registration.state == .waiting ? Int64(clamping: registration.nextAttempt?.timeIntervalSince1970 ?? 0) : 0),
             "network": .string(registration.network.rawValue),
             "last-error": .string(registration.lastError),
             "options": .vardict(registration.options.mapValues(\.dbusValue)),
         ]
-        if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(interval)) }
+        if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(clamping: interval)) }
         return [.vardict(fields)]
     }
 
@@ -232,5 +235,21 @@ private struct Arguments {
         try Identifiers.validateAppID(appID)
         try Identifiers.validateTag(tag)
         return RegistrationKey(appID: appID, tag: tag, kind: kind)
+    }
+}
+
+private extension FixedWidthInteger {
+    /// Whole seconds, rounded up and saturated: far-future times from huge intervals or retry
+    /// hints must not crash the conversion.
+    init(clamping seconds: Double) {
+        if seconds.isNaN {
+            self = 0
+        } else if seconds >= Double(Self.max) {
+            self = .max
+        } else if seconds <= Double(Self.min) {
+            self = .min
+        } else {
+            self.init(seconds.rounded(.up))
+        }
     }
 }

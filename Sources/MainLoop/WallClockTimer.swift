@@ -33,7 +33,9 @@ public final class WallClockTimer {
     public func arm(at date: Date?) {
         var spec = itimerspec()
         if let date {
-            let seconds = max(date.timeIntervalSince1970, 0.000_001)
+            // Past the kernel's range (year 2262) is "never" for us; NaN fires at once.
+            let since1970 = date.timeIntervalSince1970
+            let seconds = since1970.isNaN ? 0.000_001 : min(max(since1970, 0.000_001), 9_000_000_000)
             spec.it_value.tv_sec = Int(seconds.rounded(.down))
             spec.it_value.tv_nsec = max(1, Int((seconds - seconds.rounded(.down)) * 1e9))
         }

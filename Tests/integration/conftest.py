@@ -79,6 +79,9 @@ class Agent:
         self.env = env
         self.launcher = launcher  # how to start a process: subprocess.Popen, or into a namespace
         self.process = None
+        self.output = b""
+        self.exited = False
+        self.changed = threading.Condition()
         self.log_path = self.workdir / "agent.log"
 
     def command(self):
@@ -89,26 +92,31 @@ class Agent:
     def start(self, expect_ready=True):
         env = dict(os.environ if self.env is None else self.env)
         env.pop("JOURNAL_STREAM", None)
-        self.output = b""
-        self.exited = False
-        self.changed = threading.Condition()
-        self.process = self.launcher(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-        threading.Thread(target=self._read_output, args=(self.process.stdout,), daemon=True).start()
+        process = self.launcher(self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        with self.changed:  # at once, so that a previous process's reader sees either all old or all new
+            self.process = process
+            self.output = b""
+            self.exited = False
+        threading.Thread(target=self._read_output, args=(process,), daemon=True).start()
         if expect_ready:
             self.wait_for_log("ready on")
         return self
 
-    def _read_output(self, pipe):
-        """Copies the agent's log into memory and a file, waking whoever waits for a line."""
+    def _read_output(self, process):
+        """Copies the agent's log into memory and a file, waking whoever waits for a line. The
+        pipe of a stopped agent can stay open a while after a restart (its dying workers hold it):
+        only the current process's reader may touch the state that start() reset."""
         with open(self.log_path, "ab") as log:
-            while chunk := pipe.read1(65536):
+            while chunk := process.stdout.read1(65536):
                 log.write(chunk)
                 log.flush()
                 with self.changed:
-                    self.output += chunk
+                    if process is self.process:
+                        self.output += chunk
                     self.changed.notify_all()
         with self.changed:
-            self.exited = True
+            if process is self.process:
+                self.exited = True
             self.changed.notify_all()
 
     def wait_for_log(self, text, timeout=20.0):
@@ -119,7 +127,7 @@ class Agent:
             if needle in self.output:
                 return
         if self.exited:
-            self.process.wait()
+            self.process.wait(timeout=20)
             raise AssertionError(f"agent exited with {self.process.returncode} before logging {text!r}:\n{self.log_text()}")
         raise AssertionError(f"agent never logged {text!r} in {timeout} s:\n{self.log_text()}")
 
