@@ -9,6 +9,14 @@ import tempfile
 import dbus
 
 
+# The limits of Debian's session.conf: a flood test may have thousands of calls in flight.
+SESSION_LIMITS = "".join(f'<limit name="{name}">{value}</limit>' for name, value in [
+    ("max_incoming_bytes", 1000000000), ("max_outgoing_bytes", 1000000000), ("max_message_size", 1000000000),
+    ("max_completed_connections", 100000), ("max_incomplete_connections", 10000),
+    ("max_connections_per_user", 100000), ("max_names_per_connection", 50000),
+    ("max_match_rules_per_connection", 50000), ("max_replies_per_connection", 50000)])
+
+
 class PrivateBus:
     """A dbus-daemon of our own, listening on a socket in a temporary directory."""
 
@@ -23,7 +31,8 @@ class PrivateBus:
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><type>{kind}</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
-<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy></busconfig>
+<allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy>
+{SESSION_LIMITS if kind == "session" else ""}</busconfig>
 """)
         # --fork returns only once the bus listens, and prints the daemon's pid.
         out = subprocess.run(["dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
