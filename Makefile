@@ -26,9 +26,11 @@ run: deps-run build
 demo: deps-check build
 	$(PYTHON) scripts/demo.py "$(BIN)"
 
+# Everything CI runs: the unit tests, the integration suite (plain, then under AddressSanitizer
+# and ThreadSanitizer), and the Debian package test.
 check: deps-check
 	$(SWIFT) build --build-tests
-	$(MAKE) unit integration deb-check
+	$(MAKE) unit integration deb-check check-asan check-tsan
 
 unit:
 	$(SWIFT) test --skip-build
