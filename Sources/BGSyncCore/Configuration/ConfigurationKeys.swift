@@ -99,29 +99,27 @@ enum ConfigurationKeys {
         _ section: String, _ name: String, _ field: WritableKeyPath<AgentConfiguration, Double> & Sendable,
         rule: String, valid: @escaping @Sendable (Double) -> Bool
     ) -> ConfigurationKey {
-        ConfigurationKey(section: section, name: name) { configuration, text in
-            guard !text.isEmpty else {
-                configuration[keyPath: field] = AgentConfiguration()[keyPath: field]
-                return nil
-            }
-            guard let value = ConfigurationValues.number(text), valid(value) else {
-                return "\(name) must be \(rule), \(ConfigurationValues.got(text))"
-            }
-            configuration[keyPath: field] = value
-            return nil
-        }
+        real(section, name, field, parse: ConfigurationValues.number, rule: rule, valid: valid)
     }
 
     private static func seconds(
         _ section: String, _ name: String, _ field: WritableKeyPath<AgentConfiguration, Double> & Sendable,
         rule: String, valid: @escaping @Sendable (Double) -> Bool
     ) -> ConfigurationKey {
+        real(section, name, field, parse: ConfigurationValues.seconds, rule: rule, valid: valid)
+    }
+
+    /// A number read by `parse`; an empty value puts the default back.
+    private static func real(
+        _ section: String, _ name: String, _ field: WritableKeyPath<AgentConfiguration, Double> & Sendable,
+        parse: @escaping @Sendable (String) -> Double?, rule: String, valid: @escaping @Sendable (Double) -> Bool
+    ) -> ConfigurationKey {
         ConfigurationKey(section: section, name: name) { configuration, text in
             guard !text.isEmpty else {
                 configuration[keyPath: field] = AgentConfiguration()[keyPath: field]
                 return nil
             }
-            guard let value = ConfigurationValues.seconds(text), valid(value) else {
+            guard let value = parse(text), valid(value) else {
                 return "\(name) must be \(rule), \(ConfigurationValues.got(text))"
             }
             configuration[keyPath: field] = value
