@@ -60,7 +60,8 @@ public final class Agent {
 
     private func serve() throws {
         var stopping = false
-        loop.addSignalWatch([SIGTERM, SIGINT, SIGHUP]) { [loop, logger] signal in
+        // The loop owns these closures: they hold it unowned, or neither would ever be freed.
+        loop.addSignalWatch([SIGTERM, SIGINT, SIGHUP]) { [unowned loop, logger] signal in
             logger.info("stopping on signal \(signal)")
             stopping = true
             loop.stop()
@@ -119,7 +120,7 @@ public final class Agent {
         }
         logger.info("network: \(network.status); \(scheduler.count) registrations in \(store.path)")
 
-        bus.onDisconnect = { [loop, logger] in
+        bus.onDisconnect = { [unowned loop, logger] in
             if !stopping { logger.notice("the session bus went away; exiting") }
             loop.stop()
         }
