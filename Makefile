@@ -103,7 +103,7 @@ endef
 TSAN_LINK = -Xlinker --export-dynamic
 
 check-asan:
-	$(call sanitized-suite,address,ASAN_OPTIONS,detect_leaks=0:halt_on_error=1,asan)
+	$(call sanitized-suite,address,ASAN_OPTIONS,detect_leaks=1:halt_on_error=1,asan)
 
 check-tsan:
 	$(call sanitized-suite,thread,TSAN_OPTIONS,halt_on_error=0:second_deadlock_stack=1:suppressions=$(CURDIR)/Tests/sanitizers/tsan.supp,tsan,$(TSAN_LINK))
