@@ -185,6 +185,12 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
             if case .bool(let value) = entry.value.unwrappingVariants { online = value }
         }
     }
+    // The agent owns its name before it has asked NetworkManager anything; its first answer to a
+    // call comes after that, so start from what it says now, not only from later changes.
+    let current = try client.connection.call(
+        destination: "org.bgsync", path: BusClient.path, interface: "org.freedesktop.DBus.Properties", method: "Get",
+        arguments: [.string("org.bgsync.Manager"), .string("Online")])
+    if case .bool(let value)? = current.first?.unwrappingVariants, online == nil { online = value }
     var finishedAt: [String: UInt64] = [:]
     try client.onAgentSignal("SyncFinished") { signal in
         if case .string(let tag) = signal.arguments[1] { finishedAt[tag] = now() }
