@@ -211,7 +211,10 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
         try client.wait(timeout: 30, what: "the dispatcher script and the agent's SyncFinished for \(tag)") {
             scriptStarts.contains { $0 > start } && finishedAt[tag] != nil && (nm.connectedAt ?? 0) > start
         }
-        _ = agentAfterConnected.record(finishedAt[tag]! - max(nm.connectedAt!, start))
+        // Both stamps are taken when this process reads the signals, so the agent's can come
+        // first (it heard NetworkManager sooner): that counts as 0, never as an underflow.
+        let connected = max(nm.connectedAt!, start)
+        _ = agentAfterConnected.record(finishedAt[tag]! > connected ? finishedAt[tag]! - connected : 0)
         _ = agentTimes.record(finishedAt[tag]! - start)
         _ = scriptTimes.record(scriptStarts.first { $0 > start }! - start)
         try nm.waitForState(70, what: "NetworkManager connected again")
