@@ -11,24 +11,10 @@ struct KernelRouteMonitorTests {
 
     @Test(.enabled(if: geteuid() == 0, "needs root: unshare --net and adding routes"))
     func kernelViewFollowsDefaultRouteChanges() throws {
-        let child = Process()
-        // `timeout`: a stuck child must fail the test, not hang the run.
-        child.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
         // Loopback up first: Foundation's run loop wakes itself through a loopback socket.
-        child.arguments = ["60", "unshare", "--net", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"",
-                           URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
-                           "--testing-library", "swift-testing", "--filter", "followsRoutesInsideANetworkNamespace"]
-        var environment = ProcessInfo.processInfo.environment
-        environment[Self.childMarker] = "1"
-        child.environment = environment
-        let output = Pipe()
-        child.standardOutput = output
-        child.standardError = output
-        try child.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        child.waitUntilExit()
-        #expect(child.terminationStatus == 0, "child test run failed:\n\(text)")
-        #expect(text.contains("followsRoutesInsideANetworkNamespace() passed"), "child did not run the check:\n\(text)")
+        try expectChildTestPasses(
+            "followsRoutesInsideANetworkNamespace", marker: Self.childMarker,
+            wrapper: ["unshare", "--net", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
     }
 
     /// The child's half, in a network namespace of its own (no routes at first); a no-op otherwise.

@@ -10,22 +10,9 @@ struct NoSystemBusTests {
     static let childMarker = "BGSYNC_NETWORK_TEST_NO_SYSTEM_BUS"
 
     @Test func fallsBackToTheKernelWhenThereIsNoSystemBus() throws {
-        let child = Process()
-        // `timeout`: a stuck child must fail the test, not hang the run.
-        child.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        child.arguments = ["60", URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, "--testing-library", "swift-testing", "--filter", "withoutSystemBus"]
-        var environment = ProcessInfo.processInfo.environment
-        environment[Self.childMarker] = "1"
-        environment["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/bgsync-test-bus"
-        child.environment = environment
-        let output = Pipe()
-        child.standardOutput = output
-        child.standardError = output
-        try child.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        child.waitUntilExit()
-        #expect(child.terminationStatus == 0, "child test run failed:\n\(text)")
-        #expect(text.contains("withoutSystemBus() passed"), "child did not run the check:\n\(text)")
+        try expectChildTestPasses(
+            "withoutSystemBus", marker: Self.childMarker,
+            environment: ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bgsync-test-bus"])
     }
 
     /// The child's half; a no-op in a normal run.
