@@ -40,12 +40,15 @@ public struct Registration: Sendable, Equatable, Codable {
     public var intervalStart: Date?
     /// Registration order, for `GetTags`.
     public var sequence: Int64
+    /// Who registered it, and so the boundary its events run within.
+    public var confinement: Confinement
 
     public init(
         key: RegistrationKey, handler: String, options: [String: OptionValue] = [:],
         network: NetworkRequirement = .any, maxAttempts: UInt32, attempts: UInt32 = 0,
         state: RegistrationState = .pending, nextAttempt: Date? = nil, lastError: String = "",
-        minInterval: Double? = nil, intervalStart: Date? = nil, sequence: Int64
+        minInterval: Double? = nil, intervalStart: Date? = nil, sequence: Int64,
+        confinement: Confinement = .unconfined
     ) {
         self.key = key
         self.handler = handler
@@ -59,6 +62,7 @@ public struct Registration: Sendable, Equatable, Codable {
         self.minInterval = minInterval
         self.intervalStart = intervalStart
         self.sequence = sequence
+        self.confinement = confinement
     }
 
     /// The form written to disk: a running event is not worth remembering, since after a crash
@@ -82,10 +86,12 @@ public struct SyncEvent: Sendable, Equatable, Codable {
     public var lastChance: Bool
     /// When the event time cap runs out (wall-clock).
     public var deadline: Date
+    /// The registration's confinement: what the handler's app-named paths must stay within.
+    public var confinement: Confinement
 
     public init(
         id: UInt64, key: RegistrationKey, handler: String, options: [String: OptionValue],
-        attempt: UInt32, lastChance: Bool, deadline: Date
+        attempt: UInt32, lastChance: Bool, deadline: Date, confinement: Confinement = .unconfined
     ) {
         self.id = id
         self.key = key
@@ -94,6 +100,7 @@ public struct SyncEvent: Sendable, Equatable, Codable {
         self.attempt = attempt
         self.lastChance = lastChance
         self.deadline = deadline
+        self.confinement = confinement
     }
 }
 
@@ -128,11 +135,19 @@ public struct HandlerInfo: Sendable, Equatable, Codable {
     public var description: String
     /// May sandboxed (Flatpak, Snap) apps use it?
     public var sandboxSafe: Bool
+    /// The options the plugin declares as paths (checked beneath a sandboxed app's root at
+    /// Register, and opened beneath it by the host at every event) and as URLs.
+    public var pathOptions: [String]
+    public var urlOptions: [String]
 
-    public init(name: String, description: String, sandboxSafe: Bool) {
+    public init(
+        name: String, description: String, sandboxSafe: Bool, pathOptions: [String] = [], urlOptions: [String] = []
+    ) {
         self.name = name
         self.description = description
         self.sandboxSafe = sandboxSafe
+        self.pathOptions = pathOptions
+        self.urlOptions = urlOptions
     }
 }
 

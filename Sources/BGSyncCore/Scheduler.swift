@@ -259,7 +259,7 @@ public final class Scheduler {
         let event = SyncEvent(
             id: id, key: registration.key, handler: registration.handler, options: registration.options,
             attempt: attempt, lastChance: attempt >= registration.maxAttempts,
-            deadline: now.addingTimeInterval(settings.eventTimeout))
+            deadline: now.addingTimeInterval(settings.eventTimeout), confinement: registration.confinement)
         var firing = registration
         firing.state = .firing
         registrations[registration.key] = firing
