@@ -22,8 +22,8 @@ public final class Scheduler {
     private var registrations: [RegistrationKey: Registration] = [:]
     /// Events now running, by key. An entry whose registration was unregistered is `orphaned`.
     private var running: [RegistrationKey: RunningEvent] = [:]
-    /// Pending registrations in the order they should fire; may hold stale keys, checked on use.
-    private var readyQueue = ReadyQueue()
+    /// Pending registrations by app, served in turns; may hold stale keys, checked on use.
+    private var readyQueue = FairQueue()
     private var nextSequence: Int64 = 1
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
@@ -105,6 +105,7 @@ public final class Scheduler {
             existing.options = request.options
             existing.network = request.network
             existing.maxAttempts = maxAttempts
+            existing.confinement = request.confinement  // the boundary of whoever registered last
             if request.key.kind == .periodic {
                 updatePeriodic(&existing, interval: clampedInterval(request.minInterval), now: now)
             } else {
@@ -129,7 +130,7 @@ public final class Scheduler {
             }
             var registration = Registration(
                 key: request.key, handler: request.handler, options: request.options, network: request.network,
-                maxAttempts: maxAttempts, sequence: nextSequence)
+                maxAttempts: maxAttempts, sequence: nextSequence, confinement: request.confinement)
             if request.key.kind == .periodic {
                 let interval = clampedInterval(request.minInterval)
                 registration.minInterval = interval
@@ -237,18 +238,35 @@ public final class Scheduler {
 
     // MARK: - Firing
 
+    /// Starts what may run, sharing the slots between apps (FairQueue.swift): while several apps
+    /// have work, each gets at most its share, and one app never takes the last free slot, so
+    /// a newcomer's event starts at once however long another app's events run.
     private func dispatchReady() {
         guard network.online else { return }
-        var skipped: [RegistrationKey] = []
-        while running.count < settings.concurrentEvents, let key = readyQueue.popFirst() {
-            guard let registration = registrations[key], registration.state == .pending else { continue }
-            guard running[key] == nil, network.satisfies(registration.network) else {
-                skipped.append(key)  // an unregistered twin still running, or metered
-                continue
+        var held: [String: Int] = [:]
+        for key in running.keys { held[key.appID, default: 0] += 1 }
+        let limit = settings.concurrentEvents
+        var progress = true
+        while progress, running.count < limit {
+            progress = false
+            let waiting = readyQueue.appsInTurn()
+            let active = Set(waiting).union(held.keys).count
+            for app in waiting where running.count < limit {
+                let mine = held[app] ?? 0
+                let share = FairShare.share(slots: limit, activeApps: active)
+                guard FairShare.mayStart(held: mine, share: share, free: limit - running.count) else { continue }
+                let next = readyQueue.popFirst(of: app) { key in
+                    guard let registration = registrations[key], registration.state == .pending else { return .drop }
+                    // An unregistered twin still running, or metered: it waits in its place.
+                    guard running[key] == nil, network.satisfies(registration.network) else { return .keep }
+                    return .take
+                }
+                guard let key = next, let registration = registrations[key] else { continue }
+                fire(registration)
+                held[app] = mine + 1
+                progress = true
             }
-            fire(registration)
         }
-        readyQueue.prepend(skipped)
     }
 
     private func fire(_ registration: Registration) {
@@ -384,36 +402,6 @@ public final class Scheduler {
 
     static func encodedSize(of options: [String: OptionValue]) -> Int {
         options.reduce(0) { $0 + $1.key.utf8.count + $1.value.approximateSize }
-    }
-}
-
-/// A FIFO of keys without duplicates, cheap to pop from the front.
-struct ReadyQueue {
-    private var items: [RegistrationKey] = []
-    private var head = 0
-    private var members: Set<RegistrationKey> = []
-
-    mutating func append(_ key: RegistrationKey) {
-        if members.insert(key).inserted { items.append(key) }
-    }
-
-    mutating func popFirst() -> RegistrationKey? {
-        guard head < items.count else { return nil }
-        let key = items[head]
-        head += 1
-        members.remove(key)
-        if head > 1024, head * 2 > items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return key
-    }
-
-    /// Puts keys back at the front, in order (those skipped by one dispatch round).
-    mutating func prepend(_ keys: [RegistrationKey]) {
-        let fresh = keys.filter { members.insert($0).inserted }
-        guard !fresh.isEmpty else { return }
-        items.replaceSubrange(head..<head, with: fresh)
     }
 }
 
