@@ -8,6 +8,8 @@ public struct RegistrationRequest: Sendable, Equatable {
     public var maxAttempts: UInt32?
     /// Periodic only, seconds, before clamping to the configured floor.
     public var minInterval: Double?
+    /// Who asks: set by the bus surface from the caller's credentials, kept with the registration.
+    public var confinement: Confinement = .unconfined
 
     /// Keys the agent reads itself and does not pass on.
     public enum ReservedKey {

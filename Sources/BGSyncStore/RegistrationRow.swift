@@ -6,7 +6,7 @@ import GRDB
 enum RegistrationRow {
     static let columns = [
         "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
-        "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+        "next_attempt", "last_error", "min_interval", "interval_start", "sequence", "confinement",
     ]
 
     /// Rows come from `selectSQL`, so a column is read by its position there: GRDB's lookup by
@@ -27,6 +27,7 @@ enum RegistrationRow {
             Int64(registration.attempts), registration.state.rawValue,
             registration.nextAttempt?.timeIntervalSince1970, registration.lastError, registration.minInterval,
             registration.intervalStart?.timeIntervalSince1970, registration.sequence,
+            ConfinementText.text(registration.confinement),
         ]
         return StatementArguments(values)
     }
@@ -74,7 +75,8 @@ enum RegistrationRow {
             lastError: try text(row, "last_error"),
             minInterval: try real(row, "min_interval"),
             intervalStart: try real(row, "interval_start").map(Date.init(timeIntervalSince1970:)),
-            sequence: try integer(row, "sequence"))
+            sequence: try integer(row, "sequence"),
+            confinement: try value(row, "confinement", ConfinementText.confinement(from:)))
         registration = registration.durable
         return registration
     }

@@ -31,6 +31,12 @@ enum StoreSchema {
                 )
                 """)
         }
+        migrator.registerMigration("confinement: who registered") { db in
+            // Text a person can read in sqlite3: 'unconfined', or 'KIND:APP-ID:ROOT' (app ids have
+            // no ':'; the root, last, may). Rows from before were all made unconfined (the
+            // sandbox check ran at Register only), so that is what they stay.
+            try db.execute(sql: "ALTER TABLE registrations ADD COLUMN confinement TEXT NOT NULL DEFAULT 'unconfined'")
+        }
         return migrator
     }
 }

@@ -37,12 +37,46 @@ import Testing
         let columns = try raw.read { db in try db.columns(in: "registrations").map(\.name) }
         #expect(columns == [
             "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
-            "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+            "next_attempt", "last_error", "min_interval", "interval_start", "sequence", "confinement",
         ])
         let row = try raw.read { db in try Row.fetchOne(db, sql: "SELECT next_attempt, kind, state FROM registrations") }
         #expect(row?["next_attempt"] == 1_763_000_000.5)
         #expect(row?["kind"] == "one-off")
         #expect(row?["state"] == "waiting")
+    }
+
+    /// A file from before confinement was recorded: its rows read as unconfined (the check ran
+    /// at Register only then), and new rows say who registered them, readably.
+    @Test func confinementIsAddedToAnOldFileAndReadsAsText() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let old = try DatabaseQueue(path: directory.file("registrations.sqlite3"))
+        var v1 = DatabaseMigrator()
+        v1.registerMigration("v1: registrations") { db in
+            try db.execute(sql: """
+                CREATE TABLE registrations (
+                    app_id TEXT NOT NULL, kind TEXT NOT NULL, tag TEXT NOT NULL, handler TEXT NOT NULL,
+                    options TEXT NOT NULL, network TEXT NOT NULL, max_attempts INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL, state TEXT NOT NULL, next_attempt REAL,
+                    last_error TEXT NOT NULL DEFAULT '', min_interval REAL, interval_start REAL,
+                    sequence INTEGER NOT NULL, PRIMARY KEY (app_id, kind, tag))
+                """)
+            try db.execute(sql: """
+                INSERT INTO registrations VALUES ('org.example.Old', 'one-off', 't', 'upload', '{}', 'any', 3, 0,
+                    'pending', NULL, '', NULL, NULL, 1)
+                """)
+        }
+        try v1.migrate(old)
+        try old.close()
+
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        #expect(try store.loadAll().map(\.confinement) == [.unconfined])
+        try store.save(Fixtures.periodic)
+        store.close()
+        let raw = try DatabaseQueue(path: directory.file("registrations.sqlite3"))
+        defer { try? raw.close() }
+        let texts = try raw.read { db in try String.fetchAll(db, sql: "SELECT confinement FROM registrations ORDER BY sequence") }
+        #expect(texts == ["unconfined", "snap:snap.chat_x:/home/u/snap/chat_x: a root with ':'"])
     }
 
     @Test func backgroundWritesSkipTheSyncAndAcknowledgedOnesDoNot() throws {

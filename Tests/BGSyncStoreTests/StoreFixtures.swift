@@ -61,7 +61,8 @@ enum Fixtures {
         key: RegistrationKey(appID: "org.example.Chat", tag: "outbox ✉ «1»", kind: .periodic),
         handler: "settings", options: [:], network: .any, maxAttempts: UInt32.max, attempts: 0,
         state: .pending, minInterval: 900.25, intervalStart: Date(timeIntervalSince1970: 1_700_000_000),
-        sequence: Int64.max)
+        sequence: Int64.max,
+        confinement: .sandboxed(kind: .snap, appID: "snap.chat_x", root: "/home/u/snap/chat_x: a root with ':'"))
 
     static func simple(_ tag: String, sequence: Int64, state: RegistrationState = .pending) -> Registration {
         Registration(
