@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BGSyncCore
 import Logging
 
 /// Log lines on stderr: with a syslog `<N>` priority prefix when stderr goes to the journal
@@ -23,11 +24,14 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let text = event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""
+        // Messages carry what callers sent (tags, app ids, handler details, worker lines): every
+        // control character is escaped here, so that none can end a line and forge the next
+        // one (with a `<N>` priority of its choosing) in the journal.
+        let text = LogText.escaped("\(event.message)" + (event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""))
         let line =
             journal
-            ? "<\(Self.priority(event.level))>\(event.message)\(text)\n"
-            : "\(label)[\(getpid())]: \(event.level): \(event.message)\(text)\n"
+            ? "<\(Self.priority(event.level))>\(text)\n"
+            : "\(label)[\(getpid())]: \(event.level): \(text)\n"
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }

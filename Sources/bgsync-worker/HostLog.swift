@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BGSyncCore
 
 /// Log lines on stderr, which the agent passes on to its own stderr (the journal under
 /// systemd). Each line starts with a syslog `<N>` priority prefix, which journald reads.
@@ -11,9 +12,11 @@ enum HostLog {
     static func line(priority: Int32, prefix: String, _ message: String) {
         let level = min(max(priority, 0), 7)
         var text = ""
-        // One prefixed line per line of the message, so that none loses its priority.
+        // One prefixed line per line of the message, so that none loses its priority; the prefix
+        // (app id and tag) and each line have their control characters escaped (LogText).
+        let escapedPrefix = LogText.escaped(prefix)
         for line in message.split(separator: "\n", omittingEmptySubsequences: false) {
-            text += "<\(level)>\(prefix): \(line)\n"
+            text += "<\(level)>\(escapedPrefix): \(LogText.escaped(String(line)))\n"
         }
         writeRaw(text)
     }
