@@ -56,6 +56,7 @@ let package = Package(
             name: "BGSyncAgent",
             dependencies: [
                 "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "DBusKit", "MainLoop", "CBGSyncInterface",
+                "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 

@@ -77,6 +77,17 @@ public final class DBusConnection {
     /// Messages arriving meanwhile are queued and dispatched afterwards.
     public func call(destination: String, path: String, interface: String, method: String,
                      arguments: [DBusValue] = [], timeout: Double = 25) throws(DBusError) -> [DBusValue] {
+        let reply = try callForMessage(
+            destination: destination, path: path, interface: interface, method: method, arguments: arguments,
+            timeout: timeout)
+        defer { dbus_message_unref(reply) }
+        return try MessageCoding.arguments(of: reply)
+    }
+
+    /// `call`, returning the reply message itself (owned by the caller: unref it), for replies
+    /// that carry what DBusValue does not (file descriptors).
+    func callForMessage(destination: String, path: String, interface: String, method: String,
+                        arguments: [DBusValue], timeout: Double) throws(DBusError) -> OpaquePointer {
         try checkOpen()
         try Names.busName(destination)
         try Names.path(path)
@@ -98,29 +109,35 @@ public final class DBusConnection {
             throw DBusError(consuming: &error, fallback: "no reply from \(destination) for \(interface).\(method)")
         }
         dbus_error_free(&error)
-        defer { dbus_message_unref(reply) }
-        return try MessageCoding.arguments(of: reply)
+        return reply
     }
 
     /// Queues a signal; an attached connection writes it from the loop, otherwise call `flush()`.
     /// A value D-Bus cannot carry is reported on stderr and the signal dropped; use `sendSignal`
     /// to handle that yourself.
-    public func emitSignal(path: String, interface: String, name: String, arguments: [DBusValue]) {
+    public func emitSignal(
+        path: String, interface: String, name: String, arguments: [DBusValue], destination: String? = nil
+    ) {
         do throws(DBusError) {
-            try sendSignal(path: path, interface: interface, name: name, arguments: arguments)
+            try sendSignal(path: path, interface: interface, name: name, arguments: arguments, destination: destination)
         } catch {
             FileOutput.standardError("DBusKit: signal \(interface).\(name) not sent: \(error)\n")
         }
     }
 
-    /// Sends a signal, throwing when the names or arguments are not valid for D-Bus.
-    public func sendSignal(path: String, interface: String, name: String, arguments: [DBusValue]) throws(DBusError) {
+    /// Sends a signal, throwing when the names or arguments are not valid for D-Bus. With a
+    /// `destination` it is unicast: the bus delivers it to that connection only.
+    public func sendSignal(
+        path: String, interface: String, name: String, arguments: [DBusValue], destination: String? = nil
+    ) throws(DBusError) {
         try checkOpen()
         try Names.path(path)
         try Names.interface(interface)
         try Names.member(name)
+        if let destination { try Names.busName(destination) }
         guard let message = dbus_message_new_signal(path, interface, name) else { throw .noMemory("out of memory") }
         defer { dbus_message_unref(message) }
+        if let destination, dbus_message_set_destination(message, destination) == 0 { throw .noMemory("out of memory") }
         try MessageCoding.append(arguments, to: message)
         guard dbus_connection_send(raw, message, nil) != 0 else { throw .noMemory("out of memory") }
     }

@@ -175,14 +175,14 @@ enum MessageCoding {
         return values
     }
 
-    private static func basic<T>(_ iter: inout DBusMessageIter, _ zero: T) -> T {
+    static func basic<T>(_ iter: inout DBusMessageIter, _ zero: T) -> T {
         var value = zero
         withUnsafeMutablePointer(to: &value) { dbus_message_iter_get_basic(&iter, $0) }
         return value
     }
 
     /// Strings are borrowed from the message: copy them out now.
-    private static func string(_ iter: inout DBusMessageIter) -> String {
+    static func string(_ iter: inout DBusMessageIter) -> String {
         let pointer: UnsafePointer<CChar>? = basic(&iter, nil)
         guard let pointer else { return "" }
         return String(cString: pointer)  // libdbus has validated it as UTF-8
@@ -194,7 +194,7 @@ enum MessageCoding {
         return String(cString: raw)
     }
 
-    private static func read(_ iter: inout DBusMessageIter) throws(DBusError) -> DBusValue {
+    static func read(_ iter: inout DBusMessageIter) throws(DBusError) -> DBusValue {
         let type = dbus_message_iter_get_arg_type(&iter)
         switch type {
         case DBUS_TYPE_BYTE: return .byte(basic(&iter, UInt8(0)))

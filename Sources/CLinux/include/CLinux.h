@@ -7,3 +7,4 @@
 #include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
+#include "CLinuxPidfd.h"
