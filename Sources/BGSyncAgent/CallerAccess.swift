@@ -2,9 +2,10 @@ import BGSyncCore
 import DBusKit
 import Logging
 
-/// The gate in front of every org.bgsync.Manager method: a sandboxed caller may only name its
-/// own app id, use sandbox-safe handlers, and give options that stay inside its own data
-/// (SandboxPolicy). Unsandboxed callers pass untouched.
+/// The gate every org.bgsync.Manager method passes after decoding its arguments: a sandboxed
+/// caller may only name its own app id, use sandbox-safe handlers, and give path and URL
+/// options (as each handler declares them) that stay inside its own data (SandboxPolicy).
+/// Unsandboxed callers pass untouched.
 final class CallerAccess {
     private let credentials: CallerCredentials
     private let handlers: () -> [String: HandlerInfo]
@@ -16,26 +17,27 @@ final class CallerAccess {
         home = AgentPaths.home
     }
 
-    /// Throws AccessDenied when `call` reaches beyond what its caller may. Arguments of the wrong
-    /// type are left for the method to refuse as InvalidArgs.
-    func check(_ call: DBusMethodCall) throws(SyncError) {
-        guard case .string(let appID)? = call.arguments.first else { return }
-        let sandbox = try credentials.sandbox(of: call.sender)
-        guard sandbox.isSandboxed else { return }
-        var handler: String?
-        var options: [String: OptionValue] = [:]
-        let optionsIndex = ["Register": 3, "RegisterPeriodic": 4][call.member]
-        if let optionsIndex {
-            if call.arguments.count > 2, case .string(let name) = call.arguments[2] { handler = name }
-            if optionsIndex < call.arguments.count, case .dictionary(_, _, let entries) = call.arguments[optionsIndex] {
-                for entry in entries {
-                    guard case .string(let name) = entry.key else { continue }
-                    options[name] = OptionValue(entry.value)
-                }
-            }
-        }
-        try SandboxPolicy.check(
-            caller: sandbox, member: call.member, appID: appID, handler: handler, options: options,
-            handlers: handlers(), home: home, resolve: CallerCredentials.resolve)
+    /// Who `sender` is; AccessDenied when that cannot be told.
+    func caller(_ sender: String) throws(SyncError) -> CallerSandbox {
+        try credentials.sandbox(of: sender)
+    }
+
+    /// Drops what is known of a connection that left the bus.
+    func forget(_ sender: String) {
+        credentials.forget(sender)
+    }
+
+    /// A call naming `appID`.
+    func check(_ sender: String, appID: String) throws(SyncError) {
+        try SandboxPolicy.check(caller: caller(sender), appID: appID)
+    }
+
+    /// A decoded Register or RegisterPeriodic; returns it with the caller's confinement set.
+    func check(_ sender: String, request: RegistrationRequest) throws(SyncError) -> RegistrationRequest {
+        var checked = request
+        checked.confinement = try SandboxPolicy.check(
+            caller: caller(sender), request: request, handlers: handlers(), home: home,
+            resolve: CallerCredentials.resolve)
+        return checked
     }
 }

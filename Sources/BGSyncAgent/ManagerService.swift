@@ -29,6 +29,7 @@ final class ManagerService: SyncObserver {
     private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
     private var announcedNetwork: NetworkStatus
     private let access: CallerAccess
+    private var subscribers = SignalSubscribers()
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
@@ -40,8 +41,12 @@ final class ManagerService: SyncObserver {
             object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
                 [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
                 do {
-                    try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
-                    return try method.handler(self)(call)
+                    // Each method checks its decoded request with `access` before acting.
+                    let reply = try method.handler(self)(call)
+                    if case .string(let appID)? = call.arguments.first, !appID.isEmpty {
+                        self.subscribe(call.sender, appID: appID)  // it asked: it hears of its syncs
+                    }
+                    return reply
                 } catch let error as SyncError {
                     throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
                 } catch let error as DBusError {
@@ -57,14 +62,31 @@ final class ManagerService: SyncObserver {
             }
         }
         connection.export(object, at: Self.objectPath)
+        do {
+            try connection.addMatch(
+                "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged'"
+            ) { [unowned self] signal in
+                // A unique name that lost its owner has left the bus, for good.
+                guard signal.arguments.count == 3, case .string(let name) = signal.arguments[0], name.hasPrefix(":"),
+                    case .string(let owner) = signal.arguments[2], owner.isEmpty
+                else { return }
+                self.subscribers.remove(name)
+                self.access.forget(name)
+            }
+        } catch {
+            logger.warning("cannot follow callers leaving the bus (\(error.message)); signal subscriptions stay until restart")
+        }
     }
 
     // MARK: - Methods
 
     private func register(_ call: DBusMethodCall) throws -> [DBusValue] {
         let args = Arguments(call)
-        let request = try RegistrationRequest(
-            appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
+        let request = try access.check(
+            call.sender,
+            request: RegistrationRequest(
+                appID: try args.string(0), tag: try args.string(1), handler: try args.string(2),
+                options: try args.options(3)))
         try scheduler.register(request)
         logger.debug("registered \(request.key) for \(call.sender)")
         return []
@@ -73,9 +95,11 @@ final class ManagerService: SyncObserver {
     private func registerPeriodic(_ call: DBusMethodCall) throws -> [DBusValue] {
         let args = Arguments(call)
         let interval = try args.uint64(3)
-        let request = try RegistrationRequest(
-            appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
-            options: try args.options(4), minInterval: Double(interval))
+        let request = try access.check(
+            call.sender,
+            request: RegistrationRequest(
+                appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
+                options: try args.options(4), minInterval: Double(interval)))
         try scheduler.register(request)
         logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
         return []
@@ -85,6 +109,7 @@ final class ManagerService: SyncObserver {
         { [unowned self] call in
             let appID = try Arguments(call).string(0)
             try Identifiers.validateAppID(appID)
+            try access.check(call.sender, appID: appID)
             return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(DBusValue.string))]
         }
     }
@@ -92,6 +117,7 @@ final class ManagerService: SyncObserver {
     private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
         { [unowned self] call in
             let key = try Arguments(call).key(kind)
+            try access.check(call.sender, appID: key.appID)
             return [.bool(try scheduler.unregister(key))]
         }
     }
@@ -99,6 +125,7 @@ final class ManagerService: SyncObserver {
     private func getRegistration(_ call: DBusMethodCall) throws -> [DBusValue] {
         let args = Arguments(call)
         let oneOff = try args.key(.oneOff)
+        try access.check(call.sender, appID: oneOff.appID)
         let periodic = RegistrationKey(appID: oneOff.appID, tag: oneOff.tag, kind: .periodic)
         guard let registration = scheduler.registration(oneOff) ?? scheduler.registration(periodic) else {
             throw SyncError(.notFound, "\(oneOff.appID) has no registration with tag '\(oneOff.tag)'.")
@@ -116,29 +143,71 @@ final class ManagerService: SyncObserver {
             "options": .vardict(registration.options.mapValues(\.dbusValue)),
         ]
         if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(clamping: interval)) }
+        switch registration.confinement {
+        case .unconfined: fields["confinement"] = .string("unconfined")
+        case .sandboxed(let kind, _, let root):
+            fields["confinement"] = .string(kind.rawValue)
+            fields["root"] = .string(root)
+        }
         return [.vardict(fields)]
     }
 
     private func trigger(_ call: DBusMethodCall) throws -> [DBusValue] {
         let key = try Arguments(call).key(.oneOff)
+        try access.check(call.sender, appID: key.appID)
         try scheduler.trigger(appID: key.appID, tag: key.tag)
         return []
+    }
+
+    /// Subscribe(s app_id): this connection hears SyncStarted/SyncFinished of `app_id`, or of
+    /// every app for "" (unsandboxed callers only), until it leaves the bus.
+    private func subscribeCall(_ call: DBusMethodCall) throws -> [DBusValue] {
+        let appID = try Arguments(call).string(0)
+        if appID.isEmpty {
+            let caller = try access.caller(call.sender)
+            guard !caller.isSandboxed else {
+                throw SyncError(
+                    .accessDenied,
+                    "A \(caller.kindName) app hears only of its own syncs: subscribe to \(caller.ownAppID ?? "its app id"), not to every app.")
+            }
+            if !subscribers.addEverything(call.sender) { throw Self.tooManySubscribers }
+            return []
+        }
+        try Identifiers.validateAppID(appID)
+        try access.check(call.sender, appID: appID)
+        if !subscribers.add(call.sender, appID: appID) { throw Self.tooManySubscribers }
+        return []
+    }
+
+    private static let tooManySubscribers = SyncError(
+        .quotaExceeded, "Too many signal subscriptions (\(SignalSubscribers.maxConnections) connections, "
+            + "\(SignalSubscribers.maxAppsPerConnection) app ids each); subscribe to every app with \"\" instead.")
+
+    private func subscribe(_ sender: String, appID: String) {
+        subscribers.add(sender, appID: appID)  // past a cap, Subscribe says so; other calls stay quiet
     }
 
     // MARK: - Signals and properties
 
     func syncStarted(_ event: SyncEvent) {
         logger.info("\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
-        connection.emitSignal(
-            path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
-            arguments: [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
+        send(
+            "SyncStarted", about: event.key.appID,
+            [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
     }
 
     func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String) {
         logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")")
-        connection.emitSignal(
-            path: Self.objectPath, interface: Self.interface, name: "SyncFinished",
-            arguments: [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+        send("SyncFinished", about: key.appID, [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+    }
+
+    /// Unicast to each subscriber of `appID` (SignalSubscribers), never broadcast.
+    private func send(_ name: String, about appID: String, _ arguments: [DBusValue]) {
+        for destination in subscribers.recipients(of: appID) {
+            connection.emitSignal(
+                path: Self.objectPath, interface: Self.interface, name: name, arguments: arguments,
+                destination: destination)
+        }
     }
 
     func storageFailed(_ error: SyncError) {
@@ -172,6 +241,7 @@ final class ManagerService: SyncObserver {
         Method(name: "GetPeriodicTags", signature: "s", handler: { $0.tags(.periodic) }),
         Method(name: "UnregisterPeriodic", signature: "ss", handler: { $0.unregister(.periodic) }),
         Method(name: "Trigger", signature: "ss", handler: { $0.trigger }),
+        Method(name: "Subscribe", signature: "s", handler: { $0.subscribeCall }),
     ]
 
     private struct Property: Sendable {

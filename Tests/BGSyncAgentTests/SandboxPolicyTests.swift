@@ -3,43 +3,23 @@ import Testing
 
 @testable import BGSyncAgent
 
-/// The parsers that tell a sandbox from its files and labels, on the strings Flatpak, snapd
-/// and AppArmor actually produce. (The same rules on real processes: Tests/integration/test_isolation.py.)
-struct SandboxParsingTests {
-    @Test func flatpakInfoNamesTheApp() {
-        let info = """
-            [Application]
-            name=org.gnome.Maps
-            runtime=runtime/org.gnome.Platform/x86_64/46
+/// The rules for sandboxed callers, on decoded requests, with the path and URL options each
+/// handler declares (HandlerInfo), not names the agent knows.
+struct SandboxPolicyTests {
+    static let handlers = [
+        "upload": HandlerInfo(name: "upload", description: "", sandboxSafe: true, pathOptions: ["outbox"], urlOptions: ["url"]),
+        "thirdparty": HandlerInfo(
+            name: "thirdparty", description: "", sandboxSafe: true, pathOptions: ["source", "cache"], urlOptions: ["endpoint"]),
+        "exec": HandlerInfo(name: "exec", description: "", sandboxSafe: false),
+    ]
+    let flat = CallerSandbox.flatpak(appID: "org.example.Flat")
 
-            [Instance]
-            instance-id=2960346152
-            app-path=/var/lib/flatpak/app/org.gnome.Maps/x86_64/stable/active/files
-            """
-        #expect(SandboxPolicy.flatpakAppID(fromInfo: info) == "org.gnome.Maps")
-        #expect(SandboxPolicy.flatpakAppID(fromInfo: "[Instance]\nname=x.y\n[Application]\n  name = a.b \n") == "a.b")
-        #expect(SandboxPolicy.flatpakAppID(fromInfo: "[Runtime]\nname=org.gnome.Platform\n") == nil)
-        #expect(SandboxPolicy.flatpakAppID(fromInfo: "[Application]\nname=\n") == nil)
-        #expect(SandboxPolicy.flatpakAppID(fromInfo: "") == nil)
-    }
-
-    @Test func snapScopeInTheCgroup() {
-        let v2 = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/snap.firefox.firefox-1d2c.scope\n"
-        #expect(SandboxPolicy.snapName(fromCgroup: v2) == "firefox")
-        let hybrid = "12:pids:/user.slice\n1:name=systemd:/user.slice/snap.chat-app.hook.configure-7.scope\n0::/\n"
-        #expect(SandboxPolicy.snapName(fromCgroup: hybrid) == "chat-app")
-        #expect(SandboxPolicy.snapName(fromCgroup: "0::/user.slice/user@1000.service/app.slice/app-gnome-org.gnome.Maps-1.scope\n") == nil)
-        #expect(SandboxPolicy.snapName(fromCgroup: "0::/snap.Bad_Name.x.scope\n") == nil)
-        #expect(SandboxPolicy.snapName(fromCgroup: "0::/snapd.service\n") == nil)
-        #expect(SandboxPolicy.snapName(fromCgroup: "garbage") == nil)
-    }
-
-    @Test func snapAppArmorLabel() {
-        #expect(SandboxPolicy.snapName(fromAppArmorLabel: "snap.chat.chat (enforce)\0") == "chat")
-        #expect(SandboxPolicy.snapName(fromAppArmorLabel: "snap.spotify.hook.configure (complain)") == "spotify")
-        #expect(SandboxPolicy.snapName(fromAppArmorLabel: "unconfined\0") == nil)
-        #expect(SandboxPolicy.snapName(fromAppArmorLabel: "/usr/bin/evince (enforce)") == nil)
-        #expect(SandboxPolicy.snapName(fromAppArmorLabel: "snap.chat") == nil)
+    func check(
+        _ caller: CallerSandbox, _ app: String, _ handler: String, _ options: [String: OptionValue] = [:],
+        resolve: (String) -> String? = { _ in nil }
+    ) throws(SyncError) -> Confinement {
+        let request = try RegistrationRequest(appID: app, tag: "t", handler: handler, options: options)
+        return try SandboxPolicy.check(caller: caller, request: request, handlers: Self.handlers, home: "/home/u", resolve: resolve)
     }
 
     @Test func pathsMustStayInsideTheAppDirectory() {
@@ -54,30 +34,51 @@ struct SandboxParsingTests {
         #expect(!SandboxPolicy.isInside("/etc", directory: dir))
     }
 
+    @Test func theConfinementRecordedIsTheCallersOwn() throws {
+        let own = "/home/u/.var/app/org.example.Flat"
+        let ok: [String: OptionValue] = ["outbox": .string(own + "/o"), "url": .string("https://a.example/")]
+        #expect(try check(flat, "org.example.Flat", "upload", ok) == .sandboxed(kind: .flatpak, appID: "org.example.Flat", root: own))
+        // The root is the data directory with links resolved, once.
+        let resolved = try check(flat, "org.example.Flat", "upload", ok) { $0 == own ? "/data/flat" : nil }
+        #expect(resolved.root == "/data/flat")
+        #expect(try check(.snap(instance: "chat_x"), "snap.chat_x", "upload") == .sandboxed(kind: .snap, appID: "snap.chat_x", root: "/home/u/snap/chat_x"))
+        #expect(try check(.unsandboxed, "org.example.Other", "exec", ["outbox": .string("/etc")]) == .unconfined)
+    }
+
     @Test func sandboxedCallersAreHeldToTheirOwnAppIDAndSafeHandlers() throws {
-        let handlers = [
-            "upload": HandlerInfo(name: "upload", description: "", sandboxSafe: true),
-            "exec": HandlerInfo(name: "exec", description: "", sandboxSafe: false),
-        ]
-        let flat = CallerSandbox.flatpak(appID: "org.example.Flat")
-        func check(_ caller: CallerSandbox, _ app: String, _ handler: String?, _ options: [String: OptionValue] = [:]) throws(SyncError) {
-            try SandboxPolicy.check(
-                caller: caller, member: "Register", appID: app, handler: handler, options: options, handlers: handlers,
-                home: "/home/u")
-        }
-        try check(flat, "org.example.Flat", "upload", ["outbox": .string("/home/u/.var/app/org.example.Flat/o"), "url": .string("https://a.example/")])
-        try check(.unsandboxed, "org.example.Other", "exec", ["outbox": .string("/etc")])
-        try check(.snap(name: "chat"), "snap.chat", "upload", ["outbox": .variant(.string("/home/u/snap/chat/o"))])
-        #expect(throws: SyncError.self) { try check(flat, "org.example.Other", nil) }
+        let own = "/home/u/.var/app/org.example.Flat"
+        _ = try check(.snap(instance: "chat"), "snap.chat", "upload", ["outbox": .variant(.string("/home/u/snap/chat/o"))])
+        #expect(throws: SyncError.self) { try check(.snap(instance: "chat_x"), "snap.chat", "upload") }
+        #expect(throws: SyncError.self) { try check(flat, "org.example.Other", "upload") }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "exec") }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["url": .string("file:///etc/passwd")]) }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementType: "y", [])]) }
-        #expect(throws: SyncError.self) { try check(.flatpak(appID: nil), "org.example.Flat", nil) }
+        #expect(throws: SyncError.self) { try check(.flatpak(appID: nil), "org.example.Flat", "upload") }
+        // A link that exists at Register and points out is refused.
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "upload", ["outbox": .string(own + "/link")]) { $0 == own + "/link" ? "/etc" : nil }
+        }
         do {
-            try check(flat, "org.example.Other", nil)
+            _ = try check(flat, "org.example.Other", "upload")
         } catch {
             #expect(error.code == .accessDenied)
             #expect(error.message.contains("org.example.Flat"))
         }
+        #expect(throws: SyncError.self) { try SandboxPolicy.check(caller: flat, appID: "org.example.Other") }
+        try SandboxPolicy.check(caller: flat, appID: "org.example.Flat")
+        try SandboxPolicy.check(caller: .unsandboxed, appID: "org.example.Other")
+    }
+
+    /// A third-party handler's declared options are checked the same way; an option no handler
+    /// declares is the handler's own business (it is not opened by the host).
+    @Test func declaredOptionsOfAnyHandlerAreChecked() throws {
+        let own = "/home/u/.var/app/org.example.Flat"
+        _ = try check(flat, "org.example.Flat", "thirdparty", [
+            "source": .string(own + "/in"), "cache": .string(own + "/c"), "endpoint": .string("http://h.example/x"),
+            "outbox": .string("/etc"), "url": .string("file:///x"),
+        ])
+        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["cache": .string("/home/u/.ssh")]) }
+        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["endpoint": .string("ftp://x.example/")]) }
+        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["source": .int32(1)]) }
     }
 }
