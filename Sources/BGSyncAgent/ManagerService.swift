@@ -41,12 +41,8 @@ final class ManagerService: SyncObserver {
             object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
                 [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
                 do {
-                    // Each method checks its decoded request with `access` before acting.
-                    let reply = try method.handler(self)(call)
-                    if case .string(let appID)? = call.arguments.first, !appID.isEmpty {
-                        self.subscribe(call.sender, appID: appID)  // it asked: it hears of its syncs
-                    }
-                    return reply
+                    // Each method checks its decoded request with `allow` before acting.
+                    return try method.handler(self)(call)
                 } catch let error as SyncError {
                     throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
                 } catch let error as DBusError {
@@ -82,9 +78,9 @@ final class ManagerService: SyncObserver {
 
     private func register(_ call: DBusMethodCall) throws -> [DBusValue] {
         let args = Arguments(call)
-        let request = try access.check(
-            call.sender,
-            request: RegistrationRequest(
+        let request = try allow(
+            call,
+            RegistrationRequest(
                 appID: try args.string(0), tag: try args.string(1), handler: try args.string(2),
                 options: try args.options(3)))
         try scheduler.register(request)
@@ -95,9 +91,9 @@ final class ManagerService: SyncObserver {
     private func registerPeriodic(_ call: DBusMethodCall) throws -> [DBusValue] {
         let args = Arguments(call)
         let interval = try args.uint64(3)
-        let request = try access.check(
-            call.sender,
-            request: RegistrationRequest(
+        let request = try allow(
+            call,
+            RegistrationRequest(
                 appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
                 options: try args.options(4), minInterval: Double(interval)))
         try scheduler.register(request)
@@ -109,7 +105,7 @@ final class ManagerService: SyncObserver {
         { [unowned self] call in
             let appID = try Arguments(call).string(0)
             try Identifiers.validateAppID(appID)
-            try access.check(call.sender, appID: appID)
+            try allow(call, appID: appID)
             return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(DBusValue.string))]
         }
     }
@@ -117,7 +113,7 @@ final class ManagerService: SyncObserver {
     private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
         { [unowned self] call in
             let key = try Arguments(call).key(kind)
-            try access.check(call.sender, appID: key.appID)
+            try allow(call, appID: key.appID)
             return [.bool(try scheduler.unregister(key))]
         }
     }
@@ -125,7 +121,7 @@ final class ManagerService: SyncObserver {
     private func getRegistration(_ call: DBusMethodCall) throws -> [DBusValue] {
         let args = Arguments(call)
         let oneOff = try args.key(.oneOff)
-        try access.check(call.sender, appID: oneOff.appID)
+        try allow(call, appID: oneOff.appID)
         let periodic = RegistrationKey(appID: oneOff.appID, tag: oneOff.tag, kind: .periodic)
         guard let registration = scheduler.registration(oneOff) ?? scheduler.registration(periodic) else {
             throw SyncError(.notFound, "\(oneOff.appID) has no registration with tag '\(oneOff.tag)'.")
@@ -154,7 +150,7 @@ final class ManagerService: SyncObserver {
 
     private func trigger(_ call: DBusMethodCall) throws -> [DBusValue] {
         let key = try Arguments(call).key(.oneOff)
-        try access.check(call.sender, appID: key.appID)
+        try allow(call, appID: key.appID)
         try scheduler.trigger(appID: key.appID, tag: key.tag)
         return []
     }
@@ -183,8 +179,20 @@ final class ManagerService: SyncObserver {
         .quotaExceeded, "Too many signal subscriptions (\(SignalSubscribers.maxConnections) connections, "
             + "\(SignalSubscribers.maxAppsPerConnection) app ids each); subscribe to every app with \"\" instead.")
 
-    private func subscribe(_ sender: String, appID: String) {
-        subscribers.add(sender, appID: appID)  // past a cap, Subscribe says so; other calls stay quiet
+    /// The access check of a call naming `appID`. A caller allowed to name it hears of its
+    /// syncs from then on (before acting, so a sync that starts at once is heard too); past a
+    /// cap only Subscribe says so.
+    private func allow(_ call: DBusMethodCall, appID: String) throws(SyncError) {
+        try access.check(call.sender, appID: appID)
+        subscribers.add(call.sender, appID: appID)
+    }
+
+    /// The access check of a decoded Register or RegisterPeriodic: the request comes back with
+    /// the caller's confinement, to be recorded with the registration.
+    private func allow(_ call: DBusMethodCall, _ request: RegistrationRequest) throws(SyncError) -> RegistrationRequest {
+        let checked = try access.check(call.sender, request: request)
+        subscribers.add(call.sender, appID: request.key.appID)
+        return checked
     }
 
     // MARK: - Signals and properties

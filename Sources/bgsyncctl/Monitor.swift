@@ -33,14 +33,39 @@ struct Monitor: ParsableCommand {
                     if let line = Self.line(for: signal, json: json) { FileHandleOutput.line(line) }
                 }
             }
+            // The agent sends sync signals only to connections that subscribed (they are never
+            // broadcast): ask for every app's, now and whenever an agent (re)starts.
+            try connection.addMatch(
+                "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                    + "member='NameOwnerChanged',arg0='\(AgentClient.busName)'"
+            ) { signal in
+                if signal.arguments.count == 3, case .string(let owner) = signal.arguments[2], !owner.isEmpty {
+                    Self.subscribe(connection)
+                }
+            }
         } catch {
             throw CLIFailure(error)
         }
+        Self.subscribe(connection)
         FileHandleOutput.standardError("bgsyncctl: monitoring \(AgentClient.busName); Ctrl-C to stop\n")
         // Ctrl-C and SIGTERM end the monitor normally; every line is already flushed.
         signal(SIGINT) { _ in _exit(0) }
         signal(SIGTERM) { _ in _exit(0) }
         loop.run()
+    }
+
+    /// Subscribe("") for every app's signals; an agent that is not running yet is subscribed to
+    /// when it starts.
+    static func subscribe(_ connection: DBusConnection) {
+        do throws(DBusError) {
+            _ = try connection.call(
+                destination: AgentClient.busName, path: AgentClient.path, interface: AgentClient.interface,
+                method: "Subscribe", arguments: [.string("")], timeout: 10)
+        } catch where error.name.hasSuffix(".ServiceUnknown") || error.name.hasSuffix(".NameHasNoOwner") {
+            return
+        } catch {
+            FileHandleOutput.standardError("bgsyncctl: cannot subscribe to the agent's signals: \(error.message)\n")
+        }
     }
 
     static func line(for signal: DBusSignal, json: Bool) -> String? {

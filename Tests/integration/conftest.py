@@ -153,9 +153,12 @@ class Agent:
 
 
 class Client:
-    """A real D-Bus client of the agent that records its signals."""
+    """A real D-Bus client of the agent that records its signals. The agent sends sync signals
+    only to connections that asked (they are never broadcast): with `subscribe_all`, the client
+    subscribes to every app's, as `bgsyncctl monitor` does, now and whenever an agent starts;
+    without, it hears only of the app ids it has called the agent about."""
 
-    def __init__(self, bus):
+    def __init__(self, bus, subscribe_all=True):
         self.connection = bus.connect()
         self.started = []
         self.finished = []
@@ -167,6 +170,16 @@ class Client:
         self.connection.add_signal_receiver(
             lambda iface, changed, invalidated: self.properties.append(dict(changed)),
             "PropertiesChanged", "org.freedesktop.DBus.Properties", None, PATH)
+        if subscribe_all:
+            self.connection.add_signal_receiver(
+                lambda name, old, new: new and self._subscribe_async(), "NameOwnerChanged", "org.freedesktop.DBus",
+                "org.freedesktop.DBus", "/org/freedesktop/DBus", arg0=NAME)
+            if self.connection.name_has_owner(NAME):
+                self.call("Subscribe", "")
+
+    def _subscribe_async(self):
+        proxy = self.connection.get_object(NAME, PATH, introspect=False)
+        proxy.get_dbus_method("Subscribe", IFACE)("", reply_handler=lambda: None, error_handler=lambda e: None)
 
     @property
     def manager(self):
