@@ -103,7 +103,6 @@ def test_a_flatpak_app_reaches_only_its_own_registrations(isolated_agent, bus, t
     owner = Client(bus)  # unsandboxed: the other app's own, trusted
     owner.register(OTHER, "secret", "hang")
     own_data = home / ".var" / "app" / FLAT
-    (own_data / "escape").symlink_to(home / ".var" / "app" / OTHER)
     allowed = {"outbox": f"{own_data}/outbox", "url": "https://sync.example.org/up"}
     calls = [
         register(FLAT, "outbox", "upload", allowed),                                        # 0 own id, safe handler
@@ -117,30 +116,47 @@ def test_a_flatpak_app_reaches_only_its_own_registrations(isolated_agent, bus, t
         ["GetPeriodicTags", [OTHER], "s"],                                                   # 8
         ["RegisterPeriodic", [OTHER, "p", "ok", 3600, {}], "sssta{sv}"],                     # 9
         register(FLAT, "run", "exec", {"command": "true"}),                                  # 10 not sandbox-safe
-        register(FLAT, "o2", "upload", dict(allowed, outbox="/etc")),                        # 11 path outside
-        register(FLAT, "o3", "upload", dict(allowed, outbox=f"{own_data}/../{OTHER}/outbox")),  # 12 climbing out
-        register(FLAT, "o4", "upload", dict(allowed, outbox=f"{own_data}/escape/outbox")),  # 13 symlink out
-        register(FLAT, "o5", "upload", dict(allowed, outbox=f"{own_data}ter/outbox")),      # 14 prefix look-alike
-        register(FLAT, "o6", "upload", dict(allowed, url="file:///etc/passwd")),            # 15 not http(s)
-        register(FLAT, "o7", "settings", {"file": f"{home}/.config/x.ini", "url": "https://a.example/"}),  # 16
-        ["Unregister", [FLAT, "outbox"], "ss"],                                              # 17 own: allowed
+        ["Unregister", [FLAT, "outbox"], "ss"],                                              # 11 own: allowed
     ]
     results = run_in_flatpak_sandbox(tmp_path, bus, FLAT, calls)
     denied = "org.bgsync.Error.AccessDenied"
     assert results[0] == ["ok", None]
     assert results[1] == ["ok", ["outbox"]]
     assert results[2][0] == "ok" and results[2][1]["handler"] == "upload"
-    for index in range(3, 17):
+    for index in range(3, 11):
         assert results[index][0] == denied, (index, calls[index], results[index])
         assert FLAT in results[index][1], f"the message says which app the caller is: {results[index][1]}"
     assert "not available to sandboxed apps" in results[10][1]
-    assert results[17] == ["ok", True]
+    assert results[11] == ["ok", True]
     # The other app's registration is untouched, and unsandboxed callers still reach everything.
     assert owner.call("GetTags", OTHER) == ["secret"]
     assert owner.call("GetRegistration", OTHER, "secret")["handler"] == "hang"
     assert owner.call("GetTags", FLAT) == []
     print(f"\nisolation (Flatpak): {len(calls)} calls from a sandboxed process checked, "
           f"{sum(r[0] == denied for r in results)} refused with AccessDenied")
+
+
+def test_a_flatpak_app_names_only_paths_and_urls_inside_its_own_data(isolated_agent, bus, tmp_path, home):
+    """Path and URL options are the ones each handler's plugin declares (HandlerInfo.pathOptions
+    and .urlOptions): `upload` declares `outbox` and `url`, `settings` declares `file` and `url`."""
+    own_data = home / ".var" / "app" / FLAT
+    (own_data / "escape").symlink_to(home / ".var" / "app" / OTHER)
+    allowed = {"outbox": f"{own_data}/outbox", "url": "https://sync.example.org/up"}
+    calls = [
+        register(FLAT, "o2", "upload", dict(allowed, outbox="/etc")),                        # 0 path outside
+        register(FLAT, "o3", "upload", dict(allowed, outbox=f"{own_data}/../{OTHER}/outbox")),  # 1 climbing out
+        register(FLAT, "o4", "upload", dict(allowed, outbox=f"{own_data}/escape/outbox")),  # 2 symlink out
+        register(FLAT, "o5", "upload", dict(allowed, outbox=f"{own_data}ter/outbox")),      # 3 prefix look-alike
+        register(FLAT, "o6", "upload", dict(allowed, url="file:///etc/passwd")),            # 4 not http(s)
+        register(FLAT, "o7", "settings", {"file": f"{home}/.config/x.ini", "url": "https://a.example/"}),  # 5
+        register(FLAT, "outbox", "upload", allowed),                                        # 6 inside: allowed
+    ]
+    results = run_in_flatpak_sandbox(tmp_path, bus, FLAT, calls)
+    for index in range(0, 6):
+        assert results[index][0] == "org.bgsync.Error.AccessDenied", (index, calls[index], results[index])
+        assert FLAT in results[index][1]
+    assert results[6] == ["ok", None]
+    assert Client(bus).call("GetTags", FLAT) == ["outbox"]
 
 
 def test_a_flatpak_sandbox_without_an_app_id_is_refused(isolated_agent, bus, tmp_path):
@@ -157,8 +173,9 @@ def test_a_snap_reaches_only_its_own_registrations(isolated_agent, bus, tmp_path
         ["GetTags", ["snap.chat"], "s"],
         ["GetTags", [OTHER], "s"],
         ["Unregister", [OTHER, "secret"], "ss"],
-        register("snap.chat", "o2", "upload", {"outbox": f"{home}/.var/app/{OTHER}/outbox", "url": "https://x.example/"}),
         register("snap.chat", "run", "exec", {"command": "true"}),
+        # The path option `upload` declares, outside the snap's data directory.
+        register("snap.chat", "o2", "upload", {"outbox": f"{home}/.var/app/{OTHER}/outbox", "url": "https://x.example/"}),
     ]
     results = run_in_snap_cgroup(tmp_path, bus, "chat", calls)
     assert results[0] == ["ok", None]
