@@ -288,3 +288,29 @@ def test_a_new_apps_sync_starts_while_another_app_holds_the_slots(agent_factory,
     assert started_after < 1.0, f"the second app's sync took {started_after:.2f} s while the slots were held"
     print(f"\nfair share: a second app's sync ran {started_after * 1000:.0f} ms after its Register, "
           f"with 3 of 4 slots held by another app's hanging events")
+
+
+def test_the_readme_gio_example_still_prints_its_sync_finished(agent, bus, tmp_path):
+    """Clients that work today keep working without Subscribe: the README's example registers
+    and subscribes on one connection, so the agent's unicast SyncFinished reaches it."""
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("From an app, for example in Python with Gio", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "Gio.bus_get_sync(Gio.BusType.SESSION)" in example
+    example = example.replace(
+        "Gio.bus_get_sync(Gio.BusType.SESSION)",
+        f"Gio.DBusConnection.new_for_address_sync({bus.address!r}, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT"
+        " | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)")
+    script = tmp_path / "readme_example.py"
+    script.write_text(example + textwrap.dedent("""
+        import sys
+        loop = GLib.MainLoop()
+        GLib.timeout_add_seconds(20, lambda: sys.exit("no SyncFinished in 20 s"))
+        _print = print
+        def print(*args):
+            _print(*args, flush=True)
+            loop.quit()
+        loop.run()
+        """))
+    out = subprocess.run(["/usr/bin/python3", str(script)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("sync ('org.example.Chat', 'outbox', "), out.stdout
