@@ -222,10 +222,15 @@ def test_a_parallel_installed_snap_is_held_to_its_instance(root_agent, bus, tmp_
             app.call("Subscribe", [""], "s"),
         ]
         assert app.ask(["wait", "outbox"]) == ["ok"]
+        forged = app.register("snap.chat_x", "n\n<0>forged by a snap", "ok")
+        assert app.ask(["wait", "n\n<0>forged by a snap"]) == ["ok"]
         heard = app.ask(["signals"])
     finally:
         app.close()
         cgroup.rmdir()
+    assert forged == ["ok", None]
+    assert not [line for line in root_agent.log_text().splitlines() if line.startswith("<0>")]
+    assert "n\\n<0>forged by a snap" in root_agent.log_text()
     assert own == ["ok", None]
     assert tags == ["ok", ["outbox"]]
     for result in results:
@@ -314,3 +319,36 @@ def test_the_readme_gio_example_still_prints_its_sync_finished(agent, bus, tmp_p
     out = subprocess.run(["/usr/bin/python3", str(script)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("sync ('org.example.Chat', 'outbox', "), out.stdout
+
+
+# The process that connected exits; its child, which inherited the connection, calls on it.
+ORPHANED_CONNECTION = textwrap.dedent(f"""\
+    import os, sys, time
+    import dbus
+    bus = dbus.bus.BusConnection(sys.argv[1])
+    read, write = os.pipe()
+    if os.fork():
+        os._exit(0)  # the process the bus knows is gone; the connection lives on in the child
+    os.close(write)
+    os.read(read, 1)  # returns at the parent's exit (its end of the pipe closes)
+    proxy = bus.get_object({NAME!r}, {PATH!r}, introspect=False)
+    try:
+        proxy.get_dbus_method("GetTags", {IFACE!r})("org.example.Orphan")
+        print("ok")
+    except dbus.DBusException as error:
+        print(error.get_dbus_name(), error.get_dbus_message())
+""")
+
+
+def test_a_caller_whose_process_exited_is_refused(agent, bus, tmp_path):
+    """A real process that exits before the agent reads /proc: the bus still names it (its
+    connection was inherited by a child), and the agent must not read whoever has that PID
+    now. Its pidfd shows it exited (or it cannot be opened): refused."""
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHANED_CONNECTION)
+    parent = subprocess.Popen(["/usr/bin/python3", str(script), bus.address], stdout=subprocess.PIPE, text=True)
+    assert parent.wait(timeout=20) == 0  # reaped now: its PID is free for reuse
+    answer = parent.stdout.read().strip()
+    assert answer.startswith(DENIED), answer
+    assert "exited before it could be checked" in answer
+    assert Client(bus).call("GetTags", "org.example.Orphan") == [], "a live caller is answered"
