@@ -91,7 +91,7 @@ let package = Package(
 
         // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
-        .target(name: "TestKit", path: "Tests/TestKit"),
+        .target(name: "TestKit", dependencies: ["MainLoop"], path: "Tests/TestKit"),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
         .testTarget(
@@ -103,7 +103,11 @@ let package = Package(
         // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
         .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
-        .testTarget(name: "BGSyncAgentTests", dependencies: ["BGSyncAgent", "BGSyncCore"]),
+        // bgsyncctl, run as a program against a stand-in agent.
+        .testTarget(name: "BGSyncCtlTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
+        .testTarget(
+            name: "BGSyncAgentTests",
+            dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

@@ -1,4 +1,3 @@
-import DBusKit
 import Dispatch
 import Foundation
 #if canImport(Glibc)
@@ -7,16 +6,17 @@ import Glibc
 import MainLoop
 
 /// Hands a non-Sendable value across threads where the test guarantees one thread at a time.
-struct Unchecked<T>: @unchecked Sendable {
-    var value: T
+public struct Unchecked<T>: @unchecked Sendable {
+    public var value: T
+    public init(value: T) { self.value = value }
 }
 
 /// A MainLoop running on its own thread; `run` executes a block there and waits for it.
-final class LoopThread: @unchecked Sendable {
-    let loop = MainLoop()
+public final class LoopThread: @unchecked Sendable {
+    public let loop = MainLoop()
     private let finished = DispatchSemaphore(value: 0)
 
-    init() {
+    public init() {
         let thread = Thread { [loop, finished] in
             loop.run()
             finished.signal()
@@ -24,7 +24,7 @@ final class LoopThread: @unchecked Sendable {
         thread.start()
     }
 
-    func run<T>(_ body: @escaping () throws -> T) throws -> T {
+    public func run<T>(_ body: @escaping () throws -> T) throws -> T {
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox<T>()
         let work = Unchecked(value: body)
@@ -32,23 +32,26 @@ final class LoopThread: @unchecked Sendable {
             box.result = Result { try work.value() }
             done.signal()
         }
-        guard done.wait(timeout: .now() + 10) == .success else { throw DBusError.timeout("loop thread did not answer") }
+        guard done.wait(timeout: .now() + 10) == .success else { throw TestSetupError("the loop thread did not answer in 10 s") }
         return try box.result!.get()
     }
 
-    func stop() {
+    public func stop() {
         loop.stop()
         _ = finished.wait(timeout: .now() + 10)
     }
 }
 
-final class ResultBox<T>: @unchecked Sendable {
-    var result: Result<T, any Error>?
+/// A result handed from one thread to another.
+public final class ResultBox<T>: @unchecked Sendable {
+    public var result: Result<T, any Error>?
+    public init() {}
 }
 
 /// Waits on a DispatchSemaphore-backed flag set from another thread.
-final class Flag: @unchecked Sendable {
+public final class Flag: @unchecked Sendable {
+    public init() {}
     private let semaphore = DispatchSemaphore(value: 0)
-    func set() { semaphore.signal() }
-    func wait(seconds: Double) -> Bool { semaphore.wait(timeout: .now() + seconds) == .success }
+    public func set() { semaphore.signal() }
+    public func wait(seconds: Double) -> Bool { semaphore.wait(timeout: .now() + seconds) == .success }
 }
