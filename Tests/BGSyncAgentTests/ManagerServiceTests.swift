@@ -129,26 +129,35 @@ import Testing
         #expect(try call("GetTags", [.string(Self.app)]).first?.arrayValue?.count == 3, "nothing lost")
     }
 
+    /// The sync signals go, unicast, to connections that asked about the app id or subscribed to
+    /// every app, and to no one else, whatever their match rules.
     @Test func anEventIsAnnouncedWhenItStartsAndWhenItEnds() throws {
         let signals = LoopThread()
         defer { signals.stop() }
         let address = bus.address
-        let received = Mutex<[DBusSignal]>([])
+        let received = Mutex<[String: [DBusSignal]]>([:])
         let two = Flag()
-        let listener = Unchecked(
-            value: try signals.run {
-                let connection = try DBusConnection(bus: .address(address))
-                try connection.addMatch("type='signal',interface='\(ManagerService.interface)'") { signal in
-                    let count = received.withLock {
-                        $0.append(signal)
-                        return $0.count
+        func listen(_ name: String, subscribe appID: String) throws -> Unchecked<DBusConnection> {
+            Unchecked(
+                value: try signals.run {
+                    let connection = try DBusConnection(bus: .address(address))
+                    try connection.addMatch("type='signal',interface='\(ManagerService.interface)'") { signal in
+                        let count = received.withLock {
+                            $0[name, default: []].append(signal)
+                            return $0[name]!.count
+                        }
+                        if name == "monitor", count == 2 { two.set() }
                     }
-                    if count == 2 { two.set() }
-                }
-                connection.attach(to: signals.loop)
-                return connection
-            })
-        defer { _ = try? signals.run { listener.value.close() } }
+                    _ = try connection.call(
+                        destination: ManagerService.busName, path: ManagerService.objectPath,
+                        interface: ManagerService.interface, method: "Subscribe", arguments: [.string(appID)], timeout: 10)
+                    connection.attach(to: signals.loop)
+                    return connection
+                })
+        }
+        let monitor = try listen("monitor", subscribe: "")
+        let bystander = try listen("bystander", subscribe: "org.example.Other")
+        defer { _ = try? signals.run { monitor.value.close(); bystander.value.close() } }
 
         try register("outbox")
         try onServer { world in
@@ -159,12 +168,22 @@ import Testing
         #expect(started == ["outbox"])
         try onServer { $0.dispatcher.finishLast(.success(detail: "3 files sent")) }
         #expect(two.wait(seconds: 10))
-        let seen = received.withLock { $0 }
+        let seen = received.withLock { $0["monitor"] ?? [] }
         #expect(seen.map(\.member) == ["SyncStarted", "SyncFinished"])
         #expect(seen.first?.arguments == [.string(Self.app), .string("outbox"), .uint32(1), .bool(false)])
         #expect(
             seen.last?.arguments == [.string(Self.app), .string("outbox"), .string("succeeded"), .string("3 files sent")])
         #expect(try call("GetTags", [.string(Self.app)]).first?.arrayValue == [], "a one-off ends with its success")
+        // A round trip on the bystander's connection: a signal sent to it before would be in by now.
+        _ = try signals.run {
+            try bystander.value.call(
+                destination: ManagerService.busName, path: ManagerService.objectPath,
+                interface: ManagerService.interface, method: "GetTags", arguments: [.string("org.example.Other")])
+        }
+        try signals.run {}
+        #expect(received.withLock { $0["bystander"] ?? [] }.isEmpty, "another app's listener hears nothing of Chat")
+        #expect(
+            errorName { try call("Subscribe", [.string("not an app id")]) } == "org.freedesktop.DBus.Error.InvalidArgs")
     }
 
     @Test func propertiesAnswerAndOnlineChangesAreAnnounced() throws {
