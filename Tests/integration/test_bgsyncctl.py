@@ -93,3 +93,27 @@ def test_monitor_prints_syncs_as_they_happen(bus, agent):
     finally:
         monitor.send_signal(signal.SIGINT)
         assert monitor.wait(timeout=10) == 0
+
+
+def test_monitor_hears_every_app_again_after_the_agent_restarts(bus, agent):
+    """Sync signals go only to subscribers: the monitor subscribes to every app, and again when
+    a new agent takes the name."""
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
+    monitor = subprocess.Popen([str(BIN / "bgsyncctl"), "monitor"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        assert "monitoring" in read_line(monitor.stderr)
+        agent.stop()
+        agent.start()
+        # Its new subscription goes out when it sees the new owner: register until one is heard.
+        heard = []
+        for n in range(50):
+            ctl(bus, "register", f"org.example.App{n}", "after", "ok")
+            ready, _, _ = select.select([monitor.stdout], [], [], 0.2)
+            if ready:
+                heard.append(read_line(monitor.stdout))
+                break
+        assert heard and "org.example.App" in heard[0], heard
+    finally:
+        monitor.send_signal(signal.SIGINT)
+        assert monitor.wait(timeout=10) == 0
