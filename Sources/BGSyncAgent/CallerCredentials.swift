@@ -48,7 +48,8 @@ final class CallerCredentials {
         do {
             credentials = try connection.connectionCredentials(of: sender)
         } catch {
-            throw SyncError(.accessDenied, "Cannot tell who \(sender) is (the bus said: \(error.message)), so the call is refused.")
+            throw SyncError(
+                .accessDenied, "Cannot tell who \(sender) is (the bus said: \(error.message)), so the call is refused.")
         }
         defer { credentials.close() }
         if let label = credentials.securityLabel {
@@ -63,7 +64,8 @@ final class CallerCredentials {
             process = try ProcessHandle(borrowing: fd, sender: sender)
         } else {
             guard let pid = credentials.processID, pid > 0, pid <= UInt32(Int32.max) else {
-                throw SyncError(.accessDenied, "The bus does not know the process of \(sender), so the call is refused.")
+                throw SyncError(
+                    .accessDenied, "The bus does not know the process of \(sender), so the call is refused.")
             }
             process = try ProcessHandle(opening: Int32(pid), sender: sender)
         }
@@ -146,7 +148,8 @@ enum ProcessIdentity {
         case .failed(let error) where error != ENOENT:
             throw SyncError(
                 .accessDenied,
-                "Cannot read /proc/\(pid)/root/.flatpak-info of \(sender): \(String(cString: strerror(error))); the call is refused.")
+                "Cannot read /proc/\(pid)/root/.flatpak-info of \(sender): \(String(cString: strerror(error))); "
+                    + "the call is refused.")
         default: break
         }
         guard case .contents(let cgroupText) = cgroup else { throw gone(sender, pid: pid) }
@@ -160,7 +163,8 @@ enum ProcessIdentity {
     static func gone(_ sender: String, pid: Int32?) -> SyncError {
         SyncError(
             .accessDenied,
-            "The process of \(sender)\(pid.map { " (pid \($0))" } ?? "") exited before it could be checked; the call is refused.")
+            "The process of \(sender)\(pid.map { " (pid \($0))" } ?? "") exited before it could be checked; "
+                + "the call is refused.")
     }
 
     /// A zombie's root is gone too, so it reads as "no .flatpak-info"; its state in stat says Z.

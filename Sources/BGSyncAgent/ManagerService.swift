@@ -70,7 +70,8 @@ final class ManagerService: SyncObserver {
                 self.access.forget(name)
             }
         } catch {
-            logger.warning("cannot follow callers leaving the bus (\(error.message)); signal subscriptions stay until restart")
+            logger.warning(
+                "cannot follow callers leaving the bus (\(error.message)); signal subscriptions stay until restart")
         }
     }
 
@@ -164,7 +165,8 @@ final class ManagerService: SyncObserver {
             guard !caller.isSandboxed else {
                 throw SyncError(
                     .accessDenied,
-                    "A \(caller.kindName) app hears only of its own syncs: subscribe to \(caller.ownAppID ?? "its app id"), not to every app.")
+                    "A \(caller.kindName) app hears only of its own syncs: subscribe to "
+                        + "\(caller.ownAppID ?? "its app id"), not to every app.")
             }
             if !subscribers.addEverything(call.sender) { throw Self.tooManySubscribers }
             return []
@@ -189,7 +191,9 @@ final class ManagerService: SyncObserver {
 
     /// The access check of a decoded Register or RegisterPeriodic: the request comes back with
     /// the caller's confinement, to be recorded with the registration.
-    private func allow(_ call: DBusMethodCall, _ request: RegistrationRequest) throws(SyncError) -> RegistrationRequest {
+    private func allow(
+        _ call: DBusMethodCall, _ request: RegistrationRequest
+    ) throws(SyncError) -> RegistrationRequest {
         let checked = try access.check(call.sender, request: request)
         subscribers.add(call.sender, appID: request.key.appID)
         return checked
@@ -206,7 +210,9 @@ final class ManagerService: SyncObserver {
 
     func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String) {
         logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")")
-        send("SyncFinished", about: key.appID, [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+        send(
+            "SyncFinished", about: key.appID,
+            [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
     }
 
     /// Unicast to each subscriber of `appID` (SignalSubscribers), never broadcast.

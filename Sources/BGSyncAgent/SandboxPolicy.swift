@@ -76,7 +76,8 @@ enum SandboxPolicy {
         guard info.sandboxSafe else {
             throw SyncError(
                 .accessDenied,
-                "The handler '\(request.handler)' is not available to sandboxed apps (\(own) is a \(caller.kindName) app); use one marked sandbox-safe, such as 'upload'.")
+                "The handler '\(request.handler)' is not available to sandboxed apps (\(own) is a \(caller.kindName) "
+                    + "app); use one marked sandbox-safe, such as 'upload'.")
         }
         for name in info.pathOptions {
             guard let wrapped = request.options[name] else { continue }
@@ -87,7 +88,8 @@ enum SandboxPolicy {
             else {
                 throw SyncError(
                     .accessDenied,
-                    "Option '\(name)' must be a path inside \(dataDirectory)/, the data directory of \(own); sandboxed apps may not name other files.")
+                    "Option '\(name)' must be a path inside \(dataDirectory)/, the data directory of \(own); "
+                        + "sandboxed apps may not name other files.")
             }
         }
         for name in info.urlOptions {
@@ -104,7 +106,8 @@ enum SandboxPolicy {
         guard let own = caller.ownAppID else {
             throw SyncError(
                 .accessDenied,
-                "This \(caller.kindName) sandbox has no app id (no [Application] name in its .flatpak-info), so it may not use bgsync.")
+                "This \(caller.kindName) sandbox has no app id (no [Application] name in its .flatpak-info), "
+                    + "so it may not use bgsync.")
         }
         return own
     }

@@ -24,7 +24,8 @@ struct SandboxIdentityTests {
 
     /// Scope and service names as snapd and systemd make them, instances included.
     @Test(arguments: [
-        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/snap.firefox.firefox-1d2c4a5e-6b7c-4d8e-9f00-aabbccddeeff.scope\n", "firefox"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+            + "snap.firefox.firefox-1d2c4a5e-6b7c-4d8e-9f00-aabbccddeeff.scope\n", "firefox"),
         ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/snap.chat_x.chat-9c1f.scope\n", "chat_x"),
         ("0::/user.slice/user@1000.service/app.slice/snap.chat_work2.chat-app-3f2e.scope\n", "chat_work2"),
         ("12:pids:/user.slice\n1:name=systemd:/user.slice/snap.chat-app.hook.configure-7a.scope\n0::/\n", "chat-app"),

@@ -299,7 +299,8 @@ def test_the_readme_gio_example_still_prints_its_sync_finished(agent, bus, tmp_p
     """Clients that work today keep working without Subscribe: the README's example registers
     and subscribes on one connection, so the agent's unicast SyncFinished reaches it."""
     readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("From an app, for example in Python with Gio", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    section = readme.split("From an app, for example in Python with Gio", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
     assert "Gio.bus_get_sync(Gio.BusType.SESSION)" in example
     example = example.replace(
         "Gio.bus_get_sync(Gio.BusType.SESSION)",

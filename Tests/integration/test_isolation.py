@@ -175,7 +175,8 @@ def test_a_snap_reaches_only_its_own_registrations(isolated_agent, bus, tmp_path
         ["Unregister", [OTHER, "secret"], "ss"],
         register("snap.chat", "run", "exec", {"command": "true"}),
         # The path option `upload` declares, outside the snap's data directory.
-        register("snap.chat", "o2", "upload", {"outbox": f"{home}/.var/app/{OTHER}/outbox", "url": "https://x.example/"}),
+        register("snap.chat", "o2", "upload",
+                 {"outbox": f"{home}/.var/app/{OTHER}/outbox", "url": "https://x.example/"}),
     ]
     results = run_in_snap_cgroup(tmp_path, bus, "chat", calls)
     assert results[0] == ["ok", None]
