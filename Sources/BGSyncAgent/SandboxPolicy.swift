@@ -70,6 +70,16 @@ enum SandboxPolicy {
         let own = try ownAppID(of: caller)
         let dataDirectory = caller.dataDirectory(home: home) ?? "/nonexistent"
         let root = resolve(dataDirectory) ?? dataDirectory
+        // The directory itself must not be a link (its parents may be: /home may be one).
+        if let resolved = resolve(dataDirectory), let slash = dataDirectory.lastIndex(of: "/"),
+            let parent = resolve(String(dataDirectory[..<slash])),
+            resolved != parent + dataDirectory[slash...]
+        {
+            throw SyncError(
+                .accessDenied,
+                "\(dataDirectory), the data directory of \(own), is a symbolic link (to \(resolved)); "
+                    + "bgsync keeps a sandboxed app to the directory itself.")
+        }
         let confinement = Confinement.sandboxed(kind: caller.kind, appID: own, root: root)
         // An unknown handler is the scheduler's to refuse (UnknownHandler), with its list.
         guard let info = handlers[request.handler] else { return confinement }

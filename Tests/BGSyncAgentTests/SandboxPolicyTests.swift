@@ -38,9 +38,14 @@ struct SandboxPolicyTests {
         let own = "/home/u/.var/app/org.example.Flat"
         let ok: [String: OptionValue] = ["outbox": .string(own + "/o"), "url": .string("https://a.example/")]
         #expect(try check(flat, "org.example.Flat", "upload", ok) == .sandboxed(kind: .flatpak, appID: "org.example.Flat", root: own))
-        // The root is the data directory with links resolved, once.
-        let resolved = try check(flat, "org.example.Flat", "upload", ok) { $0 == own ? "/data/flat" : nil }
-        #expect(resolved.root == "/data/flat")
+        // The root is the data directory with links resolved, once: a link above it is followed.
+        let links = ["/home/u": "/data/u", "/home/u/.var/app": "/data/u/.var/app", own: "/data/u/.var/app/org.example.Flat"]
+        let resolved = try check(flat, "org.example.Flat", "upload", ok) { links[$0] }
+        #expect(resolved.root == "/data/u/.var/app/org.example.Flat")
+        // The data directory itself swapped for a link is refused.
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "upload", ok) { ["/home/u/.var/app": "/home/u/.var/app", own: "/home/u/.ssh"][$0] }
+        }
         #expect(try check(.snap(instance: "chat_x"), "snap.chat_x", "upload") == .sandboxed(kind: .snap, appID: "snap.chat_x", root: "/home/u/snap/chat_x"))
         #expect(try check(.unsandboxed, "org.example.Other", "exec", ["outbox": .string("/etc")]) == .unconfined)
     }
