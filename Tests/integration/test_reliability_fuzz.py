@@ -28,6 +28,7 @@ HANDLERS = ["ok", "hang", "exec", "upload", "noop", "options", "nope", ""]
 METHODS = {
     "Register": "sssa{sv}", "GetTags": "s", "Unregister": "ss", "GetRegistration": "ss",
     "RegisterPeriodic": "sssta{sv}", "GetPeriodicTags": "s", "UnregisterPeriodic": "ss", "Trigger": "ss",
+    "Subscribe": "s",
 }
 RESERVED_OPTIONS = ["network", "max-attempts", "min-interval", "outbox", "url", "command", "file", "summary"]
 BASIC = "ybnqiuxtdsog"
