@@ -107,7 +107,8 @@ enum SandboxIdentity {
         let valid: Bool
         switch rest.first {
         case "hook"?:
-            valid = rest.count >= 2 && isHookName(unit ? beforeUUID(rest[rest.startIndex + 1]) : rest.last!)
+            valid =
+                rest.count >= 2 && isHookName(unit ? beforeUUID(rest[rest.startIndex + 1]) : rest.last!)
                 && (rest.count == 2 || unit)
         case "workload"?:
             valid = rest.count >= 2 && !rest.last!.isEmpty

@@ -1,7 +1,8 @@
+import CDBus
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CDBus
 
 /// What the bus knows of a peer (org.freedesktop.DBus.GetConnectionCredentials), including the
 /// `ProcessFD` that dbus-daemon ≥ 1.15.8 and dbus-broker send where the kernel has

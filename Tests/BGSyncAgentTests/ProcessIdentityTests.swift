@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import CLinux
 import Testing
 
 @testable import BGSyncAgent
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Identity is read from /proc only while a pidfd shows the caller's process still running: a
 /// caller that exited, and a PID that now names another process, are refused.
@@ -14,7 +15,7 @@ struct ProcessIdentityTests {
     func child() throws -> pid_t {
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("60"), nil]
-        defer { argv.forEach { free($0) } }
+        defer { for pointer in argv { free(pointer) } }
         let status = posix_spawn(&pid, "/bin/sleep", nil, nil, argv, environ)
         try #require(status == 0)
         return pid
@@ -28,7 +29,10 @@ struct ProcessIdentityTests {
 
     @Test func aRunningUnsandboxedProcessIsUnsandboxed() throws {
         let pid = try child()
-        defer { killAndWaitUnreaped(pid); waitpid(pid, nil, 0) }
+        defer {
+            killAndWaitUnreaped(pid)
+            waitpid(pid, nil, 0)
+        }
         let process = try ProcessHandle(opening: pid, sender: ":1.1")
         defer { process.close() }
         #expect(process.isRunning)
@@ -68,7 +72,10 @@ struct ProcessIdentityTests {
 
     @Test func theBusPidfdNamesItsProcess() throws {
         let pid = try child()
-        defer { killAndWaitUnreaped(pid); waitpid(pid, nil, 0) }
+        defer {
+            killAndWaitUnreaped(pid)
+            waitpid(pid, nil, 0)
+        }
         let pidfd = bgsync_pidfd_open(pid)
         try #require(pidfd >= 0)
         defer { close(pidfd) }

@@ -24,8 +24,10 @@ struct SandboxIdentityTests {
 
     /// Scope and service names as snapd and systemd make them, instances included.
     @Test(arguments: [
-        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
-            + "snap.firefox.firefox-1d2c4a5e-6b7c-4d8e-9f00-aabbccddeeff.scope\n", "firefox"),
+        (
+            "0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+                + "snap.firefox.firefox-1d2c4a5e-6b7c-4d8e-9f00-aabbccddeeff.scope\n", "firefox"
+        ),
         ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/snap.chat_x.chat-9c1f.scope\n", "chat_x"),
         ("0::/user.slice/user@1000.service/app.slice/snap.chat_work2.chat-app-3f2e.scope\n", "chat_work2"),
         ("12:pids:/user.slice\n1:name=systemd:/user.slice/snap.chat-app.hook.configure-7a.scope\n0::/\n", "chat-app"),
@@ -39,7 +41,9 @@ struct SandboxIdentityTests {
     }
 
     @Test func notSnapScopes() {
-        #expect(SandboxIdentity.snap(fromCgroup: "0::/user.slice/user@1000.service/app.slice/app-gnome-org.gnome.Maps-1.scope\n") == .none)
+        #expect(
+            SandboxIdentity.snap(
+                fromCgroup: "0::/user.slice/user@1000.service/app.slice/app-gnome-org.gnome.Maps-1.scope\n") == .none)
         #expect(SandboxIdentity.snap(fromCgroup: "0::/system.slice/snapd.service\n") == .none)
         #expect(SandboxIdentity.snap(fromCgroup: "0::/system.slice/snap-core22-1380.mount\n") == .none)
         #expect(SandboxIdentity.snap(fromCgroup: "garbage") == .none)
@@ -63,10 +67,13 @@ struct SandboxIdentityTests {
     @Test func appArmorLabels() {
         #expect(SandboxIdentity.snap(fromAppArmorLabel: "snap.chat.chat (enforce)\0") == .instance("chat"))
         #expect(SandboxIdentity.snap(fromAppArmorLabel: "snap.chat_x.chat (enforce)\0") == .instance("chat_x"))
-        #expect(SandboxIdentity.snap(fromAppArmorLabel: "snap.spotify.hook.configure (complain)") == .instance("spotify"))
+        #expect(
+            SandboxIdentity.snap(fromAppArmorLabel: "snap.spotify.hook.configure (complain)") == .instance("spotify"))
         #expect(SandboxIdentity.snap(fromAppArmorLabel: "snap.chat_x.hook.install (enforce)") == .instance("chat_x"))
         #expect(SandboxIdentity.snap(fromAppArmorLabel: "snap.chat+extras.hook.install (enforce)") == .instance("chat"))
-        #expect(SandboxIdentity.snap(fromAppArmorLabel: "lxd-c1_</var/snap/lxd>//&snap.chat.chat (enforce)") == .instance("chat"))
+        #expect(
+            SandboxIdentity.snap(fromAppArmorLabel: "lxd-c1_</var/snap/lxd>//&snap.chat.chat (enforce)")
+                == .instance("chat"))
         #expect(SandboxIdentity.snap(fromAppArmorLabel: "unconfined\0") == .none)
         #expect(SandboxIdentity.snap(fromAppArmorLabel: "/usr/bin/evince (enforce)") == .none)
         for label in [

@@ -7,9 +7,11 @@ import Testing
 /// handler declares (HandlerInfo), not names the agent knows.
 struct SandboxPolicyTests {
     static let handlers = [
-        "upload": HandlerInfo(name: "upload", description: "", sandboxSafe: true, pathOptions: ["outbox"], urlOptions: ["url"]),
+        "upload": HandlerInfo(
+            name: "upload", description: "", sandboxSafe: true, pathOptions: ["outbox"], urlOptions: ["url"]),
         "thirdparty": HandlerInfo(
-            name: "thirdparty", description: "", sandboxSafe: true, pathOptions: ["source", "cache"], urlOptions: ["endpoint"]),
+            name: "thirdparty", description: "", sandboxSafe: true, pathOptions: ["source", "cache"],
+            urlOptions: ["endpoint"]),
         "exec": HandlerInfo(name: "exec", description: "", sandboxSafe: false),
     ]
     let flat = CallerSandbox.flatpak(appID: "org.example.Flat")
@@ -19,7 +21,8 @@ struct SandboxPolicyTests {
         resolve: (String) -> String? = { _ in nil }
     ) throws(SyncError) -> Confinement {
         let request = try RegistrationRequest(appID: app, tag: "t", handler: handler, options: options)
-        return try SandboxPolicy.check(caller: caller, request: request, handlers: Self.handlers, home: "/home/u", resolve: resolve)
+        return try SandboxPolicy.check(
+            caller: caller, request: request, handlers: Self.handlers, home: "/home/u", resolve: resolve)
     }
 
     @Test func pathsMustStayInsideTheAppDirectory() {
@@ -37,31 +40,46 @@ struct SandboxPolicyTests {
     @Test func theConfinementRecordedIsTheCallersOwn() throws {
         let own = "/home/u/.var/app/org.example.Flat"
         let ok: [String: OptionValue] = ["outbox": .string(own + "/o"), "url": .string("https://a.example/")]
-        #expect(try check(flat, "org.example.Flat", "upload", ok) == .sandboxed(kind: .flatpak, appID: "org.example.Flat", root: own))
+        #expect(
+            try check(flat, "org.example.Flat", "upload", ok)
+                == .sandboxed(kind: .flatpak, appID: "org.example.Flat", root: own))
         // The root is the data directory with links resolved, once: a link above it is followed.
-        let links = ["/home/u": "/data/u", "/home/u/.var/app": "/data/u/.var/app", own: "/data/u/.var/app/org.example.Flat"]
+        let links = [
+            "/home/u": "/data/u", "/home/u/.var/app": "/data/u/.var/app", own: "/data/u/.var/app/org.example.Flat",
+        ]
         let resolved = try check(flat, "org.example.Flat", "upload", ok) { links[$0] }
         #expect(resolved.root == "/data/u/.var/app/org.example.Flat")
         // The data directory itself swapped for a link is refused.
         #expect(throws: SyncError.self) {
-            try check(flat, "org.example.Flat", "upload", ok) { ["/home/u/.var/app": "/home/u/.var/app", own: "/home/u/.ssh"][$0] }
+            try check(flat, "org.example.Flat", "upload", ok) {
+                ["/home/u/.var/app": "/home/u/.var/app", own: "/home/u/.ssh"][$0]
+            }
         }
-        #expect(try check(.snap(instance: "chat_x"), "snap.chat_x", "upload") == .sandboxed(kind: .snap, appID: "snap.chat_x", root: "/home/u/snap/chat_x"))
+        #expect(
+            try check(.snap(instance: "chat_x"), "snap.chat_x", "upload")
+                == .sandboxed(kind: .snap, appID: "snap.chat_x", root: "/home/u/snap/chat_x"))
         #expect(try check(.unsandboxed, "org.example.Other", "exec", ["outbox": .string("/etc")]) == .unconfined)
     }
 
     @Test func sandboxedCallersAreHeldToTheirOwnAppIDAndSafeHandlers() throws {
         let own = "/home/u/.var/app/org.example.Flat"
-        _ = try check(.snap(instance: "chat"), "snap.chat", "upload", ["outbox": .variant(.string("/home/u/snap/chat/o"))])
+        _ = try check(
+            .snap(instance: "chat"), "snap.chat", "upload", ["outbox": .variant(.string("/home/u/snap/chat/o"))])
         #expect(throws: SyncError.self) { try check(.snap(instance: "chat_x"), "snap.chat", "upload") }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Other", "upload") }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "exec") }
-        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["url": .string("file:///etc/passwd")]) }
-        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementType: "y", [])]) }
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "upload", ["url": .string("file:///etc/passwd")])
+        }
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementType: "y", [])])
+        }
         #expect(throws: SyncError.self) { try check(.flatpak(appID: nil), "org.example.Flat", "upload") }
         // A link that exists at Register and points out is refused.
         #expect(throws: SyncError.self) {
-            try check(flat, "org.example.Flat", "upload", ["outbox": .string(own + "/link")]) { $0 == own + "/link" ? "/etc" : nil }
+            try check(flat, "org.example.Flat", "upload", ["outbox": .string(own + "/link")]) {
+                $0 == own + "/link" ? "/etc" : nil
+            }
         }
         do {
             _ = try check(flat, "org.example.Other", "upload")
@@ -78,12 +96,18 @@ struct SandboxPolicyTests {
     /// declares is the handler's own business (it is not opened by the host).
     @Test func declaredOptionsOfAnyHandlerAreChecked() throws {
         let own = "/home/u/.var/app/org.example.Flat"
-        _ = try check(flat, "org.example.Flat", "thirdparty", [
-            "source": .string(own + "/in"), "cache": .string(own + "/c"), "endpoint": .string("http://h.example/x"),
-            "outbox": .string("/etc"), "url": .string("file:///x"),
-        ])
-        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["cache": .string("/home/u/.ssh")]) }
-        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["endpoint": .string("ftp://x.example/")]) }
+        _ = try check(
+            flat, "org.example.Flat", "thirdparty",
+            [
+                "source": .string(own + "/in"), "cache": .string(own + "/c"), "endpoint": .string("http://h.example/x"),
+                "outbox": .string("/etc"), "url": .string("file:///x"),
+            ])
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "thirdparty", ["cache": .string("/home/u/.ssh")])
+        }
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "thirdparty", ["endpoint": .string("ftp://x.example/")])
+        }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["source": .int32(1)]) }
     }
 }

@@ -22,7 +22,9 @@ struct SignalSubscribersTests {
     @Test func theTablesAreBounded() {
         var subscribers = SignalSubscribers()
         var added = 0
-        for n in 0..<SignalSubscribers.maxAppsPerConnection where subscribers.add(":1.1", appID: "a.b\(n)") { added += 1 }
+        for n in 0..<SignalSubscribers.maxAppsPerConnection where subscribers.add(":1.1", appID: "a.b\(n)") {
+            added += 1
+        }
         #expect(added == SignalSubscribers.maxAppsPerConnection)
         let more = subscribers.add(":1.1", appID: "a.more")
         let again = subscribers.add(":1.1", appID: "a.b0")

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DBusKit
 import Foundation
 import MainLoop
 import Synchronization
 import TestKit
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the bus says about a peer (GetConnectionCredentials, read with its file descriptor), and
 /// signals sent to one connection only.
@@ -52,7 +53,12 @@ import Testing
         }
         let addressee = try listener("addressee")
         let bystander = try listener("bystander")
-        defer { _ = try? listeners.run { addressee.value.close(); bystander.value.close() } }
+        defer {
+            _ = try? listeners.run {
+                addressee.value.close()
+                bystander.value.close()
+            }
+        }
         let sender = try DBusConnection(bus: .address(address))
         defer { sender.close() }
         try sender.sendSignal(
