@@ -114,7 +114,13 @@ struct ProcessHandle {
     /// only the zombie check of /proc/PID/stat remains.
     init(opening pid: Int32, sender: String) throws(SyncError) {
         let fd = bgsync_pidfd_open(pid)
-        if fd < 0, errno != ENOSYS { throw ProcessIdentity.gone(sender, pid: pid) }
+        if fd < 0, errno == ESRCH { throw ProcessIdentity.gone(sender, pid: pid) }
+        if fd < 0, errno != ENOSYS {
+            throw SyncError(
+                .accessDenied,
+                "Cannot hold the process of \(sender) (pid \(pid)): \(String(cString: strerror(errno))); "
+                    + "the call is refused.")
+        }
         self.pid = pid
         pidfd = fd
         owned = fd >= 0
