@@ -114,11 +114,12 @@ struct ProcessHandle {
     /// only the zombie check of /proc/PID/stat remains.
     init(opening pid: Int32, sender: String) throws(SyncError) {
         let fd = bgsync_pidfd_open(pid)
-        if fd < 0, errno == ESRCH { throw ProcessIdentity.gone(sender, pid: pid) }
-        if fd < 0, errno != ENOSYS {
+        let error = fd < 0 ? errno : 0
+        if error == ESRCH { throw ProcessIdentity.gone(sender, pid: pid) }
+        if fd < 0, error != ENOSYS {
             throw SyncError(
                 .accessDenied,
-                "Cannot hold the process of \(sender) (pid \(pid)): \(String(cString: strerror(errno))); "
+                "Cannot hold the process of \(sender) (pid \(pid)): \(String(cString: strerror(error))); "
                     + "the call is refused.")
         }
         self.pid = pid
