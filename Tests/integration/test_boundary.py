@@ -229,8 +229,8 @@ def test_a_parallel_installed_snap_is_held_to_its_instance(root_agent, bus, tmp_
         app.close()
         cgroup.rmdir()
     assert forged == ["ok", None]
+    root_agent.wait_for_log("n\\n<0>forged by a snap: succeeded")  # the log is read by a thread of its own
     assert not [line for line in root_agent.log_text().splitlines() if line.startswith("<0>")]
-    assert "n\\n<0>forged by a snap" in root_agent.log_text()
     assert own == ["ok", None]
     assert tags == ["ok", ["outbox"]]
     for result in results:
@@ -262,7 +262,7 @@ def test_a_tag_with_a_newline_cannot_start_a_log_line(root_agent, bus):
     forged = "t\n<0>bgsyncd[1]: critical: forged\r\n<3>x"
     client.register(OTHER, forged, "ok", {"greeting": "hi\n<0>forged greeting"})
     client.wait_finished(forged)
-    root_agent.wait_for_log("succeeded")
+    root_agent.wait_for_log("\\r\\n<3>x: succeeded")  # the log is read by a thread of its own
     lines = root_agent.log_text().splitlines()
     assert any("forged" in line for line in lines), "the tag is logged (escaped)"
     for line in lines:
