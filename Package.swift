@@ -65,7 +65,9 @@ let package = Package(
             dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "bgsyncctl",
-            dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "DBusKit", "MainLoop", "CBGSyncInterface", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.

@@ -20,6 +20,9 @@ public final class DBusConnection {
     private var trackedNames: Set<String> = []
     private var exportedPaths: [String: ObjectIdentifier] = [:]
     private var filterInstalled = false
+    /// Name-owner watches (NameOwnerWatch.swift): watched name → watch id → handler.
+    var ownerWatchers: [String: [UInt64: (_ oldOwner: String, _ newOwner: String) -> Void]] = [:]
+    var nextOwnerWatchID: UInt64 = 1
 
     /// Opens a private connection and registers it with the bus (Hello).
     public init(bus: BusAddress) throws(DBusError) {
@@ -248,6 +251,14 @@ public final class DBusConnection {
            let name = args[0].stringValue, trackedNames.contains(name) {
             let owner = args[2].stringValue ?? ""
             nameOwners[name] = owner.isEmpty ? nil : owner
+        }
+        if header.sender == "org.freedesktop.DBus", interface == "org.freedesktop.DBus",
+           header.member == "NameOwnerChanged", let args = decoded(), args.count == 3,
+           let name = args[0].stringValue, let watchers = ownerWatchers[name] {
+            let (old, new) = (args[1].stringValue ?? "", args[2].stringValue ?? "")
+            for (id, handler) in watchers.sorted(by: { $0.key < $1.key }) where ownerWatchers[name]?[id] != nil {
+                handler(old, new)  // may cancel watches, this one or others
+            }
         }
         let candidates = subscriptions.filter {
             $0.rule.matchesHeader(sender: header.sender, path: header.path, interface: interface,
