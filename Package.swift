@@ -104,7 +104,7 @@ let package = Package(
         // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
         .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
-        .testTarget(name: "BGSyncAgentTests", dependencies: ["BGSyncAgent", "BGSyncCore"]),
+        .testTarget(name: "BGSyncAgentTests", dependencies: ["BGSyncAgent", "BGSyncCore", "DBusKit"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

@@ -20,7 +20,8 @@ enum AppContract {
         fields["last-chance"] = .bool(event.lastChance)
         fields["periodic"] = .bool(event.key.kind == .periodic)
         let microseconds = event.deadline.timeIntervalSince1970 * 1_000_000
-        fields["deadline"] = .int64(microseconds.isFinite ? Int64(clamping: microseconds) : 0)
+        fields["deadline"] = .int64(
+            microseconds.isNaN ? 0 : microseconds >= 9e18 ? .max : microseconds <= -9e18 ? .min : Int64(microseconds.rounded()))
         return [.string(event.key.tag), .vardict(fields)]
     }
 

@@ -143,9 +143,9 @@ final class AppHandler: EventDispatcher {
         ) { [weak self] reply in
             guard let self, case .success(let values) = reply.result, let names = values.first?.arrayValue else { return }
             if !names.contains(.string(key.appID)) {
+                let why = AppContract.notActivatable(appID: key.appID)
                 self.logger.warning(
-                    "\(key) uses handler 'app', but \(AppContract.notActivatable(appID: key.appID)); "
-                        + "its syncs are retried until the app is running or installed")
+                    "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running or installed")
             }
         }
     }

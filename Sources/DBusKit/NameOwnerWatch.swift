@@ -59,8 +59,14 @@ public enum ApplicationNames {
     /// and each '-' made '_' (GLib's gapplicationimpl-dbus.c, application_path_from_appid), so
     /// `org.example.Chat` is at `/org/example/Chat` and `org.example.my-app` at
     /// `/org/example/my_app`. Nil when the result is not a valid object path (an id that is not
-    /// a valid application id: empty parts, other characters).
+    /// a valid application id: empty parts, characters other than
+    /// letters, digits, '_', '-' and '.').
     public static func objectPath(forApplicationID appID: String) -> String? {
+        let allowed = appID.utf8.allSatisfy {
+            (0x30...0x39).contains($0) || (0x41...0x5a).contains($0) || (0x61...0x7a).contains($0)
+                || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+        }
+        guard allowed else { return nil }
         var path = "/"
         for character in appID.unicodeScalars {
             switch character {
