@@ -151,13 +151,15 @@ def server():
     s.stop()
 
 
-def owner_changes(bus, name):
+class OwnerChanges(list):
     """NameOwnerChanged of `name`, as (old, new) pairs, recorded from now on."""
-    connection = bus.connect()
-    changes = []
-    connection.add_signal_receiver(lambda n, old, new: changes.append((str(old), str(new))), "NameOwnerChanged",
-                                   "org.freedesktop.DBus", "org.freedesktop.DBus", "/org/freedesktop/DBus", arg0=name)
-    return changes
+
+    def __init__(self, bus, name):
+        super().__init__()
+        self.connection = bus.connect()  # kept: the receiver lives as long as its connection
+        self.connection.add_signal_receiver(
+            lambda n, old, new: self.append((str(old), str(new))), "NameOwnerChanged", "org.freedesktop.DBus",
+            "org.freedesktop.DBus", "/org/freedesktop/DBus", arg0=name)
 
 
 def test_the_bus_starts_the_example_app_which_sends_its_outbox_when_the_network_returns(
@@ -167,7 +169,7 @@ def test_the_bus_starts_the_example_app_which_sends_its_outbox_when_the_network_
                           config=config()).start()
     client = Client(bus)
     calls = SyncCalls(bus)
-    owners = owner_changes(bus, CHAT)
+    owners = OwnerChanges(bus, CHAT)
     # Offline, the app not running: it queues a message, registers, and quits.
     env = dict(apps.env, DBUS_SESSION_BUS_ADDRESS=bus.address)
     sent = subprocess.run([str(app), "send", "--server", server.url, "hello from the outbox"], env=env,
@@ -191,7 +193,7 @@ def test_the_bus_starts_the_example_app_which_sends_its_outbox_when_the_network_
     assert abs(event["deadline"] / 1e6 - (time.time() + 3)) < 3, "the deadline is the time cap from now"
     assert len(calls.seen) == 1
     # The bus started the app (an owner appeared), and it quit again once it had answered.
-    wait_until(lambda: len(owners) >= 2, 15, "the app to take its name and quit again")
+    wait_until(lambda: len(owners) >= 2, 15, f"the app to take its name and quit again: {owners}")
     assert owners[0][0] == "" and owners[0][1].startswith(":") and owners[-1][1] == ""
     with pytest.raises(dbus.DBusException, match="NotFound"):
         client.call("GetRegistration", CHAT, "outbox")
