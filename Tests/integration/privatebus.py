@@ -20,9 +20,10 @@ SESSION_LIMITS = "".join(f'<limit name="{name}">{value}</limit>' for name, value
 class PrivateBus:
     """A dbus-daemon of our own, listening on a socket in a temporary directory."""
 
-    def __init__(self, kind="session", service_dirs=(), env=None):
+    def __init__(self, kind="session", service_dirs=(), env=None, wrapper=()):
         """`service_dirs`: directories of D-Bus service files the bus may start (activation);
-        `env`: the daemon's environment, which the services it starts inherit."""
+        `env`: the daemon's environment, which the services it starts inherit; `wrapper`: a
+        command the daemon is started through (such as `unshare --net ...`)."""
         self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
         self.address = f"unix:path={self.dir}/bus"
         config = os.path.join(self.dir, f"{kind}.conf")
@@ -38,7 +39,7 @@ class PrivateBus:
 {SESSION_LIMITS if kind == "session" else ""}</busconfig>
 """)
         # --fork returns only once the bus listens, and prints the daemon's pid.
-        out = subprocess.run(["dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
+        out = subprocess.run([*wrapper, "dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
                              check=True, capture_output=True, text=True, env=env)
         self.pid = int(out.stdout.split()[0])
 

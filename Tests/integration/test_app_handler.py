@@ -17,7 +17,7 @@ import time
 import dbus
 import pytest
 
-from conftest import BIN, ROOT, Client, PrivateBus, wait_until
+from conftest import BIN, ROOT, Agent, Client, PrivateBus, wait_until
 from test_network_dbusmock import CONNECTED_GLOBAL, DISCONNECTED, MockNetworkManager
 
 CHAT = "org.example.Chat"
@@ -332,3 +332,43 @@ def test_the_readme_serve_example_runs_as_printed(bus, agent_factory, tmp_path):
                      out.stdout, re.M), out.stdout
     assert [f[2] for f in client.wait_finished("outbox", count=2)] == ["retry-scheduled", "succeeded"]
     assert out.stdout.rstrip().endswith("-> success"), "and `bgsyncctl tags` lists nothing afterwards"
+
+
+def test_the_readme_example_app_runs_as_printed(tmp_path):
+    """The README's example-app block, line for line, with HOME in the test's directory. The
+    block's server listens on its fixed port 8765: the bus (and so the app it starts) and the
+    block run in a network namespace of their own, so nothing else on the machine is in the way."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a network namespace keeps the example's fixed port 8765 private")
+    home = tmp_path / "home"
+    services = home / ".local" / "share" / "dbus-1" / "services"
+    services.mkdir(parents=True)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    env = dict(os.environ, HOME=str(home), PATH=f"{home}/.local/bin:{BIN}:{os.environ['PATH']}")
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "DBUS_SESSION_BUS_ADDRESS"):
+        env.pop(name, None)
+    bus = PrivateBus(service_dirs=[services], env=env,
+                     wrapper=["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"'])
+    server_pid = agent = None
+    try:
+        (tmp_path / "agent").mkdir()
+        # No plugins at all: `app` is built into the agent.
+        agent = Agent(bus, tmp_path / "agent", plugin_dir=tmp_path / "agent", config=config(event_timeout=30))
+        agent.start()
+        client = Client(bus)
+        script = readme_block("[`examples/python-gio/`](examples/python-gio/) is a complete app")
+        run_env = dict(env, DBUS_SESSION_BUS_ADDRESS=bus.address)
+        out = subprocess.run(["nsenter", f"--target={bus.pid}", "--net", "sh", "-ec", script], env=run_env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        server_pid = int(re.search(r"^(\d+)$", out.stdout, re.M).group(1))
+        finished = client.wait_finished("outbox", timeout=30)
+        assert finished == [(CHAT, "outbox", "succeeded", "sent 1 message(s)")]
+        assert (tmp_path / "chat-server.log").read_text() == "hello from the outbox\n"
+        assert (home / ".local" / "bin" / CHAT).exists()
+    finally:
+        if agent:
+            agent.stop()
+        if server_pid:
+            os.kill(server_pid, 9)
+        bus.stop()
