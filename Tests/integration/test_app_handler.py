@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -21,16 +22,15 @@ from conftest import BIN, ROOT, Agent, Client, PrivateBus, wait_until
 from test_network_dbusmock import CONNECTED_GLOBAL, DISCONNECTED, MockNetworkManager
 
 CHAT = "org.example.Chat"
-EXAMPLE = ROOT / "examples" / "python-gio"
 SYNC_APP = pathlib.Path(__file__).parent / "sync_app.py"
 APP_XML = ROOT / "dbus" / "org.bgsync.App.xml"
 NEEDS_ROOT = "needs root: builds a mount namespace with unshare/chroot, as Flatpak does"
 
 
-def config(event_timeout=3):
+def config(event_timeout=3, retry_delay=0.2):
     return f"""\
 [sync]
-retry-initial-delay=0.2
+retry-initial-delay={retry_delay}
 retry-factor=2
 event-timeout={event_timeout}
 [limits]
@@ -77,13 +77,18 @@ class Apps:
         self.env = dict(os.environ, XDG_DATA_HOME=str(self.data_home), BGSYNC_APP_XML=str(APP_XML))
         self.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
 
-    def install_example(self):
-        """The example, installed as its Makefile does (into a prefix inside the test's directory)."""
+    def install_example(self, example, app_id):
+        """An example, built and installed as its Makefile does, into a prefix inside the test's
+        directory (the C one built from a copy, against this tree's interface XML)."""
         prefix = self.data_home.parent / "prefix"
-        subprocess.run(["make", "-s", "-C", str(EXAMPLE), "install", f"PREFIX={prefix}"], check=True)
-        service = prefix / "share" / "dbus-1" / "services" / f"{CHAT}.service"
+        source = ROOT / "examples" / example
+        if example == "c-gdbus":
+            source = shutil.copytree(source, self.data_home.parent / example)
+        subprocess.run(["make", "-s", "-C", str(source), "install", f"PREFIX={prefix}", f"INTERFACE={APP_XML}"],
+                       check=True)
+        service = prefix / "share" / "dbus-1" / "services" / f"{app_id}.service"
         (self.services / service.name).write_text(service.read_text())
-        return prefix / "bin" / CHAT
+        return prefix / "bin" / app_id
 
     def install_stand_in(self, app_id, mode, *args):
         log = self.logs / f"{app_id}.jsonl"
@@ -162,32 +167,33 @@ class OwnerChanges(list):
             "org.freedesktop.DBus", "/org/freedesktop/DBus", arg0=name)
 
 
+@pytest.mark.parametrize("example, app_id", [("python-gio", CHAT), ("c-gdbus", "org.example.ChatC")])
 def test_the_bus_starts_the_example_app_which_sends_its_outbox_when_the_network_returns(
-        apps, bus, nm, agent_factory, server):
-    app = apps.install_example()
+        apps, bus, nm, agent_factory, server, example, app_id):
+    app = apps.install_example(example, app_id)
     agent = agent_factory(network="networkmanager", env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=nm.bus.address),
                           config=config()).start()
     client = Client(bus)
     calls = SyncCalls(bus)
-    owners = OwnerChanges(bus, CHAT)
+    owners = OwnerChanges(bus, app_id)
     # Offline, the app not running: it queues a message, registers, and quits.
     env = dict(apps.env, DBUS_SESSION_BUS_ADDRESS=bus.address)
     sent = subprocess.run([str(app), "send", "--server", server.url, "hello from the outbox"], env=env,
                           capture_output=True, text=True, timeout=30)
     assert sent.returncode == 0, sent.stderr
-    assert client.call("GetRegistration", CHAT, "outbox")["handler"] == "app"
-    assert client.call("GetRegistration", CHAT, "outbox")["state"] == "pending"
-    assert not client.connection.name_has_owner(CHAT), "the app quit after registering"
-    outbox = apps.data_home / CHAT / "outbox"
+    assert client.call("GetRegistration", app_id, "outbox")["handler"] == "app"
+    assert client.call("GetRegistration", app_id, "outbox")["state"] == "pending"
+    assert not client.connection.name_has_owner(app_id), "the app quit after registering"
+    outbox = apps.data_home / app_id / "outbox"
     assert len(list(outbox.iterdir())) == 1
     # Online: the agent calls the app, the bus starts it, it sends the outbox and answers.
     nm.set_state(CONNECTED_GLOBAL)
     finished = client.wait_finished("outbox", timeout=30)
-    assert finished == [(CHAT, "outbox", "succeeded", "sent 1 message(s)")]
+    assert finished == [(app_id, "outbox", "succeeded", "sent 1 message(s)")]
     assert server.received == ["hello from the outbox"]
     assert list(outbox.iterdir()) == []
     destination, path, tag, event = calls.seen[0]
-    assert (destination, path, tag) == (CHAT, "/org/example/Chat", "outbox")
+    assert (destination, path, tag) == (app_id, "/" + app_id.replace(".", "/"), "outbox")
     assert event["attempt"] == 1 and event["last-chance"] is not True and not event["periodic"]
     assert event["server"] == server.url, "the registration's own options reach the app"
     assert abs(event["deadline"] / 1e6 - (time.time() + 3)) < 3, "the deadline is the time cap from now"
@@ -196,7 +202,7 @@ def test_the_bus_starts_the_example_app_which_sends_its_outbox_when_the_network_
     wait_until(lambda: len(owners) >= 2, 15, f"the app to take its name and quit again: {owners}")
     assert owners[0][0] == "" and owners[0][1].startswith(":") and owners[-1][1] == ""
     with pytest.raises(dbus.DBusException, match="NotFound"):
-        client.call("GetRegistration", CHAT, "outbox")
+        client.call("GetRegistration", app_id, "outbox")
     assert "attempt 1 with app" in agent.log_text()
 
 
@@ -321,7 +327,8 @@ def readme_block(heading):
 
 
 def test_the_readme_serve_example_runs_as_printed(bus, agent_factory, tmp_path):
-    agent_factory(config=config()).start()
+    # The default back-off (5 min), as a reader has it: the retry waits for `serve` to trigger it.
+    agent_factory(config=config(retry_delay=300)).start()
     client = Client(bus)
     script = readme_block("### Watch the contract with `bgsyncctl serve`")
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", DBUS_SESSION_BUS_ADDRESS=bus.address)
