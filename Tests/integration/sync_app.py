@@ -6,6 +6,7 @@ answers Sync as MODE says:
   hang                          take the call and never answer
   exit                          exit as soon as the call arrives (mid-call)
   bad-reply                     answer with signature (s) instead of (sa{sv})
+  flood-detail                  answer failure with a 200 kB detail full of control characters
 
 Each call is appended as a JSON line to LOG; the process id goes to LOG.pid at start.
 Usage: sync_app.py APP_ID LOG MODE [ARGS...]"""
@@ -39,6 +40,9 @@ def on_call(connection, sender, object_path, interface, method, parameters, invo
         reply.set_body(GLib.Variant("(s)", ("success",)))
         connection.send_message(reply, Gio.DBusSendMessageFlags.NONE)
         held.append(invocation)
+    elif mode == "flood-detail":
+        detail = "line\n\x1b[31mred\x1b[0m\r" * 20000
+        invocation.return_value(GLib.Variant("(sa{sv})", ("failure", {"detail": GLib.Variant("s", detail)})))
     else:
         result = {"detail": GLib.Variant("s", f"answered {mode_args[0]} as told")}
         if len(mode_args) > 1:

@@ -236,6 +236,7 @@ def test_an_app_that_never_answers_is_cut_at_the_cap(apps, bus, agent_factory):
     elapsed = time.monotonic() - started
     assert finished[0][2:] == ("retry-scheduled", "timeout")
     assert elapsed >= cap * 0.95, f"cut after {elapsed:.2f} s, before the {cap} s cap"
+    print(f"\napp handler: a hung app cut after {elapsed:.2f} s ({cap} s cap)")
     assert len(apps.calls(app_id)) == 1
     assert "did not answer Sync within the time cap" in agent.log_text()
     assert client.call("GetRegistration", app_id, "outbox")["last-error"] == "timeout"
@@ -256,6 +257,8 @@ def test_an_app_that_exits_mid_call_ends_the_attempt_at_once(apps, bus, agent_fa
     assert len(apps.calls(app_id)) == 1, "the app had the call when it exited"
     # The attempt ended when the app left, not at the cap: well under a tenth of it.
     assert elapsed / cap < 0.1, f"{elapsed:.2f} s of a {cap} s cap"
+    print(f"\napp handler: an app exiting mid-call ended the attempt after {elapsed:.2f} s "
+          f"({elapsed / cap:.3f} of the {cap} s cap, activation included)")
 
 
 def test_an_app_without_a_service_file_is_warned_about_and_fails_clearly(bus, agent_factory):
@@ -292,6 +295,46 @@ def test_bad_answers_fail_the_sync_saying_what_was_wrong(apps, bus, agent_factor
     client = Client(bus)
     client.register(app_id, "outbox", "app")
     assert client.wait_finished("outbox")[0][2:] == ("failed", f"{app_id} {detail}")
+
+
+def test_a_flood_of_detail_is_cut_and_escaped_before_it_reaches_signals_and_the_log(apps, bus, agent_factory):
+    app_id = "org.example.Loud"
+    apps.install_stand_in(app_id, "flood-detail")
+    agent = agent_factory(config=config()).start()
+    client = Client(bus)
+    client.register(app_id, "outbox", "app")
+    detail = client.wait_finished("outbox")[0][3]
+    assert len(detail.encode()) <= 1024 + len("…".encode())
+    assert detail.startswith("line\\u{a}\\u{1b}[31mred") and detail.endswith("…")
+    assert not any(ord(c) < 0x20 for c in detail)
+    agent.wait_for_log(f"{app_id}/outbox: failed: line")
+    assert "\x1b" not in agent.log_text()
+
+
+def test_the_object_path_called_is_the_one_gapplication_exports(bus, agent_factory):
+    """A real GApplication with a '-' in its id, which does not implement org.bgsync.App: GLib
+    itself says where it lives, the agent calls it there, and its refusal fails the sync clearly."""
+    app_id = "org.example.my-app"
+    app = subprocess.Popen(["/usr/bin/python3", "-c", f"""
+import sys
+from gi.repository import Gio, GLib
+app = Gio.Application(application_id={app_id!r})
+app.register(None)
+print(app.get_dbus_object_path(), flush=True)
+GLib.MainLoop().run()"""], env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address), stdout=subprocess.PIPE, text=True)
+    try:
+        glib_path = app.stdout.readline().strip()
+        agent_factory(config=config()).start()
+        client = Client(bus)
+        calls = SyncCalls(bus)
+        client.register(app_id, "outbox", "app")
+        finished = client.wait_finished("outbox")
+        assert calls.seen[0][:2] == (app_id, glib_path) == (app_id, "/org/example/my_app")
+        assert finished[0][2:] == (
+            "failed", f"{app_id} does not implement org.bgsync.App.Sync at /org/example/my_app (UnknownMethod)")
+    finally:
+        app.kill()
+        app.wait()
 
 
 def test_the_handler_is_listed_and_sandbox_safe(bus, agent_factory):
