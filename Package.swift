@@ -66,7 +66,8 @@ let package = Package(
         .executableTarget(
             name: "bgsyncctl",
             dependencies: [
-                "DBusKit", "MainLoop", "CBGSyncInterface", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DBusKit", "MainLoop", "CBGSyncInterface",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
 

@@ -105,7 +105,8 @@ public final class Agent {
         network.start()
         // `app` runs in the agent (AppHandler says why), every other handler in a worker.
         let appHandler = AppHandler(connection: bus, loop: loop, logger: logger)
-        let handlers = RoutingDispatcher.handlers(builtIn: [AppHandler.info], plugins: catalog.handlers.mapValues(\.info))
+        let handlers = RoutingDispatcher.handlers(
+            builtIn: [AppHandler.info], plugins: catalog.handlers.mapValues(\.info))
         for name in handlers.shadowed { logger.warning("Not using the plugin for handler '\(name)': it is built in.") }
         let scheduler = Scheduler(
             settings: configuration.sync, clock: LoopClock(loop: loop), store: store,

@@ -20,8 +20,8 @@ enum AppContract {
         fields["last-chance"] = .bool(event.lastChance)
         fields["periodic"] = .bool(event.key.kind == .periodic)
         let microseconds = event.deadline.timeIntervalSince1970 * 1_000_000
-        fields["deadline"] = .int64(
-            microseconds.isNaN ? 0 : microseconds >= 9e18 ? .max : microseconds <= -9e18 ? .min : Int64(microseconds.rounded()))
+        let clamped = microseconds.isNaN ? 0 : min(max(microseconds, -9e18), 9e18)
+        fields["deadline"] = .int64(Int64(clamped.rounded()))
         return [.string(event.key.tag), .vardict(fields)]
     }
 
@@ -31,12 +31,14 @@ enum AppContract {
         guard arguments.count == 2, case .string(let word) = arguments[0],
             let result = arguments[1].stringKeyedDictionary
         else {
-            return .failure(detail: "\(appID) answered Sync with (\(arguments.map(\.signature).joined())), not (sa{sv})")
+            let signature = arguments.map(\.signature).joined()
+            return .failure(detail: "\(appID) answered Sync with (\(signature)), not (sa{sv})")
         }
         var detail = ""
         if let value = result["detail"] {
             guard case .string(let text) = value.unwrappingVariants else {
-                return .failure(detail: "\(appID) answered Sync with a 'detail' of type \(value.unwrappingVariants.signature), not s")
+                let type = value.unwrappingVariants.signature
+                return .failure(detail: "\(appID) answered Sync with a 'detail' of type \(type), not s")
             }
             detail = sanitized(text)
         }
@@ -44,7 +46,8 @@ enum AppContract {
         if let value = result["retry-after"] {
             guard case .double(let seconds) = value.unwrappingVariants, seconds.isFinite, seconds >= 0 else {
                 return .failure(
-                    detail: "\(appID) answered Sync with a 'retry-after' that is not a non-negative number of seconds (d)")
+                    detail: "\(appID) answered Sync with a 'retry-after' that is not a non-negative number "
+                        + "of seconds (d)")
             }
             retryAfter = seconds
         }
@@ -84,7 +87,8 @@ enum AppContract {
             return .retry(after: nil, detail: "the call to \(appID) could not be made (\(short): \(message))")
         default:
             // The app's own code raised an error: like a handler crash, worth another attempt.
-            return .retry(after: nil, detail: "\(appID) answered Sync with the error \(sanitized(error.name, limit: 255)): \(message)")
+            let name = sanitized(error.name, limit: 255)
+            return .retry(after: nil, detail: "\(appID) answered Sync with the error \(name): \(message)")
         }
     }
 

@@ -127,7 +127,9 @@ final class AppHandler: EventDispatcher {
                 destination: bus.name, path: bus.path, interface: bus.name, method: "NameHasOwner",
                 arguments: [.string(appID)], timeout: 25, replySignature: "b"
             ) { [weak self] reply in
-                guard let self, case .success(let values) = reply.result, values.first?.boolValue == false else { return }
+                guard let self, case .success(let values) = reply.result, values.first?.boolValue == false else {
+                    return
+                }
                 self.checkActivatable(key)
             }
         } catch {
@@ -141,11 +143,14 @@ final class AppHandler: EventDispatcher {
             destination: bus, path: "/org/freedesktop/DBus", interface: bus, method: "ListActivatableNames",
             timeout: 25, replySignature: "as"
         ) { [weak self] reply in
-            guard let self, case .success(let values) = reply.result, let names = values.first?.arrayValue else { return }
+            guard let self, case .success(let values) = reply.result, let names = values.first?.arrayValue else {
+                return
+            }
             if !names.contains(.string(key.appID)) {
                 let why = AppContract.notActivatable(appID: key.appID)
-                self.logger.warning(
-                    "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running or installed")
+                let message = "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running "
+                    + "or installed"
+                self.logger.warning("\(message)")
             }
         }
     }

@@ -10,7 +10,8 @@ import Glibc
 /// the bus, answers org.bgsync.App.Sync with a fixed outcome and prints every call.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Stand in for an app: own APP_ID on the bus and answer the agent's Sync calls (handler 'app'), printing each.",
+        abstract:
+            "Stand in for an app: own APP_ID on the bus and answer the agent's Sync calls (handler 'app'), printing each.",
         discussion: """
             Answers org.bgsync.App.Sync at APP_ID's GApplication object path (org.example.Chat at
             /org/example/Chat) with the outcome given by --outcome, and prints each call: tag,
@@ -106,7 +107,8 @@ struct Serve: ParsableCommand {
                 FileHandleOutput.standardError("bgsyncctl: asked the agent to run \(tags.count) waiting sync(s) now\n")
             }
         } catch {
-            FileHandleOutput.standardError("bgsyncctl: could not ask the agent to run waiting syncs: \(error.message)\n")
+            FileHandleOutput.standardError(
+                "bgsyncctl: could not ask the agent to run waiting syncs: \(error.message)\n")
         }
     }
 

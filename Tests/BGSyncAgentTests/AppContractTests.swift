@@ -41,10 +41,12 @@ struct AppContractTests {
 
     @Test func errorsBecomeRetriesOrFailuresByWhatTheyMean() {
         func outcome(_ name: String, from sender: String = ":1.9") -> HandlerOutcome {
-            AppContract.outcome(ofError: DBusError(name: name, message: "m"), from: sender, appID: app, path: "/org/example/Chat")
+            AppContract.outcome(
+                ofError: DBusError(name: name, message: "m"), from: sender, appID: app, path: "/org/example/Chat")
         }
         #expect(outcome("org.freedesktop.DBus.Error.NoReply", from: "") == .retry(after: nil, detail: "timeout"))
-        #expect(outcome("org.freedesktop.DBus.Error.NoReply", from: "org.freedesktop.DBus") == AppContract.exited(appID: app))
+        #expect(
+            outcome("org.freedesktop.DBus.Error.NoReply", from: "org.freedesktop.DBus") == AppContract.exited(appID: app))
         #expect(outcome("org.freedesktop.DBus.Error.ServiceUnknown", from: "org.freedesktop.DBus")
             == .retry(after: nil, detail: AppContract.notActivatable(appID: app)))
         #expect(AppContract.notActivatable(appID: app).contains("no service file org.example.Chat.service"))

@@ -68,7 +68,8 @@ import Testing
 
     @Test func aReplyOfAnotherSignatureIsRefusedUnread() throws {
         let reply = try callAndWait("Concat", [.string("a"), .string("b")], replySignature: "sa{sv}")
-        #expect(throws: DBusError.invalidSignature("the reply has signature 's', not 'sa{sv}'")) { try reply.result.get() }
+        let refused = DBusError.invalidSignature("the reply has signature 's', not 'sa{sv}'")
+        #expect(throws: refused) { try reply.result.get() }
     }
 
     @Test func aNameNobodyOwnsIsServiceUnknownFromTheBus() throws {

@@ -39,8 +39,9 @@ class PrivateBus:
 {SESSION_LIMITS if kind == "session" else ""}</busconfig>
 """)
         # --fork returns only once the bus listens, and prints the daemon's pid.
-        out = subprocess.run([*wrapper, "dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
-                             check=True, capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [*wrapper, "dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
+            check=True, capture_output=True, text=True, env=env)
         self.pid = int(out.stdout.split()[0])
 
     def connect(self):

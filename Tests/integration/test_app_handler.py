@@ -321,7 +321,8 @@ from gi.repository import Gio, GLib
 app = Gio.Application(application_id={app_id!r})
 app.register(None)
 print(app.get_dbus_object_path(), flush=True)
-GLib.MainLoop().run()"""], env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address), stdout=subprocess.PIPE, text=True)
+GLib.MainLoop().run()"""], env=dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address),
+                           stdout=subprocess.PIPE, text=True)
     try:
         glib_path = app.stdout.readline().strip()
         agent_factory(config=config()).start()
