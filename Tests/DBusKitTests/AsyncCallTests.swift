@@ -1,6 +1,7 @@
 import DBusKit
 import Foundation
 import MainLoop
+import TestKit
 import Testing
 
 /// `callAsync` and `watchNameOwner`, against a real bus: the test service on its own loop thread,
