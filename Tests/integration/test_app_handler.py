@@ -423,3 +423,28 @@ def test_the_readme_example_app_runs_as_printed(tmp_path):
         if server_pid:
             os.kill(server_pid, 9)
         bus.stop()
+
+
+def test_serve_answers_as_told_prints_json_and_will_not_take_a_name_in_use(bus, agent_factory):
+    agent_factory(config=config(retry_delay=300)).start()
+    client = Client(bus)
+    env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.address)
+    serve = subprocess.Popen([str(BIN / "bgsyncctl"), "serve", "org.example.Dev", "--outcome", "retry",
+                              "--retry-after", "600", "--detail", "not yet", "--count", "1", "--json"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: client.connection.name_has_owner("org.example.Dev"), 15, "serve to own its name")
+        second = subprocess.run([str(BIN / "bgsyncctl"), "serve", "org.example.Dev"], env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1 and "already owned" in second.stderr
+        client.register("org.example.Dev", "outbox", "app", {"n": dbus.UInt32(7)})
+        out, err = serve.communicate(timeout=30)
+    finally:
+        serve.kill()
+    assert serve.returncode == 0, err
+    call = json.loads(out)
+    assert (call["tag"], call["attempt"], call["last_chance"], call["options"]) == ("outbox", 1, False, {"n": 7})
+    assert call["outcome"] == "retry"
+    assert client.wait_finished("outbox")[0][2:] == ("retry-scheduled", "not yet")
+    # The app's retry-after (600 s) is longer than the back-off (300 s): it sets the wait.
+    assert client.call("GetRegistration", "org.example.Dev", "outbox")["next-attempt"] >= time.time() + 590
