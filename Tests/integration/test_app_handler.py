@@ -27,7 +27,7 @@ APP_XML = ROOT / "dbus" / "org.bgsync.App.xml"
 NEEDS_ROOT = "needs root: builds a mount namespace with unshare/chroot, as Flatpak does"
 
 
-def config(event_timeout=3, retry_delay=0.2):
+def config(event_timeout=20, retry_delay=0.2):
     return f"""\
 [sync]
 retry-initial-delay={retry_delay}
@@ -196,7 +196,7 @@ def test_the_bus_starts_the_example_app_which_sends_its_outbox_when_the_network_
     assert (destination, path, tag) == (app_id, "/" + app_id.replace(".", "/"), "outbox")
     assert event["attempt"] == 1 and event["last-chance"] is not True and not event["periodic"]
     assert event["server"] == server.url, "the registration's own options reach the app"
-    assert abs(event["deadline"] / 1e6 - (time.time() + 3)) < 3, "the deadline is the time cap from now"
+    assert abs(event["deadline"] / 1e6 - (time.time() + 20)) < 10, "the deadline is the time cap from now"
     assert len(calls.seen) == 1
     # The bus started the app (an owner appeared), and it quit again once it had answered.
     wait_until(lambda: len(owners) >= 2, 15, f"the app to take its name and quit again: {owners}")
@@ -227,7 +227,7 @@ def test_an_app_answering_retry_gets_back_off_and_a_last_chance(apps, bus, agent
 def test_an_app_that_never_answers_is_cut_at_the_cap(apps, bus, agent_factory):
     app_id = "org.example.Hang"
     apps.install_stand_in(app_id, "hang")
-    cap = 2
+    cap = 3
     agent = agent_factory(config=config(event_timeout=cap)).start()
     client = Client(bus)
     started = time.monotonic()
@@ -245,7 +245,7 @@ def test_an_app_that_never_answers_is_cut_at_the_cap(apps, bus, agent_factory):
 def test_an_app_that_exits_mid_call_ends_the_attempt_at_once(apps, bus, agent_factory):
     app_id = "org.example.Crash"
     apps.install_stand_in(app_id, "exit")
-    cap = 20
+    cap = 30
     agent_factory(config=config(event_timeout=cap)).start()
     client = Client(bus)
     started = time.monotonic()
