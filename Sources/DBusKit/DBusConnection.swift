@@ -23,6 +23,9 @@ public final class DBusConnection {
     /// Name-owner watches (NameOwnerWatch.swift): watched name → watch id → handler.
     var ownerWatchers: [String: [UInt64: (_ oldOwner: String, _ newOwner: String) -> Void]] = [:]
     var nextOwnerWatchID: UInt64 = 1
+    /// Asynchronous calls in flight (PendingCall.swift), cancelled by `close()`: each holds a
+    /// reference on the libdbus connection, so one left behind would keep both alive for good.
+    var pendingCalls: [ObjectIdentifier: DBusPendingCall] = [:]
 
     /// Opens a private connection and registers it with the bus (Hello).
     public init(bus: BusAddress) throws(DBusError) {
@@ -189,6 +192,8 @@ public final class DBusConnection {
     public func close() {
         guard !closed else { return }
         closed = true
+        for call in Array(pendingCalls.values) { call.cancel() }
+        pendingCalls.removeAll()
         integration?.invalidated = true
         for path in exportedPaths.keys { _ = dbus_connection_unregister_object_path(raw, path) }
         exportedPaths.removeAll()

@@ -21,11 +21,13 @@ public struct DBusReply: Sendable {
 }
 
 /// A method call in flight, started by `DBusConnection.callAsync`. Its completion runs once, on
-/// the loop's thread, unless the call is cancelled first. Keep it to cancel; dropping it does
-/// not cancel (libdbus holds it until the answer or the timeout).
+/// the loop's thread, unless the call is cancelled first (closing the connection cancels every
+/// call in flight). Keep it to cancel; dropping it does not cancel (the connection holds it until
+/// the answer or the timeout).
 public final class DBusPendingCall {
     private var pending: OpaquePointer?
     private var completion: ((DBusReply) -> Void)?
+    private weak var connection: DBusConnection?
     private let replySignature: String?
 
     init(replySignature: String?, completion: @escaping (DBusReply) -> Void) {
@@ -42,8 +44,9 @@ public final class DBusPendingCall {
         release(cancelling: true)
     }
 
-    func attach(_ pending: OpaquePointer) -> Bool {
+    func attach(_ pending: OpaquePointer, to connection: DBusConnection) -> Bool {
         self.pending = pending
+        self.connection = connection
         let context = Unmanaged.passRetained(self).toOpaque()
         let free: DBusFreeFunction = { data in
             if let data { Unmanaged<DBusPendingCall>.fromOpaque(data).release() }
@@ -52,6 +55,7 @@ public final class DBusPendingCall {
             Unmanaged<DBusPendingCall>.fromOpaque(context).release()
             return false
         }
+        connection.pendingCalls[ObjectIdentifier(self)] = self
         return true
     }
 
@@ -83,6 +87,7 @@ public final class DBusPendingCall {
     private func release(cancelling: Bool) {
         guard let pending else { return }
         self.pending = nil
+        connection?.pendingCalls[ObjectIdentifier(self)] = nil
         if cancelling { dbus_pending_call_cancel(pending) }
         dbus_pending_call_set_notify(pending, nil, nil, nil)  // releases our retain, through `free`
         dbus_pending_call_unref(pending)
@@ -154,7 +159,7 @@ extension DBusConnection {
         guard let pending else {
             throw .disconnected("the D-Bus connection is closed")
         }
-        guard call.attach(pending) else {
+        guard call.attach(pending, to: self) else {
             dbus_pending_call_cancel(pending)
             dbus_pending_call_unref(pending)
             throw .noMemory("out of memory")

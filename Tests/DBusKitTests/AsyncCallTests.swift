@@ -151,3 +151,28 @@ import Testing
         }
     }
 }
+
+@Suite struct AsyncCallCloseTests {
+    @Test func closingTheConnectionCancelsCallsInFlight() throws {
+        let bus = try PrivateBus()
+        defer { bus.kill() }
+        let loop = MainLoop()
+        let hung = try DBusConnection(bus: .address(bus.address))
+        defer { hung.close() }
+        #expect(try hung.requestName("org.example.Hung"))
+        let client = try DBusConnection(bus: .address(bus.address))
+        client.attach(to: loop)
+        var completed = 0
+        let call = try client.callAsync(destination: "org.example.Hung", path: "/x", interface: "org.example.X",
+                                        method: "Y", timeout: 0.2) { _ in completed += 1 }
+        client.close()
+        #expect(call.isDone)
+        let deadline = Date().addingTimeInterval(0.5)
+        while Date() < deadline { _ = loop.iterate(timeout: 0.1) }  // past the call's own timeout
+        #expect(completed == 0)
+        #expect(throws: DBusError.self) {
+            try client.callAsync(destination: "org.example.Hung", path: "/x", interface: "org.example.X",
+                                 method: "Y", timeout: 1) { _ in }
+        }
+    }
+}
