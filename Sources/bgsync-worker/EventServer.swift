@@ -18,8 +18,10 @@ enum EventServer {
             HostLog.line(priority: 3, prefix: "bgsync-worker", "fd \(fd) is not open: --serve is for bgsyncd, which passes the event socket there; use --probe to check a plugin.")
             return 2
         }
-        // Commands a handler runs must not inherit the protocol socket.
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // Commands a handler runs must not inherit the protocol socket, nor any other fd >= 3.
+        if clinux_close_range(UInt32(fd), UInt32.max, CLINUX_CLOSE_RANGE_CLOEXEC) != 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)  // Linux < 5.11
+        }
         // Plugins printing to stdout end up in the log, never in the protocol.
         _ = dup2(2, 1)
 
@@ -31,11 +33,21 @@ enum EventServer {
         }
         HostLog.handlerName = plugin.info.name
         let host = HostTable.make()
-        if let initialize = plugin.plugin.pointee.`init`, !initialize(host) {
+        // The plugin's own pointer, from init_with_data to handle_with_data and deinit; never read here.
+        var pluginData: UnsafeMutableRawPointer?
+        let started: Bool
+        if let initialize = plugin.fields.init_with_data {
+            started = initialize(host, &pluginData)
+        } else {
+            started = plugin.fields.`init`?(host) ?? true
+        }
+        guard started else {
             return refuseEvents(
                 because: "Handler '\(plugin.info.name)' (\(path)) failed to start: its init returned false.",
                 detail: "handler '\(plugin.info.name)' failed to start (its init returned false)")
         }
+        // A normal end (the agent closed fd 3, or is gone): the plugin frees what it holds.
+        defer { plugin.fields.deinit?(host, pluginData) }
 
         var decoder = FrameDecoder()
         while true {
@@ -55,13 +67,15 @@ enum EventServer {
                 HostLog.line(priority: 3, prefix: HostLog.prefix(app: nil, tag: nil), "Cannot read the event the agent sent (\(error)); is bgsync-worker from the same bgsync as bgsyncd?")
                 return 1
             }
-            let outcome = handle(request.event, plugin: plugin, host: host)
+            let outcome = handle(request.event, plugin: plugin, host: host, pluginData: pluginData)
             guard reply(WorkerReply(eventID: request.event.id, outcome: outcome)) else { return 0 }
         }
     }
 
     /// Runs one event through the plugin and reads its result.
-    static func handle(_ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>) -> HandlerOutcome {
+    static func handle(
+        _ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>, pluginData: UnsafeMutableRawPointer?
+    ) -> HandlerOutcome {
         let context = EventContext(event: event)
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
@@ -69,7 +83,11 @@ enum EventServer {
         result.status = BGSYNC_STATUS_FAILURE.rawValue
         result.retry_after = 0
         withExtendedLifetime(context) {
-            plugin.plugin.pointee.handle(host, context.opaque, &result)
+            if let handle = plugin.fields.handle_with_data {
+                handle(host, pluginData, context.opaque, &result)
+            } else {
+                plugin.fields.handle?(host, context.opaque, &result)  // the loader checked one is set
+            }
         }
         let detail = withUnsafeBytes(of: &result.detail) { raw -> String in
             let bytes = raw.prefix(Int(BGSYNC_DETAIL_SIZE) - 1)
@@ -100,15 +118,13 @@ enum EventServer {
         return 1
     }
 
-    /// prctl(PR_SET_PDEATHSIG, SIGKILL). prctl is variadic, which Swift cannot call, so it is
-    /// called through a fixed prototype: on Linux (x86-64 and AArch64) variadic integer
-    /// arguments travel in the same registers as named ones.
+    /// prctl(PR_SET_PDEATHSIG, SIGKILL), through CLinux (prctl is variadic, which Swift cannot call).
     static func dieWithParent() {
-        typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "prctl") else { return }
-        let prctl = unsafeBitCast(symbol, to: Prctl.self)
-        if prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) != 0 {
-            HostLog.line(priority: 4, prefix: "bgsync-worker", "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(errno)))); a hung handler may outlive it.")
+        let status = clinux_set_parent_death_signal(SIGKILL)
+        if status != 0 {
+            HostLog.line(
+                priority: 4, prefix: "bgsync-worker",
+                "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(-status)))); a hung handler may outlive it.")
         }
     }
 

@@ -100,8 +100,33 @@ enum HostTable {
                 text)
         }
 
+        addFiles(to: &host)
+
         let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
         table.initialize(to: host)
         return UnsafePointer(table)
+    }
+}
+
+extension HostTable {
+    /// Growth 1: the file functions, beneath the event's confinement root (ConfinedFiles).
+    static func addFiles(to host: inout bgsync_host) {
+        host.open_path = { event, option, how in
+            guard let context = EventContext.from(event) else { return -EINVAL }
+            guard let path = context.option(option)?.stringValue else { return -EINVAL }
+            return context.files.open(path: path, how: how)
+        }
+        host.open_at = { event, dirFD, name, how in
+            guard let context = EventContext.from(event), let name else { return -EINVAL }
+            return context.files.openAt(dirFD, String(cString: name), how: how)
+        }
+        host.rename_at = { event, fromFD, from, toFD, to, flags in
+            guard let context = EventContext.from(event), let from, let to else { return -EINVAL }
+            return context.files.rename(fromFD, String(cString: from), toFD, String(cString: to), flags: flags)
+        }
+        host.unlink_at = { event, dirFD, name, flags in
+            guard let context = EventContext.from(event), let name else { return -EINVAL }
+            return context.files.unlink(dirFD, String(cString: name), flags: flags)
+        }
     }
 }
