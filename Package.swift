@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(
             name: "HandlerTests",
             dependencies: [
-                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin", "BGSyncWorkers",
                 "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler",
             ],
             exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),

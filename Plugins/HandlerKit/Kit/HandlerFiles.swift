@@ -33,15 +33,16 @@ public struct HandlerFiles {
 
     /// Opens the path option `option` as a directory (creating it with `.create`).
     public func openDirectory(option: String, _ access: FileAccess = []) throws(FileError) -> HandlerDirectory {
-        HandlerDirectory(fd: try openFD(option: option, access.union(.directory)), files: self, label: option)
+        HandlerDirectory(fd: try openFD(option: option, access.union(.directory)), files: self, label: describe(option))
     }
 
     /// Opens the directory holding the path option's last part, and that part's name: for a file
     /// the handler keeps companions beside, or replaces by rename.
     public func openParent(option: String) throws(FileError) -> (directory: HandlerDirectory, name: String) {
-        let directory = HandlerDirectory(fd: try openFD(option: option, .parent), files: self, label: option)
-        let path = options?.string(option) ?? ""
-        return (directory, String(path.split(separator: "/").last ?? ""))
+        let fd = try openFD(option: option, .parent)
+        var parts = (options?.string(option) ?? "").split(separator: "/")
+        let name = String(parts.popLast() ?? "")
+        return (HandlerDirectory(fd: fd, files: self, label: "/" + parts.joined(separator: "/")), name)
     }
 
     private var options: HandlerOptions? { host.map { HandlerOptions(host: $0, event: event) } }
@@ -60,8 +61,12 @@ public struct HandlerFiles {
     func openAt(_ dirFD: Int32, _ name: String, _ access: FileAccess, label: String) throws(FileError) -> Int32 {
         guard let host, let open = host.pointee.open_at else { throw FileError(errno: ENOSYS, subject: name) }
         let fd = open(event, dirFD, name, access.rawValue)
-        guard fd >= 0 else { throw FileError(errno: -fd, subject: "\(name) in \(label)") }
+        guard fd >= 0 else { throw FileError(errno: -fd, subject: Self.join(label, name)) }
         return fd
+    }
+
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
     func rename(_ fromFD: Int32, _ from: String, _ toFD: Int32, _ to: String, noReplace: Bool) -> Int32 {
@@ -168,7 +173,7 @@ public final class HandlerFile {
 public final class HandlerDirectory {
     public let fd: Int32
     let files: HandlerFiles
-    /// For messages: the option it came from.
+    /// For messages: its path.
     let label: String
 
     init(fd: Int32, files: HandlerFiles, label: String) {
@@ -211,7 +216,7 @@ public final class HandlerDirectory {
 
     public func openDirectory(_ name: String, _ access: FileAccess = []) throws(FileError) -> HandlerDirectory {
         let fd = try files.openAt(fd, name, access.union(.directory), label: label)
-        return HandlerDirectory(fd: fd, files: files, label: label + "/" + name)
+        return HandlerDirectory(fd: fd, files: files, label: HandlerFiles.join(label, name))
     }
 
     /// Renames `name` to `newName` in `directory` (this one by default); with `noReplace`, an
@@ -220,12 +225,12 @@ public final class HandlerDirectory {
         _ name: String, to newName: String, in directory: HandlerDirectory? = nil, noReplace: Bool = false
     ) throws(FileError) {
         let status = files.rename(fd, name, (directory ?? self).fd, newName, noReplace: noReplace)
-        guard status == 0 else { throw FileError(errno: -status, subject: "renaming \(name) in \(label)") }
+        guard status == 0 else { throw FileError(errno: -status, subject: "renaming \(HandlerFiles.join(label, name))") }
     }
 
     /// Removes the entry `name` (a link is removed itself). ENOENT is an error: the caller decides.
     public func remove(_ name: String) throws(FileError) {
         let status = files.unlink(fd, name)
-        guard status == 0 else { throw FileError(errno: -status, subject: "removing \(name) in \(label)") }
+        guard status == 0 else { throw FileError(errno: -status, subject: "removing \(HandlerFiles.join(label, name))") }
     }
 }
