@@ -162,19 +162,21 @@ public struct ConfinedFiles: Sendable {
         guard let last = parts.last else { return -EINVAL }
         var current = dirFD
         defer { if current != dirFD { close(current) } }
+        // With O_DIRECTORY a link is ENOTDIR, not ELOOP: say ELOOP, as openat2 does.
+        func failure(_ part: String) -> Int32 {
+            let error = errno
+            var info = stat()
+            let isLink = fstatat(current, part, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFLNK
+            return isLink ? -ELOOP : -error
+        }
         for part in parts.dropLast() {
             let next = openat(current, part, CLINUX_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if next < 0 {
-                let error = errno
-                var info = stat()
-                let isLink = fstatat(current, part, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFLNK
-                return isLink ? -ELOOP : -error
-            }
+            if next < 0 { return failure(part) }
             if current != dirFD { close(current) }
             current = next
         }
         let fd = openat(current, last, flags | O_NOFOLLOW | O_CLOEXEC, mode)
-        return fd >= 0 ? fd : -errno
+        return fd >= 0 ? fd : failure(last)
     }
 
     // MARK: - Flags and checks
