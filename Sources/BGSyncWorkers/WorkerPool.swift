@@ -67,14 +67,20 @@ public final class WorkerPool: EventDispatcher {
     public func shutdown() {
         isShutDown = true
         queue.removeAll()
+        // An idle worker reads end of file on its socket, calls its plugin's deinit and exits;
+        // one still running a handler is killed, as is an idle one that takes longer than this.
+        let grace = MonotonicDeadline(after: Self.deinitGrace)
         for worker in workers {
-            worker.kill()
+            if !worker.isIdle { worker.kill() }
             detach(worker)
-            reaper.watch(worker.pid) { _ in }
         }
+        for worker in workers { _ = ChildProcess.waitOrKill(worker.pid, timeout: grace.remainingSeconds) }
         workers.removeAll()
         reaper.reapAllBlocking()
     }
+
+    /// How long shutdown waits, in all, for idle workers to run their plugins' deinit and exit.
+    public static let deinitGrace = 2.0
 
     // MARK: - Scheduling
 
