@@ -33,18 +33,6 @@ struct ABIGrowthTests {
         #expect(bgsync_host_size_v1() < host)
     }
 
-    @Test("a struct_size below the first form's is refused with the reason")
-    func tooSmallIsRefused() {
-        guard let (worker, plugins) = TestEnvironment.require() else { return }
-        let probe = try? TestEnvironment.makeTemporaryDirectory(prefix: "bgsync-too-small")
-        guard let probe else { return }
-        defer { try? FileManager.default.removeItem(atPath: probe) }
-        _ = try? FileManager.default.copyItem(atPath: plugins.path("too-small"), toPath: probe + "/too-small.so")
-        let catalog = PluginCatalog.discover(directories: [probe], workerExecutable: worker, logger: TestEnvironment.logger)
-        #expect(catalog.handlers.isEmpty)
-        #expect(catalog.refused.first?.reason.contains("declares a bgsync_plugin of 16 bytes") == true, "\(catalog.refused)")
-    }
-
     @Test("plugin data across events, declared options in the probe, deinit when the agent closes the worker")
     func growthOnePlugin() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }
