@@ -7,8 +7,11 @@
 //   DBusKit           libdbus-1 wrapper (CDBus), knows nothing of sync
 //   BGSyncStore       SQLite through GRDB
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
-//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap
+//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap; and the
+//                     host's file functions (ConfinedFiles), which bgsync-worker serves to plugins
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
+//   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
+// Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription

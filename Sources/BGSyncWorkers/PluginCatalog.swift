@@ -78,7 +78,9 @@ public struct PluginCatalog: Sendable {
                         logger.warning("Not using handler plugin \(path): \(reason)")
                         catalog.refused.append(RefusedPlugin(path: path, reason: reason))
                     } else {
-                        logger.info("Handler '\(handler.info.name)' from \(path): \(handler.info.description)")
+                        let declared = handler.info.pathOptions.isEmpty && handler.info.urlOptions.isEmpty
+                            ? "" : " (path options: \(handler.info.pathOptions), URL options: \(handler.info.urlOptions))"
+                        logger.info("Handler '\(handler.info.name)' from \(path): \(handler.info.description)\(declared)")
                         catalog.handlers[handler.info.name] = handler
                     }
                 }

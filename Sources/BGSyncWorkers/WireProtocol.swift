@@ -69,7 +69,8 @@ public enum WireProtocol {
     }
 }
 
-/// Agent → worker: run one event.
+/// Agent → worker: run one event. The event carries its registration's confinement, whose root
+/// the worker's file functions (ConfinedFiles) keep every app-named path beneath.
 public struct WorkerRequest: Codable, Sendable, Equatable {
     public var event: SyncEvent
     public init(event: SyncEvent) { self.event = event }

@@ -162,7 +162,7 @@ func fakeHost() -> bgsync_host {
         ])
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
-        result.struct_size = UInt32(MemoryLayout<bgsync_result>.size)
+        result.struct_size = UInt32(MemoryLayout<bgsync_result>.stride)
         result.status = BGSYNC_STATUS_FAILURE.rawValue
         plugin.handle_with_data(&host, data, event.pointer, &result)
 
