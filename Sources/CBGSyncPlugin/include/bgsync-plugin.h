@@ -212,10 +212,11 @@ typedef struct bgsync_plugin {
      * (NULL when the plugin has no `init_with_data`). Same rules as `handle`. */
     void (*handle_with_data)(const bgsync_host *host, void *plugin_data, const bgsync_event *event,
                              bgsync_result *result);
-    /* Optional. Called once when the worker exits normally (the agent closed it: idle, reload,
-     * shutdown), after the last event, on the thread that called init, with the plugin data:
-     * free it here. Not called if init failed, nor when the worker is killed (time cap, crash,
-     * agent killed): keep nothing there that must be saved. */
+    /* Optional. Called once when the worker exits normally (the agent closed its socket: at
+     * shutdown, or to make room for another handler's worker), after the last event, on the
+     * thread that called init, with the plugin data: free it here. The agent waits 2 s for it,
+     * then kills the worker. Not called if init failed, nor when the worker is killed (time
+     * cap, crash, agent killed): keep nothing there that must be saved. */
     void (*deinit)(const bgsync_host *host, void *plugin_data);
     /* Optional (NULL: none). NULL-terminated arrays of the names of the options that hold a
      * file or directory path (an absolute path in an `s`), and that hold an http(s) URL.
