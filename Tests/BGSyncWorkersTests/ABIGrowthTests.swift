@@ -71,4 +71,28 @@ struct ABIGrowthTests {
         let text = written.first.flatMap { FileManager.default.contents(atPath: marker + "/" + $0) }
         #expect(text.map { String(decoding: $0, as: UTF8.self) } == "2 events\n")
     }
+
+    @Test("an idle worker stopped to make room for another handler runs its plugin's deinit")
+    func deinitWhenMakingRoom() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let marker = try TestEnvironment.makeTemporaryDirectory(prefix: "bgsync-deinit")
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        var catalog = PluginCatalog()
+        for name in ["growth1", "ok"] {
+            catalog.handlers[name] = LoadedHandler(
+                info: HandlerInfo(name: name, description: name, sandboxSafe: true), path: plugins.path(name))
+        }
+        let harness = PoolHarness(worker: worker, catalog: catalog, maxWorkers: 1)
+        let first = harness.run(makeEvent(id: 1, handler: "growth1", options: ["marker": .string(marker)]))
+        #expect(first == .success(detail: "event 1 errno \(EINVAL)"))  // no "file" option
+        #expect(harness.run(makeEvent(id: 2, handler: "ok")) != nil)
+        // The growth1 worker was closed for "ok"; its deinit writes the marker before it exits.
+        let start = Date()
+        var written: [String] = []
+        while written.isEmpty, Date().timeIntervalSince(start) < 10 {
+            harness.loop.iterate(timeout: 0.1)
+            written = (try? FileManager.default.contentsOfDirectory(atPath: marker)) ?? []
+        }
+        #expect(written.count == 1, "deinit did not run within 10 s")
+    }
 }
