@@ -4,6 +4,7 @@ import Glibc
 import BGSyncCore
 import BGSyncWorkers
 import Foundation
+import TestKit
 import Testing
 
 /// The shipped upload and settings plugins in a real bgsync-worker, handed a WorkerRequest whose
@@ -105,31 +106,24 @@ final class SandboxedWorkerTests {
     }
 }
 
-/// Tests/HandlerTests/http_server.py on a loopback port, in its own process.
+/// Tests/HandlerTests/http_server.py on a loopback port, in its own process (TestKit's).
 final class LoopbackServer {
-    private let process = Process()
-    private let input = Pipe()
+    private let child: TestKit.ChildProcess
     let port: Int
 
     init() throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [TestEnvironment.repositoryRoot + "/Tests/HandlerTests/http_server.py"]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        // The script prints its port, then serves; reading blocks until that line (or its exit).
-        var line: [UInt8] = []
-        while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != 10 { line.append(byte) }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            throw TestEnvironment.TestSetupError(description: "http_server.py printed no port")
+        child = try TestKit.ChildProcess(
+            ["/usr/bin/python3", TestEnvironment.repositoryRoot + "/Tests/HandlerTests/http_server.py"], input: true,
+            errors: .inherit)
+        guard let line = try child.readLine(timeout: 10), let port = Int(line) else {
+            throw TestSetupError("http_server.py printed no port")
         }
         self.port = port
     }
 
     deinit {
-        try? input.fileHandleForWriting.close()  // its cue to exit
-        process.waitUntilExit()
+        child.closeInput()  // its cue to exit
+        if child.wait(seconds: 10) == nil { child.kill() }
     }
 
     func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
