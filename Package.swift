@@ -54,7 +54,11 @@ let package = Package(
         .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
         .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", "CLinux", "CBGSyncPlugin", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncWorkers",
+            dependencies: [
+                "BGSyncCore", "MainLoop", "CLinux", "CBGSyncPlugin", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "BGSyncAgent",
             dependencies: [

@@ -1,8 +1,9 @@
+import CBGSyncPlugin
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CBGSyncPlugin
-import CLinux
 
 /// The host's file functions of the plugin ABI (bgsync-plugin.h, "Files"): opening the paths an
 /// app named beneath the registration's root, so that swapping a directory or file for a symbolic
@@ -47,8 +48,9 @@ public struct ConfinedFiles: Sendable {
         }
         let parts = path.split(separator: "/").map(String.init)
         let kind = how & Self.kinds
-        if kind == BGSYNC_OPEN_PARENT || how & (BGSYNC_OPEN_DIRECTORY | BGSYNC_OPEN_CREATE)
-            == BGSYNC_OPEN_DIRECTORY | BGSYNC_OPEN_CREATE
+        if kind == BGSYNC_OPEN_PARENT
+            || how & (BGSYNC_OPEN_DIRECTORY | BGSYNC_OPEN_CREATE)
+                == BGSYNC_OPEN_DIRECTORY | BGSYNC_OPEN_CREATE
         {
             // The directory holding the last part; creating a directory starts from there too.
             guard let last = parts.last, Self.validName(last) else { return -EINVAL }

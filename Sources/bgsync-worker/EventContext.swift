@@ -1,8 +1,9 @@
+import BGSyncCore
+import BGSyncWorkers
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import BGSyncWorkers
 
 /// The `bgsync_event` a plugin sees: an event plus the C strings and buffers handed out for it,
 /// all freed together when `handle` has returned (the ABI's lifetime rule).

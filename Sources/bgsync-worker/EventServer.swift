@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import BGSyncWorkers
 import CBGSyncPlugin
 import CLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `bgsync-worker --serve PATH`: load the plugin, then run the events the agent sends on fd 3,
 /// one at a time, until the agent closes its end.
@@ -15,7 +16,11 @@ enum EventServer {
         // Die with the agent even while a handler blocks.
         dieWithParent()
         guard fcntl(fd, F_GETFD) >= 0 else {
-            HostLog.line(priority: 3, prefix: "bgsync-worker", "fd \(fd) is not open: --serve is for bgsyncd, which passes the event socket there; use --probe to check a plugin.")
+            HostLog.line(
+                priority: 3, prefix: "bgsync-worker",
+                "fd \(fd) is not open: --serve is for bgsyncd, which passes the event socket there; "
+                    + "use --probe to check a plugin."
+            )
             return 2
         }
         // Commands a handler runs must not inherit the protocol socket, nor any other fd >= 3.
@@ -56,7 +61,9 @@ enum EventServer {
                 guard let next = try readFrame(&decoder) else { return 0 }  // the agent closed: done
                 payload = next
             } catch {
-                HostLog.line(priority: 3, prefix: HostLog.prefix(app: nil, tag: nil), "Bad frame from the agent: \(error.message)")
+                HostLog.line(
+                    priority: 3, prefix: HostLog.prefix(app: nil, tag: nil),
+                    "Bad frame from the agent: \(error.message)")
                 return 1
             }
             let request: WorkerRequest
@@ -64,7 +71,10 @@ enum EventServer {
                 request = try WireProtocol.decode(WorkerRequest.self, from: payload)
             } catch {
                 // The agent and this worker come from different bgsync versions.
-                HostLog.line(priority: 3, prefix: HostLog.prefix(app: nil, tag: nil), "Cannot read the event the agent sent (\(error)); is bgsync-worker from the same bgsync as bgsyncd?")
+                HostLog.line(
+                    priority: 3, prefix: HostLog.prefix(app: nil, tag: nil),
+                    "Cannot read the event the agent sent (\(error)); is bgsync-worker from the same bgsync as bgsyncd?"
+                )
                 return 1
             }
             let outcome = handle(request.event, plugin: plugin, host: host, pluginData: pluginData)
@@ -102,7 +112,9 @@ enum EventServer {
         case BGSYNC_STATUS_FAILURE.rawValue:
             return .failure(detail: detail)
         default:
-            return .failure(detail: "handler '\(plugin.info.name)' returned an unknown status \(result.status)" + (detail.isEmpty ? "" : ": " + detail))
+            return .failure(
+                detail: "handler '\(plugin.info.name)' returned an unknown status \(result.status)"
+                    + (detail.isEmpty ? "" : ": " + detail))
         }
     }
 
@@ -112,7 +124,9 @@ enum EventServer {
     static func refuseEvents(because reason: String, detail: String) -> Int32 {
         HostLog.line(priority: 3, prefix: "bgsync-worker", reason)
         var decoder = FrameDecoder()
-        if let payload = try? readFrame(&decoder), let request = try? WireProtocol.decode(WorkerRequest.self, from: payload) {
+        if let payload = try? readFrame(&decoder),
+            let request = try? WireProtocol.decode(WorkerRequest.self, from: payload)
+        {
             _ = reply(WorkerReply(eventID: request.event.id, outcome: .retry(after: nil, detail: detail)))
         }
         return 1
@@ -124,7 +138,8 @@ enum EventServer {
         if status != 0 {
             HostLog.line(
                 priority: 4, prefix: "bgsync-worker",
-                "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(-status)))); a hung handler may outlive it.")
+                "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(-status)))); "
+                    + "a hung handler may outlive it.")
         }
     }
 

@@ -1,8 +1,9 @@
+import BGSyncCore
+import CBGSyncPlugin
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import CBGSyncPlugin
 
 /// The `bgsync_host` function table. C function pointers cannot capture anything: every entry
 /// finds its state through the event pointer, which is an `EventContext`.
@@ -38,7 +39,9 @@ enum HostTable {
             return context.cString("type\0\(String(cString: name!))") { value.typeString }
         }
         host.option_string = { event, name in
-            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else { return nil }
+            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else {
+                return nil
+            }
             return context.cString("string\0\(String(cString: name!))") { text }
         }
         host.option_bool = { event, name, out in

@@ -1,8 +1,9 @@
+import BGSyncCore
+import CBGSyncPlugin
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import CBGSyncPlugin
 
 /// Why a plugin file cannot be used: a sentence naming the file and what to do.
 struct LoadError: Error {
@@ -51,7 +52,9 @@ struct LoadedPlugin {
         }
         guard fields.handle != nil || fields.handle_with_data != nil else {
             throw LoadError(
-                "\(path) (handler '\(name)') has no handle function (bgsync_plugin.handle and handle_with_data are NULL).")
+                "\(path) (handler '\(name)') has no handle function "
+                    + "(bgsync_plugin.handle and handle_with_data are NULL)."
+            )
         }
         let description = fields.description.map { String(cString: $0) } ?? ""
         let pathOptions = try declaredOptions(fields.path_options, field: "path_options", path: path)
@@ -78,7 +81,9 @@ struct LoadedPlugin {
         guard structSize >= bgsync_plugin_size_v1() else {
             throw LoadError(
                 "\(path) declares a bgsync_plugin of \(structSize) bytes, less than the \(bgsync_plugin_size_v1()) "
-                    + "of ABI version \(BGSYNC_PLUGIN_ABI_VERSION)'s first form; set struct_size to sizeof(bgsync_plugin).")
+                    + "of ABI version \(BGSYNC_PLUGIN_ABI_VERSION)'s first form; "
+                    + "set struct_size to sizeof(bgsync_plugin)."
+            )
         }
         var fields = bgsync_plugin()
         withUnsafeMutableBytes(of: &fields) { local in
@@ -96,12 +101,16 @@ struct LoadedPlugin {
         while let item = array[names.count] {
             guard names.count < Int(BGSYNC_MAX_DECLARED_OPTIONS) else {
                 throw LoadError(
-                    "\(path) declares more than \(BGSYNC_MAX_DECLARED_OPTIONS) \(field) (is the array NULL-terminated?).")
+                    "\(path) declares more than \(BGSYNC_MAX_DECLARED_OPTIONS) \(field) "
+                        + "(is the array NULL-terminated?)."
+                )
             }
             let name = String(cString: item)
-            guard !name.isEmpty, name.utf8.count <= 255, name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0 != "\u{7F}" })
+            guard !name.isEmpty, name.utf8.count <= 255,
+                name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0 != "\u{7F}" })
             else {
-                throw LoadError("\(path) declares a bad option name in \(field): it must be 1–255 printable characters.")
+                throw LoadError(
+                    "\(path) declares a bad option name in \(field): it must be 1–255 printable characters.")
             }
             names.append(name)
         }

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import BGSyncWorkers
 import CBGSyncPlugin
 import Foundation
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The ABI's growth rule with real worker processes: a plugin built against the frozen header of
 /// the first form (Tests/plugins/abi-v1) loads and runs in this host, whose structs have grown;
@@ -21,8 +22,10 @@ struct ABIGrowthTests {
         #expect(handler.info.pathOptions.isEmpty && handler.info.urlOptions.isEmpty && handler.info.sandboxSafe)
 
         let harness = PoolHarness(worker: worker, catalog: catalog, maxWorkers: 1)
-        let outcome = harness.run(makeEvent(handler: "v1-echo", options: ["greeting": .string("hi"), "count": .int32(5)]))
-        let host = MemoryLayout<bgsync_host>.stride, result = MemoryLayout<bgsync_result>.stride
+        let outcome = harness.run(
+            makeEvent(handler: "v1-echo", options: ["greeting": .string("hi"), "count": .int32(5)]))
+        let host = MemoryLayout<bgsync_host>.stride
+        let result = MemoryLayout<bgsync_result>.stride
         #expect(
             outcome
                 == .success(

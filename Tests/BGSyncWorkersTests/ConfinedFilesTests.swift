@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncWorkers
 import CBGSyncPlugin
 import Foundation
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The host's file functions on real files, with openat2 and with the O_NOFOLLOW walk (what a
 /// kernel before 5.6 gets): the same answers either way.
@@ -20,8 +21,10 @@ final class ConfinedFilesTests {
         try Data("inside".utf8).write(to: URL(fileURLWithPath: root + "/dir/file"))
         try Data("SECRET".utf8).write(to: URL(fileURLWithPath: outside + "/key"))
         try FileManager.default.createSymbolicLink(atPath: root + "/link-dir", withDestinationPath: outside)
-        try FileManager.default.createSymbolicLink(atPath: root + "/dir/link-file", withDestinationPath: outside + "/key")
-        try FileManager.default.createSymbolicLink(atPath: root + "/dir/link-self", withDestinationPath: "/proc/self/root")
+        try FileManager.default.createSymbolicLink(
+            atPath: root + "/dir/link-file", withDestinationPath: outside + "/key")
+        try FileManager.default.createSymbolicLink(
+            atPath: root + "/dir/link-self", withDestinationPath: "/proc/self/root")
         #expect(mkfifo(root + "/dir/fifo", 0o600) == 0)
     }
 
@@ -56,7 +59,8 @@ final class ConfinedFilesTests {
         #expect(read(files.open(path: root + "/dir/file", how: BGSYNC_OPEN_DIRECTORY)) == "errno \(ENOTDIR)")
         #expect(read(files.open(path: root, how: BGSYNC_OPEN_PARENT)) == "errno \(EXDEV)")
         #expect(read(files.open(path: "dir/file", how: BGSYNC_OPEN_READ)) == "errno \(EINVAL)")
-        #expect(read(files.open(path: root + "/dir/file", how: BGSYNC_OPEN_READ | BGSYNC_OPEN_CREATE)) == "errno \(EINVAL)")
+        #expect(
+            read(files.open(path: root + "/dir/file", how: BGSYNC_OPEN_READ | BGSYNC_OPEN_CREATE)) == "errno \(EINVAL)")
         #expect(outsideUntouched())
     }
 
@@ -66,10 +70,13 @@ final class ConfinedFilesTests {
         let directory = files.open(path: root + "/dir/sub", how: BGSYNC_OPEN_DIRECTORY | BGSYNC_OPEN_CREATE)
         try #require(directory >= 0)
         defer { close(directory) }
-        let created = files.openAt(directory, "new", how: BGSYNC_OPEN_WRITE | BGSYNC_OPEN_CREATE | BGSYNC_OPEN_EXCLUSIVE)
+        let created = files.openAt(
+            directory, "new", how: BGSYNC_OPEN_WRITE | BGSYNC_OPEN_CREATE | BGSYNC_OPEN_EXCLUSIVE)
         #expect(created >= 0 && write(created, "x", 1) == 1)
         close(created)
-        #expect(files.openAt(directory, "new", how: BGSYNC_OPEN_WRITE | BGSYNC_OPEN_CREATE | BGSYNC_OPEN_EXCLUSIVE) == -EEXIST)
+        #expect(
+            files.openAt(directory, "new", how: BGSYNC_OPEN_WRITE | BGSYNC_OPEN_CREATE | BGSYNC_OPEN_EXCLUSIVE)
+                == -EEXIST)
         #expect(files.openAt(directory, "../file", how: BGSYNC_OPEN_READ) == -EINVAL)
         #expect(files.openAt(directory, "..", how: BGSYNC_OPEN_READ) == -EINVAL)
         #expect(files.rename(directory, "new", directory, "renamed", flags: 0) == 0)

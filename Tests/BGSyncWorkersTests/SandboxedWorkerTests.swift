@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import BGSyncWorkers
 import Foundation
 import TestKit
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The shipped upload and settings plugins in a real bgsync-worker, handed a WorkerRequest whose
 /// event is a sandboxed app's (root = a temporary "app data" directory), against the real
@@ -81,7 +82,9 @@ final class SandboxedWorkerTests {
         try FileManager.default.createDirectory(atPath: outside + "/real", withIntermediateDirectories: false)
         try write(outside + "/real/message", "hello")
         try FileManager.default.createSymbolicLink(atPath: appData + "/outbox", withDestinationPath: outside + "/real")
-        let options: [String: OptionValue] = ["outbox": .string(appData + "/outbox"), "url": .string(server.url("/inbox"))]
+        let options: [String: OptionValue] = [
+            "outbox": .string(appData + "/outbox"), "url": .string(server.url("/inbox")),
+        ]
         #expect(run("upload", options: options, confinement: .unconfined) == .success(detail: "sent 1 file"))
         #expect(try server.bodies() == ["hello"])
     }
@@ -102,7 +105,8 @@ final class SandboxedWorkerTests {
         }
         #expect(detail.contains("symbolic link"), "\(detail)")
         #expect(try server.bodies().isEmpty)
-        #expect((try? FileManager.default.contentsOfDirectory(atPath: outside))?.sorted() == ["id_rsa", "settings.json"])
+        #expect(
+            (try? FileManager.default.contentsOfDirectory(atPath: outside))?.sorted() == ["id_rsa", "settings.json"])
     }
 }
 
@@ -132,8 +136,11 @@ final class LoopbackServer {
     func bodies() throws -> [String] {
         let json = try TestEnvironment.run(
             "/usr/bin/python3",
-            ["-c", "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
-             url("/_control/requests")])
+            [
+                "-c",
+                "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+                url("/_control/requests"),
+            ])
         let list = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
         return list.map { $0["body"] as? String ?? "" }
     }

@@ -69,7 +69,10 @@ enum TestEnvironment {
             let names = try FileManager.default.contentsOfDirectory(atPath: sources).filter { $0.hasSuffix(".c") }
             for name in names {
                 let output = directory + subdirectory + "/" + name.dropLast(2) + ".so"
-                try run("/usr/bin/cc", ["-shared", "-fPIC", "-Wall", "-Werror", "-I", repositoryRoot + "/Sources/CBGSyncPlugin/include", "-o", output, sources + "/" + name])
+                let include = repositoryRoot + "/Sources/CBGSyncPlugin/include"
+                try run(
+                    "/usr/bin/cc",
+                    ["-shared", "-fPIC", "-Wall", "-Werror", "-I", include, "-o", output, sources + "/" + name])
             }
         }
         return CompiledPlugins(directory: directory)

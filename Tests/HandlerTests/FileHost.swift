@@ -16,7 +16,7 @@ final class FileHostEvent {
         files = ConfinedFiles(root: root, useOpenat2: useOpenat2 && ConfinedFiles.kernelHasOpenat2)
     }
 
-    deinit { strings.forEach { free($0) } }
+    deinit { for pointer in strings { free(pointer) } }
 
     var pointer: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
     static func from(_ pointer: OpaquePointer?) -> FileHostEvent {
@@ -55,7 +55,8 @@ final class FileHostEvent {
             FileHostEvent.from(event).files.openAt(dirFD, String(cString: name!), how: how)
         }
         host.rename_at = { event, fromFD, from, toFD, to, flags in
-            FileHostEvent.from(event).files.rename(fromFD, String(cString: from!), toFD, String(cString: to!), flags: flags)
+            FileHostEvent.from(event).files.rename(
+                fromFD, String(cString: from!), toFD, String(cString: to!), flags: flags)
         }
         host.unlink_at = { event, dirFD, name, flags in
             FileHostEvent.from(event).files.unlink(dirFD, String(cString: name!), flags: flags)

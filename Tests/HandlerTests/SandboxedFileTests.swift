@@ -89,7 +89,8 @@ import UploadHandler
     @Test(arguments: [true, false]) func linkInsideTheOutboxIsSkipped(openat2: Bool) throws {
         let outbox = try make("outbox")
         try appData.write("outbox/message", "hello")
-        try FileManager.default.createSymbolicLink(atPath: outbox + "/key", withDestinationPath: outside.path + "/id_rsa")
+        try FileManager.default.createSymbolicLink(
+            atPath: outbox + "/key", withDestinationPath: outside.path + "/id_rsa")
         #expect(upload(outbox, root: appData.path, openat2: openat2) == .success("sent 1 file"))
         #expect(try server.received().map(\.body) == ["hello"])
         #expect(outside.read("id_rsa") == Self.secret)

@@ -225,12 +225,16 @@ public final class HandlerDirectory {
         _ name: String, to newName: String, in directory: HandlerDirectory? = nil, noReplace: Bool = false
     ) throws(FileError) {
         let status = files.rename(fd, name, (directory ?? self).fd, newName, noReplace: noReplace)
-        guard status == 0 else { throw FileError(errno: -status, subject: "renaming \(HandlerFiles.join(label, name))") }
+        guard status == 0 else {
+            throw FileError(errno: -status, subject: "renaming \(HandlerFiles.join(label, name))")
+        }
     }
 
     /// Removes the entry `name` (a link is removed itself). ENOENT is an error: the caller decides.
     public func remove(_ name: String) throws(FileError) {
         let status = files.unlink(fd, name)
-        guard status == 0 else { throw FileError(errno: -status, subject: "removing \(HandlerFiles.join(label, name))") }
+        guard status == 0 else {
+            throw FileError(errno: -status, subject: "removing \(HandlerFiles.join(label, name))")
+        }
     }
 }

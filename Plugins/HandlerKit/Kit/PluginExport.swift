@@ -48,7 +48,8 @@ private final class Descriptor: @unchecked Sendable {
         // Only the growth-1 entry points: `init`/`handle` would need global state for hosts
         // older than this library's own bgsync, which never load it.
         fields.init_with_data = { host, data in Instance.start(host: host, data: data) }
-        fields.handle_with_data = { _, data, event, result in Instance.handle(data: data, event: event, result: result) }
+        fields.handle_with_data = { _, data, event, result in Instance.handle(data: data, event: event, result: result)
+        }
         fields.deinit = { _, data in Instance.stop(data: data) }
         fields.path_options = Self.cStrings(H.pathOptions)
         fields.url_options = Self.cStrings(H.urlOptions)
@@ -87,7 +88,8 @@ private final class Instance {
         host.deallocate()
     }
 
-    static func start(host: UnsafePointer<bgsync_host>?, data: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Bool {
+    static func start(host: UnsafePointer<bgsync_host>?, data: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Bool
+    {
         guard let host, let data, let type = descriptor.type else { return false }
         let raw = UnsafeRawPointer(host)
         let size = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
@@ -101,7 +103,9 @@ private final class Instance {
         return true
     }
 
-    static func handle(data: UnsafeMutableRawPointer?, event: OpaquePointer?, result: UnsafeMutablePointer<bgsync_result>?) {
+    static func handle(
+        data: UnsafeMutableRawPointer?, event: OpaquePointer?, result: UnsafeMutablePointer<bgsync_result>?
+    ) {
         guard let result, Int(result.pointee.struct_size) >= bgsync_result_size_v1() else { return }
         guard let data else {
             PluginExport.write(.failure("the worker called the handler without its plugin data"), to: result)
@@ -145,4 +149,3 @@ extension PluginExport {
         }
     }
 }
-

@@ -26,7 +26,9 @@ struct NotifyFailure: Error {
 /// the one module that touches libdbus (Package.swift's rule): its connection already handles
 /// libdbus's thread set-up and exit-on-disconnect, which this file used to repeat.
 enum NotificationSender {
-    static func send(_ notification: Notification, busAddress: String?, timeout: Double) -> Result<UInt32, NotifyFailure> {
+    static func send(_ notification: Notification, busAddress: String?, timeout: Double) -> Result<
+        UInt32, NotifyFailure
+    > {
         let connection: DBusConnection
         do {
             connection = try DBusConnection(bus: sessionBus(busAddress))
@@ -49,7 +51,8 @@ enum NotificationSender {
                 return .failure(
                     NotifyFailure(code: .noReply, message: "the notification daemon did not answer: \(error.message)"))
             default:
-                return .failure(NotifyFailure(code: .rejected, message: "the notification daemon refused: \(error.message)"))
+                return .failure(
+                    NotifyFailure(code: .rejected, message: "the notification daemon refused: \(error.message)"))
             }
         }
         if case .uint32(let id)? = reply.first { return .success(id) }

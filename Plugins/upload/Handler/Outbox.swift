@@ -58,7 +58,8 @@ struct Outbox {
                 settling += 1
                 continue
             }
-            ready.append(Item(name: name, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
+            ready.append(
+                Item(name: name, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
         }
         ready.sort { a, b in
             if a.modified.tv_sec != b.modified.tv_sec { return a.modified.tv_sec < b.modified.tv_sec }
@@ -97,7 +98,8 @@ struct Outbox {
                 return path + "/" + Self.failedDirectory + "/" + target
             } catch {
                 guard error.errno == EEXIST, suffix < 1000 else {
-                    throw OutboxError(.cannotMove, "cannot move \(item.name) to \(Self.failedDirectory)/: \(error.message)")
+                    throw OutboxError(
+                        .cannotMove, "cannot move \(item.name) to \(Self.failedDirectory)/: \(error.message)")
                 }
                 target = item.name + "." + String(suffix)
                 suffix += 1
