@@ -98,4 +98,14 @@ struct ABIGrowthTests {
         }
         #expect(written.count == 1, "deinit did not run within 10 s")
     }
+
+    @Test("a probe report without declarations (from a worker before growth 1) reads as declaring none")
+    func oldProbeReport() throws {
+        let old = #"{"description":"Says hi","name":"hi","sandbox_safe":true}"#
+        let report = try WireProtocol.decode(ProbeReport.self, from: Array(old.utf8))
+        #expect(report.handler == HandlerInfo(name: "hi", description: "Says hi", sandboxSafe: true))
+        let new = HandlerInfo(name: "up", description: "d", sandboxSafe: true, pathOptions: ["outbox"], urlOptions: ["url"])
+        let line = try WireProtocol.jsonLine(ProbeReport(handler: new))
+        #expect(try WireProtocol.decode(ProbeReport.self, from: line).handler == new)
+    }
 }
