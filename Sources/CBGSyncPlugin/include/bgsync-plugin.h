@@ -205,8 +205,8 @@ typedef struct bgsync_plugin {
      * (an older host reads only up to `handle`, and refuses a plugin whose `handle` is NULL). */
     /* Optional. When set, called instead of `init`: may store into *plugin_data a pointer of
      * its own (initially NULL), which the host passes back to `handle_with_data` and `deinit`
-     * and never reads itself. Returning false refuses to run, as for `init` (then `deinit` is
-     * not called). */
+     * and never reads itself. Returning false refuses to run, as for `init`; `deinit` is then
+     * not called, so free what was allocated before returning false. */
     bool (*init_with_data)(const bgsync_host *host, void **plugin_data);
     /* Optional. When set, called instead of `handle`, with the pointer `init_with_data` stored
      * (NULL when the plugin has no `init_with_data`). Same rules as `handle`. */
