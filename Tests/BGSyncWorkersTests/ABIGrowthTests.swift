@@ -104,7 +104,8 @@ struct ABIGrowthTests {
         let old = #"{"description":"Says hi","name":"hi","sandbox_safe":true}"#
         let report = try WireProtocol.decode(ProbeReport.self, from: Array(old.utf8))
         #expect(report.handler == HandlerInfo(name: "hi", description: "Says hi", sandboxSafe: true))
-        let new = HandlerInfo(name: "up", description: "d", sandboxSafe: true, pathOptions: ["outbox"], urlOptions: ["url"])
+        let new = HandlerInfo(
+            name: "up", description: "d", sandboxSafe: true, pathOptions: ["outbox"], urlOptions: ["url"])
         let line = try WireProtocol.jsonLine(ProbeReport(handler: new))
         #expect(try WireProtocol.decode(ProbeReport.self, from: line).handler == new)
     }

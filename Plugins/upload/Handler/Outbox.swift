@@ -120,9 +120,11 @@ struct Outbox {
         guard isUnchanged(item) else { return false }
         do {
             try directory.remove(item.name)
-        } catch where error.errno == ENOENT {
         } catch {
-            throw OutboxError(.cannotRemove, "sent \(item.name) but cannot remove it: \(error.message)")
+            // Already gone (the app took it back): what was asked for.
+            guard error.errno == ENOENT else {
+                throw OutboxError(.cannotRemove, "sent \(item.name) but cannot remove it: \(error.message)")
+            }
         }
         return true
     }
