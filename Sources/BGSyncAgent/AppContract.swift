@@ -1,5 +1,6 @@
 import BGSyncCore
 import DBusKit
+
 import struct Foundation.Date
 
 /// org.bgsync.App (dbus/org.bgsync.App.xml): what the `app` handler sends an app and how it
@@ -65,7 +66,8 @@ enum AppContract {
     /// The outcome of an error instead of a reply. `fromBus` tells the bus's NoReply (the app
     /// left without answering) from libdbus's own (the time cap).
     static func outcome(ofError error: DBusError, from sender: String, appID: String, path: String) -> HandlerOutcome {
-        let short = error.name.hasPrefix("org.freedesktop.DBus.Error.")
+        let short =
+            error.name.hasPrefix("org.freedesktop.DBus.Error.")
             ? String(error.name.dropFirst("org.freedesktop.DBus.Error.".count)) : error.name
         let message = sanitized(error.message, limit: 300)
         switch short {

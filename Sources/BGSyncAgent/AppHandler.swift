@@ -2,6 +2,7 @@ import BGSyncCore
 import DBusKit
 import Logging
 import MainLoop
+
 import struct Foundation.Date
 
 /// The `app` handler: a sync runs the app's own code. The agent calls org.bgsync.App.Sync on the
@@ -148,7 +149,8 @@ final class AppHandler: EventDispatcher {
             }
             if !names.contains(.string(key.appID)) {
                 let why = AppContract.notActivatable(appID: key.appID)
-                let message = "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running "
+                let message =
+                    "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running "
                     + "or installed"
                 self.logger.warning("\(message)")
             }

@@ -103,16 +103,20 @@ public final class DBusPendingCall {
             if header.signature.hasPrefix("s"), let arguments = try? MessageCoding.arguments(of: message) {
                 text = arguments.first?.stringValue ?? ""
             }
-            return DBusReply(sender: header.sender, signature: header.signature,
-                             result: .failure(DBusError(name: name, message: text)))
+            return DBusReply(
+                sender: header.sender, signature: header.signature,
+                result: .failure(DBusError(name: name, message: text)))
         }
         if let expected, header.signature != expected {
-            return DBusReply(sender: header.sender, signature: header.signature, result: .failure(
-                .invalidSignature("the reply has signature '\(header.signature)', not '\(expected)'")))
+            return DBusReply(
+                sender: header.sender, signature: header.signature,
+                result: .failure(
+                    .invalidSignature("the reply has signature '\(header.signature)', not '\(expected)'")))
         }
         do throws(DBusError) {
-            return DBusReply(sender: header.sender, signature: header.signature,
-                             result: .success(try MessageCoding.arguments(of: message)))
+            return DBusReply(
+                sender: header.sender, signature: header.signature,
+                result: .success(try MessageCoding.arguments(of: message)))
         } catch {
             return DBusReply(sender: header.sender, signature: header.signature, result: .failure(error))
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CBGSyncInterface
 import DBusKit
 import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,8 +30,10 @@ struct Serve: ParsableCommand {
     @Argument(help: "The app id to answer for, such as org.example.Chat.") var appID: String
     @Option(help: "The outcome to answer: success, retry or failure.") var outcome: Outcome = .success
     @Option(help: "A detail to answer with (shown in SyncFinished).") var detail: String?
-    @Option(name: .customLong("retry-after"), help: ArgumentHelp(
-        "With --outcome retry: the least wait before the next attempt.", valueName: "seconds"))
+    @Option(
+        name: .customLong("retry-after"),
+        help: ArgumentHelp(
+            "With --outcome retry: the least wait before the next attempt.", valueName: "seconds"))
     var retryAfter: Double?
     @Option(help: ArgumentHelp("Exit after answering this many calls (default: serve until Ctrl-C).", valueName: "n"))
     var count: Int?
@@ -59,8 +62,9 @@ struct Serve: ParsableCommand {
             throw CLIFailure(exitCode: ExitStatus.usage, message: "cannot own \(appID): \(error.message)")
         }
         guard owned else {
-            throw CLIFailure(exitCode: ExitStatus.agentError,
-                             message: "\(appID) is already owned on this bus (is the app itself running?)")
+            throw CLIFailure(
+                exitCode: ExitStatus.agentError,
+                message: "\(appID) is already owned on this bus (is the app itself running?)")
         }
         let path = ApplicationNames.objectPath(forApplicationID: appID)!
         let loop = MainLoop()

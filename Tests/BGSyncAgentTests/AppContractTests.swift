@@ -1,6 +1,7 @@
 import BGSyncCore
 import DBusKit
 import Testing
+
 import struct Foundation.Date
 
 @testable import BGSyncAgent
@@ -21,14 +22,18 @@ struct AppContractTests {
     }
 
     @Test func badAnswersFailSayingWhatWasWrong() {
-        #expect(reply("Success") == .failure(
-            detail: "\(app) answered Sync with the unknown outcome 'Success' (expected success, retry or failure)"))
+        #expect(
+            reply("Success")
+                == .failure(
+                    detail:
+                        "\(app) answered Sync with the unknown outcome 'Success' (expected success, retry or failure)"))
         #expect(reply("retry", [("retry-after", .string("30"))]).detail.contains("'retry-after'"))
         #expect(reply("retry", [("retry-after", .double(-1))]).detail.contains("'retry-after'"))
         #expect(reply("retry", [("retry-after", .double(.nan))]).detail.contains("'retry-after'"))
         #expect(reply("success", [("detail", .uint32(3))]).detail.contains("'detail' of type u"))
-        #expect(AppContract.outcome(ofReply: [.string("success")], appID: app)
-            == .failure(detail: "\(app) answered Sync with (s), not (sa{sv})"))
+        #expect(
+            AppContract.outcome(ofReply: [.string("success")], appID: app)
+                == .failure(detail: "\(app) answered Sync with (s), not (sa{sv})"))
     }
 
     @Test func detailsFromAppsAreBoundedAndControlCharactersEscaped() {
@@ -46,9 +51,11 @@ struct AppContractTests {
         }
         #expect(outcome("org.freedesktop.DBus.Error.NoReply", from: "") == .retry(after: nil, detail: "timeout"))
         #expect(
-            outcome("org.freedesktop.DBus.Error.NoReply", from: "org.freedesktop.DBus") == AppContract.exited(appID: app))
-        #expect(outcome("org.freedesktop.DBus.Error.ServiceUnknown", from: "org.freedesktop.DBus")
-            == .retry(after: nil, detail: AppContract.notActivatable(appID: app)))
+            outcome("org.freedesktop.DBus.Error.NoReply", from: "org.freedesktop.DBus")
+                == AppContract.exited(appID: app))
+        #expect(
+            outcome("org.freedesktop.DBus.Error.ServiceUnknown", from: "org.freedesktop.DBus")
+                == .retry(after: nil, detail: AppContract.notActivatable(appID: app)))
         #expect(AppContract.notActivatable(appID: app).contains("no service file org.example.Chat.service"))
         if case .retry(_, let detail) = outcome("org.freedesktop.DBus.Error.Spawn.ChildExited") {
             #expect(detail.contains("could not start"))

@@ -91,7 +91,8 @@ import Testing
         let call = try #require(app.calls.first)
         #expect(call.path == "/org/example/Chat" && call.arguments.first == .string("outbox"))
         let fields = call.arguments[1].stringKeyedDictionary ?? [:]
-        #expect(fields["attempt"] == .variant(.uint32(2)) && fields["server"] == .variant(.string("https://x.example/")))
+        #expect(
+            fields["attempt"] == .variant(.uint32(2)) && fields["server"] == .variant(.string("https://x.example/")))
     }
 
     @Test func anAppThatDoesNotAnswerIsCutAtTheDeadline() throws {
@@ -108,8 +109,9 @@ import Testing
         #expect(try leaving.requestName(Self.app))
         let (outcome, seconds) = try run(event(timeout: 30)) {
             agent.flush()  // the watch and the call are on the bus before the app goes
-            _ = try? agent.call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
-                                interface: "org.freedesktop.DBus", method: "GetId")
+            _ = try? agent.call(
+                destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
+                interface: "org.freedesktop.DBus", method: "GetId")
             leaving.close()
         }
         #expect(outcome == AppContract.exited(appID: Self.app))

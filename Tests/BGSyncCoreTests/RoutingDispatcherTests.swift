@@ -1,6 +1,7 @@
 import BGSyncCore
 import BGSyncTestSupport
 import Testing
+
 import struct Foundation.Date
 
 @Suite struct RoutingDispatcherTests {

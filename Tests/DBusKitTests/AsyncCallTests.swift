@@ -36,13 +36,17 @@ import Testing
         return done()
     }
 
-    func callAndWait(_ method: String, _ arguments: [DBusValue] = [],
-                     to destination: String = TestService.name, timeout: Double = 10,
-                     replySignature: String? = nil) throws -> DBusReply {
+    func callAndWait(
+        _ method: String, _ arguments: [DBusValue] = [],
+        to destination: String = TestService.name, timeout: Double = 10,
+        replySignature: String? = nil
+    ) throws -> DBusReply {
         var reply: DBusReply?
-        try client.callAsync(destination: destination, path: TestService.path, interface: TestService.interface,
-                             method: method, arguments: arguments, timeout: timeout,
-                             replySignature: replySignature) { reply = $0 }
+        try client.callAsync(
+            destination: destination, path: TestService.path, interface: TestService.interface,
+            method: method, arguments: arguments, timeout: timeout,
+            replySignature: replySignature
+        ) { reply = $0 }
         #expect(reply == nil, "the completion never runs inside callAsync")
         try #require(runUntil { reply != nil })
         return reply!
@@ -75,7 +79,10 @@ import Testing
 
     @Test func aNameNobodyOwnsIsServiceUnknownFromTheBus() throws {
         let reply = try callAndWait("Concat", [.string("a"), .string("b")], to: "org.example.Nobody")
-        guard case .failure(let error) = reply.result else { Issue.record("expected an error"); return }
+        guard case .failure(let error) = reply.result else {
+            Issue.record("expected an error")
+            return
+        }
         #expect(error.name == "org.freedesktop.DBus.Error.ServiceUnknown")
         #expect(reply.sender == DBusReply.busName)
     }
@@ -86,7 +93,10 @@ import Testing
         let started = MainLoop.monotonicNow()
         let reply = try callAndWait("Concat", [.string("a"), .string("b")], to: "org.example.Hung", timeout: 0.3)
         let elapsed = Double(MainLoop.monotonicNow() - started) / 1e9
-        guard case .failure(let error) = reply.result else { Issue.record("expected an error"); return }
+        guard case .failure(let error) = reply.result else {
+            Issue.record("expected an error")
+            return
+        }
         #expect(error.name == "org.freedesktop.DBus.Error.NoReply")
         #expect(reply.sender == "", "made up by libdbus, not sent by the bus")
         #expect(elapsed >= 0.29)
@@ -97,15 +107,20 @@ import Testing
         var changes: [(String, String)] = []
         let watch = try client.watchNameOwner("org.example.Leaving") { changes.append(($0, $1)) }
         var reply: DBusReply?
-        try client.callAsync(destination: "org.example.Leaving", path: "/x", interface: "org.example.X",
-                             method: "Y", timeout: 60) { reply = $0 }
+        try client.callAsync(
+            destination: "org.example.Leaving", path: "/x", interface: "org.example.X",
+            method: "Y", timeout: 60
+        ) { reply = $0 }
         client.flush()  // the watch's rule and the call reach the bus while the peer has the name
         // ... and the bus routed the call before the peer leaves: a round trip after it.
         _ = try callAndWait("Nothing")
         peer.close()
         let both = runUntil { reply != nil && !changes.isEmpty }
         try #require(both, "reply: \(String(describing: reply)), owner changes: \(changes)")
-        guard case .failure(let error) = reply!.result else { Issue.record("expected an error"); return }
+        guard case .failure(let error) = reply!.result else {
+            Issue.record("expected an error")
+            return
+        }
         #expect(error.name == "org.freedesktop.DBus.Error.NoReply")
         #expect(reply!.sender == DBusReply.busName, "the bus says the peer left; not our timeout")
         #expect(changes.count == 1 && changes[0].0 == peer.uniqueName && changes[0].1 == "")
@@ -114,8 +129,10 @@ import Testing
 
     @Test func aCancelledCallNeverCompletesAndACancelledWatchHearsNothing() throws {
         var completed = false
-        let call = try client.callAsync(destination: TestService.name, path: TestService.path,
-                                        interface: TestService.interface, method: "Nothing", timeout: 10) { _ in
+        let call = try client.callAsync(
+            destination: TestService.name, path: TestService.path,
+            interface: TestService.interface, method: "Nothing", timeout: 10
+        ) { _ in
             completed = true
         }
         call.cancel()
@@ -163,16 +180,20 @@ import Testing
         let client = try DBusConnection(bus: .address(bus.address))
         client.attach(to: loop)
         var completed = 0
-        let call = try client.callAsync(destination: "org.example.Hung", path: "/x", interface: "org.example.X",
-                                        method: "Y", timeout: 0.2) { _ in completed += 1 }
+        let call = try client.callAsync(
+            destination: "org.example.Hung", path: "/x", interface: "org.example.X",
+            method: "Y", timeout: 0.2
+        ) { _ in completed += 1 }
         client.close()
         #expect(call.isDone)
         let deadline = Date().addingTimeInterval(0.5)
         while Date() < deadline { _ = loop.iterate(timeout: 0.1) }  // past the call's own timeout
         #expect(completed == 0)
         #expect(throws: DBusError.self) {
-            try client.callAsync(destination: "org.example.Hung", path: "/x", interface: "org.example.X",
-                                 method: "Y", timeout: 1) { _ in }
+            try client.callAsync(
+                destination: "org.example.Hung", path: "/x", interface: "org.example.X",
+                method: "Y", timeout: 1
+            ) { _ in }
         }
     }
 }
