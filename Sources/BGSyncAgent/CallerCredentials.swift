@@ -103,7 +103,7 @@ struct ProcessHandle {
 
     /// The bus's ProcessFD: read its PID; the credentials keep the fd.
     init(borrowing pidfd: Int32, sender: String) throws(SyncError) {
-        let pid = bgsync_pidfd_pid(pidfd)
+        let pid = clinux_pidfd_pid(pidfd)
         guard pid > 0 else { throw ProcessIdentity.gone(sender, pid: nil) }
         self.pid = pid
         self.pidfd = pidfd
@@ -113,8 +113,8 @@ struct ProcessHandle {
     /// A pidfd opened for `pid` now; a kernel without pidfd_open (before 5.3) leaves -1, and
     /// only the zombie check of /proc/PID/stat remains.
     init(opening pid: Int32, sender: String) throws(SyncError) {
-        let fd = bgsync_pidfd_open(pid)
-        let error = fd < 0 ? errno : 0
+        let fd = clinux_pidfd_open(pid)
+        let error = fd < 0 ? -fd : 0
         if error == ESRCH { throw ProcessIdentity.gone(sender, pid: pid) }
         if fd < 0, error != ENOSYS {
             throw SyncError(
@@ -128,7 +128,7 @@ struct ProcessHandle {
     }
 
     /// Whether the process is still the running one the pidfd was opened on.
-    var isRunning: Bool { pidfd < 0 || bgsync_pidfd_exited(pidfd) == 0 }
+    var isRunning: Bool { pidfd < 0 || clinux_pidfd_exited(pidfd) == 0 }
 
     func close() {
         if owned { _ = Glibc.close(pidfd) }

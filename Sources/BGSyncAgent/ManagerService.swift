@@ -30,6 +30,8 @@ final class ManagerService: SyncObserver {
     private var announcedNetwork: NetworkStatus
     private let access: CallerAccess
     private var subscribers = SignalSubscribers()
+    /// Told of every registration accepted (the `app` handler checks its app can be reached).
+    var registered: ((RegistrationRequest) -> Void)?
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
@@ -86,6 +88,7 @@ final class ManagerService: SyncObserver {
                 options: try args.options(3)))
         try scheduler.register(request)
         logger.debug("registered \(request.key) for \(call.sender)")
+        registered?(request)
         return []
     }
 
@@ -99,6 +102,7 @@ final class ManagerService: SyncObserver {
                 options: try args.options(4), minInterval: Double(interval)))
         try scheduler.register(request)
         logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+        registered?(request)
         return []
     }
 

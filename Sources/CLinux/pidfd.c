@@ -1,42 +1,27 @@
 #define _GNU_SOURCE
 #include "CLinuxPidfd.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434 /* the same on every architecture */
-#endif
-
-int bgsync_pidfd_open(pid_t pid) {
-    /* A pidfd is close-on-exec without asking. */
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-int bgsync_pidfd_exited(int pidfd) {
+int clinux_pidfd_exited(int pidfd) {
     struct pollfd entry = {.fd = pidfd, .events = POLLIN};
     int ready;
     do {
         ready = poll(&entry, 1, 0);
     } while (ready < 0 && errno == EINTR);
-    if (ready < 0) return -1;
-    if (entry.revents & POLLNVAL) {
-        errno = EBADF;
-        return -1;
-    }
+    if (ready < 0) return -errno;
+    if (entry.revents & POLLNVAL) return -EBADF;
     return (entry.revents & (POLLIN | POLLHUP | POLLERR)) ? 1 : 0;
 }
 
-pid_t bgsync_pidfd_pid(int pidfd) {
+pid_t clinux_pidfd_pid(int pidfd) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
     FILE *file = fopen(path, "re");
-    if (!file) return -1;
+    if (!file) return -errno;
     char line[256];
     long pid = -2;
     while (fgets(line, sizeof line, file)) {
@@ -46,9 +31,6 @@ pid_t bgsync_pidfd_pid(int pidfd) {
         }
     }
     fclose(file);
-    if (pid == -2) {
-        errno = EINVAL; /* not a pidfd */
-        return -1;
-    }
+    if (pid == -2) return -EINVAL; /* no Pid line: not a pidfd */
     return pid < 0 ? 0 : (pid_t)pid; /* the kernel shows -1 once the process has exited */
 }

@@ -54,12 +54,12 @@ struct ProcessIdentityTests {
     /// the pidfd tells that it is not the caller's process any more.
     @Test func aReusedPIDIsRefused() throws {
         let pid = try child()
-        let pidfd = bgsync_pidfd_open(pid)
+        let pidfd = clinux_pidfd_open(pid)
         try #require(pidfd >= 0)
         defer { close(pidfd) }
         killAndWaitUnreaped(pid)
         waitpid(pid, nil, 0)
-        #expect(bgsync_pidfd_pid(pidfd) == 0, "the kernel says the pidfd's process has gone")
+        #expect(clinux_pidfd_pid(pidfd) == 0, "the kernel says the pidfd's process has gone")
         let reused = ProcessHandle(pid: getpid(), pidfd: pidfd)
         do {
             _ = try ProcessIdentity.sandbox(of: reused, sender: ":1.1")
@@ -76,7 +76,7 @@ struct ProcessIdentityTests {
             killAndWaitUnreaped(pid)
             waitpid(pid, nil, 0)
         }
-        let pidfd = bgsync_pidfd_open(pid)
+        let pidfd = clinux_pidfd_open(pid)
         try #require(pidfd >= 0)
         defer { close(pidfd) }
         let process = try ProcessHandle(borrowing: pidfd, sender: ":1.1")
