@@ -83,7 +83,8 @@ public final class Agent {
         let stateDirectory = options.stateDirectory ?? configuration.stateDirectory ?? AgentPaths.defaultStateDirectory
         let store: SQLiteRegistrationStore
         do {
-            store = try SQLiteRegistrationStore(directory: stateDirectory)
+            // Commits run on the store's own queue; their completions come back through the loop.
+            store = try SQLiteRegistrationStore(directory: stateDirectory, deliver: { [unowned loop] in loop.post($0) })
         } catch {
             throw AgentStartError(description: error.message)
         }
@@ -108,6 +109,9 @@ public final class Agent {
             handlers: catalog.handlers.mapValues(\.info), network: network.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         scheduler.observer = service
+        store.onBackgroundFailure = { [unowned service] in service.storageFailed($0) }
+        // Outcomes of the events that finished in one iteration go to the disk in one transaction.
+        loop.addIterationEndHandler { [unowned store] in store.flush() }
         network.onChange = { [logger] (status: NetworkStatus) in
             logger.info("network: \(status)")
             scheduler.networkChanged(status)

@@ -37,17 +37,26 @@ final class ManagerService: SyncObserver {
         announcedNetwork = scheduler.network
         access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
         for method in Self.methods {
-            object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
-                [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
-                do {
-                    try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
-                    return try method.handler(self)(call)
-                } catch let error as SyncError {
-                    throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
-                } catch let error as DBusError {
-                    throw error
-                } catch {
-                    throw DBusError(name: "org.bgsync.Error.Failed", message: "\(error)")
+            switch method.body {
+            case .now(let handler):
+                object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
+                    [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
+                    do {
+                        try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
+                        return try handler(self)(call)
+                    } catch {
+                        throw Self.dbusError(error)
+                    }
+                }
+            case .afterCommit(let handler):
+                object.addDeferredMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
+                    [unowned self] (call: DBusMethodCall, reply: DBusPendingReply) throws(DBusError) in
+                    do {
+                        try self.access.check(call)
+                        try handler(self)(call) { result in reply.send(result.mapError(Self.dbusError)) }
+                    } catch {
+                        throw Self.dbusError(error)
+                    }
                 }
             }
         }
@@ -59,26 +68,43 @@ final class ManagerService: SyncObserver {
         connection.export(object, at: Self.objectPath)
     }
 
+    /// The one mapping from what a method throws to what the caller gets.
+    private static func dbusError(_ error: any Error) -> DBusError {
+        switch error {
+        case let error as SyncError:
+            DBusError(name: errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
+        case let error as DBusError: error
+        default: DBusError(name: "org.bgsync.Error.Failed", message: "\(error)")
+        }
+    }
+
     // MARK: - Methods
 
-    private func register(_ call: DBusMethodCall) throws -> [DBusValue] {
+    /// How a method that changes registrations answers: once its change is on the disk.
+    private typealias Answer = (Result<[DBusValue], any Error>) -> Void
+
+    private func register(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let args = Arguments(call)
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
-        try scheduler.register(request)
-        logger.debug("registered \(request.key) for \(call.sender)")
-        return []
+        scheduler.register(request) { [logger] error in
+            if let error { return answer(.failure(error)) }
+            logger.debug("registered \(request.key) for \(call.sender)")
+            answer(.success([]))
+        }
     }
 
-    private func registerPeriodic(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func registerPeriodic(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let args = Arguments(call)
         let interval = try args.uint64(3)
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
             options: try args.options(4), minInterval: Double(interval))
-        try scheduler.register(request)
-        logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
-        return []
+        scheduler.register(request) { [logger] error in
+            if let error { return answer(.failure(error)) }
+            logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+            answer(.success([]))
+        }
     }
 
     private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
@@ -89,10 +115,10 @@ final class ManagerService: SyncObserver {
         }
     }
 
-    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
-        { [unowned self] call in
+    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall, @escaping Answer) throws -> Void {
+        { [unowned self] call, answer in
             let key = try Arguments(call).key(kind)
-            return [.bool(try scheduler.unregister(key))]
+            scheduler.unregister(key) { answer($0.map { [.bool($0)] }.mapError { $0 }) }
         }
     }
 
@@ -119,10 +145,11 @@ final class ManagerService: SyncObserver {
         return [.vardict(fields)]
     }
 
-    private func trigger(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func trigger(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let key = try Arguments(call).key(.oneOff)
-        try scheduler.trigger(appID: key.appID, tag: key.tag)
-        return []
+        scheduler.trigger(appID: key.appID, tag: key.tag) { error in
+            answer(error.map { .failure($0) } ?? .success([]))
+        }
     }
 
     // MARK: - Signals and properties
@@ -158,20 +185,26 @@ final class ManagerService: SyncObserver {
     // MARK: - The bus surface
 
     private struct Method: Sendable {
+        enum Body: Sendable {
+            /// Answered before the handler returns (reads).
+            case now(@Sendable (ManagerService) -> (DBusMethodCall) throws -> [DBusValue])
+            /// Answered once the change is durable (group commit: the loop serves others meanwhile).
+            case afterCommit(@Sendable (ManagerService) -> (DBusMethodCall, @escaping Answer) throws -> Void)
+        }
         var name: String
         var signature: String
-        var handler: @Sendable (ManagerService) -> (DBusMethodCall) throws -> [DBusValue]
+        var body: Body
     }
 
     private static let methods: [Method] = [
-        Method(name: "Register", signature: "sssa{sv}", handler: { $0.register }),
-        Method(name: "GetTags", signature: "s", handler: { $0.tags(.oneOff) }),
-        Method(name: "Unregister", signature: "ss", handler: { $0.unregister(.oneOff) }),
-        Method(name: "GetRegistration", signature: "ss", handler: { $0.getRegistration }),
-        Method(name: "RegisterPeriodic", signature: "sssta{sv}", handler: { $0.registerPeriodic }),
-        Method(name: "GetPeriodicTags", signature: "s", handler: { $0.tags(.periodic) }),
-        Method(name: "UnregisterPeriodic", signature: "ss", handler: { $0.unregister(.periodic) }),
-        Method(name: "Trigger", signature: "ss", handler: { $0.trigger }),
+        Method(name: "Register", signature: "sssa{sv}", body: .afterCommit { $0.register }),
+        Method(name: "GetTags", signature: "s", body: .now { $0.tags(.oneOff) }),
+        Method(name: "Unregister", signature: "ss", body: .afterCommit { $0.unregister(.oneOff) }),
+        Method(name: "GetRegistration", signature: "ss", body: .now { $0.getRegistration }),
+        Method(name: "RegisterPeriodic", signature: "sssta{sv}", body: .afterCommit { $0.registerPeriodic }),
+        Method(name: "GetPeriodicTags", signature: "s", body: .now { $0.tags(.periodic) }),
+        Method(name: "UnregisterPeriodic", signature: "ss", body: .afterCommit { $0.unregister(.periodic) }),
+        Method(name: "Trigger", signature: "ss", body: .afterCommit { $0.trigger }),
     ]
 
     private struct Property: Sendable {

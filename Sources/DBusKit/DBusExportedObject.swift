@@ -6,14 +6,20 @@ import CDBus
 public final class DBusExportedObject {
     public typealias MethodHandler = (DBusMethodCall) throws(DBusError) -> [DBusValue]
     public typealias PropertySetter = (DBusValue) throws(DBusError) -> Void
+    /// A handler that answers later, through `reply` (a thrown error is sent at once instead).
+    public typealias DeferredMethodHandler = (DBusMethodCall, DBusPendingReply) throws(DBusError) -> Void
 
     static let introspectable = "org.freedesktop.DBus.Introspectable"
     static let properties = "org.freedesktop.DBus.Properties"
     static let peer = "org.freedesktop.DBus.Peer"
 
     private struct Method {
+        enum Body {
+            case immediate(MethodHandler)
+            case deferred(DeferredMethodHandler)
+        }
         var inSignature: String
-        var handler: MethodHandler
+        var body: Body
     }
 
     private struct Property {
@@ -34,7 +40,15 @@ public final class DBusExportedObject {
 
     /// Adds a method; calls whose signature is not `inSignature` get InvalidArgs without reaching `handler`.
     public func addMethod(interface: String, name: String, inSignature: String, _ handler: @escaping MethodHandler) {
-        methods[interface, default: [:]][name] = Method(inSignature: inSignature, handler: handler)
+        methods[interface, default: [:]][name] = Method(inSignature: inSignature, body: .immediate(handler))
+    }
+
+    /// Adds a method whose reply is sent later, through the `DBusPendingReply` its handler gets
+    /// (say, once a write is on the disk); the loop serves other calls meanwhile.
+    public func addDeferredMethod(
+        interface: String, name: String, inSignature: String, _ handler: @escaping DeferredMethodHandler
+    ) {
+        methods[interface, default: [:]][name] = Method(inSignature: inSignature, body: .deferred(handler))
     }
 
     /// Adds a property. Without `set` it is read-only: Set answers PropertyReadOnly.
@@ -75,7 +89,10 @@ public final class DBusExportedObject {
         let header = MessageHeader(message)
         let result: Result<[DBusValue], DBusError>
         do throws(DBusError) {
-            result = .success(try respond(to: message, header))
+            guard let values = try respond(to: message, header, on: connection) else {
+                return DBUS_HANDLER_RESULT_HANDLED  // a deferred method's reply owns the answer
+            }
+            result = .success(values)
         } catch {
             result = .failure(error)
         }
@@ -85,7 +102,7 @@ public final class DBusExportedObject {
         return DBUS_HANDLER_RESULT_HANDLED
     }
 
-    private static func sendReply(_ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer) {
+    static func sendReply(_ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer) {
         var failure: DBusError
         switch result {
         case .success(let values):
@@ -114,7 +131,10 @@ public final class DBusExportedObject {
         Set(methods.keys).union(properties.keys).union([Self.introspectable, Self.properties, Self.peer])
     }
 
-    private func respond(to message: OpaquePointer, _ header: MessageHeader) throws(DBusError) -> [DBusValue] {
+    /// The reply's values, or nil when a deferred method took the call over.
+    private func respond(
+        to message: OpaquePointer, _ header: MessageHeader, on connection: OpaquePointer
+    ) throws(DBusError) -> [DBusValue]? {
         let member = header.member
         let where_ = "at object path '\(header.path)'"
         if let interface = header.interface, !interfaces.contains(interface) {
@@ -167,7 +187,18 @@ public final class DBusExportedObject {
         let call = DBusMethodCall(sender: header.sender, path: header.path, interface: header.interface,
                                   member: member, signature: header.signature,
                                   arguments: try MessageCoding.arguments(of: message))
-        return try method.handler(call)
+        switch method.body {
+        case .immediate(let handler):
+            return try handler(call)
+        case .deferred(let handler):
+            let reply = DBusPendingReply(message: message, connection: connection)
+            do throws(DBusError) {
+                try handler(call, reply)
+            } catch {
+                reply.send(.failure(error))
+            }
+            return nil
+        }
     }
 
     private func expect(_ signature: String, for method: String, _ header: MessageHeader) throws(DBusError) {
@@ -197,6 +228,37 @@ public final class DBusExportedObject {
             throw .failed("Property '\(property.name)' should have type '\(property.signature)' but its value has '\(value.signature)'")
         }
         return value
+    }
+}
+
+/// The answer to one call of a deferred method. Send it once, on the connection's loop thread;
+/// one released unsent answers the caller with org.freedesktop.DBus.Error.Failed, so no call is
+/// left waiting for its timeout.
+public final class DBusPendingReply {
+    private let message: OpaquePointer
+    private let connection: OpaquePointer
+    public private(set) var sent = false
+
+    init(message: OpaquePointer, connection: OpaquePointer) {
+        self.message = dbus_message_ref(message)
+        self.connection = dbus_connection_ref(connection)
+    }
+
+    deinit {
+        if !sent { send(.failure(.failed("the service dropped this call without answering it"))) }
+        dbus_message_unref(message)
+        dbus_connection_unref(connection)
+    }
+
+    /// The unique name of the caller.
+    public var sender: String { dbus_message_get_sender(message).map { String(cString: $0) } ?? "" }
+
+    /// Sends the reply (once; later calls do nothing). A caller that asked for no reply gets none.
+    public func send(_ result: Result<[DBusValue], DBusError>) {
+        guard !sent else { return }
+        sent = true
+        guard dbus_message_get_no_reply(message) == 0, dbus_connection_get_is_connected(connection) != 0 else { return }
+        DBusExportedObject.sendReply(result, to: message, on: connection)
     }
 }
 
