@@ -110,8 +110,11 @@ public final class Agent {
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         scheduler.observer = service
         store.onBackgroundFailure = { [unowned service] in service.storageFailed($0) }
-        // Outcomes of the events that finished in one iteration go to the disk in one transaction.
-        loop.addIterationEndHandler { [unowned store] in store.flush() }
+        // Outcomes of the events that finished in one iteration go to the file in one transaction;
+        // their signals follow it.
+        loop.addIterationEndHandler { [unowned store, unowned service] in
+            service.sendHeldSignals { store.flush(written: $0) }
+        }
         network.onChange = { [logger] (status: NetworkStatus) in
             logger.info("network: \(status)")
             scheduler.networkChanged(status)

@@ -28,6 +28,11 @@ final class ManagerService: SyncObserver {
     private let logger: Logger
     private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
     private var announcedNetwork: NetworkStatus
+    /// Sync signals waiting for the outcomes before them to reach the file (sendHeldSignals).
+    private var heldSignals: [() -> Void] = []
+    /// Groups of held signals handed to a flush, oldest first; sent in this order when ready.
+    private var releasing: [(id: Int, signals: [() -> Void], ready: Bool)] = []
+    private var nextReleaseID = 0
     private let access: CallerAccess
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
@@ -156,16 +161,39 @@ final class ManagerService: SyncObserver {
 
     func syncStarted(_ event: SyncEvent) {
         logger.info("\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
-        connection.emitSignal(
-            path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
-            arguments: [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
+        heldSignals.append { [connection] in
+            connection.emitSignal(
+                path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
+                arguments: [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
+        }
     }
 
     func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String) {
         logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")")
-        connection.emitSignal(
-            path: Self.objectPath, interface: Self.interface, name: "SyncFinished",
-            arguments: [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+        heldSignals.append { [connection] in
+            connection.emitSignal(
+                path: Self.objectPath, interface: Self.interface, name: "SyncFinished",
+                arguments: [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+        }
+    }
+
+    /// Sends the sync signals held so far, in order, once the outcomes written before them are in
+    /// the file: a SyncFinished(succeeded) a client saw is never followed by the same sync again
+    /// after a kill -9 (the crash torture checks this). The store writes the outcomes of one loop
+    /// iteration in one transaction, then calls back here with the signals of that iteration.
+    func sendHeldSignals(afterOutcomesAreWritten flush: (@escaping () -> Void) -> Void) {
+        guard !heldSignals.isEmpty else { return flush {} }
+        let id = nextReleaseID
+        nextReleaseID += 1
+        releasing.append((id, heldSignals, false))
+        heldSignals = []
+        flush { [unowned self] in
+            if let index = releasing.firstIndex(where: { $0.id == id }) { releasing[index].ready = true }
+            while let first = releasing.first, first.ready {
+                releasing.removeFirst()
+                for send in first.signals { send() }
+            }
+        }
     }
 
     func storageFailed(_ error: SyncError) {

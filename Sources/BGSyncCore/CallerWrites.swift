@@ -12,14 +12,6 @@ extension Scheduler {
         case register(RegistrationRequest, maxAttempts: UInt32)
         case unregister(RegistrationKey)
         case trigger(appID: String, tag: String)
-
-        var appID: String {
-            switch self {
-            case .register(let request, _): request.key.appID
-            case .unregister(let key): key.appID
-            case .trigger(let appID, _): appID
-            }
-        }
     }
 
     /// An operation and how to answer it: `true`/`false` is Unregister's answer, ignored by the others.
@@ -54,9 +46,10 @@ extension Scheduler {
         let maxAttempts: UInt32
         do throws(SyncError) {
             maxAttempts = try validate(request)
-            // Over its quota with nothing of its own in flight: answered now, without queueing
-            // behind other apps' commits (an app flooding past its quota costs no one a commit).
-            if registrations[request.key] == nil, unansweredPerApp[request.key.appID, default: 0] == 0 {
+            // Over its quota with no Unregister of its own in flight (only that could make room):
+            // answered now, not queued behind commits (an app flooding past its quota costs no
+            // one a commit, and its refusals no wait).
+            if registrations[request.key] == nil, unregistersPerApp[request.key.appID, default: 0] == 0 {
                 try checkQuota(appID: request.key.appID, owned: perApp[request.key.appID, default: 0])
             }
         } catch {
@@ -104,7 +97,7 @@ extension Scheduler {
     // MARK: - Batches
 
     private func enqueue(_ operation: CallerOperation, reply: @escaping (Result<Bool, SyncError>) -> Void) {
-        unansweredPerApp[operation.appID, default: 0] += 1
+        if case .unregister(let key) = operation { unregistersPerApp[key.appID, default: 0] += 1 }
         queuedOperations.append(QueuedOperation(operation: operation, reply: reply))
         startBatch()
     }
@@ -151,9 +144,9 @@ extension Scheduler {
                 }
             }
         }
-        for operation in operations {
-            let count = unansweredPerApp[operation.operation.appID, default: 1] - 1
-            unansweredPerApp[operation.operation.appID] = count == 0 ? nil : count
+        for case .unregister(let key) in operations.map(\.operation) {
+            let count = unregistersPerApp[key.appID, default: 1] - 1
+            unregistersPerApp[key.appID] = count == 0 ? nil : count
         }
         for answer in batch.answers {
             if let error, answer.writes { answer.reply(.failure(error)) } else { answer.reply(answer.result) }

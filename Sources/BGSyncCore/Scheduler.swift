@@ -37,9 +37,9 @@ public final class Scheduler {
     var committingKeys: Set<RegistrationKey>?
     /// Event completions for committing keys, replayed once the batch lands.
     var heldCompletions: [() -> Void] = []
-    /// Queued or committing operations per app: while an app has one, its quota is not
-    /// decided ahead of the queue.
-    var unansweredPerApp: [String: Int] = [:]
+    /// Queued or committing Unregisters per app: while an app has one, its quota is not decided
+    /// ahead of the queue.
+    var unregistersPerApp: [String: Int] = [:]
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
 

@@ -30,6 +30,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
     private let deliver: Deliver?
     /// Background writes not yet handed to the database queue.
     private var held: [StoreWrite] = []
+    /// A background write was made since the last `flush` that had one.
+    private var unflushed = false
     /// Called (through `deliver`) when held background writes could not be written.
     public var onBackgroundFailure: ((SyncError) -> Void)?
 
@@ -117,6 +119,7 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         let queue = try openQueue()
         if urgency == .background, deliver != nil {
             held.append(change)
+            unflushed = true
             return
         }
         let writes = held + [change]
@@ -166,19 +169,31 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         }
     }
 
-    /// Hands the held background writes to the database queue, in one transaction.
-    public func flush() {
-        guard !held.isEmpty, let queue, let deliver else { return }
-        let writes = held
+    /// Hands the held background writes to the database queue, in one transaction, and calls
+    /// `written` (on the owner's thread) once every background write made so far has reached
+    /// the file (or failed, reported through `onBackgroundFailure`): at once when none was made
+    /// since the last flush. What was announced after `written` survives kill -9.
+    public func flush(written: @escaping () -> Void = {}) {
+        guard unflushed, let queue, let deliver else { return written() }
+        unflushed = false
+        let writes = held  // may be empty: a commit took them along; its transaction is queued before
         held = []
         let path = path
         let onBackgroundFailure = UncheckedBox(onBackgroundFailure)
+        let done = UncheckedBox(written)
         queue.asyncWriteWithoutTransaction { db in
-            do {
-                try self.transaction(writes, urgency: .background, db)
-            } catch {
-                let failure = StoreFailure.error(error, path: path, doing: "recording \(writes.count) outcomes")
-                deliver { onBackgroundFailure.value?(failure) }
+            var failure: SyncError?
+            if !writes.isEmpty {
+                do {
+                    try self.transaction(writes, urgency: .background, db)
+                } catch {
+                    failure = StoreFailure.error(error, path: path, doing: "recording \(writes.count) outcomes")
+                }
+            }
+            let result = UncheckedBox(failure)
+            deliver {
+                if let error = result.value { onBackgroundFailure.value?(error) }
+                done.value()
             }
         }
     }
