@@ -32,6 +32,7 @@ enum RegistrationRow {
     }
 
     static func encodeOptions(_ options: [String: OptionValue]) throws(SyncError) -> String {
+        if options.isEmpty { return "{}" }  // most registrations: no JSONEncoder (as on reading)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         do {

@@ -1,8 +1,15 @@
 import CDBus
+import MainLoop
 
 /// An object exported at a path. Handles org.freedesktop.DBus.Introspectable (returns exactly the
 /// XML document it was given), org.freedesktop.DBus.Properties (Get, GetAll, Set) and dispatches
 /// methods to handlers. org.freedesktop.DBus.Peer is answered by libdbus itself.
+///
+/// On a connection attached to a MainLoop, calls are served fairly between callers: each waits
+/// in its sender's queue, and the loop serves one call per sender in turn, at most
+/// `callsPerTurn` per loop iteration, reading the socket again in between. One client with
+/// hundreds of calls in flight then delays another's call by about one turn, not by all of its
+/// own calls (test_one_app_flooding_does_not_starve_another).
 public final class DBusExportedObject {
     public typealias MethodHandler = (DBusMethodCall) throws(DBusError) -> [DBusValue]
     public typealias PropertySetter = (DBusValue) throws(DBusError) -> Void
@@ -33,6 +40,18 @@ public final class DBusExportedObject {
     private var methods: [String: [String: Method]] = [:]       // interface → name → method
     private var properties: [String: [Property]] = [:]          // interface → properties, in order
     private var exports: [(connection: Weak<DBusConnection>, path: String)] = []
+
+    /// Calls served per loop iteration before the loop reads and polls again.
+    static let callsPerTurn = 16
+    private struct WaitingCall {
+        var message: OpaquePointer
+        var connection: OpaquePointer
+    }
+    /// Calls waiting their turn, by sender, and the senders in serving order.
+    private var waiting: [String: [WaitingCall]] = [:]
+    private var turns: [String] = []
+    private var turnsHead = 0
+    private var serveScheduled = false
 
     public init(introspectionXML: String) {
         self.introspectionXML = introspectionXML
@@ -80,17 +99,71 @@ public final class DBusExportedObject {
         exports.append((Weak(connection), path))
     }
 
+    deinit {
+        for calls in waiting.values {
+            for call in calls {
+                dbus_message_unref(call.message)
+                dbus_connection_unref(call.connection)
+            }
+        }
+    }
+
     // MARK: Handling calls
 
     func handle(_ message: OpaquePointer, on connection: OpaquePointer) -> DBusHandlerResult {
         guard dbus_message_get_type(message) == DBUS_MESSAGE_TYPE_METHOD_CALL else {
             return DBUS_HANDLER_RESULT_NOT_YET_HANDLED
         }
+        guard let loop = exports.lazy.compactMap({ $0.connection.value }).first(where: { $0.raw == connection })?.loop
+        else {
+            serve(message, on: connection)  // a blocking connection: no loop to take turns on
+            return DBUS_HANDLER_RESULT_HANDLED
+        }
+        let sender = dbus_message_get_sender(message).map { String(cString: $0) } ?? ""
+        if waiting[sender] == nil { turns.append(sender) }
+        waiting[sender, default: []].append(
+            WaitingCall(message: dbus_message_ref(message), connection: dbus_connection_ref(connection)))
+        if !serveScheduled {
+            serveScheduled = true
+            loop.addTimer(after: 0) { [weak self] in self?.serveTurn(loop: loop) }
+        }
+        return DBUS_HANDLER_RESULT_HANDLED
+    }
+
+    /// Serves up to `callsPerTurn` waiting calls, one per sender in turn; schedules the rest.
+    private func serveTurn(loop: MainLoop) {
+        serveScheduled = false
+        var budget = Self.callsPerTurn
+        while budget > 0, turnsHead < turns.count {
+            let sender = turns[turnsHead]
+            turnsHead += 1
+            guard var calls = waiting.removeValue(forKey: sender), !calls.isEmpty else { continue }
+            let call = calls.removeFirst()
+            if !calls.isEmpty {
+                waiting[sender] = calls
+                turns.append(sender)
+            }
+            serve(call.message, on: call.connection)
+            dbus_message_unref(call.message)
+            dbus_connection_unref(call.connection)
+            budget -= 1
+        }
+        if turnsHead > 64, turnsHead * 2 > turns.count {
+            turns.removeFirst(turnsHead)
+            turnsHead = 0
+        }
+        if turnsHead < turns.count, !serveScheduled {
+            serveScheduled = true
+            loop.addTimer(after: 0) { [weak self] in self?.serveTurn(loop: loop) }
+        }
+    }
+
+    private func serve(_ message: OpaquePointer, on connection: OpaquePointer) {
         let header = MessageHeader(message)
         let result: Result<[DBusValue], DBusError>
         do throws(DBusError) {
             guard let values = try respond(to: message, header, on: connection) else {
-                return DBUS_HANDLER_RESULT_HANDLED  // a deferred method's reply owns the answer
+                return  // a deferred method's reply owns the answer
             }
             result = .success(values)
         } catch {
@@ -99,7 +172,6 @@ public final class DBusExportedObject {
         if dbus_message_get_no_reply(message) == 0 {
             Self.sendReply(result, to: message, on: connection)
         }
-        return DBUS_HANDLER_RESULT_HANDLED
     }
 
     static func sendReply(_ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer) {
