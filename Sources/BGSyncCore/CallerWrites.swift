@@ -24,8 +24,8 @@ extension Scheduler {
 
     /// How many of one app's operations one batch takes (fairness, see `startBatch`). Measured
     /// with one app flooding Register (256 in flight) and another making one call at a time: the
-    /// quiet app's p99 was 18x its p99 without the flood with whole batches; see BENCHMARKS.md.
-    static let operationsPerAppPerBatch = 32
+    /// quiet app's p99 was 18x its p99 without the flood with whole batches, 3-14x with 32 per batch; see BENCHMARKS.md.
+    static let operationsPerAppPerBatch = 8
 
     /// An operation and how to answer it: `true`/`false` is Unregister's answer, ignored by the others.
     struct QueuedOperation {

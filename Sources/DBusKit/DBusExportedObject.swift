@@ -42,7 +42,7 @@ public final class DBusExportedObject {
     private var exports: [(connection: Weak<DBusConnection>, path: String)] = []
 
     /// Calls served per loop iteration before the loop reads and polls again.
-    static let callsPerTurn = 16
+    static let callsPerTurn = 8
     private struct WaitingCall {
         var message: OpaquePointer
         var connection: OpaquePointer

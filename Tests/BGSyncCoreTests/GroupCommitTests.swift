@@ -96,4 +96,18 @@ struct GroupCommitTests {
         #expect(refused?.code == .quotaExceeded, "no wait behind another app's commit")
         h.store.completeCommits()
     }
+
+    @Test func oneAppTakesAtMostItsShareOfABatch() throws {
+        let h = try Harness()
+        h.store.holdCommits = true
+        h.scheduler.register(try request("first", app: "org.other.App")) { _ in }  // in flight
+        var flooded = 0
+        for n in 0..<40 { h.scheduler.register(try request("f\(n)", app: "org.flood.App")) { _ in flooded += 1 } }
+        var quiet = false
+        h.scheduler.register(try request("q", app: "org.quiet.App")) { _ in quiet = true }
+        h.store.completeCommits()
+        #expect(quiet && flooded == 40)
+        // The quiet app's write went with the flooder's first 8, not after all 40.
+        #expect(h.store.commits.map(\.count) == [1, 9, 8, 8, 8, 8])
+    }
 }
