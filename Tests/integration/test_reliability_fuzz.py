@@ -357,9 +357,11 @@ def p99(times):
 
 # What a user would notice: the quiet app's slowest calls (p99) under the flood, against its own
 # p99 without it, measured in the same run (so a slow machine or a sanitizer build cancels out).
-# Before fairness and group commit, on the 2-core test machine: 114x (the quiet app's calls
-# waited behind hundreds of the flooder's, each fsynced on the loop). See BENCHMARKS.md.
-FLOOD_P99_RATIO_LIMIT = 8.0
+# Measured on the 2-core test machine: 114x before group commit and fairness (the quiet app's
+# calls waited behind hundreds of the flooder's, each fsynced on the loop); after, 2.7x (debug
+# build) and 4.8x (AddressSanitizer), but 29x while a release build ran alongside: the limit
+# leaves room for a busy machine and still fails the old agent by an order of magnitude.
+FLOOD_P99_RATIO_LIMIT = 10.0
 
 
 def test_one_app_flooding_does_not_starve_another(agent_factory, bus, tmp_path):
