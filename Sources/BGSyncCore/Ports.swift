@@ -36,6 +36,8 @@ public protocol RegistrationStore: AnyObject {
     /// Hands every stored registration to `each`, one at a time (a cursor: the store never holds
     /// them all at once).
     func forEachStored(_ each: (Registration) -> Void) throws(SyncError)
+    /// How many `forEachStored` will hand over, when the store knows it cheaply (to size tables once).
+    func storedCount() -> Int?
     /// A write nobody waits for (`.background`), or a lone acknowledged one. A background write
     /// may be held and written with the store's next flush or commit, in the order it was made;
     /// a failure found then is the store's to report.
@@ -49,6 +51,8 @@ public protocol RegistrationStore: AnyObject {
 }
 
 extension RegistrationStore {
+    public func storedCount() -> Int? { nil }
+
     public func save(_ registration: Registration) throws(SyncError) { try save(registration, urgency: .acknowledged) }
     public func delete(_ key: RegistrationKey) throws(SyncError) { try delete(key, urgency: .acknowledged) }
 

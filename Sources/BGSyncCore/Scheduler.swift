@@ -20,7 +20,7 @@ public final class Scheduler {
     private let unitRandom: () -> Double
 
     /// Change only through `setRegistration`, which keeps `perApp` in step.
-    private(set) var registrations: [RegistrationKey: Registration] = [:]
+    private(set) var registrations = RegistrationTable()
     /// How many registrations each app has (the quota check, O(1)).
     private(set) var perApp: [String: Int] = [:]
     /// Events now running, by key. An entry whose registration was unregistered is `orphaned`.
@@ -71,8 +71,18 @@ public final class Scheduler {
         clock.onWakeup = { [weak self] in self?.wakeup() }
         // Streamed from the store's cursor into the table; only the pending keys are sorted.
         var pending: [(sequence: Int64, key: RegistrationKey)] = []
+        // Sized once: growing by doubling held the old and the new table at once (the peak).
+        if let count = store.storedCount() { registrations.reserveCapacity(count) }
+        // One copy of each app id (an app has up to registrations-per-app rows; an id longer than
+        // 15 bytes is a heap string per row otherwise: 5 MiB of a 100,000-row start).
+        var appIDs: [String: String] = [:]
         try store.forEachStored { stored in
-            let registration = stored.durable
+            var registration = stored.durable
+            if let known = appIDs[registration.key.appID] {
+                registration.key.appID = known
+            } else {
+                appIDs[registration.key.appID] = registration.key.appID
+            }
             setRegistration(registration.key, registration)
             nextSequence = max(nextSequence, registration.sequence + 1)
             if registration.state == .pending { pending.append((registration.sequence, registration.key)) }
@@ -111,15 +121,13 @@ public final class Scheduler {
     private func wakeup() {
         armedWakeup = nil
         let now = clock.now()
-        for (key, registration) in registrations where registration.state == .waiting {
-            if let due = registration.nextAttempt, due <= now {
-                var updated = registration
-                updated.state = .pending
-                updated.nextAttempt = nil
-                registrations[key] = updated  // no write: a past due time already reads as pending
-                readyQueue.append(key)
-            }
+        let due = registrations.updateEach { registration in
+            guard registration.state == .waiting, let due = registration.nextAttempt, due <= now else { return false }
+            registration.state = .pending  // no write: a past due time already reads as pending
+            registration.nextAttempt = nil
+            return true
         }
+        for key in due { readyQueue.append(key) }
         afterChange(rescan: true)
     }
 

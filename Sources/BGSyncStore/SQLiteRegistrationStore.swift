@@ -107,6 +107,10 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         }
     }
 
+    public func storedCount() -> Int? {
+        try? queue?.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(StoreSchema.table)") }
+    }
+
     public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {
         try write(.save(registration.durable), urgency: urgency, doing: "saving \(registration.key)")
     }
