@@ -34,6 +34,8 @@ final class ManagerService: SyncObserver {
     private var releasing: [(id: Int, signals: [() -> Void], ready: Bool)] = []
     private var nextReleaseID = 0
     private let access: CallerAccess
+    /// Told of every registration accepted (the `app` handler checks its app can be reached).
+    var registered: ((RegistrationRequest) -> Void)?
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
@@ -92,9 +94,10 @@ final class ManagerService: SyncObserver {
         let args = Arguments(call)
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
-        scheduler.register(request) { [logger] error in
+        scheduler.register(request) { [unowned self] error in
             if let error { return answer(.failure(error)) }
             logger.debug("registered \(request.key) for \(call.sender)")
+            registered?(request)
             answer(.success([]))
         }
     }
@@ -105,9 +108,10 @@ final class ManagerService: SyncObserver {
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
             options: try args.options(4), minInterval: Double(interval))
-        scheduler.register(request) { [logger] error in
+        scheduler.register(request) { [unowned self] error in
             if let error { return answer(.failure(error)) }
             logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+            registered?(request)
             answer(.success([]))
         }
     }

@@ -1,5 +1,6 @@
 import DBusKit
 import MainLoop
+import TestKit
 
 /// The object the tests export: org.example.Test at /org/example/Test, owned as org.example.Test.
 enum TestService {
