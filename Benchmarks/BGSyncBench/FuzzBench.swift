@@ -4,7 +4,9 @@ import DBusKit
 import Foundation
 import Histogram
 
-private let fuzzApps = ["org.fuzz.A", "org.fuzz.B", "", "not an app", "org.fuzz.C", String(repeating: "a.", count: 200)]
+private let fuzzApps = [
+    "org.fuzz.A", "org.fuzz.B", "", "not an app", "org.fuzz.C", String(repeating: "a.", count: 200),
+]
 private let fuzzHandlers = ["noop", "nope", "", "exec"]
 private let fuzzMethods: [(name: String, signature: String)] = [
     ("Register", "sssa{sv}"), ("GetTags", "s"), ("Unregister", "ss"), ("GetRegistration", "ss"),
@@ -23,7 +25,8 @@ private func fuzzValue(_ code: Character, _ random: inout SystemRandomNumberGene
     default:
         var options: [(String, DBusValue)] = []
         for n in 0..<Int.random(in: 0..<4, using: &random) {
-            let value: DBusValue = [.int32(Int32(n)), .string("v"), .bool(true), .double(.nan)].randomElement(using: &random)!
+            let value: DBusValue = [.int32(Int32(n)), .string("v"), .bool(true), .double(.nan)].randomElement(
+                using: &random)!
             options.append((["network", "max-attempts", "note", ""].randomElement(using: &random)!, value))
         }
         return .stringVariantDictionary(options)
@@ -43,8 +46,11 @@ func fuzzRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throws
         _ = alone.record(now() - start)
     }
 
-    let calls = 10_000, clients = 4, address = bus.address
-    let answered = Locked(0), unanswered = Locked<[String]>([])
+    let calls = 10_000
+    let clients = 4
+    let address = bus.address
+    let answered = Locked(0)
+    let unanswered = Locked<[String]>([])
     let fuzzing = Locked(true)
     let during = Locked(makeLatencies())
     let probeDone = DispatchSemaphore(value: 0)
@@ -65,16 +71,20 @@ func fuzzRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throws
         for _ in 0..<(calls / clients) {
             let method = fuzzMethods.randomElement(using: &random)!
             // One call in five gets a signature of another method: refused as InvalidArgs.
-            let signature = Int.random(in: 0..<5, using: &random) == 0
+            let signature =
+                Int.random(in: 0..<5, using: &random) == 0
                 ? fuzzMethods.randomElement(using: &random)!.signature : method.signature
             // The signatures here hold only s, t and a{sv}.
             let values = signature.replacingOccurrences(of: "a{sv}", with: "a").map { fuzzValue($0, &random) }
             do {
-                _ = try client.call(destination: BusClient.name, path: BusClient.path, interface: BusClient.interface,
-                                    method: method.name, arguments: values, timeout: 30)
+                _ = try client.call(
+                    destination: BusClient.name, path: BusClient.path, interface: BusClient.interface,
+                    method: method.name, arguments: values, timeout: 30)
                 answered.with { $0 += 1 }
             } catch let error as DBusError {
-                if error.name.hasSuffix(".NoReply") || error.name.hasSuffix(".Timeout") || error.name.hasSuffix(".Disconnected") {
+                if error.name.hasSuffix(".NoReply") || error.name.hasSuffix(".Timeout")
+                    || error.name.hasSuffix(".Disconnected")
+                {
                     unanswered.with { $0.append(error.name) }
                 } else {
                     answered.with { $0 += 1 }
@@ -89,15 +99,22 @@ func fuzzRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throws
     probeDone.wait()
     let probes = during.with { $0 }
     let lost = unanswered.with { $0 }
-    let p99 = Double(probes.valueAtPercentile(99)), alone99 = Double(alone.valueAtPercentile(99))
-    log(String(format: "fuzz: %d calls answered, %d not, in %.2f s; GetTags p99 %@ (alone %@) over %d calls",
-               answered.with { $0 }, lost.count, elapsed, formatDuration(nanoseconds: p99),
-               formatDuration(nanoseconds: alone99), Int(probes.totalCount)))
-    return [Row(figure: "10,000 fuzzed calls from 4 clients: p99 of a concurrent GetTags",
-                measured: "\(formatDuration(nanoseconds: p99)) (\(probes.totalCount) calls; \(answered.with { $0 }) fuzzed answered, \(lost.count) not)",
-                reference: "GetTags p99 with no fuzz: \(formatDuration(nanoseconds: alone99))", ratio: p99 / alone99,
-                goal: "printed, every call answered", met: lost.isEmpty,
-                note: String(format: "the fuzz took %.2f s.", elapsed))]
+    let p99 = Double(probes.valueAtPercentile(99))
+    let alone99 = Double(alone.valueAtPercentile(99))
+    log(
+        String(
+            format: "fuzz: %d calls answered, %d not, in %.2f s; GetTags p99 %@ (alone %@) over %d calls",
+            answered.with { $0 }, lost.count, elapsed, formatDuration(nanoseconds: p99),
+            formatDuration(nanoseconds: alone99), Int(probes.totalCount)))
+    return [
+        Row(
+            figure: "10,000 fuzzed calls from 4 clients: p99 of a concurrent GetTags",
+            measured:
+                "\(formatDuration(nanoseconds: p99)) (\(probes.totalCount) calls; \(answered.with { $0 }) fuzzed answered, \(lost.count) not)",
+            reference: "GetTags p99 with no fuzz: \(formatDuration(nanoseconds: alone99))", ratio: p99 / alone99,
+            goal: "printed, every call answered", met: lost.isEmpty,
+            note: String(format: "the fuzz took %.2f s.", elapsed))
+    ]
 }
 
 /// What dbus-daemon itself routes: one connection emits `count` signals of SyncFinished's shape
@@ -106,7 +123,8 @@ func fuzzRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throws
 func busSignalRate(bus: PrivateBus, count: Int) throws -> Double {
     let listener = try BusClient(address: bus.address)
     var received = 0
-    try listener.connection.addMatch("type='signal',interface='org.bench.Rate',member='Finished'") { _ in received += 1 }
+    try listener.connection.addMatch("type='signal',interface='org.bench.Rate',member='Finished'") { _ in received += 1
+    }
     let address = bus.address
     let failure = Locked<String?>(nil)
     let start = now()
@@ -117,13 +135,17 @@ func busSignalRate(bus: PrivateBus, count: Int) throws -> Double {
             for n in 0..<count {
                 try emitter.sendSignal(
                     path: "/org/bench/Rate", interface: "org.bench.Rate", name: "Finished",
-                    arguments: [.string("org.bench.Storm\(n % 100)"), .string("t\(n % 100)"), .string("succeeded"), .string("")])
+                    arguments: [
+                        .string("org.bench.Storm\(n % 100)"), .string("t\(n % 100)"), .string("succeeded"), .string(""),
+                    ])
                 if n % 64 == 63 { emitter.flush() }
             }
             emitter.flush()
         } catch { failure.with { $0 = "\(error)" } }
     }.start()
-    try listener.wait(timeout: 120, what: "\(count) signals through dbus-daemon") { received >= count || failure.with { $0 } != nil }
+    try listener.wait(timeout: 120, what: "\(count) signals through dbus-daemon") {
+        received >= count || failure.with { $0 } != nil
+    }
     if let failure = failure.with({ $0 }) { throw BenchError("emitting signals failed: \(failure)") }
     return Double(count) / seconds(since: start)
 }

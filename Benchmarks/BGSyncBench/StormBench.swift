@@ -80,8 +80,9 @@ func stormRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throw
     // The limit named by the goal: dbus-daemon routing the two signals of each event.
     let agentSignalRate = Double(2 * finished) / agentTime
     let busRate = try busSignalRate(bus: bus, count: 20_000)
-    log(String(format: "storm: the agent sent %.0f signals/s; dbus-daemon routes %.0f signals/s (one emitter, one listener)",
-               agentSignalRate, busRate))
+    log(String(
+        format: "storm: the agent sent %.0f signals/s; dbus-daemon routes %.0f signals/s (one emitter, one listener)",
+        agentSignalRate, busRate))
 
     let speedup = referenceTime / agentTime
     return StormResult(rows: [
@@ -92,7 +93,8 @@ func stormRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throw
             note: "ratio is how many times faster the agent is."),
         Row(figure: "Storm: the agent's signals per second (SyncStarted + SyncFinished)",
             measured: String(format: "%.0f/s", agentSignalRate),
-            reference: String(format: "dbus-daemon routing 20,000 signals, one emitter to one listener: %.0f/s", busRate),
+            reference: String(
+                format: "dbus-daemon routing 20,000 signals, one emitter to one listener: %.0f/s", busRate),
             ratio: agentSignalRate / busRate, goal: "printed (the storm's limit)", met: nil),
         Row(figure: "GetTags during the storm, p50 / p99",
             measured: "\(formatDuration(nanoseconds: Double(probes.valueAtPercentile(50)))) / \(formatDuration(nanoseconds: Double(probes.valueAtPercentile(99))))",

@@ -168,7 +168,9 @@ final class ManagerService: SyncObserver {
         heldSignals.append { [connection] in
             connection.emitSignal(
                 path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
-                arguments: [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
+                arguments: [
+                    .string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance),
+                ])
         }
     }
 

@@ -24,7 +24,8 @@ extension Scheduler {
 
     /// How many of one app's operations one batch takes (fairness, see `startBatch`). Measured
     /// with one app flooding Register (256 in flight) and another making one call at a time: the
-    /// quiet app's p99 was 18x its p99 without the flood with whole batches, 3-14x with 32 per batch; see BENCHMARKS.md.
+    /// quiet app's p99 was 18x its p99 without the flood with whole batches, 3-14x with 32 per
+    /// batch, 2.7x with 8 (4.8x under AddressSanitizer); see BENCHMARKS.md.
     static let operationsPerAppPerBatch = 8
 
     /// An operation and how to answer it: `true`/`false` is Unregister's answer, ignored by the others.
@@ -242,7 +243,9 @@ extension Scheduler {
         let size = Self.encodedSize(of: request.options)
         guard size <= settings.maxOptionsBytes else {
             throw .invalidArgument(
-                "The options take \(size) bytes; at most \(settings.maxOptionsBytes) are allowed. Pass large data as a file path.")
+                "The options take \(size) bytes; at most \(settings.maxOptionsBytes) are allowed. "
+                    + "Pass large data as a file path."
+            )
         }
         return maxAttempts
     }
@@ -255,7 +258,8 @@ extension Scheduler {
         }
     }
 
-    private func updated(_ existing: Registration, by request: RegistrationRequest, maxAttempts: UInt32) -> Registration {
+    private func updated(_ existing: Registration, by request: RegistrationRequest, maxAttempts: UInt32) -> Registration
+    {
         var registration = existing
         registration.handler = request.handler
         registration.options = request.options

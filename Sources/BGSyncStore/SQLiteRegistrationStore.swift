@@ -103,7 +103,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
             throw StoreFailure.error(error, path: path, doing: "loading the registrations")
         }
         if let bad {
-            throw StoreFailure.unreadableRow(path: path, key: bad.key, column: bad.column.column, found: bad.column.found)
+            throw StoreFailure.unreadableRow(
+                path: path, key: bad.key, column: bad.column.column, found: bad.column.found)
         }
     }
 
@@ -215,8 +216,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
                 switch write {
                 case .save(let registration):
                     let options = try RegistrationRow.encodeOptions(registration.options)
-                    try db.execute(
-                        sql: RegistrationRow.upsertSQL, arguments: RegistrationRow.arguments(for: registration, optionsJSON: options))
+                    let arguments = RegistrationRow.arguments(for: registration, optionsJSON: options)
+                    try db.execute(sql: RegistrationRow.upsertSQL, arguments: arguments)
                 case .delete(let key):
                     try db.execute(
                         sql: "DELETE FROM \(StoreSchema.table) WHERE app_id = ? AND kind = ? AND tag = ?",

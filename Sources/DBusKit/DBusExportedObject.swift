@@ -174,7 +174,9 @@ public final class DBusExportedObject {
         }
     }
 
-    static func sendReply(_ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer) {
+    static func sendReply(
+        _ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer
+    ) {
         var failure: DBusError
         switch result {
         case .success(let values):

@@ -42,7 +42,10 @@ struct GroupCommitTests {
         h.store.completeCommits()
         #expect(errors.count == 2)
         #expect(errors.allSatisfy { $0?.code == .storage })
-        guard case .failure(let error)? = removed else { Issue.record("unregister said \(String(describing: removed))"); return }
+        guard case .failure(let error)? = removed else {
+            Issue.record("unregister said \(String(describing: removed))")
+            return
+        }
         #expect(error.code == .storage)
         #expect(h.scheduler.tags(appID: "org.example.Chat", kind: .oneOff) == ["kept"])
         #expect(h.store.rows.keys.map(\.tag) == ["kept"])

@@ -29,7 +29,9 @@ import Testing
         }
     }
 
-    private func registration(_ tag: String, sequence: Int64) -> Registration { Fixtures.simple(tag, sequence: sequence) }
+    private func registration(_ tag: String, sequence: Int64) -> Registration {
+        Fixtures.simple(tag, sequence: sequence)
+    }
 
     @Test func aBatchIsOneTransactionAndItsCompletionComesBackThroughDeliver() throws {
         let directory = TemporaryDirectory()
@@ -38,7 +40,9 @@ import Testing
         let store = try SQLiteRegistrationStore(directory: directory.path, deliver: mailbox.deliver)
         defer { store.close() }
         var result: SyncError?? = nil
-        store.commit([.save(registration("a", sequence: 1)), .save(registration("b", sequence: 2))]) { result = .some($0) }
+        store.commit([.save(registration("a", sequence: 1)), .save(registration("b", sequence: 2))]) {
+            result = .some($0)
+        }
         #expect(result == nil, "the completion waits for the loop")
         #expect(mailbox.runNext())
         #expect(result == .some(nil))

@@ -388,7 +388,8 @@ def test_one_app_flooding_does_not_starve_another(agent_factory, bus, tmp_path):
     assert len(other.call("GetTags", "org.flood.App")) == min(1000, counts["ok"])
     flood_calls = counts["ok"]
     ratio = p99(flooded) / p99(alone)
-    print(f"\nflood: one app made {flood_calls} durable Registers, 256 in flight, while another app made {rounds} calls; "
+    print(f"\nflood: one app made {flood_calls} durable Registers, 256 in flight, "
+          f"while another app made {rounds} calls; "
           f"its p50 {statistics.median(alone) * 1000:.2f} -> {statistics.median(flooded) * 1000:.2f} ms, "
           f"p99 {p99(alone) * 1000:.2f} -> {p99(flooded) * 1000:.2f} ms ({ratio:.1f}x, limit {FLOOD_P99_RATIO_LIMIT}x)")
     assert ratio <= FLOOD_P99_RATIO_LIMIT, (
