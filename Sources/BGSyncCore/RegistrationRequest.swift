@@ -1,9 +1,11 @@
+import BGSyncValue
+
 /// A caller's Register or RegisterPeriodic, validated: the reserved option keys are read and
 /// removed, everything else stays for the handler.
 public struct RegistrationRequest: Sendable, Equatable {
     public var key: RegistrationKey
     public var handler: String
-    public var options: [String: OptionValue]
+    public var options: [String: Value]
     public var network: NetworkRequirement
     public var maxAttempts: UInt32?
     /// Periodic only, seconds, before clamping to the configured floor.
@@ -17,7 +19,7 @@ public struct RegistrationRequest: Sendable, Equatable {
 
     public init(
         appID: String, tag: String, kind: RegistrationKind = .oneOff, handler: String,
-        options: [String: OptionValue] = [:], minInterval: Double? = nil
+        options: [String: Value] = [:], minInterval: Double? = nil
     ) throws(SyncError) {
         try Identifiers.validateAppID(appID)
         try Identifiers.validateTag(tag)

@@ -1,5 +1,6 @@
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
+import BGSyncValue
 import Foundation
 import Testing
 
@@ -157,7 +158,7 @@ final class LogLines {
     var log: HandlerLog { HandlerLog { [self] in lines.append(($0, $1)) } }
 }
 
-func event(_ options: [String: OptionValue], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false)
+func event(_ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false)
     -> HandlerEvent
 {
     HandlerEvent(
