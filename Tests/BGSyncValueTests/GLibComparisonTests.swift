@@ -80,19 +80,29 @@ struct GLibComparisonTests {
 
     /// Texts as people write them (not as a printer would): both parsers agree on the value,
     /// seen through GLib's canonical print of it.
-    @Test(arguments: [
+    static let handWritten = [
         "5", "-0", "+5", "010", "0x1F", "1e3", "-5.0e-3", ".5", "inf", "-inf", "[1, 2.5]", "[int64 1, 2]",
         "[[], [1]]", "[[], ['a']]", "{1: 'a', 2: 'b'}", "{'a': <1>, 'b': <[true]>}", "[<1>, <'a'>]", "(1,)",
         "b'abc'", "b''", "b\"it's\"", "b'\\101\\n\\x'", "[byte 0x01, 0x02]", "'a\\x41'", "'\\u00e9\\U0001F600'",
         "\"it's\"", "'tab\\t'", "objectpath '/a/b'", "signature 'a{sv}'", "<@as []>", "@a{sv} {}", "uint32 4294967295",
         "int64 -9223372036854775808", "  [ 'spaced' ,'out' ]  ", "true", "(byte 0x01, int16 -2, <(1, 'x')>)",
-    ])
-    func handWrittenTextParsesAsInGLib(text: String) throws {
-        let answer = try #require(try Self.glib([("", text)]).first)
-        #expect(answer.ok, "GLib refused \(text): \(answer.text)")
-        let ours = try Value.parse(gvariantText: text)
-        #expect(ours.signature == answer.type)
-        #expect(ours.gvariantText == answer.text)
+        "4.9406564584124654e-324",
+    ]
+
+    @Test func handWrittenTextParsesAsInGLib() throws {
+        let answers = try Self.glib(Self.handWritten.map { ("", $0) })
+        #expect(answers.count == Self.handWritten.count)
+        for (text, answer) in zip(Self.handWritten, answers) {
+            guard text != "4.9406564584124654e-324" else {
+                #expect(!answer.ok)  // GLib's own quirk (see ValueGenerator); we read it
+                #expect(try Value.parse(gvariantText: text) == .double(.leastNonzeroMagnitude))
+                continue
+            }
+            #expect(answer.ok, "GLib refused \(text): \(answer.text)")
+            let ours = try Value.parse(gvariantText: text)
+            #expect(ours.signature == answer.type, "\(text)")
+            #expect(ours.gvariantText == answer.text, "\(text)")
+        }
     }
 
     @Test(arguments: [("'abc'", "ay"), ("'a'", "y"), ("1", "v"), ("[1, 'a']", ""), ("[]", ""), ("uint32 -1", "")])
