@@ -88,6 +88,19 @@ import Testing
         #expect(try call("Length", [bytes]) == [.uint32(1 << 20)])
     }
 
+    @Test func argumentsOverTheMethodsLimitGetItsErrorAndTheConnectionGoesOn() throws {
+        func limited(_ value: Value) throws(DBusError) -> [Value] { try call("Limited", [.string("x"), .variant(value)]) }
+        #expect(try limited(.bytes(Array(repeating: 1, count: 3000))) == [.string("bytes")])
+        for big: Value in [
+            .bytes(Array(repeating: 1, count: 8 << 20)), .string(String(repeating: "x", count: 5000)),
+            .array(elementSignature: "u", Array(repeating: .uint32(1), count: 2000)),
+            .stringVariantDictionary((0..<600).map { ("k\($0)", .bool(true)) }),
+        ] {
+            #expect(throws: DBusError(name: "org.example.Error.TooBig", message: "too big")) { try limited(big) }
+        }
+        #expect(try call("Concat", [.string("still "), .string("here")]) == [.string("still here")])
+    }
+
     @Test func valuesDBusCannotCarryAreRefusedBeforeSending() throws {
         #expect(throws: DBusError.self) { try self.echo(.string("nul\0inside")) }
         #expect(throws: DBusError.self) { try self.echo(.objectPath("not/a/path")) }
