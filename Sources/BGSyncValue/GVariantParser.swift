@@ -124,7 +124,8 @@ struct GVariantParser {
             return .variant(inner)
         case "@":
             index += 1
-            guard let length = TypeSignature.prefixLength(of: ArraySlice(chars[index...].prefix(255).map(Character.init))) else {
+            let candidate = ArraySlice(chars[index...].prefix(TypeSignature.maximumLength).map(Character.init))
+            guard let length = TypeSignature.prefixLength(of: candidate) else {
                 throw error("expected a D-Bus type after '@'")
             }
             let signature = String(String.UnicodeScalarView(chars[index..<(index + length)]))

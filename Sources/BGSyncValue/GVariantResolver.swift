@@ -17,14 +17,20 @@ enum GVariantResolver {
             try check(expected, "b")
             return .bool(b)
         case .string(let s):
-            guard !s.unicodeScalars.contains("\0") else { throw ValueError(.range, "strings cannot contain NUL characters") }
+            guard !s.unicodeScalars.contains("\0") else {
+                throw ValueError(.range, "strings cannot contain NUL characters")
+            }
             switch expected ?? "s" {
             case "s": return .string(s)
             case "o":
-                guard TypeSignature.isValidObjectPath(s) else { throw ValueError(.range, "'\(s)' is not a valid object path") }
+                guard TypeSignature.isValidObjectPath(s) else {
+                    throw ValueError(.range, "'\(s)' is not a valid object path")
+                }
                 return .objectPath(s)
             case "g":
-                guard TypeSignature.isValid(s) else { throw ValueError(.range, "'\(s)' is not a valid D-Bus signature") }
+                guard TypeSignature.isValid(s) else {
+                    throw ValueError(.range, "'\(s)' is not a valid D-Bus signature")
+                }
                 return .signature(s)
             default: throw ValueError(.type, "a string where '\(expected!)' is expected")
             }
@@ -35,7 +41,9 @@ enum GVariantResolver {
             return try number(text, as: expected ?? (looksFloating(text) ? "d" : "i"))
         case .array(let items):
             if let expected, expected.hasPrefix("a{") {
-                guard items.isEmpty else { throw ValueError(.type, "a list where the dictionary '\(expected)' is expected") }
+                guard items.isEmpty else {
+                    throw ValueError(.type, "a list where the dictionary '\(expected)' is expected")
+                }
                 return try resolve(.dictionary([]), expected: expected)
             }
             if let expected, !expected.hasPrefix("a") {

@@ -11,7 +11,8 @@ extension Value {
     /// An `a{sv}` built from string keys, in byte order of the keys (stable output for scripts,
     /// tests and the store).
     public static func vardict(_ entries: [String: Value]) -> Value {
-        stringVariantDictionary(entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { ($0.key, $0.value) })
+        let sorted = entries.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        return stringVariantDictionary(sorted.map { ($0.key, $0.value) })
     }
 
     /// An `as` array.

@@ -214,7 +214,9 @@ enum MessageCoding {
         return String(cString: raw)
     }
 
-    private static func fixed<T>(_ iter: inout DBusMessageIter, _ budget: inout Budget, _ zero: T) throws(DBusError) -> T {
+    private static func fixed<T>(
+        _ iter: inout DBusMessageIter, _ budget: inout Budget, _ zero: T
+    ) throws(DBusError) -> T {
         try budget.spend(MemoryLayout<T>.size)
         return basic(&iter, zero)
     }

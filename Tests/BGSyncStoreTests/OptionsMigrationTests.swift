@@ -12,7 +12,15 @@ import Testing
     /// What the v1 store wrote for these options, byte for byte (JSONEncoder, sorted keys, of
     /// the enum of that time; produced by running that code).
     static let v1JSON = #"""
-        {"argv":{"array":{"_1":[{"string":{"_0":"sh"}},{"string":{"_0":"-c"}}],"elementType":"s"}},"big":{"uint64":{"_0":18446744073709551615}},"blob":{"array":{"_1":[{"byte":{"_0":0}},{"byte":{"_0":255}}],"elementType":"y"}},"d":{"double":{"_0":0.1}},"empty":{"array":{"_1":[],"elementType":"s"}},"flag":{"bool":{"_0":true}},"headers":{"dictionary":{"_2":[{"key":{"string":{"_0":"A"}},"value":{"variant":{"_0":{"int16":{"_0":-2}}}}}],"keyType":"s","valueType":"v"}},"n":{"uint32":{"_0":3}},"neg":{"int64":{"_0":-9000000000}},"outbox":{"string":{"_0":"\/home\/u\/outbox 'x'"}},"pair":{"tuple":{"_0":[{"objectPath":{"_0":"\/a"}},{"signature":{"_0":"as"}}]}}}
+        {"argv":{"array":{"_1":[{"string":{"_0":"sh"}},{"string":{"_0":"-c"}}],"elementType":"s"}},\#
+        "big":{"uint64":{"_0":18446744073709551615}},"blob":{"array":{"_1":[{"byte":{"_0":0}},\#
+        {"byte":{"_0":255}}],"elementType":"y"}},"d":{"double":{"_0":0.1}},"empty":{"array":{"_1":[],\#
+        "elementType":"s"}},"flag":{"bool":{"_0":true}},\#
+        "headers":{"dictionary":{"_2":[{"key":{"string":{"_0":"A"}},\#
+        "value":{"variant":{"_0":{"int16":{"_0":-2}}}}}],"keyType":"s","valueType":"v"}},\#
+        "n":{"uint32":{"_0":3}},"neg":{"int64":{"_0":-9000000000}},\#
+        "outbox":{"string":{"_0":"\/home\/u\/outbox 'x'"}},\#
+        "pair":{"tuple":{"_0":[{"objectPath":{"_0":"\/a"}},{"signature":{"_0":"as"}}]}}}
         """#
 
     static let options: [String: Value] = [
@@ -34,7 +42,8 @@ import Testing
                     app_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('one-off', 'periodic')),
                     tag TEXT NOT NULL, handler TEXT NOT NULL, options TEXT NOT NULL,
                     network TEXT NOT NULL CHECK (network IN ('any', 'unmetered')),
-                    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0), attempts INTEGER NOT NULL CHECK (attempts >= 0),
+                    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0),
+                    attempts INTEGER NOT NULL CHECK (attempts >= 0),
                     state TEXT NOT NULL, next_attempt REAL, last_error TEXT NOT NULL DEFAULT '', min_interval REAL,
                     interval_start REAL, sequence INTEGER NOT NULL, PRIMARY KEY (app_id, kind, tag))
                 """)

@@ -16,9 +16,11 @@ struct GLibComparisonTests {
     /// Runs glib_variant.py over `(type, text)` requests. Needs /usr/bin/python3 with gi
     /// (Debian python3-gi, in scripts/install-deps check): a missing one fails the test.
     static func glib(_ requests: [(type: String, text: String)]) throws -> [Answer] {
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("glib_variant.py")
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        let script = directory.appendingPathComponent("glib_variant.py")
+        let python = ProcessInfo.processInfo.environment["BGSYNC_PYTHON"] ?? "/usr/bin/python3"
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.environment["BGSYNC_PYTHON"] ?? "/usr/bin/python3")
+        process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script.path]
         let input = Pipe()
         let output = Pipe()
@@ -38,8 +40,10 @@ struct GLibComparisonTests {
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         return lines.prefix(requests.count).map { line in
             let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-            return parts.first == "OK" && parts.count == 3
-                ? Answer(ok: true, type: parts[1], text: parts[2]) : Answer(ok: false, type: "", text: parts.dropFirst().joined())
+            guard parts.first == "OK", parts.count == 3 else {
+                return Answer(ok: false, type: "", text: parts.dropFirst().joined())
+            }
+            return Answer(ok: true, type: parts[1], text: parts[2])
         }
     }
 
@@ -67,7 +71,8 @@ struct GLibComparisonTests {
             if !fine {
                 mismatches += 1
                 if mismatches <= 5 {
-                    Issue.record("\(value.signature): we print \(ours); GLib: \(answer.ok ? answer.text : "error " + answer.text)")
+                    let glib = answer.ok ? answer.text : "error " + answer.text
+                    Issue.record("\(value.signature): we print \(ours); GLib: \(glib)")
                 }
             }
         }
@@ -75,7 +80,8 @@ struct GLibComparisonTests {
         // The generator covers what it should.
         let signatures = Set(values.map(\.signature))
         #expect(signatures.contains { $0.hasPrefix("a{") } && signatures.contains { $0.hasPrefix("(") })
-        #expect(values.contains { $0.gvariantText.contains("@a") } && values.contains { $0.gvariantText.contains("b'") })
+        #expect(values.contains { $0.gvariantText.contains("@a") })
+        #expect(values.contains { $0.gvariantText.contains("b'") })
     }
 
     /// Texts as people write them (not as a printer would): both parsers agree on the value,

@@ -22,7 +22,8 @@ struct ValueGenerator {
 
     static let pieces: [String] = [
         "a", "Z", " ", "'", "\"", "\\", "\n", "\t", "\r", "\u{07}", "\u{08}", "\u{0B}", "\u{0C}", "\u{01}", "\u{1F}",
-        "\u{7F}", "é", "ß", "日本", "😀", "\u{200B}", "\u{E000}", "\u{85}", "\u{A0}", "\u{2028}", "x\\ny", "@as", "<>",
+        "\u{7F}", "é", "ß", "日本", "😀", "\u{200B}", "\u{E000}", "\u{85}", "\u{A0}", "\u{2028}", "x\\ny", "@as",
+        "<>",
         "{}", "[]", "b'", "%s", "0x10",
     ]
     // No subnormals: GLib prints 5e-324 as 4.9406564584124654e-324 and then refuses to read
@@ -76,7 +77,9 @@ struct ValueGenerator {
         case "x": return .int64(integer(Int64.self))
         case "t": return .uint64(integer(UInt64.self))
         case "d":
-            return .double(below(2) == 0 ? pick(Self.doubles) : Double(bitPattern: next() & ~(0x7FF << 52) | (UInt64(1 + below(2045)) << 52)))
+            if below(2) == 0 { return .double(pick(Self.doubles)) }
+            // Random sign and mantissa, an exponent of a normal finite double.
+            return .double(Double(bitPattern: next() & ~(0x7FF << 52) | (UInt64(1 + below(2045)) << 52)))
         case "s": return .string(string())
         case "o": return .objectPath(objectPath())
         case "g": return .signature(pick(Self.signatures))
@@ -97,7 +100,8 @@ struct ValueGenerator {
                 return .dictionary(
                     keySignature: inner[0], valueSignature: inner[1],
                     (0..<count).map { _ in
-                        Value.DictEntry(key: value(of: inner[0], depth: depth + 1), value: value(of: inner[1], depth: depth + 1))
+                        let key = value(of: inner[0], depth: depth + 1)
+                        return Value.DictEntry(key: key, value: value(of: inner[1], depth: depth + 1))
                     })
             }
             let element = String(chars.dropFirst())

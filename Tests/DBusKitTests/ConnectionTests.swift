@@ -89,7 +89,9 @@ import Testing
     }
 
     @Test func argumentsOverTheMethodsLimitGetItsErrorAndTheConnectionGoesOn() throws {
-        func limited(_ value: Value) throws(DBusError) -> [Value] { try call("Limited", [.string("x"), .variant(value)]) }
+        func limited(_ value: Value) throws(DBusError) -> [Value] {
+            try call("Limited", [.string("x"), .variant(value)])
+        }
         #expect(try limited(.bytes(Array(repeating: 1, count: 3000))) == [.string("bytes")])
         for big: Value in [
             .bytes(Array(repeating: 1, count: 8 << 20)), .string(String(repeating: "x", count: 5000)),

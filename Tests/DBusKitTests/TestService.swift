@@ -51,7 +51,8 @@ enum TestService {
         // Arguments of at most 4 KiB; says whether a byte array arrived compact (as bytes).
         object.addMethod(
             interface: interface, name: "Limited", inSignature: "sv",
-            argumentLimit: DecodingLimit(bytes: 4096, error: DBusError(name: "org.example.Error.TooBig", message: "too big"))
+            argumentLimit: DecodingLimit(
+                bytes: 4096, error: DBusError(name: "org.example.Error.TooBig", message: "too big"))
         ) { call in
             if case .variant(.bytes) = call.arguments[1] { return [.string("bytes")] }
             return [.string(call.arguments[1].signature)]
