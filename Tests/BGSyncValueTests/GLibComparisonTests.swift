@@ -1,5 +1,6 @@
 import BGSyncValue
 import Foundation
+import TestKit
 import Testing
 
 /// GVariant text checked against GLib itself (python3-gi), both ways: GLib reads what
@@ -19,24 +20,13 @@ struct GLibComparisonTests {
         let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         let script = directory.appendingPathComponent("glib_variant.py")
         let python = ProcessInfo.processInfo.environment["BGSYNC_PYTHON"] ?? "/usr/bin/python3"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script.path]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        let payload = requests.map { $0.type + "\t" + $0.text + "\n" }.joined()
-        // Written from another thread: GLib's answers could fill the pipe before we read them.
-        let writer = Thread {
-            input.fileHandleForWriting.write(Data(payload.utf8))
-            try? input.fileHandleForWriting.close()
-        }
-        writer.start()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "glib_variant.py failed: is python3-gi installed?")
+        // The script reads all of its input before it answers: writing first cannot deadlock.
+        let child = try ChildProcess([python, script.path], input: true)
+        for request in requests { child.writeLine(request.type + "\t" + request.text) }
+        child.closeInput()
+        let (data, errors) = child.readToEnd()
+        let status = child.wait()
+        #expect(status == 0, "glib_variant.py failed (is python3-gi installed?): \(String(decoding: errors, as: UTF8.self))")
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         return lines.prefix(requests.count).map { line in
             let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)

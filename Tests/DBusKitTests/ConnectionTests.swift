@@ -2,6 +2,7 @@ import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
+import TestKit
 import Testing
 
 /// One private bus per test, with the test service exported on a connection driven by a

@@ -2,6 +2,7 @@ import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
+import TestKit
 import Testing
 #if canImport(Glibc)
 import Glibc
