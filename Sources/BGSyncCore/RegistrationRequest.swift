@@ -50,7 +50,7 @@ public struct RegistrationRequest: Sendable, Equatable {
             }
         }
         for (name, value) in rest where !value.isFinite {
-            throw .invalidArgument("Option '\(name)' contains a NaN or infinite number, which cannot be stored.")
+            throw .invalidArgument("Option '\(name)' contains a NaN or infinite number; options take finite numbers only.")
         }
         self.options = rest
     }
