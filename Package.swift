@@ -51,13 +51,14 @@ let package = Package(
 
         // Platform modules.
         .target(name: "DBusKit", dependencies: ["BGSyncValue", "CDBus", "MainLoop"]),
-        .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "BGSyncStore", dependencies: ["BGSyncCore", "BGSyncValue", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BGSyncAgent",
             dependencies: [
-                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "DBusKit", "MainLoop", "CBGSyncInterface",
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "BGSyncValue", "DBusKit", "MainLoop",
+                "CBGSyncInterface",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
@@ -90,7 +91,7 @@ let package = Package(
         // make bench: the figures of BENCHMARKS.md.
         .executableTarget(
             name: "BGSyncBench",
-            dependencies: ["DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["BGSyncValue", "DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks/BGSyncBench"),
 
         // Test doubles and tests. TestKit: the one way tests start child processes and private buses.

@@ -31,7 +31,7 @@ extension Value {
     /// Reads `optionsText` back: the text must be an `a{sv}`. A value the caller sent inside a
     /// variant of its own comes back as sent (the outer variant of the a{sv} is removed).
     public static func parseOptionsText(_ text: String) throws(ValueError) -> [String: Value] {
-        if text == "@a{sv} {}" { return [:] }  // most registrations: skip the parser
+        if text == "@a{sv} {}" || text == "{}" { return [:] }  // most registrations: skip the parser
         guard case .dictionary(_, _, let entries) = try parse(gvariantText: text, as: "a{sv}") else {
             throw ValueError(.type, "options are not an a{sv}")
         }
