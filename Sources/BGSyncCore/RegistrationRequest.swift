@@ -30,7 +30,7 @@ public struct RegistrationRequest: Sendable, Equatable {
         var rest = options
         if let value = rest.removeValue(forKey: ReservedKey.network) {
             guard let text = value.stringValue, let requirement = NetworkRequirement(rawValue: text) else {
-                throw .invalidArgument("Option 'network' must be the string 'any' or 'unmetered', not \(value.typeString) \(value).")
+                throw .invalidArgument("Option 'network' must be the string 'any' or 'unmetered', not \(value.typeString) \(value.gvariantText).")
             }
             network = requirement
         } else {
@@ -38,7 +38,7 @@ public struct RegistrationRequest: Sendable, Equatable {
         }
         if let value = rest.removeValue(forKey: ReservedKey.maxAttempts) {
             guard let number = value.unsignedValue, number >= 1, number <= UInt64(UInt32.max) else {
-                throw .invalidArgument("Option 'max-attempts' must be a positive integer (type u), not \(value.typeString) \(value).")
+                throw .invalidArgument("Option 'max-attempts' must be a positive integer (type u), not \(value.typeString) \(value.gvariantText).")
             }
             maxAttempts = UInt32(number)
         } else {
