@@ -176,7 +176,8 @@ struct GVariantParser {
         while index < chars.count {
             let c = chars[index]
             let previous: Unicode.Scalar = index > start ? chars[index - 1] : " "
-            let ok = Self.isDigit(c) || Self.isLetter(c) || c == "."
+            let ok =
+                Self.isDigit(c) || Self.isLetter(c) || c == "."
                 || ((c == "-" || c == "+") && (index == start || previous == "e" || previous == "E"))
             guard ok else { break }
             index += 1

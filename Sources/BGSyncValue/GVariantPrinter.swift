@@ -119,7 +119,8 @@ extension Value {
             case "\t": out += "\\t"
             case "\u{0B}": out += "\\v"
             default:
-                out += scalar.value < 0x10000
+                out +=
+                    scalar.value < 0x10000
                     ? "\\u" + hex(UInt64(scalar.value), digits: 4) : "\\U" + hex(UInt64(scalar.value), digits: 8)
             }
         }

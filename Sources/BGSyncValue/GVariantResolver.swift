@@ -169,8 +169,11 @@ enum GVariantResolver {
         func fit<T: FixedWidthInteger>(_: T.Type) throws(ValueError) -> T {
             let value: T?
             if negative {
-                value = magnitude == 0 ? 0 : Int64(exactly: magnitude).flatMap { T(exactly: -$0) }
-                    ?? (magnitude == UInt64(Int64.max) + 1 ? T(exactly: Int64.min) : nil)
+                value =
+                    magnitude == 0
+                    ? 0
+                    : Int64(exactly: magnitude).flatMap { T(exactly: -$0) }
+                        ?? (magnitude == UInt64(Int64.max) + 1 ? T(exactly: Int64.min) : nil)
             } else {
                 value = T(exactly: magnitude)
             }

@@ -3,8 +3,18 @@
 /// still typed. The one value type of bgsync: the bus, the core's handler options, the store,
 /// the worker and the handlers all use it.
 public enum Value: Sendable {
-    case byte(UInt8), bool(Bool), int16(Int16), uint16(UInt16), int32(Int32), uint32(UInt32),
-        int64(Int64), uint64(UInt64), double(Double), string(String), objectPath(String), signature(String)
+    case byte(UInt8)
+    case bool(Bool)
+    case int16(Int16)
+    case uint16(UInt16)
+    case int32(Int32)
+    case uint32(UInt32)
+    case int64(Int64)
+    case uint64(UInt64)
+    case double(Double)
+    case string(String)
+    case objectPath(String)
+    case signature(String)
     /// An `ay`, kept as its bytes: decoding a large byte array must not make one value per byte.
     /// `.array(elementSignature: "y", …)` is the same value (they compare equal and hash alike).
     case bytes([UInt8])

@@ -37,16 +37,17 @@ import Testing
         try queue.write { db in
             try db.execute(sql: "CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY)")
             try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('v1: registrations')")
-            try db.execute(sql: """
-                CREATE TABLE registrations (
-                    app_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('one-off', 'periodic')),
-                    tag TEXT NOT NULL, handler TEXT NOT NULL, options TEXT NOT NULL,
-                    network TEXT NOT NULL CHECK (network IN ('any', 'unmetered')),
-                    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0),
-                    attempts INTEGER NOT NULL CHECK (attempts >= 0),
-                    state TEXT NOT NULL, next_attempt REAL, last_error TEXT NOT NULL DEFAULT '', min_interval REAL,
-                    interval_start REAL, sequence INTEGER NOT NULL, PRIMARY KEY (app_id, kind, tag))
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE registrations (
+                        app_id TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('one-off', 'periodic')),
+                        tag TEXT NOT NULL, handler TEXT NOT NULL, options TEXT NOT NULL,
+                        network TEXT NOT NULL CHECK (network IN ('any', 'unmetered')),
+                        max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0),
+                        attempts INTEGER NOT NULL CHECK (attempts >= 0),
+                        state TEXT NOT NULL, next_attempt REAL, last_error TEXT NOT NULL DEFAULT '', min_interval REAL,
+                        interval_start REAL, sequence INTEGER NOT NULL, PRIMARY KEY (app_id, kind, tag))
+                    """)
             for (index, row) in rows.enumerated() {
                 try db.execute(
                     sql: """
@@ -77,13 +78,14 @@ import Testing
         let stored = try raw.read { db in
             try String.fetchAll(db, sql: "SELECT options FROM registrations ORDER BY sequence")
         }
-        #expect(stored == [
-            "{'argv': <['sh', '-c']>, 'big': <uint64 18446744073709551615>, 'blob': <[byte 0x00, 0xff]>, "
-                + "'d': <0.10000000000000001>, 'empty': <@as []>, 'flag': <true>, 'headers': <{'A': <int16 -2>}>, "
-                + "'n': <uint32 3>, 'neg': <int64 -9000000000>, 'outbox': <\"/home/u/outbox 'x'\">, "
-                + "'pair': <(objectpath '/a', signature 'as')>}",
-            "@a{sv} {}",
-        ])
+        #expect(
+            stored == [
+                "{'argv': <['sh', '-c']>, 'big': <uint64 18446744073709551615>, 'blob': <[byte 0x00, 0xff]>, "
+                    + "'d': <0.10000000000000001>, 'empty': <@as []>, 'flag': <true>, 'headers': <{'A': <int16 -2>}>, "
+                    + "'n': <uint32 3>, 'neg': <int64 -9000000000>, 'outbox': <\"/home/u/outbox 'x'\">, "
+                    + "'pair': <(objectpath '/a', signature 'as')>}",
+                "@a{sv} {}",
+            ])
     }
 
     @Test func aRowThatIsNotV1JSONIsKeptAndReportedByName() throws {
@@ -101,7 +103,8 @@ import Testing
         }
         let raw = try DatabaseQueue(path: path)
         defer { try? raw.close() }
-        #expect(try raw.read { db in try String.fetchOne(db, sql: "SELECT options FROM registrations") }
-            == "{\"url\": \"by hand\"}")
+        #expect(
+            try raw.read { db in try String.fetchOne(db, sql: "SELECT options FROM registrations") }
+                == "{\"url\": \"by hand\"}")
     }
 }

@@ -26,7 +26,9 @@ struct GLibComparisonTests {
         child.closeInput()
         let (data, errors) = child.readToEnd()
         let status = child.wait()
-        #expect(status == 0, "glib_variant.py failed (is python3-gi installed?): \(String(decoding: errors, as: UTF8.self))")
+        #expect(
+            status == 0, "glib_variant.py failed (is python3-gi installed?): \(String(decoding: errors, as: UTF8.self))"
+        )
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         return lines.prefix(requests.count).map { line in
             let parts = line.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
@@ -55,7 +57,8 @@ struct GLibComparisonTests {
         for (index, value) in values.enumerated() where index < typed.count && index < untyped.count {
             let ours = value.gvariantText
             let answer = typed[index]
-            let fine = answer.ok && answer.text == ours && untyped[index].ok && untyped[index].type == value.signature
+            let fine =
+                answer.ok && answer.text == ours && untyped[index].ok && untyped[index].type == value.signature
                 && (try? Value.parse(gvariantText: answer.text, as: value.signature)) == value
                 && (try? Value.parse(gvariantText: answer.text)) == value
             if !fine {

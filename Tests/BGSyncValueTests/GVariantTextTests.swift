@@ -22,8 +22,12 @@ import Testing
         ("['a', 'b']", .stringArray(["a", "b"])),
         ("[1, 2.5]", .array(elementSignature: "d", [.double(1), .double(2.5)])),
         ("@as []", .array(elementSignature: "s", [])),
-        ("{'k': 'v'}", .dictionary(keySignature: "s", valueSignature: "s",
-                                    [Value.DictEntry(key: .string("k"), value: .string("v"))])),
+        (
+            "{'k': 'v'}",
+            .dictionary(
+                keySignature: "s", valueSignature: "s",
+                [Value.DictEntry(key: .string("k"), value: .string("v"))])
+        ),
         ("{'a': <1>, 'b': <'x'>}", .stringVariantDictionary([("a", .int32(1)), ("b", .string("x"))])),
         ("@a{sv} {}", .dictionary(keySignature: "s", valueSignature: "v", [])),
         ("<'x'>", .variant(.string("x"))),

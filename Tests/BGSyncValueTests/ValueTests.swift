@@ -9,7 +9,8 @@ import Testing
         #expect(compact == spelled && spelled == compact)
         #expect(Set([compact, spelled]).count == 1)
         #expect(compact.signature == "ay" && spelled.gvariantText == compact.gvariantText)
-        #expect(compact != .bytes([1, 2]) && compact != .array(elementSignature: "n", [.int16(1), .int16(2), .int16(3)]))
+        #expect(
+            compact != .bytes([1, 2]) && compact != .array(elementSignature: "n", [.int16(1), .int16(2), .int16(3)]))
         #expect(Value.variant(compact) == .variant(spelled))
     }
 
@@ -19,8 +20,9 @@ import Testing
             "wrapped": .variant(.int64(-1)), "z": .bytes(Array("hi\0".utf8)),
         ]
         let text = Value.optionsText(options)
-        #expect(text == "{'n': <uint32 3>, 'outbox': <'/home/u/outbox'>, 'url': <'https://example.org/'>, "
-            + "'wrapped': <<int64 -1>>, 'z': <b'hi'>}")
+        #expect(
+            text == "{'n': <uint32 3>, 'outbox': <'/home/u/outbox'>, 'url': <'https://example.org/'>, "
+                + "'wrapped': <<int64 -1>>, 'z': <b'hi'>}")
         #expect(try Value.parseOptionsText(text) == options)
         #expect(Value.optionsText([:]) == "@a{sv} {}")
         #expect(try Value.parseOptionsText("@a{sv} {}").isEmpty)
@@ -42,7 +44,9 @@ import Testing
         #expect(Value.variant(.objectPath("/a")).stringValue == "/a")
         #expect(Value.uint64(.max).int64Value == nil && Value.uint64(.max).uint64Value == .max)
         #expect(Value.int16(-2).numberValue == -2 && Value.int16(-2).doubleValue == nil)
-        #expect(Value.stringArray(["a"]).stringsValue == ["a"] && Value.array(elementSignature: "o", []).stringsValue == nil)
+        #expect(
+            Value.stringArray(["a"]).stringsValue == ["a"] && Value.array(elementSignature: "o", []).stringsValue == nil
+        )
         let sv = Value.stringVariantDictionary([("a", .string("x")), ("b", .int32(1))])
         #expect(sv.stringPairsValue?.map(\.value) == ["x", nil])
         #expect(Value.stringVariantDictionary([("n", .bytes([0, 1]))]).marshalledSize == 4 + 6 + 4 + 6)
