@@ -8,8 +8,11 @@
 //   DBusKit           libdbus-1 wrapper (CDBus): marshals BGSyncValue values, knows nothing of sync
 //   BGSyncStore       SQLite through GRDB
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
-//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap
+//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap; and the
+//                     host's file functions (ConfinedFiles), which bgsync-worker serves to plugins
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
+//   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
+// Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
@@ -53,7 +56,11 @@ let package = Package(
         .target(name: "DBusKit", dependencies: ["BGSyncValue", "CDBus", "MainLoop"]),
         .target(name: "BGSyncStore", dependencies: ["BGSyncCore", "BGSyncValue", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncWorkers",
+            dependencies: [
+                "BGSyncCore", "MainLoop", "CLinux", "CBGSyncPlugin", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "BGSyncAgent",
             dependencies: [
@@ -69,7 +76,8 @@ let package = Package(
         .executableTarget(
             name: "bgsyncctl",
             dependencies: [
-                "BGSyncValue", "DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "BGSyncValue", "DBusKit", "MainLoop", "CBGSyncInterface",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin"]),
 
@@ -85,7 +93,8 @@ let package = Package(
         .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export", linkerSettings: handlerExports),
         .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/settings/Handler"),
         .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export", linkerSettings: handlerExports),
-        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "CDBus"], path: "Plugins/notify/Handler"),
+        // notify reaches libdbus through DBusKit, keeping the one-module-per-C-library rule.
+        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "DBusKit"], path: "Plugins/notify/Handler"),
         .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export", linkerSettings: handlerExports),
 
         // make bench: the figures of BENCHMARKS.md.
@@ -119,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "HandlerTests",
             dependencies: [
-                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin", "BGSyncWorkers",
                 "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler", "TestKit",
             ],
             exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),

@@ -131,10 +131,14 @@ final class LogLines {
     var log: HandlerLog { HandlerLog { [self] in lines.append(($0, $1)) } }
 }
 
-func event(_ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false)
-    -> HandlerEvent
-{
+/// An event with `options`, whose files the worker's own code opens: beneath `root` when given
+/// (a sandboxed app's event), as an unconfined app's otherwise.
+func event(
+    _ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
+    root: String? = nil, useOpenat2: Bool = true
+) -> HandlerEvent {
     HandlerEvent(
         appID: "org.example.App", tag: "outbox", attempt: attempt, lastChance: lastChance,
-        deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options))
+        deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options),
+        files: FileHostEvent.files(options, root: root, useOpenat2: useOpenat2))
 }
