@@ -1,5 +1,6 @@
 // 10,000 fuzzed calls from 4 clients at once (random methods, valid and invalid arguments),
 // while another client calls GetTags: its p99 beside its p99 with no fuzz, same agent, same run.
+import BGSyncValue
 import DBusKit
 import Foundation
 import Histogram
@@ -13,7 +14,7 @@ private let fuzzMethods: [(name: String, signature: String)] = [
     ("RegisterPeriodic", "sssta{sv}"), ("GetPeriodicTags", "s"), ("UnregisterPeriodic", "ss"), ("Trigger", "ss"),
 ]
 
-private func fuzzValue(_ code: Character, _ random: inout SystemRandomNumberGenerator) -> DBusValue {
+private func fuzzValue(_ code: Character, _ random: inout SystemRandomNumberGenerator) -> Value {
     switch code {
     case "s":
         let roll = Int.random(in: 0..<10, using: &random)
@@ -23,9 +24,9 @@ private func fuzzValue(_ code: Character, _ random: inout SystemRandomNumberGene
         return .string(String(repeating: "x", count: Int.random(in: 0..<2000, using: &random)))
     case "t": return .uint64(UInt64.random(in: 0...UInt64.max, using: &random))
     default:
-        var options: [(String, DBusValue)] = []
+        var options: [(String, Value)] = []
         for n in 0..<Int.random(in: 0..<4, using: &random) {
-            let value: DBusValue = [.int32(Int32(n)), .string("v"), .bool(true), .double(.nan)].randomElement(
+            let value: Value = [.int32(Int32(n)), .string("v"), .bool(true), .double(.nan)].randomElement(
                 using: &random)!
             options.append((["network", "max-attempts", "note", ""].randomElement(using: &random)!, value))
         }

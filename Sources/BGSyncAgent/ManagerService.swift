@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import CBGSyncInterface
 import DBusKit
 import Logging
@@ -43,11 +44,14 @@ final class ManagerService: SyncObserver {
         self.logger = logger
         announcedNetwork = scheduler.network
         access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
+        let limit = Self.argumentLimit(optionsBytes: scheduler.settings.maxOptionsBytes)
         for method in Self.methods {
             switch method.body {
             case .now(let handler):
-                object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
-                    [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
+                object.addMethod(
+                    interface: Self.interface, name: method.name, inSignature: method.signature, argumentLimit: limit
+                ) {
+                    [unowned self] (call: DBusMethodCall) throws(DBusError) -> [Value] in
                     do {
                         try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
                         return try handler(self)(call)
@@ -56,7 +60,9 @@ final class ManagerService: SyncObserver {
                     }
                 }
             case .afterCommit(let handler):
-                object.addDeferredMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
+                object.addDeferredMethod(
+                    interface: Self.interface, name: method.name, inSignature: method.signature, argumentLimit: limit
+                ) {
                     [unowned self] (call: DBusMethodCall, reply: DBusPendingReply) throws(DBusError) in
                     do {
                         try self.access.check(call)
@@ -85,10 +91,24 @@ final class ManagerService: SyncObserver {
         }
     }
 
+    /// What a call's arguments may decode into: the options limit plus room for the names (an
+    /// app id takes at most 255 bytes, a tag 1024 characters, a handler name 255 bytes). Checked
+    /// while decoding, so a 30 MiB option is refused before a value is built for it; the
+    /// scheduler then checks the options alone against the exact limit.
+    static func argumentLimit(optionsBytes: Int) -> DecodingLimit {
+        let names = 8 * 1024
+        return DecodingLimit(
+            bytes: optionsBytes + names,
+            error: DBusError(
+                name: errorNames[.invalidArgument]!,
+                message: "The arguments take more than \(optionsBytes + names) bytes; the options may take at most "
+                    + "\(optionsBytes). Pass large data as a file path."))
+    }
+
     // MARK: - Methods
 
     /// How a method that changes registrations answers: once its change is on the disk.
-    private typealias Answer = (Result<[DBusValue], any Error>) -> Void
+    private typealias Answer = (Result<[Value], any Error>) -> Void
 
     private func register(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let args = Arguments(call)
@@ -116,11 +136,11 @@ final class ManagerService: SyncObserver {
         }
     }
 
-    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
+    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [Value] {
         { [unowned self] call in
             let appID = try Arguments(call).string(0)
             try Identifiers.validateAppID(appID)
-            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(DBusValue.string))]
+            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(Value.string))]
         }
     }
 
@@ -131,14 +151,14 @@ final class ManagerService: SyncObserver {
         }
     }
 
-    private func getRegistration(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func getRegistration(_ call: DBusMethodCall) throws -> [Value] {
         let args = Arguments(call)
         let oneOff = try args.key(.oneOff)
         let periodic = RegistrationKey(appID: oneOff.appID, tag: oneOff.tag, kind: .periodic)
         guard let registration = scheduler.registration(oneOff) ?? scheduler.registration(periodic) else {
             throw SyncError(.notFound, "\(oneOff.appID) has no registration with tag '\(oneOff.tag)'.")
         }
-        var fields: [String: DBusValue] = [
+        var fields: [String: Value] = [
             "kind": .string(registration.key.kind.rawValue),
             "state": .string(registration.state.rawValue),
             "handler": .string(registration.handler),
@@ -148,7 +168,7 @@ final class ManagerService: SyncObserver {
                 registration.state == .waiting ? Int64(clamping: registration.nextAttempt?.timeIntervalSince1970 ?? 0) : 0),
             "network": .string(registration.network.rawValue),
             "last-error": .string(registration.lastError),
-            "options": .vardict(registration.options.mapValues(\.dbusValue)),
+            "options": .vardict(registration.options),
         ]
         if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(clamping: interval)) }
         return [.vardict(fields)]
@@ -221,7 +241,7 @@ final class ManagerService: SyncObserver {
     private struct Method: Sendable {
         enum Body: Sendable {
             /// Answered before the handler returns (reads).
-            case now(@Sendable (ManagerService) -> (DBusMethodCall) throws -> [DBusValue])
+            case now(@Sendable (ManagerService) -> (DBusMethodCall) throws -> [Value])
             /// Answered once the change is durable (group commit: the loop serves others meanwhile).
             case afterCommit(@Sendable (ManagerService) -> (DBusMethodCall, @escaping Answer) throws -> Void)
         }
@@ -244,14 +264,14 @@ final class ManagerService: SyncObserver {
     private struct Property: Sendable {
         var name: String
         var signature: String
-        var get: @Sendable (ManagerService) -> DBusValue
+        var get: @Sendable (ManagerService) -> Value
     }
 
     private static let properties: [Property] = [
         Property(name: "Online", signature: "b", get: { .bool($0.scheduler.network.online) }),
         Property(name: "Metered", signature: "b", get: { .bool($0.scheduler.network.metered) }),
         Property(name: "Handlers", signature: "as", get: {
-            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(DBusValue.string))
+            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
         }),
         Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
     ]
@@ -263,7 +283,7 @@ private struct Arguments {
     let call: DBusMethodCall
     init(_ call: DBusMethodCall) { self.call = call }
 
-    private func argument(_ index: Int) throws -> DBusValue {
+    private func argument(_ index: Int) throws -> Value {
         guard index < call.arguments.count else { throw mismatch(index) }
         return call.arguments[index]
     }
@@ -283,14 +303,14 @@ private struct Arguments {
     }
 
     /// An `a{sv}` as handler options; a key given twice keeps its last value.
-    func options(_ index: Int) throws -> [String: OptionValue] {
+    func options(_ index: Int) throws -> [String: Value] {
         guard case .dictionary(_, _, let entries) = try argument(index) else { throw mismatch(index) }
-        var options: [String: OptionValue] = [:]
+        var options: [String: Value] = [:]
         for entry in entries {
             guard case .string(let name) = entry.key else { throw mismatch(index) }
             guard !name.isEmpty else { throw SyncError.invalidArgument("An option has an empty name.") }
             let value = if case .variant(let inner) = entry.value { inner } else { entry.value }
-            options[name] = OptionValue(value)
+            options[name] = value
         }
         return options
     }

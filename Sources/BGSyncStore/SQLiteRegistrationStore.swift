@@ -216,7 +216,7 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
                 switch write {
                 case .save(let registration):
                     let options = try RegistrationRow.encodeOptions(registration.options)
-                    let arguments = RegistrationRow.arguments(for: registration, optionsJSON: options)
+                    let arguments = RegistrationRow.arguments(for: registration, optionsText: options)
                     try db.execute(sql: RegistrationRow.upsertSQL, arguments: arguments)
                 case .delete(let key):
                     try db.execute(

@@ -1,3 +1,4 @@
+import BGSyncValue
 import CDBus
 import MainLoop
 
@@ -11,14 +12,17 @@ import MainLoop
 /// hundreds of calls in flight then delays another's call by about one turn, not by all of its
 /// own calls (test_one_app_flooding_does_not_starve_another).
 public final class DBusExportedObject {
-    public typealias MethodHandler = (DBusMethodCall) throws(DBusError) -> [DBusValue]
-    public typealias PropertySetter = (DBusValue) throws(DBusError) -> Void
+    public typealias MethodHandler = (DBusMethodCall) throws(DBusError) -> [Value]
+    public typealias PropertySetter = (Value) throws(DBusError) -> Void
     /// A handler that answers later, through `reply` (a thrown error is sent at once instead).
     public typealias DeferredMethodHandler = (DBusMethodCall, DBusPendingReply) throws(DBusError) -> Void
 
     static let introspectable = "org.freedesktop.DBus.Introspectable"
     static let properties = "org.freedesktop.DBus.Properties"
     static let peer = "org.freedesktop.DBus.Peer"
+    /// The standard interfaces take names only: far less than this.
+    static let standardLimit = DecodingLimit(
+        bytes: 64 * 1024, error: .invalidArgs("The arguments take more than 64 KiB; Properties calls take names."))
 
     private struct Method {
         enum Body {
@@ -26,13 +30,14 @@ public final class DBusExportedObject {
             case deferred(DeferredMethodHandler)
         }
         var inSignature: String
+        var argumentLimit: DecodingLimit
         var body: Body
     }
 
     private struct Property {
         var name: String
         var signature: String
-        var get: () -> DBusValue
+        var get: () -> Value
         var set: PropertySetter?
     }
 
@@ -57,22 +62,29 @@ public final class DBusExportedObject {
         self.introspectionXML = introspectionXML
     }
 
-    /// Adds a method; calls whose signature is not `inSignature` get InvalidArgs without reaching `handler`.
-    public func addMethod(interface: String, name: String, inSignature: String, _ handler: @escaping MethodHandler) {
-        methods[interface, default: [:]][name] = Method(inSignature: inSignature, body: .immediate(handler))
+    /// Adds a method; calls whose signature is not `inSignature` get InvalidArgs without reaching `handler`,
+    /// and calls whose arguments exceed `argumentLimit` get its error, before their values are built.
+    public func addMethod(
+        interface: String, name: String, inSignature: String, argumentLimit: DecodingLimit = .none,
+        _ handler: @escaping MethodHandler
+    ) {
+        methods[interface, default: [:]][name] = Method(
+            inSignature: inSignature, argumentLimit: argumentLimit, body: .immediate(handler))
     }
 
     /// Adds a method whose reply is sent later, through the `DBusPendingReply` its handler gets
     /// (say, once a write is on the disk); the loop serves other calls meanwhile.
     public func addDeferredMethod(
-        interface: String, name: String, inSignature: String, _ handler: @escaping DeferredMethodHandler
+        interface: String, name: String, inSignature: String, argumentLimit: DecodingLimit = .none,
+        _ handler: @escaping DeferredMethodHandler
     ) {
-        methods[interface, default: [:]][name] = Method(inSignature: inSignature, body: .deferred(handler))
+        methods[interface, default: [:]][name] = Method(
+            inSignature: inSignature, argumentLimit: argumentLimit, body: .deferred(handler))
     }
 
     /// Adds a property. Without `set` it is read-only: Set answers PropertyReadOnly.
     public func addProperty(interface: String, name: String, signature: String,
-                            get: @escaping () -> DBusValue, set: PropertySetter? = nil) {
+                            get: @escaping () -> Value, set: PropertySetter? = nil) {
         properties[interface, default: []].removeAll { $0.name == name }
         properties[interface, default: []].append(Property(name: name, signature: signature, get: get, set: set))
     }
@@ -81,8 +93,8 @@ public final class DBusExportedObject {
     public func propertiesChanged(interface: String, names: [String]) {
         let known = properties[interface] ?? []
         let changed = names.compactMap { name in known.first { $0.name == name } }
-            .map { DBusDictEntry(key: .string($0.name), value: .variant($0.get())) }
-        let arguments: [DBusValue] = [
+            .map { Value.DictEntry(key: .string($0.name), value: .variant($0.get())) }
+        let arguments: [Value] = [
             .string(interface),
             .dictionary(keySignature: "s", valueSignature: "v", changed),
             .array(elementSignature: "s", []),
@@ -160,7 +172,7 @@ public final class DBusExportedObject {
 
     private func serve(_ message: OpaquePointer, on connection: OpaquePointer) {
         let header = MessageHeader(message)
-        let result: Result<[DBusValue], DBusError>
+        let result: Result<[Value], DBusError>
         do throws(DBusError) {
             guard let values = try respond(to: message, header, on: connection) else {
                 return  // a deferred method's reply owns the answer
@@ -175,7 +187,7 @@ public final class DBusExportedObject {
     }
 
     static func sendReply(
-        _ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer
+        _ result: Result<[Value], DBusError>, to message: OpaquePointer, on connection: OpaquePointer
     ) {
         var failure: DBusError
         switch result {
@@ -208,7 +220,7 @@ public final class DBusExportedObject {
     /// The reply's values, or nil when a deferred method took the call over.
     private func respond(
         to message: OpaquePointer, _ header: MessageHeader, on connection: OpaquePointer
-    ) throws(DBusError) -> [DBusValue]? {
+    ) throws(DBusError) -> [Value]? {
         let member = header.member
         let where_ = "at object path '\(header.path)'"
         if let interface = header.interface, !interfaces.contains(interface) {
@@ -220,21 +232,21 @@ public final class DBusExportedObject {
             return [.string(introspectionXML)]
         case (Self.properties?, "Get"):
             try expect("ss", for: "Get", header)
-            let args = try MessageCoding.arguments(of: message)
+            let args = try MessageCoding.arguments(of: message, limit: Self.standardLimit)
             let property = try lookUp(args[0].stringValue ?? "", args[1].stringValue ?? "", header)
             return [.variant(try value(of: property.1))]
         case (Self.properties?, "GetAll"):
             try expect("s", for: "GetAll", header)
-            let interface = try MessageCoding.arguments(of: message)[0].stringValue ?? ""
+            let interface = try MessageCoding.arguments(of: message, limit: Self.standardLimit)[0].stringValue ?? ""
             guard interfaces.contains(interface) else { throw .unknownInterface("No interface '\(interface)' \(where_)") }
-            var entries: [DBusDictEntry] = []
+            var entries: [Value.DictEntry] = []
             for property in properties[interface] ?? [] {
-                entries.append(DBusDictEntry(key: .string(property.name), value: .variant(try value(of: property))))
+                entries.append(Value.DictEntry(key: .string(property.name), value: .variant(try value(of: property))))
             }
             return [.dictionary(keySignature: "s", valueSignature: "v", entries)]
         case (Self.properties?, "Set"):
             try expect("ssv", for: "Set", header)
-            let args = try MessageCoding.arguments(of: message)
+            let args = try MessageCoding.arguments(of: message, limit: Self.standardLimit)
             let (interface, property) = try lookUp(args[0].stringValue ?? "", args[1].stringValue ?? "", header)
             guard let set = property.set else {
                 throw .propertyReadOnly("Property '\(interface).\(property.name)' is read-only")
@@ -260,7 +272,7 @@ public final class DBusExportedObject {
         try expect(method.inSignature, for: "\(interface).\(member)", header)
         let call = DBusMethodCall(sender: header.sender, path: header.path, interface: header.interface,
                                   member: member, signature: header.signature,
-                                  arguments: try MessageCoding.arguments(of: message))
+                                  arguments: try MessageCoding.arguments(of: message, limit: method.argumentLimit))
         switch method.body {
         case .immediate(let handler):
             return try handler(call)
@@ -296,7 +308,7 @@ public final class DBusExportedObject {
         throw .unknownProperty("No property '\(name)' in interface '\(interface)' at object path '\(header.path)'")
     }
 
-    private func value(of property: Property) throws(DBusError) -> DBusValue {
+    private func value(of property: Property) throws(DBusError) -> Value {
         let value = property.get()
         guard value.signature == property.signature else {
             throw .failed("Property '\(property.name)' should have type '\(property.signature)' but its value has '\(value.signature)'")
@@ -328,7 +340,7 @@ public final class DBusPendingReply {
     public var sender: String { dbus_message_get_sender(message).map { String(cString: $0) } ?? "" }
 
     /// Sends the reply (once; later calls do nothing). A caller that asked for no reply gets none.
-    public func send(_ result: Result<[DBusValue], DBusError>) {
+    public func send(_ result: Result<[Value], DBusError>) {
         guard !sent else { return }
         sent = true
         guard dbus_message_get_no_reply(message) == 0, dbus_connection_get_is_connected(connection) != 0 else { return }
