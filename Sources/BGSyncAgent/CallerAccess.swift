@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 import Logging
 

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 
 /// What the agent knows of a caller's confinement, found from its process (see CallerCredentials).
 /// Apps of one user share the session bus, so the app id a caller passes is trusted only as far
@@ -122,7 +123,7 @@ enum SandboxPolicy {
         return own
     }
 
-    private static func unwrapped(_ value: OptionValue) -> OptionValue {
+    private static func unwrapped(_ value: Value) -> Value {
         var value = value
         while case .variant(let inner) = value { value = inner }
         return value

@@ -10,7 +10,8 @@ enum StoreSchema {
         migrator.eraseDatabaseOnSchemaChange = false
         migrator.registerMigration("v1: registrations") { db in
             // Enumerations are kept as their raw strings so that the file reads well in sqlite3.
-            // Dates are Unix seconds (REAL). `options` is the JSON of [String: OptionValue].
+            // Dates are Unix seconds (REAL). `options` was the JSON of Swift's synthesised Codable
+            // of the option enum until v2.
             try db.execute(sql: """
                 CREATE TABLE registrations (
                     app_id TEXT NOT NULL,
@@ -31,7 +32,14 @@ enum StoreSchema {
                 )
                 """)
         }
-        migrator.registerMigration("confinement: who registered") { db in
+        migrator.registerMigration("v2: options as GVariant text") { db in
+            // `options` becomes one a{sv} in GVariant text, keys in byte order, as
+            // g_variant_print(value, TRUE) writes it: `{'outbox': <'/home/u/outbox'>}`, or
+            // `@a{sv} {}` for none. It reads in sqlite3 as gdbus and bgsyncctl print options, and
+            // g_variant_parse reads it back with every type.
+            try LegacyOptions.rewriteAsGVariantText(db)
+        }
+        migrator.registerMigration("v3: confinement") { db in
             // Text a person can read in sqlite3: 'unconfined', or 'KIND:APP-ID:ROOT' (app ids have
             // no ':'; the root, last, may). Rows from before were all made unconfined (the
             // sandbox check ran at Register only), so that is what they stay.

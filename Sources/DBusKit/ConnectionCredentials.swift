@@ -36,11 +36,12 @@ extension DBusConnection {
         }
         var entries = DBusMessageIter()
         dbus_message_iter_recurse(&iter, &entries)
+        var budget = MessageCoding.Budget(.none)  // the bus's own reply
         do throws(DBusError) {
             while dbus_message_iter_get_arg_type(&entries) == DBUS_TYPE_DICT_ENTRY {
                 var entry = DBusMessageIter()
                 dbus_message_iter_recurse(&entries, &entry)
-                let key = MessageCoding.string(&entry)
+                let key = try MessageCoding.string(&entry, &budget)
                 dbus_message_iter_next(&entry)
                 var variant = DBusMessageIter()
                 dbus_message_iter_recurse(&entry, &variant)
@@ -53,7 +54,7 @@ extension DBusConnection {
                         _ = Glibc.close(fd)
                     }
                 } else {
-                    let value = try MessageCoding.read(&variant)
+                    let value = try MessageCoding.read(&variant, &budget)
                     switch (key, value) {
                     case ("ProcessID", .uint32(let pid)): credentials.processID = pid
                     case ("LinuxSecurityLabel", .array(_, let bytes)):

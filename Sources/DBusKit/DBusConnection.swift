@@ -1,3 +1,4 @@
+import BGSyncValue
 import CDBus
 import MainLoop
 
@@ -82,7 +83,7 @@ public final class DBusConnection {
     /// Blocking method call (for clients and tests). Timeout in seconds (infinity waits forever).
     /// Messages arriving meanwhile are queued and dispatched afterwards.
     public func call(destination: String, path: String, interface: String, method: String,
-                     arguments: [DBusValue] = [], timeout: Double = 25) throws(DBusError) -> [DBusValue] {
+                     arguments: [Value] = [], timeout: Double = 25) throws(DBusError) -> [Value] {
         let reply = try callForMessage(
             destination: destination, path: path, interface: interface, method: method, arguments: arguments,
             timeout: timeout)
@@ -91,9 +92,9 @@ public final class DBusConnection {
     }
 
     /// `call`, returning the reply message itself (owned by the caller: unref it), for replies
-    /// that carry what DBusValue does not (file descriptors).
+    /// that carry what Value does not (file descriptors).
     func callForMessage(destination: String, path: String, interface: String, method: String,
-                        arguments: [DBusValue], timeout: Double) throws(DBusError) -> OpaquePointer {
+                        arguments: [Value], timeout: Double) throws(DBusError) -> OpaquePointer {
         try checkOpen()
         try Names.busName(destination)
         try Names.path(path)
@@ -122,7 +123,7 @@ public final class DBusConnection {
     /// A value D-Bus cannot carry is reported on stderr and the signal dropped; use `sendSignal`
     /// to handle that yourself.
     public func emitSignal(
-        path: String, interface: String, name: String, arguments: [DBusValue], destination: String? = nil
+        path: String, interface: String, name: String, arguments: [Value], destination: String? = nil
     ) {
         do throws(DBusError) {
             try sendSignal(path: path, interface: interface, name: name, arguments: arguments, destination: destination)
@@ -134,7 +135,7 @@ public final class DBusConnection {
     /// Sends a signal, throwing when the names or arguments are not valid for D-Bus. With a
     /// `destination` it is unicast: the bus delivers it to that connection only.
     public func sendSignal(
-        path: String, interface: String, name: String, arguments: [DBusValue], destination: String? = nil
+        path: String, interface: String, name: String, arguments: [Value], destination: String? = nil
     ) throws(DBusError) {
         try checkOpen()
         try Names.path(path)
@@ -221,6 +222,9 @@ public final class DBusConnection {
 
     // MARK: Internals
 
+    /// The loop the connection is attached to, if any.
+    var loop: MainLoop? { integration?.loop }
+
     func isExporting(_ object: DBusExportedObject, at path: String) -> Bool {
         !closed && exportedPaths[path] == ObjectIdentifier(object)
     }
@@ -263,8 +267,8 @@ public final class DBusConnection {
         guard dbus_message_get_type(message) == DBUS_MESSAGE_TYPE_SIGNAL else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
         let header = MessageHeader(message)
         guard let interface = header.interface else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
-        var arguments: [DBusValue]?
-        func decoded() -> [DBusValue]? {
+        var arguments: [Value]?
+        func decoded() -> [Value]? {
             if arguments == nil { arguments = try? MessageCoding.arguments(of: message) }
             return arguments
         }

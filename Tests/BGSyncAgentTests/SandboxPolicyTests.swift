@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import Testing
 
 @testable import BGSyncAgent
@@ -17,7 +18,7 @@ struct SandboxPolicyTests {
     let flat = CallerSandbox.flatpak(appID: "org.example.Flat")
 
     func check(
-        _ caller: CallerSandbox, _ app: String, _ handler: String, _ options: [String: OptionValue] = [:],
+        _ caller: CallerSandbox, _ app: String, _ handler: String, _ options: [String: Value] = [:],
         resolve: (String) -> String? = { _ in nil }
     ) throws(SyncError) -> Confinement {
         let request = try RegistrationRequest(appID: app, tag: "t", handler: handler, options: options)
@@ -39,7 +40,7 @@ struct SandboxPolicyTests {
 
     @Test func theConfinementRecordedIsTheCallersOwn() throws {
         let own = "/home/u/.var/app/org.example.Flat"
-        let ok: [String: OptionValue] = ["outbox": .string(own + "/o"), "url": .string("https://a.example/")]
+        let ok: [String: Value] = ["outbox": .string(own + "/o"), "url": .string("https://a.example/")]
         #expect(
             try check(flat, "org.example.Flat", "upload", ok)
                 == .sandboxed(kind: .flatpak, appID: "org.example.Flat", root: own))
