@@ -154,7 +154,8 @@ import Testing
                     }
                     _ = try connection.call(
                         destination: ManagerService.busName, path: ManagerService.objectPath,
-                        interface: ManagerService.interface, method: "Subscribe", arguments: [.string(appID)], timeout: 10)
+                        interface: ManagerService.interface, method: "Subscribe", arguments: [.string(appID)],
+                        timeout: 10)
                     connection.attach(to: signals.loop)
                     return connection
                 })

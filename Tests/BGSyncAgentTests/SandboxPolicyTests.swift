@@ -73,7 +73,7 @@ struct SandboxPolicyTests {
             try check(flat, "org.example.Flat", "upload", ["url": .string("file:///etc/passwd")])
         }
         #expect(throws: SyncError.self) {
-            try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementType: "y", [])])
+            try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementSignature: "y", [])])
         }
         #expect(throws: SyncError.self) { try check(.flatpak(appID: nil), "org.example.Flat", "upload") }
         // A link that exists at Register and points out is refused.

@@ -76,7 +76,9 @@ import Testing
         store.close()
         let raw = try DatabaseQueue(path: directory.file("registrations.sqlite3"))
         defer { try? raw.close() }
-        let texts = try raw.read { db in try String.fetchAll(db, sql: "SELECT confinement FROM registrations ORDER BY sequence") }
+        let texts = try raw.read { db in
+            try String.fetchAll(db, sql: "SELECT confinement FROM registrations ORDER BY sequence")
+        }
         #expect(texts == ["unconfined", "snap:snap.chat_x:/home/u/snap/chat_x: a root with ':'"])
     }
 
