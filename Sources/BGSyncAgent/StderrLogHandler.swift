@@ -24,11 +24,12 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let text = event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""
+        // One event, one line: what callers sent (tags, details) cannot start a line of its own.
+        let text = JournalStream.escape("\(event.message)" + (event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""))
         let line =
             journal
-            ? "<\(Self.priority(event.level))>\(event.message)\(text)\n"
-            : "\(label)[\(getpid())]: \(event.level): \(event.message)\(text)\n"
+            ? "<\(Self.priority(event.level))>\(text)\n"
+            : "\(label)[\(getpid())]: \(event.level): \(text)\n"
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }

@@ -26,4 +26,24 @@ public enum JournalStream {
         default: "debug"
         }
     }
+
+    /// `text` with its control characters written out (`\n`, `\r`, `\xHH`; tabs stay), so that
+    /// nothing in it (a caller's tag, a handler's detail) can end the line and start one of its
+    /// own, with a `<N>` priority of its choosing in the journal.
+    public static func escape<S: StringProtocol>(_ text: S) -> String {
+        guard text.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else { return String(text) }
+        var escaped = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0A: escaped += "\\n"
+            case 0x0D: escaped += "\\r"
+            case 0x09: escaped += "\t"
+            case 0..<0x20, 0x7F:
+                let hex = String(scalar.value, radix: 16)
+                escaped += "\\x" + (hex.count < 2 ? "0" + hex : hex)
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped
+    }
 }

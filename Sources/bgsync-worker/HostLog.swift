@@ -15,9 +15,11 @@ enum HostLog {
         let level = min(max(priority, 0), 7)
         let start = journal ? "<\(level)>" : "bgsync-worker[\(getpid())]: \(JournalStream.levelName(priority: level)): "
         var text = ""
-        // One prefixed line per line of the message, so that none loses its priority.
+        // One prefixed line per line of the message, so that none loses its priority; the
+        // prefix (it names the app's tag) and each line are escaped, so neither adds a line.
+        let prefix = JournalStream.escape(prefix)
         for line in message.split(separator: "\n", omittingEmptySubsequences: false) {
-            text += "\(start)\(prefix): \(line)\n"
+            text += "\(start)\(prefix): \(JournalStream.escape(line))\n"
         }
         writeRaw(text)
     }

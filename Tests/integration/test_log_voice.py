@@ -36,7 +36,7 @@ def read_until(fd, needle: bytes, timeout=20.0) -> bytes:
     return seen
 
 
-def run_exec_event(bus, tmp_path, plugin_dir, journal: bool) -> list:
+def run_exec_event(bus, tmp_path, plugin_dir, journal: bool, tag="voice") -> list:
     """The agent's output lines around one exec event, with stderr a pipe that JOURNAL_STREAM
     names (as systemd names the journal's socket) or that it does not."""
     read_end, write_end = os.pipe()
@@ -50,8 +50,8 @@ def run_exec_event(bus, tmp_path, plugin_dir, journal: bool) -> list:
     try:
         output = read_until(read_end, b"ready on")
         client = Client(bus)
-        client.register(APP, "voice", "exec", {"command": ["true"]})
-        client.wait_finished("voice")
+        client.register(APP, tag, "exec", {"command": ["true"]})
+        client.wait_finished(tag)
         output += read_until(read_end, b"started true as process")
         return output.decode(errors="replace").splitlines()
     finally:
@@ -75,3 +75,9 @@ def test_in_the_journal_every_line_keeps_its_priority_prefix(bus, tmp_path, plug
     assert any(line.startswith("<7>handler exec: org.example.Voice/voice: started true") for line in lines), lines
     assert any(line.startswith("<6>ready on") for line in lines), lines
     assert all(line.startswith("<") for line in lines if line), lines
+
+
+def test_a_callers_tag_cannot_start_a_journal_line_of_its_own(bus, tmp_path, plugin_dir):
+    lines = run_exec_event(bus, tmp_path, plugin_dir, journal=True, tag="x\n<0>FORGED by a caller")
+    assert all(line.startswith(("<6>", "<7>")) for line in lines if line), lines
+    assert any("x\\n<0>FORGED by a caller" in line for line in lines if line.startswith("<7>handler exec: ")), lines
