@@ -7,8 +7,11 @@
 //   DBusKit           libdbus-1 wrapper (CDBus), knows nothing of sync
 //   BGSyncStore       SQLite through GRDB
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
-//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap
+//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap; and the
+//                     host's file functions (ConfinedFiles), which bgsync-worker serves to plugins
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
+//   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
+// Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
@@ -51,7 +54,11 @@ let package = Package(
         .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
         .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncWorkers",
+            dependencies: [
+                "BGSyncCore", "MainLoop", "CLinux", "CBGSyncPlugin", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "BGSyncAgent",
             dependencies: [
@@ -65,7 +72,10 @@ let package = Package(
             dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "bgsyncctl",
-            dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "DBusKit", "MainLoop", "CBGSyncInterface",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
@@ -80,7 +90,8 @@ let package = Package(
         .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export", linkerSettings: handlerExports),
         .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/settings/Handler"),
         .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export", linkerSettings: handlerExports),
-        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "CDBus"], path: "Plugins/notify/Handler"),
+        // notify reaches libdbus through DBusKit, keeping the one-module-per-C-library rule.
+        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "DBusKit"], path: "Plugins/notify/Handler"),
         .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export", linkerSettings: handlerExports),
 
         // make bench: the figures of BENCHMARKS.md.
@@ -89,27 +100,32 @@ let package = Package(
             dependencies: ["DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks/BGSyncBench"),
 
-        // Test doubles and tests.
+        // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
+        .target(name: "TestKit", dependencies: ["MainLoop"], path: "Tests/TestKit"),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
         .testTarget(
             name: "BGSyncStoreTests",
             dependencies: [
-                "BGSyncStore", "BGSyncCore", "BGSyncTestSupport", "store-crash-child",
+                "BGSyncStore", "BGSyncCore", "BGSyncTestSupport", "TestKit", "store-crash-child",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
         .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
-        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
-        .testTarget(name: "BGSyncAgentTests", dependencies: ["BGSyncAgent", "BGSyncCore"]),
-        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
+        // bgsyncctl, run as a program against a stand-in agent.
+        .testTarget(name: "BGSyncCtlTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
+        .testTarget(
+            name: "BGSyncAgentTests",
+            dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
+        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "HandlerTests",
             dependencies: [
-                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
-                "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler",
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin", "BGSyncWorkers",
+                "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler", "TestKit",
             ],
             exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),
     ],

@@ -1,7 +1,9 @@
+import BGSyncCore
+import BGSyncWorkers
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
 
 /// The `bgsync_event` a plugin sees: an event plus the C strings and buffers handed out for it,
 /// all freed together when `handle` has returned (the ABI's lifetime rule).
@@ -9,12 +11,15 @@ final class EventContext {
     let event: SyncEvent
     /// Option names in byte order, as `option_name` indexes them.
     let names: [String]
+    /// The file functions, held beneath the event's confinement root.
+    let files: ConfinedFiles
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
     private var buffers: [String: UnsafeMutableRawPointer] = [:]
 
     init(event: SyncEvent) {
         self.event = event
         names = event.options.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        files = ConfinedFiles(root: event.confinement.root)
     }
 
     deinit {

@@ -1,8 +1,9 @@
+import BGSyncCore
+import CBGSyncPlugin
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import CBGSyncPlugin
 
 /// The `bgsync_host` function table. C function pointers cannot capture anything: every entry
 /// finds its state through the event pointer, which is an `EventContext`.
@@ -38,7 +39,9 @@ enum HostTable {
             return context.cString("type\0\(String(cString: name!))") { value.typeString }
         }
         host.option_string = { event, name in
-            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else { return nil }
+            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else {
+                return nil
+            }
             return context.cString("string\0\(String(cString: name!))") { text }
         }
         host.option_bool = { event, name, out in
@@ -100,8 +103,33 @@ enum HostTable {
                 text)
         }
 
+        addFiles(to: &host)
+
         let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
         table.initialize(to: host)
         return UnsafePointer(table)
+    }
+}
+
+extension HostTable {
+    /// Growth 1: the file functions, beneath the event's confinement root (ConfinedFiles).
+    static func addFiles(to host: inout bgsync_host) {
+        host.open_path = { event, option, how in
+            guard let context = EventContext.from(event) else { return -EINVAL }
+            guard let path = context.option(option)?.stringValue else { return -EINVAL }
+            return context.files.open(path: path, how: how)
+        }
+        host.open_at = { event, dirFD, name, how in
+            guard let context = EventContext.from(event), let name else { return -EINVAL }
+            return context.files.openAt(dirFD, String(cString: name), how: how)
+        }
+        host.rename_at = { event, fromFD, from, toFD, to, flags in
+            guard let context = EventContext.from(event), let from, let to else { return -EINVAL }
+            return context.files.rename(fromFD, String(cString: from), toFD, String(cString: to), flags: flags)
+        }
+        host.unlink_at = { event, dirFD, name, flags in
+            guard let context = EventContext.from(event), let name else { return -EINVAL }
+            return context.files.unlink(dirFD, String(cString: name), flags: flags)
+        }
     }
 }

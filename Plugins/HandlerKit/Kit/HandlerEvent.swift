@@ -18,10 +18,12 @@ public struct HandlerEvent {
     public var periodic: Bool
     /// The registration's handler options.
     public var options: HandlerOptions
+    /// The files the path options name, opened by the host beneath the app's root.
+    public var files: HandlerFiles
 
     public init(
         appID: String, tag: String, attempt: UInt32 = 1, lastChance: Bool = false,
-        deadline: Date, periodic: Bool = false, options: HandlerOptions
+        deadline: Date, periodic: Bool = false, options: HandlerOptions, files: HandlerFiles = .unavailable
     ) {
         self.appID = appID
         self.tag = tag
@@ -30,6 +32,7 @@ public struct HandlerEvent {
         self.deadline = deadline
         self.periodic = periodic
         self.options = options
+        self.files = files
     }
 
     /// Reads the event through the host's accessors.
@@ -42,7 +45,7 @@ public struct HandlerEvent {
             lastChance: table.last_chance?(event) ?? false,
             deadline: Date(timeIntervalSince1970: table.deadline?(event) ?? 0),
             periodic: table.periodic?(event) ?? false,
-            options: HandlerOptions(host: host, event: event))
+            options: HandlerOptions(host: host, event: event), files: HandlerFiles(host: host, event: event))
     }
 
     /// Seconds left before `deadline` (negative once past it).

@@ -18,8 +18,11 @@ import FoundationNetworking
 public struct UploadHandler: SyncHandler {
     public static let name = "upload"
     public static let description = "Sends each file of an outbox directory as an HTTP request, oldest first"
-    /// It reads only the directory the app names and talks to the server the app names.
+    /// It reads only the directory the app names (opened by the host beneath the app's root)
+    /// and talks to the server the app names.
     public static let sandboxSafe = true
+    public static let pathOptions = ["outbox"]
+    public static let urlOptions = ["url"]
 
     /// Below this many seconds left, another request is not started.
     static let shortestRequest = 0.5
@@ -29,7 +32,7 @@ public struct UploadHandler: SyncHandler {
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let outbox: Outbox, url: URL, method: String, headers: [(key: String, value: String)]
         do {
-            outbox = Outbox(directory: try event.options.requirePath("outbox"))
+            let path = try event.options.requirePath("outbox")
             let text = try event.options.requireString("url")
             guard let parsed = httpURL(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
@@ -40,8 +43,14 @@ public struct UploadHandler: SyncHandler {
                 return .failure("option 'method' must be an HTTP method such as POST or PUT, not '\(method)'")
             }
             headers = try event.options.optionalStringPairs("headers")
-        } catch {
+            outbox = try Outbox.open(event.files, option: "outbox", path: path)
+        } catch let error as OptionError {
             return .failure(error.message)
+        } catch let error as OutboxError {
+            // Missing, unreadable, or a link where a sandboxed app may have none: not for a retry.
+            return .failure(error.message)
+        } catch {
+            return .failure("\(error)")
         }
 
         let scan: (ready: [Outbox.Item], settling: Int)
@@ -58,9 +67,17 @@ public struct UploadHandler: SyncHandler {
             guard budget >= Self.shortestRequest else {
                 return .retry(after: nil, "out of time, \(Self.files(sent)) sent, \(Self.files(left)) left")
             }
-            guard let body = FileManager.default.contents(atPath: item.path) else {
-                // Gone (the app took it back) or unreadable: not ours to judge; skip it.
-                log.warning("cannot read \(item.path); skipped")
+            let body: Data
+            do {
+                guard let content = try outbox.read(item) else {
+                    log.warning("\(item.name) was replaced after the scan; kept for the next attempt")
+                    changed += 1
+                    continue
+                }
+                body = content
+            } catch {
+                // Gone (the app took it back), unreadable, or swapped for a link: skip it.
+                log.warning("cannot read \(item.name) in the outbox: \(error.message); skipped")
                 continue
             }
             var request = URLRequest(url: url)
