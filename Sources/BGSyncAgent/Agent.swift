@@ -133,7 +133,8 @@ public final class Agent {
         }
         let reloader = AgentReloader(
             loop: loop, options: options, configuration: configuration, workerExecutable: worker, scheduler: scheduler,
-            workers: workers, service: service, logger: logger, loadConfiguration: { [unowned self] in self.loadConfiguration() })
+            workers: workers, service: service, builtIn: [AppHandler.info], logger: logger,
+            loadConfiguration: { [unowned self] in self.loadConfiguration() })
         defer { reloader.stop(); reload = nil }
         reload = reloader.reloadConfiguration
         bus.attach(to: loop)

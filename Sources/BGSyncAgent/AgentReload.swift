@@ -16,6 +16,8 @@ final class AgentReloader {
     private let scheduler: Scheduler
     private let workers: WorkerPool
     private let service: ManagerService
+    /// Handlers in the agent itself (`app`): always there, and never replaced by a plugin.
+    private let builtIn: [HandlerInfo]
     private let logger: Logger
     private let loadConfiguration: () -> AgentConfiguration
     private var configuration: AgentConfiguration
@@ -24,7 +26,7 @@ final class AgentReloader {
 
     init(
         loop: MainLoop, options: AgentOptions, configuration: AgentConfiguration, workerExecutable: String,
-        scheduler: Scheduler, workers: WorkerPool, service: ManagerService, logger: Logger,
+        scheduler: Scheduler, workers: WorkerPool, service: ManagerService, builtIn: [HandlerInfo], logger: Logger,
         loadConfiguration: @escaping () -> AgentConfiguration
     ) {
         self.loop = loop
@@ -34,6 +36,7 @@ final class AgentReloader {
         self.scheduler = scheduler
         self.workers = workers
         self.service = service
+        self.builtIn = builtIn
         self.logger = logger
         self.loadConfiguration = loadConfiguration
         pluginDirectories = Self.pluginDirectories(options: options, configuration: configuration)
@@ -67,7 +70,7 @@ final class AgentReloader {
             directories: pluginDirectories, workerExecutable: workerExecutable, logger: logger)
         let before = scheduler.handlers.keys.sorted()
         workers.replace(catalog: catalog, maxWorkers: configuration.sync.concurrentEvents)
-        scheduler.handlers = catalog.handlers.mapValues(\.info)
+        scheduler.handlers = RoutingDispatcher.handlers(builtIn: builtIn, plugins: catalog.handlers.mapValues(\.info)).handlers
         let after = scheduler.handlers.keys.sorted()
         guard after != before else { return }
         logger.info("handlers now: \(after.isEmpty ? "none" : after.joined(separator: ", "))")

@@ -59,12 +59,12 @@ class GatedCommand:
 def test_a_plugin_moved_in_is_a_handler_at_once(bus, agent_factory, own_plugins, tmp_path):
     agent = agent_factory(plugin_dir=own_plugins).start()
     client = Client(bus)
-    assert sorted(client.prop("Handlers")) == ["exec", "ok"]
+    assert sorted(client.prop("Handlers")) == ["app", "exec", "ok"]  # app: built into the agent
     # As dpkg installs a file: written under another name, then renamed into place.
     compile_plugin(TEST_PLUGIN_SOURCES / "noop.c", own_plugins / "test-noop.so.dpkg-new")
     os.rename(own_plugins / "test-noop.so.dpkg-new", own_plugins / "test-noop.so")
-    wait_until(lambda: ["exec", "noop", "ok"] in handlers_announced(client), what="PropertiesChanged with noop")
-    assert sorted(client.prop("Handlers")) == ["exec", "noop", "ok"]
+    wait_until(lambda: ["app", "exec", "noop", "ok"] in handlers_announced(client), what="PropertiesChanged with noop")
+    assert sorted(client.prop("Handlers")) == ["app", "exec", "noop", "ok"]
     client.register(APP, "fresh", "noop")
     assert client.wait_finished("fresh")[0][2] == "succeeded"
     assert agent.process.poll() is None
@@ -78,7 +78,7 @@ def test_a_removed_plugin_finishes_its_running_event_first(bus, agent_factory, o
     client.register(APP, "running", "exec", {"command": gated.argv})
     gated.wait_started()
     os.unlink(own_plugins / "exec.so")
-    wait_until(lambda: ["ok"] in handlers_announced(client), what="PropertiesChanged without exec")
+    wait_until(lambda: ["app", "ok"] in handlers_announced(client), what="PropertiesChanged without exec")
     with pytest.raises(Exception, match="exec"):
         client.register(APP, "too-late", "exec", {"command": ["true"]})
     assert client.finished_for("running") == []  # still running, in the worker that has exec loaded
