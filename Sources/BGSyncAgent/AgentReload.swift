@@ -70,7 +70,8 @@ final class AgentReloader {
             directories: pluginDirectories, workerExecutable: workerExecutable, logger: logger)
         let before = scheduler.handlers.keys.sorted()
         workers.replace(catalog: catalog, maxWorkers: configuration.sync.concurrentEvents)
-        scheduler.handlers = RoutingDispatcher.handlers(builtIn: builtIn, plugins: catalog.handlers.mapValues(\.info)).handlers
+        let plugins = catalog.handlers.mapValues(\.info)
+        scheduler.handlers = RoutingDispatcher.handlers(builtIn: builtIn, plugins: plugins).handlers
         let after = scheduler.handlers.keys.sorted()
         guard after != before else { return }
         logger.info("handlers now: \(after.isEmpty ? "none" : after.joined(separator: ", "))")

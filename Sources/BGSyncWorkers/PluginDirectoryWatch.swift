@@ -21,7 +21,8 @@ public final class PluginDirectoryWatch {
     private var pending: MainLoop.Timer?
 
     private static let mask = UInt32(
-        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+        IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF
+            | IN_MOVE_SELF)
 
     public init(loop: MainLoop, directories: [String], settle: Double = 0.25) {
         self.loop = loop

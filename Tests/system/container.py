@@ -88,7 +88,8 @@ class Container:
         assert state == "running", f"the container's system is {state!r}:\n{self.root('systemctl', '--failed').stdout}"
         self._wait_for_path(f"/run/user/{UID}/systemd/private", deadline)
         state = self.user("systemctl", "--user", "is-system-running", "--wait", timeout=timeout).stdout.strip()
-        assert state == "running", f"{USER}'s user manager is {state!r}:\n{self.user('systemctl', '--user', '--failed').stdout}"
+        failed = self.user("systemctl", "--user", "--failed", check=False).stdout
+        assert state == "running", f"{USER}'s user manager is {state!r}:\n{failed}"
 
     def _wait_for_path(self, path, deadline):
         """Until `path` exists inside (seen through PID 1's root; polled: a socket file appearing

@@ -60,7 +60,8 @@ def cached_tree(log=print) -> pathlib.Path:
         ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}", SUITE, str(partial), mirror()],
         capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"debootstrap failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        output = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        raise RuntimeError(f"debootstrap failed ({result.returncode}):\n{output}")
     # Leave apt's downloads out of the cache: they are a copy of what was installed.
     for deb in (partial / "var" / "cache" / "apt" / "archives").glob("*.deb"):
         deb.unlink()

@@ -168,7 +168,8 @@ def system():
     # `journalctl --user` reads, and it outlives the reboot.
     (container.tree / "var/log/journal").mkdir(exist_ok=True)
     # The user's state before the package arrives: written by the version before this one.
-    container.put_user_file(".local/state/bgsync/registrations.sqlite3", (FIXTURE / "registrations.sqlite3").read_bytes())
+    database = (FIXTURE / "registrations.sqlite3").read_bytes()
+    container.put_user_file(".local/state/bgsync/registrations.sqlite3", database)
     container.put_user_file(".config/bgsync/bgsyncd.conf", USER_CONFIG)
     print(f"\nsystem test: tree ready after {time.monotonic() - started:.1f} s")
     container.boot()
@@ -210,7 +211,8 @@ def test_4_the_v1_database_is_migrated_with_every_registration(system):
         assert tag in tags, f"{key} is missing after the upgrade"
         after = system.ctl_json("status", app, tag)
         for field in ("kind", "handler", "options", "network", "max-attempts", "min-interval"):
-            assert after.get(field) == before.get(field), f"{key}: {field} was {before.get(field)!r}, is {after.get(field)!r}"
+            was, now = before.get(field), after.get(field)
+            assert now == was, f"{key}: {field} was {was!r}, is {now!r}"
     # Offline since boot: nothing ran, so the one in back-off is as the old version left it.
     backoff = system.ctl_json("status", "org.example.Mail", "backoff")
     assert (backoff["state"], backoff["attempts"]) == ("waiting", 1)
