@@ -83,6 +83,7 @@ final class AgentReloader {
         let watch = PluginDirectoryWatch(loop: loop, directories: pluginDirectories)
         watch.onChange = { [unowned self] in
             self.logger.info("a plugin directory changed; looking for handlers again")
+            self.watchPlugins()  // first: a directory that was just created is watched from now on
             self.rescanPlugins()
         }
         self.watch = watch

@@ -64,3 +64,29 @@ struct PluginDirectoryWatchTests {
         #expect(JournalStream.escape(input) == expected)
     }
 }
+
+@Suite("A plugin directory that does not exist yet")
+struct MissingPluginDirectoryTests {
+    @Test("its creation is a change; other files beside it are not")
+    func creationIsAChange() throws {
+        let base = NSTemporaryDirectory() + "bgsync-watch-missing-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let loop = MainLoop()
+        let plugins = base + "/share/bgsync/plugins"
+        let watch = PluginDirectoryWatch(loop: loop, directories: [plugins], settle: 0.05)
+        #expect(watch.watched.isEmpty)
+        var changes = 0
+        watch.onChange = { changes += 1 }
+        try Data().write(to: URL(fileURLWithPath: base + "/unrelated"))
+        let quiet = Date().addingTimeInterval(0.3)
+        while Date() < quiet { _ = loop.iterate(timeout: 0.05) }
+        #expect(changes == 0)
+        try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
+        let deadline = Date().addingTimeInterval(5)
+        while changes == 0 && Date() < deadline { _ = loop.iterate(timeout: 0.1) }
+        #expect(changes == 1)
+        watch.stop()
+        #expect(PluginDirectoryWatch(loop: loop, directories: [plugins]).watched == [plugins])
+    }
+}

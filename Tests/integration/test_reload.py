@@ -104,3 +104,14 @@ def test_sighup_rereads_the_configuration_and_keeps_everything(bus, agent_factor
     assert client.wait_finished("running")[0][2] == "succeeded"
     assert agent.process.poll() is None
     assert sorted(client.call("GetPeriodicTags", APP)) == ["after", "before"]
+
+
+def test_a_plugin_directory_made_after_the_start_is_watched(bus, agent_factory, own_plugins, tmp_path):
+    later = tmp_path / "home" / ".local" / "share" / "bgsync" / "plugins"  # a user's, not there yet
+    agent_factory(plugin_dir=own_plugins, extra_args=["--plugin-dir", str(later)]).start()
+    client = Client(bus)
+    later.mkdir(parents=True)
+    compile_plugin(TEST_PLUGIN_SOURCES / "noop.c", later / "test-noop.so")
+    wait_until(lambda: ["app", "exec", "noop", "ok"] in handlers_announced(client), what="PropertiesChanged with noop")
+    client.register(APP, "mine", "noop")
+    assert client.wait_finished("mine")[0][2] == "succeeded"
