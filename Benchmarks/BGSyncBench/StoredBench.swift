@@ -19,7 +19,7 @@ func prepareStateDirectory(setup: Setup, bus: PrivateBus, name: String, count: I
         WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < \(count - 1))
         INSERT INTO registrations (app_id, kind, tag, handler, options, network, max_attempts, attempts, state,
                                    next_attempt, last_error, min_interval, interval_start, sequence)
-        SELECT 'org.bench.Stored' || (x / 1000), 'one-off', 't' || (x % 1000), 'noop', '{}', 'any', 3, 1, 'waiting',
+        SELECT 'org.bench.Stored' || (x / 1000), 'one-off', 't' || (x % 1000), 'noop', '@a{sv} {}', 'any', 3, 1, 'waiting',
                unixepoch() + 10800, '', NULL, NULL, x + 1 FROM n;
         """
     let status = try run(["/usr/bin/sqlite3", path, sql])

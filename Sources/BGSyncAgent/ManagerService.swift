@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import CBGSyncInterface
 import DBusKit
 import Logging
@@ -38,9 +39,12 @@ final class ManagerService: SyncObserver {
         self.logger = logger
         announcedNetwork = scheduler.network
         access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
+        let limit = Self.argumentLimit(optionsBytes: scheduler.settings.maxOptionsBytes)
         for method in Self.methods {
-            object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
-                [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
+            object.addMethod(
+                interface: Self.interface, name: method.name, inSignature: method.signature, argumentLimit: limit
+            ) {
+                [unowned self] (call: DBusMethodCall) throws(DBusError) -> [Value] in
                 do {
                     try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
                     return try method.handler(self)(call)
@@ -61,9 +65,23 @@ final class ManagerService: SyncObserver {
         connection.export(object, at: Self.objectPath)
     }
 
+    /// What a call's arguments may decode into: the options limit plus room for the names (an
+    /// app id takes at most 255 bytes, a tag 1024 characters, a handler name 255 bytes). Checked
+    /// while decoding, so a 30 MiB option is refused before a value is built for it; the
+    /// scheduler then checks the options alone against the exact limit.
+    static func argumentLimit(optionsBytes: Int) -> DecodingLimit {
+        let names = 8 * 1024
+        return DecodingLimit(
+            bytes: optionsBytes + names,
+            error: DBusError(
+                name: errorNames[.invalidArgument]!,
+                message: "The arguments take more than \(optionsBytes + names) bytes; the options may take at most "
+                    + "\(optionsBytes). Pass large data as a file path."))
+    }
+
     // MARK: - Methods
 
-    private func register(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func register(_ call: DBusMethodCall) throws -> [Value] {
         let args = Arguments(call)
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
@@ -73,7 +91,7 @@ final class ManagerService: SyncObserver {
         return []
     }
 
-    private func registerPeriodic(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func registerPeriodic(_ call: DBusMethodCall) throws -> [Value] {
         let args = Arguments(call)
         let interval = try args.uint64(3)
         let request = try RegistrationRequest(
@@ -85,29 +103,29 @@ final class ManagerService: SyncObserver {
         return []
     }
 
-    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
+    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [Value] {
         { [unowned self] call in
             let appID = try Arguments(call).string(0)
             try Identifiers.validateAppID(appID)
-            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(DBusValue.string))]
+            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(Value.string))]
         }
     }
 
-    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
+    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [Value] {
         { [unowned self] call in
             let key = try Arguments(call).key(kind)
             return [.bool(try scheduler.unregister(key))]
         }
     }
 
-    private func getRegistration(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func getRegistration(_ call: DBusMethodCall) throws -> [Value] {
         let args = Arguments(call)
         let oneOff = try args.key(.oneOff)
         let periodic = RegistrationKey(appID: oneOff.appID, tag: oneOff.tag, kind: .periodic)
         guard let registration = scheduler.registration(oneOff) ?? scheduler.registration(periodic) else {
             throw SyncError(.notFound, "\(oneOff.appID) has no registration with tag '\(oneOff.tag)'.")
         }
-        var fields: [String: DBusValue] = [
+        var fields: [String: Value] = [
             "kind": .string(registration.key.kind.rawValue),
             "state": .string(registration.state.rawValue),
             "handler": .string(registration.handler),
@@ -117,13 +135,13 @@ final class ManagerService: SyncObserver {
                 registration.state == .waiting ? Int64(clamping: registration.nextAttempt?.timeIntervalSince1970 ?? 0) : 0),
             "network": .string(registration.network.rawValue),
             "last-error": .string(registration.lastError),
-            "options": .vardict(registration.options.mapValues(\.dbusValue)),
+            "options": .vardict(registration.options),
         ]
         if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(clamping: interval)) }
         return [.vardict(fields)]
     }
 
-    private func trigger(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func trigger(_ call: DBusMethodCall) throws -> [Value] {
         let key = try Arguments(call).key(.oneOff)
         try scheduler.trigger(appID: key.appID, tag: key.tag)
         return []
@@ -169,7 +187,7 @@ final class ManagerService: SyncObserver {
     private struct Method: Sendable {
         var name: String
         var signature: String
-        var handler: @Sendable (ManagerService) -> (DBusMethodCall) throws -> [DBusValue]
+        var handler: @Sendable (ManagerService) -> (DBusMethodCall) throws -> [Value]
     }
 
     private static let methods: [Method] = [
@@ -186,14 +204,14 @@ final class ManagerService: SyncObserver {
     private struct Property: Sendable {
         var name: String
         var signature: String
-        var get: @Sendable (ManagerService) -> DBusValue
+        var get: @Sendable (ManagerService) -> Value
     }
 
     private static let properties: [Property] = [
         Property(name: "Online", signature: "b", get: { .bool($0.scheduler.network.online) }),
         Property(name: "Metered", signature: "b", get: { .bool($0.scheduler.network.metered) }),
         Property(name: "Handlers", signature: "as", get: {
-            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(DBusValue.string))
+            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
         }),
         Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
     ]
@@ -205,7 +223,7 @@ private struct Arguments {
     let call: DBusMethodCall
     init(_ call: DBusMethodCall) { self.call = call }
 
-    private func argument(_ index: Int) throws -> DBusValue {
+    private func argument(_ index: Int) throws -> Value {
         guard index < call.arguments.count else { throw mismatch(index) }
         return call.arguments[index]
     }
@@ -225,14 +243,14 @@ private struct Arguments {
     }
 
     /// An `a{sv}` as handler options; a key given twice keeps its last value.
-    func options(_ index: Int) throws -> [String: OptionValue] {
+    func options(_ index: Int) throws -> [String: Value] {
         guard case .dictionary(_, _, let entries) = try argument(index) else { throw mismatch(index) }
-        var options: [String: OptionValue] = [:]
+        var options: [String: Value] = [:]
         for entry in entries {
             guard case .string(let name) = entry.key else { throw mismatch(index) }
             guard !name.isEmpty else { throw SyncError.invalidArgument("An option has an empty name.") }
             let value = if case .variant(let inner) = entry.value { inner } else { entry.value }
-            options[name] = OptionValue(value)
+            options[name] = value
         }
         return options
     }

@@ -1,3 +1,4 @@
+import BGSyncValue
 import struct Foundation.Date
 
 /// The heart of bgsync: Background Sync semantics over registrations, with no I/O of its own.
@@ -383,8 +384,8 @@ public final class Scheduler {
         max(requested ?? settings.minPeriodicInterval, settings.minPeriodicInterval)
     }
 
-    static func encodedSize(of options: [String: OptionValue]) -> Int {
-        options.reduce(0) { $0 + $1.key.utf8.count + $1.value.approximateSize }
+    static func encodedSize(of options: [String: Value]) -> Int {
+        options.reduce(0) { $0 + $1.key.utf8.count + $1.value.marshalledSize }
     }
 }
 
@@ -415,24 +416,5 @@ struct ReadyQueue {
         let fresh = keys.filter { members.insert($0).inserted }
         guard !fresh.isEmpty else { return }
         items.replaceSubrange(head..<head, with: fresh)
-    }
-}
-
-extension OptionValue {
-    /// The size a value takes, counted as D-Bus marshals it (near enough): what the options
-    /// limit is about.
-    var approximateSize: Int {
-        switch self {
-        case .bool, .int32, .uint32: 4
-        case .byte: 1
-        case .int16, .uint16: 2
-        case .int64, .uint64, .double: 8
-        case .string(let s), .objectPath(let s), .signature(let s): s.utf8.count + 5
-        case .array(let type, let items): 4 + type.utf8.count + items.reduce(0) { $0 + $1.approximateSize }
-        case .dictionary(_, _, let entries):
-            4 + entries.reduce(0) { $0 + $1.key.approximateSize + $1.value.approximateSize }
-        case .tuple(let items): items.reduce(0) { $0 + $1.approximateSize }
-        case .variant(let inner): inner.typeString.utf8.count + 2 + inner.approximateSize
-        }
     }
 }

@@ -84,7 +84,8 @@ public final class SQLiteRegistrationStore: RegistrationStore {
     public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {
         let queue = try openQueue(for: urgency)
         let durable = registration.durable
-        let arguments = RegistrationRow.arguments(for: durable, optionsJSON: try RegistrationRow.encodeOptions(durable.options))
+        let optionsText = try RegistrationRow.encodeOptions(durable.options)
+        let arguments = RegistrationRow.arguments(for: durable, optionsText: optionsText)
         do {
             try queue.write { db in try db.execute(sql: RegistrationRow.upsertSQL, arguments: arguments) }
         } catch {

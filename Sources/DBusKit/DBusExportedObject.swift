@@ -1,25 +1,30 @@
+import BGSyncValue
 import CDBus
 
 /// An object exported at a path. Handles org.freedesktop.DBus.Introspectable (returns exactly the
 /// XML document it was given), org.freedesktop.DBus.Properties (Get, GetAll, Set) and dispatches
 /// methods to handlers. org.freedesktop.DBus.Peer is answered by libdbus itself.
 public final class DBusExportedObject {
-    public typealias MethodHandler = (DBusMethodCall) throws(DBusError) -> [DBusValue]
-    public typealias PropertySetter = (DBusValue) throws(DBusError) -> Void
+    public typealias MethodHandler = (DBusMethodCall) throws(DBusError) -> [Value]
+    public typealias PropertySetter = (Value) throws(DBusError) -> Void
 
     static let introspectable = "org.freedesktop.DBus.Introspectable"
     static let properties = "org.freedesktop.DBus.Properties"
     static let peer = "org.freedesktop.DBus.Peer"
+    /// The standard interfaces take names only: far less than this.
+    static let standardLimit = DecodingLimit(
+        bytes: 64 * 1024, error: .invalidArgs("The arguments take more than 64 KiB; Properties calls take names."))
 
     private struct Method {
         var inSignature: String
+        var argumentLimit: DecodingLimit
         var handler: MethodHandler
     }
 
     private struct Property {
         var name: String
         var signature: String
-        var get: () -> DBusValue
+        var get: () -> Value
         var set: PropertySetter?
     }
 
@@ -32,14 +37,19 @@ public final class DBusExportedObject {
         self.introspectionXML = introspectionXML
     }
 
-    /// Adds a method; calls whose signature is not `inSignature` get InvalidArgs without reaching `handler`.
-    public func addMethod(interface: String, name: String, inSignature: String, _ handler: @escaping MethodHandler) {
-        methods[interface, default: [:]][name] = Method(inSignature: inSignature, handler: handler)
+    /// Adds a method; calls whose signature is not `inSignature` get InvalidArgs without reaching `handler`,
+    /// and calls whose arguments exceed `argumentLimit` get its error, before their values are built.
+    public func addMethod(
+        interface: String, name: String, inSignature: String, argumentLimit: DecodingLimit = .none,
+        _ handler: @escaping MethodHandler
+    ) {
+        methods[interface, default: [:]][name] = Method(
+            inSignature: inSignature, argumentLimit: argumentLimit, handler: handler)
     }
 
     /// Adds a property. Without `set` it is read-only: Set answers PropertyReadOnly.
     public func addProperty(interface: String, name: String, signature: String,
-                            get: @escaping () -> DBusValue, set: PropertySetter? = nil) {
+                            get: @escaping () -> Value, set: PropertySetter? = nil) {
         properties[interface, default: []].removeAll { $0.name == name }
         properties[interface, default: []].append(Property(name: name, signature: signature, get: get, set: set))
     }
@@ -48,8 +58,8 @@ public final class DBusExportedObject {
     public func propertiesChanged(interface: String, names: [String]) {
         let known = properties[interface] ?? []
         let changed = names.compactMap { name in known.first { $0.name == name } }
-            .map { DBusDictEntry(key: .string($0.name), value: .variant($0.get())) }
-        let arguments: [DBusValue] = [
+            .map { Value.DictEntry(key: .string($0.name), value: .variant($0.get())) }
+        let arguments: [Value] = [
             .string(interface),
             .dictionary(keySignature: "s", valueSignature: "v", changed),
             .array(elementSignature: "s", []),
@@ -73,7 +83,7 @@ public final class DBusExportedObject {
             return DBUS_HANDLER_RESULT_NOT_YET_HANDLED
         }
         let header = MessageHeader(message)
-        let result: Result<[DBusValue], DBusError>
+        let result: Result<[Value], DBusError>
         do throws(DBusError) {
             result = .success(try respond(to: message, header))
         } catch {
@@ -85,7 +95,7 @@ public final class DBusExportedObject {
         return DBUS_HANDLER_RESULT_HANDLED
     }
 
-    private static func sendReply(_ result: Result<[DBusValue], DBusError>, to message: OpaquePointer, on connection: OpaquePointer) {
+    private static func sendReply(_ result: Result<[Value], DBusError>, to message: OpaquePointer, on connection: OpaquePointer) {
         var failure: DBusError
         switch result {
         case .success(let values):
@@ -114,7 +124,7 @@ public final class DBusExportedObject {
         Set(methods.keys).union(properties.keys).union([Self.introspectable, Self.properties, Self.peer])
     }
 
-    private func respond(to message: OpaquePointer, _ header: MessageHeader) throws(DBusError) -> [DBusValue] {
+    private func respond(to message: OpaquePointer, _ header: MessageHeader) throws(DBusError) -> [Value] {
         let member = header.member
         let where_ = "at object path '\(header.path)'"
         if let interface = header.interface, !interfaces.contains(interface) {
@@ -126,21 +136,21 @@ public final class DBusExportedObject {
             return [.string(introspectionXML)]
         case (Self.properties?, "Get"):
             try expect("ss", for: "Get", header)
-            let args = try MessageCoding.arguments(of: message)
+            let args = try MessageCoding.arguments(of: message, limit: Self.standardLimit)
             let property = try lookUp(args[0].stringValue ?? "", args[1].stringValue ?? "", header)
             return [.variant(try value(of: property.1))]
         case (Self.properties?, "GetAll"):
             try expect("s", for: "GetAll", header)
-            let interface = try MessageCoding.arguments(of: message)[0].stringValue ?? ""
+            let interface = try MessageCoding.arguments(of: message, limit: Self.standardLimit)[0].stringValue ?? ""
             guard interfaces.contains(interface) else { throw .unknownInterface("No interface '\(interface)' \(where_)") }
-            var entries: [DBusDictEntry] = []
+            var entries: [Value.DictEntry] = []
             for property in properties[interface] ?? [] {
-                entries.append(DBusDictEntry(key: .string(property.name), value: .variant(try value(of: property))))
+                entries.append(Value.DictEntry(key: .string(property.name), value: .variant(try value(of: property))))
             }
             return [.dictionary(keySignature: "s", valueSignature: "v", entries)]
         case (Self.properties?, "Set"):
             try expect("ssv", for: "Set", header)
-            let args = try MessageCoding.arguments(of: message)
+            let args = try MessageCoding.arguments(of: message, limit: Self.standardLimit)
             let (interface, property) = try lookUp(args[0].stringValue ?? "", args[1].stringValue ?? "", header)
             guard let set = property.set else {
                 throw .propertyReadOnly("Property '\(interface).\(property.name)' is read-only")
@@ -166,7 +176,7 @@ public final class DBusExportedObject {
         try expect(method.inSignature, for: "\(interface).\(member)", header)
         let call = DBusMethodCall(sender: header.sender, path: header.path, interface: header.interface,
                                   member: member, signature: header.signature,
-                                  arguments: try MessageCoding.arguments(of: message))
+                                  arguments: try MessageCoding.arguments(of: message, limit: method.argumentLimit))
         return try method.handler(call)
     }
 
@@ -191,7 +201,7 @@ public final class DBusExportedObject {
         throw .unknownProperty("No property '\(name)' in interface '\(interface)' at object path '\(header.path)'")
     }
 
-    private func value(of property: Property) throws(DBusError) -> DBusValue {
+    private func value(of property: Property) throws(DBusError) -> Value {
         let value = property.get()
         guard value.signature == property.signature else {
             throw .failed("Property '\(property.name)' should have type '\(property.signature)' but its value has '\(value.signature)'")

@@ -1,5 +1,6 @@
 import BGSyncCore
 import BGSyncTestSupport
+import BGSyncValue
 import DBusKit
 import Foundation
 import Logging
@@ -68,13 +69,13 @@ import Testing
     }
 
     @discardableResult
-    func call(_ method: String, _ arguments: [DBusValue]) throws(DBusError) -> [DBusValue] {
+    func call(_ method: String, _ arguments: [Value]) throws(DBusError) -> [Value] {
         try client.call(
             destination: ManagerService.busName, path: ManagerService.objectPath, interface: ManagerService.interface,
             method: method, arguments: arguments, timeout: 10)
     }
 
-    func property(_ name: String) throws(DBusError) -> DBusValue? {
+    func property(_ name: String) throws(DBusError) -> Value? {
         try client.call(
             destination: ManagerService.busName, path: ManagerService.objectPath,
             interface: "org.freedesktop.DBus.Properties", method: "Get",

@@ -46,7 +46,16 @@ enum TestService {
             [.string((call.arguments[0].stringValue ?? "") + (call.arguments[1].stringValue ?? ""))]
         }
         object.addMethod(interface: interface, name: "Length", inSignature: "ay") { call in
-            [.uint32(UInt32(call.arguments[0].arrayValue?.count ?? 0))]
+            [.uint32(UInt32(call.arguments[0].bytesValue?.count ?? 0))]
+        }
+        // Arguments of at most 4 KiB; says whether a byte array arrived compact (as bytes).
+        object.addMethod(
+            interface: interface, name: "Limited", inSignature: "sv",
+            argumentLimit: DecodingLimit(
+                bytes: 4096, error: DBusError(name: "org.example.Error.TooBig", message: "too big"))
+        ) { call in
+            if case .variant(.bytes) = call.arguments[1] { return [.string("bytes")] }
+            return [.string(call.arguments[1].signature)]
         }
         object.addMethod(interface: interface, name: "Nothing", inSignature: "") { _ in [] }
         object.addMethod(interface: interface, name: "Fail", inSignature: "s") { call throws(DBusError) in

@@ -1,5 +1,6 @@
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
+import BGSyncValue
 import Foundation
 import TestKit
 import Testing
@@ -133,7 +134,7 @@ final class LogLines {
 /// An event with `options`, whose files the worker's own code opens: beneath `root` when given
 /// (a sandboxed app's event), as an unconfined app's otherwise.
 func event(
-    _ options: [String: OptionValue], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
+    _ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
     root: String? = nil, useOpenat2: Bool = true
 ) -> HandlerEvent {
     HandlerEvent(
