@@ -92,8 +92,9 @@ func startupRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
     return [
         Row(figure: "Start with 100,000 stored until GetTags answers (best of 3)", measured: String(format: "%.2f s", agentBest),
             reference: String(format: "sqlite3 SELECT * of the same rows: %.2f s", sqliteBest),
-            ratio: agentBest / sqliteBest, goal: "≤ 3×", met: agentBest / sqliteBest <= 3),
+            ratio: agentBest / sqliteBest, goal: "≤ 2×", met: agentBest / sqliteBest <= 2),
         Row(figure: "Peak RSS, starting with 100,000 stored", measured: formatBytes(peaks.max()!),
-            reference: "sqlite3: \(formatBytes(sqlitePeaks.max()!))", ratio: nil, goal: "printed", met: nil),
+            reference: "sqlite3: \(formatBytes(sqlitePeaks.max()!))", ratio: nil, goal: "≤ 64 MiB",
+            met: peaks.max()! <= 64 * 1024),
     ]
 }

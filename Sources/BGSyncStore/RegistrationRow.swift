@@ -38,6 +38,12 @@ enum RegistrationRow {
         Value.optionsText(options)
     }
 
+    /// "app/tag" of a row, for an error message.
+    static func describeKey(_ row: Row) -> String {
+        let appID = String.fromDatabaseValue(row[indexes["app_id"]!]) ?? "?"
+        return "\(appID)/\(String.fromDatabaseValue(row[indexes["tag"]!]) ?? "?")"
+    }
+
     /// A column value the file holds that bgsync cannot read: only possible after a manual edit.
     struct BadColumn: Error {
         var column: String

@@ -205,6 +205,9 @@ public final class DBusConnection {
 
     // MARK: Internals
 
+    /// The loop the connection is attached to, if any.
+    var loop: MainLoop? { integration?.loop }
+
     func isExporting(_ object: DBusExportedObject, at path: String) -> Bool {
         !closed && exportedPaths[path] == ObjectIdentifier(object)
     }

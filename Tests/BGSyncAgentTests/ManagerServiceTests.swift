@@ -39,6 +39,9 @@ import Testing
                 network: .offline)
             service = ManagerService(scheduler: scheduler, connection: connection, logger: Logger(label: "test"))
             scheduler.observer = service
+            // As the agent does: sync signals go out at the end of each loop iteration, after the
+            // outcomes before them are written (MemoryStore writes at once).
+            loop.addIterationEndHandler { [unowned service] in service.sendHeldSignals { $0() } }
             try scheduler.start()
             connection.attach(to: loop)
         }

@@ -130,6 +130,17 @@ import Testing
         #expect(error == DBusError(name: "org.example.Error.Custom", message: "it broke"))
     }
 
+    @Test func aDeferredMethodAnswersAfterItsHandlerReturned() throws {
+        #expect(try call("Later", [.string("hello")]) == [.string("hello later")])
+    }
+
+    @Test func aDeferredReplyDroppedUnsentAnswersFailedAtOnce() throws {
+        let started = Date()
+        let error = #expect(throws: DBusError.self) { try self.call("Dropped") }
+        #expect(error?.name == "org.freedesktop.DBus.Error.Failed")
+        #expect(Date().timeIntervalSince(started) < 5, "answered, not left to the call's timeout")
+    }
+
     @Test func aReplyThatCannotBeSentBecomesFailed() throws {
         let error = #expect(throws: DBusError.self) { try self.call("BadReply") }
         #expect(error?.name == "org.freedesktop.DBus.Error.Failed")

@@ -1,5 +1,6 @@
 import DBusKit
 import MainLoop
+import TestKit
 
 /// The object the tests export: org.example.Test at /org/example/Test, owned as org.example.Test.
 enum TestService {
@@ -19,6 +20,8 @@ enum TestService {
             <method name="Fail"><arg name="message" type="s" direction="in"/></method>
             <method name="Emit"><arg name="text" type="s" direction="in"/></method>
             <method name="BadReply"/>
+            <method name="Later"><arg name="text" type="s" direction="in"/><arg type="s" direction="out"/></method>
+            <method name="Dropped"/>
             <property name="Count" type="u" access="read"/>
             <property name="Label" type="s" access="readwrite"/>
             <signal name="Said"><arg name="text" type="s"/><arg name="number" type="u"/></signal>
@@ -71,6 +74,13 @@ enum TestService {
         object.addMethod(interface: interface, name: "BadReply", inSignature: "") { _ in
             [.array(elementSignature: "s", [.uint32(1)])]  // an `as` holding a number: cannot be sent
         }
+        // Answered after the handler returned, from a block the loop runs later.
+        object.addDeferredMethod(interface: interface, name: "Later", inSignature: "s") { call, reply in
+            let text = call.arguments[0].stringValue ?? ""
+            let answer = Unchecked(value: reply)
+            loop.post { answer.value.send(.success([.string(text + " later")])) }
+        }
+        object.addDeferredMethod(interface: interface, name: "Dropped", inSignature: "") { _, _ in }
         object.addProperty(interface: interface, name: "Count", signature: "u") { .uint32(state.count) }
         object.addProperty(interface: interface, name: "Label", signature: "s", get: { .string(state.label) },
                            set: { value in state.label = value.stringValue ?? "" })
