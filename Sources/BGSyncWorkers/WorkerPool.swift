@@ -18,8 +18,8 @@ import struct Foundation.Date
 public final class WorkerPool: EventDispatcher {
     private let loop: MainLoop
     private let workerExecutable: String
-    private let catalog: PluginCatalog
-    private let maxWorkers: Int
+    private var catalog: PluginCatalog
+    private var maxWorkers: Int
     private let logger: Logger
     private let reaper: ChildReaper
     private var workers: [WorkerConnection] = []
@@ -87,6 +87,19 @@ public final class WorkerPool: EventDispatcher {
     public static let deinitGrace = 2.0
     /// SIGKILL timers of retired idle workers not yet reaped, by pid.
     private var graceTimers: [pid_t: MainLoop.Timer] = [:]
+
+    /// Takes the handlers of a new scan and a new process limit (a reload). Idle workers stop,
+    /// so the next event loads the plugin file that is there now; a busy worker finishes its
+    /// event (even of a handler that is gone: its process has the plugin loaded) and stops then.
+    /// Queued events stay queued.
+    public func replace(catalog: PluginCatalog, maxWorkers: Int) {
+        self.catalog = catalog
+        self.maxWorkers = max(1, maxWorkers)
+        for worker in workers {
+            if worker.isIdle { retire(worker) } else { worker.retireWhenDone = true }
+        }
+        startQueued()
+    }
 
     // MARK: - Scheduling
 
@@ -167,6 +180,11 @@ public final class WorkerPool: EventDispatcher {
                 worker.deadlineTimer = nil
                 worker.lastUsed = MainLoop.monotonicNow()
                 finish(job, reply.outcome)
+                if worker.retireWhenDone {
+                    retire(worker)
+                    startQueued()
+                    return
+                }
             }
             if closed { return workerDied(worker, why: "the worker process ended") }
             startQueued()

@@ -267,7 +267,7 @@ def test_a_tag_with_a_newline_cannot_start_a_log_line(root_agent, bus):
     assert any("forged" in line for line in lines), "the tag is logged (escaped)"
     for line in lines:
         # Every line is the agent's own or a worker's, each with its own prefix.
-        assert line.startswith("bgsyncd[") or re.match(r"<\d>(handler \S+|bgsync-worker):", line), line
+        assert re.match(r"(bgsyncd|bgsync-worker)\[\d+\]: ", line), line
         assert not line.startswith("<0>"), line
     escaped = [line for line in lines if "\\n<0>bgsyncd[1]: critical: forged\\r\\n<3>x" in line]
     assert escaped, "the newline shows as \\n in the line that names the tag"
