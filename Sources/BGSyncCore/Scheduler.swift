@@ -10,25 +10,29 @@ import struct Foundation.Date
 public final class Scheduler {
     public let settings: SyncSettings
     public private(set) var network: NetworkStatus
+    /// The power supply; changed through `powerChanged` (Scheduler+Conditions.swift).
+    public internal(set) var power: PowerStatus
     public weak var observer: (any SyncObserver)?
     /// Names of the handlers that loaded; Register refuses others.
     public var handlers: [String: HandlerInfo]
 
-    private let clock: any SchedulerClock
+    let clock: any SchedulerClock
     private let store: any RegistrationStore
-    private let dispatcher: any EventDispatcher
+    let dispatcher: any EventDispatcher
     private let unitRandom: () -> Double
 
-    private var registrations: [RegistrationKey: Registration] = [:]
+    var registrations: [RegistrationKey: Registration] = [:]
     /// Events now running, by key. An entry whose registration was unregistered is `orphaned`.
-    private var running: [RegistrationKey: RunningEvent] = [:]
+    var running: [RegistrationKey: RunningEvent] = [:]
+    /// Interruptions and progress (Scheduler+Conditions.swift).
+    var conditions = ConditionState()
     /// Pending registrations in the order they should fire; may hold stale keys, checked on use.
     private var readyQueue = ReadyQueue()
     private var nextSequence: Int64 = 1
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
 
-    private struct RunningEvent {
+    struct RunningEvent {
         var id: UInt64
         var startedAt: Date
         var orphaned = false
@@ -37,7 +41,8 @@ public final class Scheduler {
     public init(
         settings: SyncSettings, clock: any SchedulerClock, store: any RegistrationStore,
         dispatcher: any EventDispatcher, handlers: [String: HandlerInfo] = [:],
-        network: NetworkStatus = .offline, unitRandom: @escaping () -> Double = { Double.random(in: 0..<1) }
+        network: NetworkStatus = .offline, power: PowerStatus = .ac,
+        unitRandom: @escaping () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.settings = settings
         self.clock = clock
@@ -45,6 +50,7 @@ public final class Scheduler {
         self.dispatcher = dispatcher
         self.handlers = handlers
         self.network = network
+        self.power = power
         self.unitRandom = unitRandom
     }
 
@@ -105,6 +111,7 @@ public final class Scheduler {
             existing.options = request.options
             existing.network = request.network
             existing.maxAttempts = maxAttempts
+            existing.applyTimes(of: request, now: now)
             if request.key.kind == .periodic {
                 updatePeriodic(&existing, interval: clampedInterval(request.minInterval), now: now)
             } else {
@@ -116,6 +123,7 @@ public final class Scheduler {
                 case .firing, .reregisteredWhileFiring:
                     existing.state = .reregisteredWhileFiring
                 }
+                existing.holdUntilNotBefore(now: now)
             }
             try store.save(existing.durable)
             registrations[request.key] = existing
@@ -130,6 +138,7 @@ public final class Scheduler {
             var registration = Registration(
                 key: request.key, handler: request.handler, options: request.options, network: request.network,
                 maxAttempts: maxAttempts, sequence: nextSequence)
+            registration.applyTimes(of: request, now: now)
             if request.key.kind == .periodic {
                 let interval = clampedInterval(request.minInterval)
                 registration.minInterval = interval
@@ -137,6 +146,7 @@ public final class Scheduler {
                 registration.state = .waiting
                 registration.nextAttempt = now.addingTimeInterval(interval)
             }
+            registration.holdUntilNotBefore(now: now)
             try store.save(registration.durable)
             nextSequence += 1
             registrations[request.key] = registration
@@ -169,9 +179,10 @@ public final class Scheduler {
         }
         registration.state = .pending
         registration.nextAttempt = nil
+        registration.holdUntilNotBefore(now: clock.now())  // a trigger skips back-off, not not-before
         try store.save(registration.durable)
         registrations[key] = registration
-        readyQueue.append(key)
+        track(registration)
         afterChange()
     }
 
@@ -180,6 +191,7 @@ public final class Scheduler {
     public func networkChanged(_ status: NetworkStatus) {
         guard status != network else { return }
         network = status
+        interruptUnsatisfied()
         afterChange()
     }
 
@@ -189,6 +201,7 @@ public final class Scheduler {
     private func wakeup() {
         armedWakeup = nil
         let now = clock.now()
+        expireDue(now: now)
         for (key, registration) in registrations where registration.state == .waiting {
             if let due = registration.nextAttempt, due <= now {
                 var updated = registration
@@ -202,7 +215,7 @@ public final class Scheduler {
     }
 
     /// Dispatches what may run; on a wake-up, also looks again for the earliest due time.
-    private func afterChange(rescan: Bool = false) {
+    func afterChange(rescan: Bool = false) {
         dispatchReady()
         if rescan {
             rearmWakeup()
@@ -213,7 +226,7 @@ public final class Scheduler {
     /// wake-up (and at start). In between, `noteWaiting` keeps the armed time early enough; one
     /// that turns out too early (its registration went) just rescans.
     private func rearmWakeup() {
-        let earliest = registrations.values.lazy.filter { $0.state == .waiting }.compactMap(\.nextAttempt).min()
+        let earliest = earliestWakeup()
         if earliest != armedWakeup {
             armedWakeup = earliest
             clock.armWakeup(at: earliest)
@@ -221,7 +234,8 @@ public final class Scheduler {
     }
 
     /// Queues a pending registration, or makes sure the wake-up comes early enough for a waiting one.
-    private func track(_ registration: Registration) {
+    func track(_ registration: Registration) {
+        if let expiry = registration.expiresAt { noteWaiting(until: expiry) }
         switch registration.state {
         case .pending: readyQueue.append(registration.key)
         case .waiting: if let due = registration.nextAttempt { noteWaiting(until: due) }
@@ -242,8 +256,8 @@ public final class Scheduler {
         var skipped: [RegistrationKey] = []
         while running.count < settings.concurrentEvents, let key = readyQueue.popFirst() {
             guard let registration = registrations[key], registration.state == .pending else { continue }
-            guard running[key] == nil, network.satisfies(registration.network) else {
-                skipped.append(key)  // an unregistered twin still running, or metered
+            guard running[key] == nil, conditionsHold(for: registration) else {
+                skipped.append(key)  // an unregistered twin still running, metered, or power
                 continue
             }
             fire(registration)
@@ -259,11 +273,13 @@ public final class Scheduler {
         let event = SyncEvent(
             id: id, key: registration.key, handler: registration.handler, options: registration.options,
             attempt: attempt, lastChance: attempt >= registration.maxAttempts,
-            deadline: now.addingTimeInterval(settings.eventTimeout), confinement: registration.confinement)
+            deadline: now.addingTimeInterval(settings.eventTimeout), confinement: registration.confinement,
+            stallTimeout: settings.eventStallTimeout, ceiling: now.addingTimeInterval(settings.eventCeiling))
         var firing = registration
         firing.state = .firing
         registrations[registration.key] = firing
         running[registration.key] = RunningEvent(id: id, startedAt: now)
+        conditions.progress[registration.key] = nil
         observer?.syncStarted(event)
         dispatcher.dispatch(event) { [weak self] outcome in
             self?.eventFinished(key: registration.key, id: id, outcome: outcome)
@@ -273,6 +289,7 @@ public final class Scheduler {
     private func eventFinished(key: RegistrationKey, id: UInt64, outcome: HandlerOutcome) {
         guard let event = running[key], event.id == id else { return }  // a duplicate completion
         running[key] = nil
+        let interrupted = conditions.interrupting.remove(id) != nil
         defer { afterChange() }
         guard !event.orphaned, var registration = registrations[key] else {
             observer?.syncFinished(key, outcome: .cancelled, detail: outcome.detail)
@@ -280,7 +297,9 @@ public final class Scheduler {
         }
         let now = clock.now()
         let result: SyncOutcome
-        if registration.state == .reregisteredWhileFiring {
+        if let ended = finishInterruptedOrExpired(&registration, interrupted: interrupted, outcome: outcome, now: now) {
+            result = ended
+        } else if registration.state == .reregisteredWhileFiring {
             // Registered again while running: run once more, from a clean slate.
             registration.state = .pending
             registration.attempts = 0
@@ -294,6 +313,7 @@ public final class Scheduler {
             result = finishOneOff(&registration, outcome: outcome, now: now)
             persist(result == .retryScheduled ? registration : nil, key: key)
         }
+        if registrations[key] == nil { conditions.forget(key) }
         observer?.syncFinished(key, outcome: result, detail: outcome.detail)
     }
 
@@ -361,7 +381,7 @@ public final class Scheduler {
 
     /// Writes an outcome no caller is waiting for: `nil` deletes. A failed write is reported
     /// and memory goes ahead; the disk keeps the older state, which only means a repeat run.
-    private func persist(_ registration: Registration?, key: RegistrationKey) {
+    func persist(_ registration: Registration?, key: RegistrationKey) {
         do {
             if let registration {
                 try store.save(registration.durable, urgency: .background)
