@@ -157,10 +157,19 @@ final class LogLines {
     var log: HandlerLog { HandlerLog { [self] in lines.append(($0, $1)) } }
 }
 
-func event(_ options: [String: OptionValue], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false)
-    -> HandlerEvent
-{
+func event(
+    _ options: [String: OptionValue], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
+    control: HandlerControl = HandlerControl()
+) -> HandlerEvent {
     HandlerEvent(
         appID: "org.example.App", tag: "outbox", attempt: attempt, lastChance: lastChance,
-        deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options))
+        deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options), control: control)
+}
+
+/// A flag set from one thread and read from another (the agent's stop, in handler tests).
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

@@ -18,10 +18,12 @@ public struct HandlerEvent {
     public var periodic: Bool
     /// The registration's handler options.
     public var options: HandlerOptions
+    /// Cancellation and progress (see HandlerControl).
+    public var control: HandlerControl
 
     public init(
         appID: String, tag: String, attempt: UInt32 = 1, lastChance: Bool = false,
-        deadline: Date, periodic: Bool = false, options: HandlerOptions
+        deadline: Date, periodic: Bool = false, options: HandlerOptions, control: HandlerControl = HandlerControl()
     ) {
         self.appID = appID
         self.tag = tag
@@ -30,6 +32,7 @@ public struct HandlerEvent {
         self.deadline = deadline
         self.periodic = periodic
         self.options = options
+        self.control = control
     }
 
     /// Reads the event through the host's accessors.
@@ -42,11 +45,13 @@ public struct HandlerEvent {
             lastChance: table.last_chance?(event) ?? false,
             deadline: Date(timeIntervalSince1970: table.deadline?(event) ?? 0),
             periodic: table.periodic?(event) ?? false,
-            options: HandlerOptions(host: host, event: event))
+            options: HandlerOptions(host: host, event: event),
+            control: HandlerControl(host: host, event: event))
     }
 
-    /// Seconds left before `deadline` (negative once past it).
-    public var secondsLeft: Double { deadline.timeIntervalSinceNow }
+    /// Seconds left before `deadline`, or before the deadline the last progress report moved
+    /// it to (negative once past it).
+    public var secondsLeft: Double { (control.movedDeadline ?? deadline).timeIntervalSinceNow }
 }
 
 extension HandlerEvent {
