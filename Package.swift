@@ -9,6 +9,8 @@
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
 //   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
+//   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
+//   BGSyncPower       UPower and power-profiles-daemon over the system bus (DBusKit)
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
@@ -45,6 +47,7 @@ let package = Package(
         .systemLibrary(name: "CLibNM", pkgConfig: "libnm", providers: [.apt(["libnm-dev"])]),
         .target(name: "CBGSyncPlugin"),
         .target(name: "CLinux"),
+        .target(name: "CWorkerCancel"),
         .target(name: "CBGSyncInterface", cSettings: [.unsafeFlags(["-std=c23"])]),
 
         // Platform modules.
@@ -66,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "bgsyncctl",
             dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin"]),
+        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin", "CWorkerCancel"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         // Each handler is a plain Swift type (tested directly) plus a one-line C export target,

@@ -7,6 +7,7 @@ enum RegistrationRow {
     static let columns = [
         "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
         "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+        "power", "expires_at", "not_before",
     ]
 
     /// Rows come from `selectSQL`, so a column is read by its position there: GRDB's lookup by
@@ -27,6 +28,8 @@ enum RegistrationRow {
             Int64(registration.attempts), registration.state.rawValue,
             registration.nextAttempt?.timeIntervalSince1970, registration.lastError, registration.minInterval,
             registration.intervalStart?.timeIntervalSince1970, registration.sequence,
+            registration.power?.rawValue, registration.expiresAt?.timeIntervalSince1970,
+            registration.notBefore?.timeIntervalSince1970,
         ]
         return StatementArguments(values)
     }
@@ -74,7 +77,13 @@ enum RegistrationRow {
             lastError: try text(row, "last_error"),
             minInterval: try real(row, "min_interval"),
             intervalStart: try real(row, "interval_start").map(Date.init(timeIntervalSince1970:)),
-            sequence: try integer(row, "sequence"))
+            sequence: try integer(row, "sequence"),
+            power: try optionalText(row, "power").map { raw throws(BadColumn) in
+                guard let power = PowerRequirement(rawValue: raw) else { throw BadColumn(column: "power", found: "'\(raw)'") }
+                return power
+            },
+            expiresAt: try real(row, "expires_at").map(Date.init(timeIntervalSince1970:)),
+            notBefore: try real(row, "not_before").map(Date.init(timeIntervalSince1970:)))
         registration = registration.durable
         return registration
     }
@@ -84,6 +93,13 @@ enum RegistrationRow {
 
     private static func text(_ row: Row, _ column: String) throws(BadColumn) -> String {
         let stored: DatabaseValue = row[indexes[column]!]
+        guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column, found: "\(stored)") }
+        return text
+    }
+
+    private static func optionalText(_ row: Row, _ column: String) throws(BadColumn) -> String? {
+        let stored: DatabaseValue = row[indexes[column]!]
+        if stored.isNull { return nil }
         guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column, found: "\(stored)") }
         return text
     }

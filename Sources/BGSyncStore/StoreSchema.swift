@@ -31,6 +31,16 @@ enum StoreSchema {
                 )
                 """)
         }
+        migrator.registerMigration("conditions: power, expires_at, not_before") { db in
+            // NULL: the option was not given (power then counts as 'any', except that a periodic
+            // registration waits while the profile is power-saver).
+            try db.execute(sql: """
+                ALTER TABLE registrations ADD COLUMN power TEXT
+                    CHECK (power IS NULL OR power IN ('any', 'ac', 'battery-not-low'));
+                ALTER TABLE registrations ADD COLUMN expires_at REAL;
+                ALTER TABLE registrations ADD COLUMN not_before REAL;
+                """)
+        }
         return migrator
     }
 }

@@ -16,13 +16,13 @@ import struct Foundation.Date
 /// one that is still running at the event's deadline (wall clock) is killed and completes it with
 /// `.retry(after: nil, detail: "timeout")`. Either way the next event gets a fresh worker.
 public final class WorkerPool: EventDispatcher {
-    private let loop: MainLoop
+    let loop: MainLoop
     private let workerExecutable: String
     private let catalog: PluginCatalog
     private let maxWorkers: Int
-    private let logger: Logger
+    let logger: Logger
     private let reaper: ChildReaper
-    private var workers: [WorkerConnection] = []
+    var workers: [WorkerConnection] = []
     /// Events with no free worker yet, oldest first.
     private var queue: [WorkerJob] = []
     private var isShutDown = false
@@ -35,6 +35,8 @@ public final class WorkerPool: EventDispatcher {
     public var workerProcessIDs: [Int32] { workers.map(\.pid) }
     /// Events waiting for a worker.
     public var queuedCount: Int { queue.count }
+    /// Progress a running event reported (WorkerPool+Conditions.swift), on the loop's thread.
+    public var onProgress: ((SyncEvent, SyncProgress) -> Void)?
 
     public init(loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger) {
         self.loop = loop
@@ -76,11 +78,14 @@ public final class WorkerPool: EventDispatcher {
         reaper.reapAllBlocking()
     }
 
+    func queuedIndex(of eventID: UInt64) -> Int? { queue.firstIndex { $0.event.id == eventID } }
+    func dequeue(at index: Int) -> WorkerJob { queue.remove(at: index) }
+
     // MARK: - Scheduling
 
     /// Starts queued events while there is a worker for them. The oldest event always goes
     /// first: it can start whenever any worker is idle or there is room for one more.
-    private func startQueued() {
+    func startQueued() {
         while let job = queue.first {
             let handler = job.event.handler
             if let worker = workers.first(where: { $0.isIdle && $0.handler == handler }) {
@@ -123,13 +128,13 @@ public final class WorkerPool: EventDispatcher {
             return finish(job, .failure(detail: "the event's options cannot be sent to the handler: \(error)"))
         }
         worker.job = job
-        let deadline = job.event.deadline
+        worker.deadline = job.event.deadline
         let timer = WallClockTimer(loop: loop)
         timer.onFire = { [unowned self, unowned worker] in
-            // A clock change fires it early: look again.
-            if Date() >= deadline { self.timedOut(worker) } else { worker.deadlineTimer?.arm(at: deadline) }
+            // A clock change fires it early, and progress moves the deadline: look again.
+            if Date() >= worker.deadline { self.timedOut(worker) } else { worker.deadlineTimer?.arm(at: worker.deadline) }
         }
-        timer.arm(at: deadline)
+        timer.arm(at: worker.deadline)
         worker.deadlineTimer = timer
         if !worker.send(frame) { workerDied(worker, why: "the worker process ended before it got the event") }
     }
@@ -147,14 +152,19 @@ public final class WorkerPool: EventDispatcher {
             workerDied(worker, why: "it broke the protocol", kill: true)
         case .replies(let replies, let closed):
             for reply in replies {
-                guard let job = worker.job, job.event.id == reply.eventID else {
+                if let progress = reply.progress {
+                    guard progressed(worker, eventID: reply.eventID, progress) else { return }
+                    continue
+                }
+                guard let job = worker.job, job.event.id == reply.eventID, let outcome = reply.outcome else {
                     logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' answered event \(reply.eventID), which it was not running; stopping it.")
                     return workerDied(worker, why: "it broke the protocol", kill: true)
                 }
                 worker.job = nil
                 worker.deadlineTimer = nil
+                worker.endGrace(on: loop)
                 worker.lastUsed = MainLoop.monotonicNow()
-                finish(job, reply.outcome)
+                finish(job, outcome)
             }
             if closed { return workerDied(worker, why: "the worker process ended") }
             startQueued()
@@ -163,7 +173,8 @@ public final class WorkerPool: EventDispatcher {
 
     private func timedOut(_ worker: WorkerConnection) {
         guard let job = worker.job else { return }
-        logger.warning("Handler '\(worker.handler)' overran the time cap on \(job.event.key) (event \(job.event.id)); killing worker pid \(worker.pid).")
+        let cap = job.lastDone == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
+        logger.warning("Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); killing worker pid \(worker.pid).")
         worker.job = nil
         retire(worker)
         finish(job, .retry(after: nil, detail: "timeout"))
@@ -171,7 +182,7 @@ public final class WorkerPool: EventDispatcher {
     }
 
     /// The worker ended on its own (or must be stopped): its event, if any, is a crash.
-    private func workerDied(_ worker: WorkerConnection, why: String, kill: Bool = false) {
+    func workerDied(_ worker: WorkerConnection, why: String, kill: Bool = false) {
         guard workers.contains(where: { $0 === worker }) else { return }
         let job = worker.job
         worker.job = nil
@@ -186,7 +197,7 @@ public final class WorkerPool: EventDispatcher {
 
     /// Stops using `worker`: kills it (harmless if it already ended: it stays a zombie until
     /// reaped, so the pid cannot be reused), closes the socket and reaps it in the background.
-    private func retire(_ worker: WorkerConnection) {
+    func retire(_ worker: WorkerConnection) {
         workers.removeAll { $0 === worker }
         worker.kill()
         detach(worker)
@@ -204,11 +215,12 @@ public final class WorkerPool: EventDispatcher {
         if let watch = worker.watch { loop.removeWatch(watch) }
         worker.watch = nil
         worker.deadlineTimer = nil
+        worker.endGrace(on: loop)
         worker.closeSocket()
     }
 
     /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once.
-    private func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
+    func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
         let completion = job.completion
         loop.addTimer(after: 0) { completion(outcome) }
     }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BGSyncCore
+import struct Foundation.Date
 
 /// The `bgsync_event` a plugin sees: an event plus the C strings and buffers handed out for it,
 /// all freed together when `handle` has returned (the ABI's lifetime rule).
@@ -12,14 +13,35 @@ final class EventContext {
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
     private var buffers: [String: UnsafeMutableRawPointer] = [:]
 
+    /// What `deadline` answers: the event's cap, then moved by progress (see `progressed`).
+    private(set) var deadline: Date
+    private var lastDone: UInt64?
+    private var lastProgressSent: Date?
+
     init(event: SyncEvent) {
         self.event = event
+        deadline = event.deadline
         names = event.options.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     deinit {
         for pointer in strings.values { free(pointer) }
         for pointer in buffers.values { free(pointer) }
+    }
+
+    /// At most this often a progress frame goes to the agent; reports in between are dropped.
+    static let progressFrameInterval = 0.05
+
+    /// A progress report: moves the deadline when `done` changed (as the agent does) and says
+    /// whether it should go to the agent now.
+    func progressed(done: UInt64, now: Date = Date()) -> Bool {
+        if lastDone != done {
+            lastDone = done
+            deadline = event.deadline(afterProgressAt: now)
+        }
+        if let last = lastProgressSent, now.timeIntervalSince(last) < Self.progressFrameInterval { return false }
+        lastProgressSent = now
+        return true
     }
 
     /// The opaque pointer handed to the plugin, and back.

@@ -5,6 +5,7 @@ import BGSyncCore
 import BGSyncWorkers
 import CBGSyncPlugin
 import CLinux
+import CWorkerCancel
 
 /// `bgsync-worker --serve PATH`: load the plugin, then run the events the agent sends on fd 3,
 /// one at a time, until the agent closes its end.
@@ -30,6 +31,9 @@ enum EventServer {
             return refuseEvents(because: error.message, detail: "handler could not be loaded: " + error.message)
         }
         HostLog.handlerName = plugin.info.name
+        if bgsync_cancel_install(WireProtocol.stopSignal) != 0 {
+            HostLog.line(priority: 4, prefix: "bgsync-worker", "Cannot catch the stop signal (\(String(cString: strerror(errno)))); a stopped event will be killed after its grace period.")
+        }
         let host = HostTable.make()
         if let initialize = plugin.plugin.pointee.`init`, !initialize(host) {
             return refuseEvents(
@@ -62,6 +66,7 @@ enum EventServer {
 
     /// Runs one event through the plugin and reads its result.
     static func handle(_ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>) -> HandlerOutcome {
+        bgsync_cancel_reset()  // a stop for the previous event is not this one's
         let context = EventContext(event: event)
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION

@@ -2,7 +2,9 @@
 import Glibc
 #endif
 import BGSyncCore
+import BGSyncWorkers
 import CBGSyncPlugin
+import CWorkerCancel
 
 /// The `bgsync_host` function table. C function pointers cannot capture anything: every entry
 /// finds its state through the event pointer, which is an `EventContext`.
@@ -24,7 +26,7 @@ enum HostTable {
         }
         host.attempt = { event in EventContext.from(event)?.event.attempt ?? 0 }
         host.last_chance = { event in EventContext.from(event)?.event.lastChance ?? false }
-        host.deadline = { event in EventContext.from(event)?.event.deadline.timeIntervalSince1970 ?? 0 }
+        host.deadline = { event in EventContext.from(event)?.deadline.timeIntervalSince1970 ?? 0 }
         host.periodic = { event in EventContext.from(event)?.event.key.kind == .periodic }
 
         host.option_count = { event in EventContext.from(event)?.names.count ?? 0 }
@@ -100,8 +102,28 @@ enum HostTable {
                 text)
         }
 
+        host.cancelled = { _ in bgsync_cancel_requested() }
+        host.cancel_fd = { _ in bgsync_cancel_fd() }
+        host.progress = { event, done, total, text in
+            guard let context = EventContext.from(event), context.progressed(done: done) else { return }
+            let progress = SyncProgress(done: done, total: total, text: HostTable.progressText(text))
+            _ = EventServer.reply(WorkerReply(eventID: context.event.id, progress: progress))
+        }
+
         let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
         table.initialize(to: host)
         return UnsafePointer(table)
+    }
+
+    /// A plugin's progress text: at most BGSYNC_PROGRESS_TEXT_SIZE - 1 bytes, cut at a character
+    /// boundary, invalid UTF-8 replaced.
+    static func progressText(_ text: UnsafePointer<CChar>?) -> String {
+        guard let text else { return "" }
+        let limit = Int(BGSYNC_PROGRESS_TEXT_SIZE) - 1
+        let length = strnlen(text, limit)
+        let bytes = UnsafeRawBufferPointer(start: text, count: length)
+        var decoded = String(decoding: bytes, as: UTF8.self)
+        while decoded.utf8.count > limit { decoded.removeLast() }
+        return decoded
     }
 }
