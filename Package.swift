@@ -54,18 +54,20 @@ let package = Package(
         .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
         .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "BGSyncPower", dependencies: ["BGSyncCore", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BGSyncAgent",
             dependencies: [
-                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "DBusKit", "MainLoop", "CBGSyncInterface",
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWorkers", "DBusKit", "MainLoop",
+                "CBGSyncInterface",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
         // Executables.
         .executableTarget(
             name: "bgsyncd",
-            dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["BGSyncAgent", "BGSyncNetwork", "BGSyncPower", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "bgsyncctl",
             dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BGSyncCore
 import BGSyncNetwork
+import BGSyncPower
 import BGSyncStore
 import BGSyncWorkers
 import DBusKit
@@ -18,6 +19,7 @@ public struct AgentOptions: Sendable {
     public var pluginDirectories: [String] = []
     public var workerExecutable: String?
     public var network: NetworkMode = .automatic
+    public var power: PowerMode = .upower
     /// A bus address to use instead of the session bus.
     public var busAddress: String?
     public var verbose = false
@@ -103,9 +105,11 @@ public final class Agent {
 
         let network = makeNetworkMonitor(mode: options.network, loop: loop, logger: logger)
         network.start()
+        let power = makePowerMonitor(mode: options.power, loop: loop, logger: logger)
+        power.start()
         let scheduler = Scheduler(
             settings: configuration.sync, clock: LoopClock(loop: loop), store: store, dispatcher: workers,
-            handlers: catalog.handlers.mapValues(\.info), network: network.status)
+            handlers: catalog.handlers.mapValues(\.info), network: network.status, power: power.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         scheduler.observer = service
         network.onChange = { [logger] (status: NetworkStatus) in
@@ -113,12 +117,20 @@ public final class Agent {
             scheduler.networkChanged(status)
             service.networkChanged()
         }
+        power.onChange = { [logger] (status: PowerStatus) in
+            logger.info("power: \(status)")
+            scheduler.powerChanged(status)
+            service.networkChanged()
+        }
+        workers.onProgress = { event, progress in
+            scheduler.progressReported(key: event.key, eventID: event.id, progress)
+        }
         do {
             try scheduler.start()
         } catch {
             throw AgentStartError(description: error.message)
         }
-        logger.info("network: \(network.status); \(scheduler.count) registrations in \(store.path)")
+        logger.info("network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")
 
         bus.onDisconnect = { [unowned loop, logger] in
             if !stopping { logger.notice("the session bus went away; exiting") }
