@@ -45,6 +45,10 @@ do {
         log("network back…")
         rows += try networkRows(setup: setup, bus: bus, network: network)
     }
+    if setup.wants("send") {
+        log("send while online…")
+        rows += try sendWhileOnlineRows(setup: setup, bus: bus)
+    }
     var workerRSS: Int?, agentRSS: Int?
     if setup.wants("storm") {
         log("reconnect storm…")

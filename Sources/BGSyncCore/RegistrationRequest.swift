@@ -83,7 +83,7 @@ public struct RegistrationRequest: Sendable, Equatable {
         let number: Double? =
             switch value {
             case .double(let d): d
-            case .byte, .int16, .uint16, .int32, .uint32, .int64, .uint64: value.unsignedValue.map(Double.init)
+            case .byte, .int16, .uint16, .int32, .uint32, .int64, .uint64: value.unsignedValue.map { Double($0) }
             default: nil
             }
         let least = zeroAllowed ? "0" : "more than 0"

@@ -24,6 +24,10 @@ enum EventServer {
         // Plugins printing to stdout end up in the log, never in the protocol.
         _ = dup2(2, 1)
 
+        // Before the plugin is loaded: threads it starts must inherit the blocked stop signal.
+        if bgsync_cancel_install(WireProtocol.stopSignal) != 0 {
+            HostLog.line(priority: 4, prefix: "bgsync-worker", "Cannot catch the stop signal (\(String(cString: strerror(errno)))); a stopped event will be killed after its grace period.")
+        }
         let plugin: LoadedPlugin
         do {
             plugin = try LoadedPlugin.load(path: path)
@@ -31,9 +35,6 @@ enum EventServer {
             return refuseEvents(because: error.message, detail: "handler could not be loaded: " + error.message)
         }
         HostLog.handlerName = plugin.info.name
-        if bgsync_cancel_install(WireProtocol.stopSignal) != 0 {
-            HostLog.line(priority: 4, prefix: "bgsync-worker", "Cannot catch the stop signal (\(String(cString: strerror(errno)))); a stopped event will be killed after its grace period.")
-        }
         let host = HostTable.make()
         if let initialize = plugin.plugin.pointee.`init`, !initialize(host) {
             return refuseEvents(

@@ -4,8 +4,10 @@
 #pragma once
 #include <stdbool.h>
 
-/* Installs the handler for `signo` (SA_RESTART, so a handler's blocking calls are not cut short
- * by it) and makes the eventfd. Returns 0, or -1 with errno set. */
+/* Installs the handler for `signo`, makes the eventfd, starts a thread that takes the signal
+ * and blocks it in the calling thread (and so in every thread it starts later): a stop never
+ * interrupts a plugin's blocking call with EINTR. Call it before the plugin starts threads.
+ * Returns 0, or -1 with errno set. */
 int bgsync_cancel_install(int signo);
 /* Clears the flag and drains the eventfd: called before each event. */
 void bgsync_cancel_reset(void);
