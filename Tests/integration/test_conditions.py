@@ -190,7 +190,8 @@ def test_network_drop_during_a_slow_upload_is_interrupted_and_the_rest_goes_late
     system = PrivateBus("system")
     nm = MockNetworkManager(system)
     try:
-        nm.start(state=CONNECTED_GLOBAL)
+        nm.start()
+        nm.set_state(CONNECTED_GLOBAL)
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=system.address)
         agent = agent_factory(network="networkmanager", env=env,
                               config="[sync]\nevent-timeout=60\ninterrupt-grace-period=5\nretry-initial-delay=100\n")
@@ -203,8 +204,9 @@ def test_network_drop_during_a_slow_upload_is_interrupted_and_the_rest_goes_late
             (outbox / f"{n:04}.json").write_text(f'{{"n": {n}}}')
             os.utime(outbox / f"{n:04}.json", (100 + n, 100 + n))
         server.control({"delay": 0.4})  # a slow server: each request takes 0.4 s
+        progress = progress_signals(client)
         client.register(APP, "outbox", "upload", {"outbox": str(outbox), "url": server.url()})
-        wait_until(lambda: len(server.received()) >= 2, 15, "two messages at the server")
+        wait_until(lambda: progress, 15, "SyncProgress: the first message accepted")
         nm.set_state(DISCONNECTED)
         finished = client.wait_finished("outbox", timeout=15)
         assert finished[0][2] == "interrupted", finished
