@@ -20,8 +20,9 @@ struct State: ParsableCommand {
         let handlers = properties["Handlers"]?.arrayValue?.compactMap(\.stringValue) ?? []
         print("online:    \(show("Online"))")
         print("metered:   \(show("Metered"))")
-        print("battery:   \(show("OnBattery"))")
-        print("saver:     \(show("PowerSaver"))")
+        // An agent from before power conditions has neither.
+        if properties["OnBattery"] != nil { print("battery:   \(show("OnBattery"))") }
+        if properties["PowerSaver"] != nil { print("saver:     \(show("PowerSaver"))") }
         print("handlers:  \(handlers.isEmpty ? "-" : handlers.joined(separator: ", "))")
         print("version:   \(show("Version"))")
     }

@@ -53,10 +53,14 @@ private final class ExportState: @unchecked Sendable {
         return UnsafeRawPointer(made)
     }
 
+    /// The size of the first release's `bgsync_host`: everything up to and including `log`.
+    static let firstReleaseHostSize = MemoryLayout<bgsync_host>.offset(of: \bgsync_host.log)! + MemoryLayout<UnsafeRawPointer>.size
+
     func start(host: UnsafePointer<bgsync_host>?) -> Bool {
-        // The host table must be at least as large as the one this library was built with.
+        // The host table must hold at least the first release's functions (up to `log`); later
+        // ones (cancellation, progress) are read only when `struct_size` covers them.
         guard let host, host.pointee.abi_version == BGSYNC_PLUGIN_ABI_VERSION,
-            Int(host.pointee.struct_size) >= MemoryLayout<bgsync_host>.size,
+            Int(host.pointee.struct_size) >= Self.firstReleaseHostSize,
             let type = lock.withLock({ handlerType })
         else { return false }
         self.host = host
