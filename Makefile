@@ -5,7 +5,7 @@ SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 BIN = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all build run demo check unit integration deps-run deps-check clean
+.PHONY: all build run demo check unit integration lint format deps-run deps-check clean
 
 all: build
 
@@ -29,6 +29,7 @@ demo: deps-check build
 # Everything CI runs: the unit tests, the integration suite (plain, then under AddressSanitizer
 # and ThreadSanitizer), and the Debian package test.
 check: deps-check
+	$(MAKE) lint
 	$(SWIFT) build --build-tests
 	$(MAKE) unit integration deb-check check-asan check-tsan
 
@@ -38,8 +39,23 @@ unit:
 integration:
 	BGSYNC_BIN="$(BIN)" $(PYTHON) -m pytest -q Tests/integration
 
+# Swift style is .swift-format's (the toolchain's swift-format); lint fails on any finding, format fixes
+# what it can in place.
+SWIFT_SOURCES = Package.swift Sources Plugins Tests Benchmarks
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(SWIFT_SOURCES)
+
+# Every build directory this Makefile or its scripts make: .build (swift build), .build-asan and
+# .build-tsan (sanitizers), .build-sanitizer-logs, .build-deb (the packages) and any other .build-*.
 clean:
-	rm -rf .build
+	rm -rf .build .build-* .build_*
+	rm -rf packaging/debian/.debhelper packaging/debian/bgsyncd packaging/debian/libbgsync-plugin-dev \
+	    packaging/debian/files packaging/debian/*.substvars packaging/debian/*.debhelper.log \
+	    packaging/debian/debhelper-build-stamp
 
 # The Debian packages (slow: a release build; see packaging/README.md). deb builds them into
 # .build-deb/; deb-check builds, lints, installs, exercises and purges them (as root).

@@ -94,27 +94,32 @@ let package = Package(
             dependencies: ["DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks/BGSyncBench"),
 
-        // Test doubles and tests.
+        // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
+        .target(name: "TestKit", dependencies: ["MainLoop"], path: "Tests/TestKit"),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
         .testTarget(
             name: "BGSyncStoreTests",
             dependencies: [
-                "BGSyncStore", "BGSyncCore", "BGSyncTestSupport", "store-crash-child",
+                "BGSyncStore", "BGSyncCore", "BGSyncTestSupport", "TestKit", "store-crash-child",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
         .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
-        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop"]),
-        .testTarget(name: "BGSyncAgentTests", dependencies: ["BGSyncAgent", "BGSyncCore"]),
-        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
+        // bgsyncctl, run as a program against a stand-in agent.
+        .testTarget(name: "BGSyncCtlTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
+        .testTarget(
+            name: "BGSyncAgentTests",
+            dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
+        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "HandlerTests",
             dependencies: [
                 "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
-                "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler",
+                "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler", "TestKit",
             ],
             exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),
     ],

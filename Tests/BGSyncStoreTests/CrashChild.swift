@@ -1,12 +1,9 @@
 import Foundation
+import TestKit
 
 /// The `store-crash-child` process, with its stdout read line by line.
 final class CrashChild {
-    let process = Process()
-    private let output = Pipe()
-    private let errors = Pipe()
-    private var buffer: [UInt8] = []
-    private var ended = false
+    private let child: ChildProcess
 
     /// The binary SwiftPM builds next to the test bundle (`swift build --build-tests`).
     static var binary: String? {
@@ -23,46 +20,19 @@ final class CrashChild {
     }
 
     init(binary: String, arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
+        child = try ChildProcess([binary] + arguments)
     }
 
     /// The next line, or nil once the child's stdout is closed. Waits at most `timeout` for data.
-    func readLine(timeout: Duration = .seconds(10)) throws -> String? {
-        let fd = output.fileHandleForReading.fileDescriptor
-        while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
-                return line
-            }
-            if ended { return nil }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let milliseconds = Int32(timeout.components.seconds * 1000)
-            let ready = poll(&poller, 1, milliseconds)
-            if ready < 0, errno == EINTR { continue }
-            guard ready > 0 else { throw TimedOut(seconds: Int(timeout.components.seconds)) }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            if count <= 0 { ended = true } else { buffer.append(contentsOf: chunk[..<count]) }
-        }
-    }
+    func readLine(timeout: Double = 10) throws -> String? { try child.readLine(timeout: timeout) }
 
-    func kill() {
-        _ = Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    /// SIGKILL and reap; the exit code is 128 + 9 if the kill ended it.
+    func kill() { child.kill() }
+
+    /// Whether SIGKILL (and not an exit of its own) ended the child.
+    var wasKilled: Bool { child.wait() == 128 + SIGKILL }
 
     var standardError: String {
-        String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    }
-
-    struct TimedOut: Error, CustomStringConvertible {
-        var seconds: Int
-        var description: String { "store-crash-child printed nothing for \(seconds) s" }
+        String(decoding: child.readToEnd(idle: 5).stderr, as: UTF8.self)
     }
 }

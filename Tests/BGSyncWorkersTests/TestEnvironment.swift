@@ -4,6 +4,7 @@ import Glibc
 import BGSyncCore
 import BGSyncWorkers
 import Foundation
+import TestKit
 import Logging
 import MainLoop
 import Testing
@@ -30,16 +31,12 @@ enum TestEnvironment {
 
     /// The compiled test plugins (Tests/plugins/*.c), by name, in a private directory.
     static let plugins: Result<CompiledPlugins, TestSetupError> = {
-        do { return .success(try compilePlugins()) } catch { return .failure(TestSetupError(description: "\(error)")) }
+        do { return .success(try compilePlugins()) } catch { return .failure(TestSetupError("\(error)")) }
     }()
 
     struct CompiledPlugins: Sendable {
         let directory: String
         func path(_ name: String) -> String { directory + "/" + name + ".so" }
-    }
-
-    struct TestSetupError: Error, CustomStringConvertible {
-        let description: String
     }
 
     /// The worker and plugins, or a recorded issue saying what is missing.
@@ -59,7 +56,7 @@ enum TestEnvironment {
     /// Compiled into the build products directory (not /tmp, which nothing would clean),
     /// afresh on every run.
     private static func compilePlugins() throws -> CompiledPlugins {
-        guard let worker = workerExecutable else { throw TestSetupError(description: "no build products directory") }
+        guard let worker = workerExecutable else { throw TestSetupError("no build products directory") }
         let directory = URL(fileURLWithPath: worker).deletingLastPathComponent().path + "/bgsync-test-plugins"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
@@ -79,29 +76,17 @@ enum TestEnvironment {
     static func makeTemporaryDirectory(prefix: String) throws -> String {
         let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
         var template = Array((base + "\(prefix).XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestSetupError(description: "mkdtemp failed: \(String(cString: strerror(errno)))") }
+        guard let made = mkdtemp(&template) else { throw TestSetupError("mkdtemp failed: \(String(cString: strerror(errno)))") }
         return String(cString: made)
     }
 
     /// Runs a command to completion; throws with its output if it fails.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw TestSetupError(description: "\(executable) \(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
-        }
-        return text
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil
+    ) throws -> String {
+        let merged = environment.map { ProcessInfo.processInfo.environment.merging($0) { $1 } }
+        return try runChecked([executable] + arguments, environment: merged, directory: directory)
     }
 
     static let logger: Logger = {

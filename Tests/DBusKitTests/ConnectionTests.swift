@@ -1,6 +1,7 @@
 import DBusKit
 import Foundation
 import MainLoop
+import TestKit
 import Testing
 
 /// One private bus per test, with the test service exported on a connection driven by a

@@ -1,6 +1,7 @@
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
 import Foundation
+import TestKit
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -10,61 +11,33 @@ import FoundationNetworking
 /// A helper script of this directory run with /usr/bin/python3: its stdout read line by
 /// line (with a timeout), its stdin closed to make it stop.
 final class ScriptProcess {
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private var buffered: [UInt8] = []
+    private let child: ChildProcess
 
     init(_ script: String, arguments: [String] = []) throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(script).path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [path] + arguments
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
+        child = try ChildProcess(["/usr/bin/python3", path] + arguments, input: true, errors: .inherit)
     }
 
     deinit { stop() }
 
     /// The next line of stdout, waiting at most `timeout` seconds.
     func readLine(timeout: Double = 10) throws -> String {
-        let fd = output.fileHandleForReading.fileDescriptor
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let newline = buffered.firstIndex(of: 10) {
-                let line = String(decoding: buffered[..<newline], as: UTF8.self)
-                buffered.removeFirst(newline + 1)
-                return line
-            }
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else { throw TestFailure("\(process.arguments?.first ?? "script") printed no line in \(timeout) s") }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, Int32(left * 1000) + 1) > 0 else { continue }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard count > 0 else { throw TestFailure("\(process.arguments?.first ?? "script") ended before printing a line") }
-            buffered += chunk[..<count]
+        guard let line = try child.readLine(timeout: timeout) else {
+            throw TestFailure("python3 script ended before printing a line")
         }
+        return line
     }
 
-    func writeLine(_ line: String) {
-        input.fileHandleForWriting.write(Data((line + "\n").utf8))
-    }
+    func writeLine(_ line: String) { child.writeLine(line) }
 
     /// SIGKILL, as when a worker is killed; reaps it.
-    func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
+    func kill() { child.kill() }
 
     /// Closes stdin (the script's cue to clean up and exit); SIGKILL if it has not after 10 s.
     func stop() {
-        guard process.isRunning else { return }
-        try? input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        guard child.isRunning else { return }
+        child.closeInput()
+        if child.wait(seconds: 10) == nil { child.kill() }
     }
 }
 

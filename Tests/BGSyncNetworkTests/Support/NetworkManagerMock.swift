@@ -1,9 +1,10 @@
 import Foundation
+import TestKit
 
 /// python-dbusmock's `networkmanager` template on the private system bus: a stand-in
 /// NetworkManager whose state the test sets.
 final class NetworkManagerMock {
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// Starts the mock and waits until it owns `org.freedesktop.NetworkManager`, then gives it
     /// a `Metered` property (the template has none) and the given state.
@@ -17,16 +18,10 @@ final class NetworkManagerMock {
     deinit { stop() }
 
     func start() throws(TestSetupError) {
-        let mock = Process()
-        mock.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        mock.arguments = ["-m", "dbusmock", "--template", "networkmanager", "--system"]
-        mock.standardOutput = FileHandle.nullDevice
-        do {
-            let bus = try PrivateSystemBus.shared.get()
-            mock.standardError = try PrivateSystemBus.logFile(bus.directory.appendingPathComponent("dbusmock.log"))
-            try mock.run()
-        } catch { throw TestSetupError("cannot start python3 -m dbusmock: \(error)") }
-        process = mock
+        let bus = try PrivateSystemBus.shared.get()
+        process = try ChildProcess(
+            ["/usr/bin/python3", "-m", "dbusmock", "--template", "networkmanager", "--system"],
+            errors: .file(bus.directory + "/dbusmock.log"))
         // gdbus wait follows NameOwnerChanged: it returns as soon as the name is owned.
         try run(["gdbus", "wait", "--system", "--timeout", "20", Self.name])
     }
@@ -36,8 +31,7 @@ final class NetworkManagerMock {
     func stop() {
         guard let process else { return }
         self.process = nil
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.kill()
         for _ in 0..<100 {
             let answer = try? output(["gdbus", "call", "--system", "--dest", "org.freedesktop.DBus",
                                       "--object-path", "/org/freedesktop/DBus",
@@ -68,21 +62,7 @@ final class NetworkManagerMock {
     }
 }
 
-/// Runs a command to completion and returns its stdout; throws when it fails.
+/// Runs a command (found on PATH) to completion and returns its stdout; throws when it fails.
 func runCommand(_ argv: [String]) throws(TestSetupError) -> String {
-    let child = Process()
-    child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    child.arguments = argv
-    let output = Pipe()
-    let errors = Pipe()
-    child.standardOutput = output
-    child.standardError = errors
-    do { try child.run() } catch { throw TestSetupError("cannot run \(argv[0]): \(error)") }
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    child.waitUntilExit()
-    guard child.terminationStatus == 0 else {
-        throw TestSetupError("\(argv.joined(separator: " ")) failed (\(child.terminationStatus)): \(problem)")
-    }
-    return text
+    try runChecked(argv)
 }

@@ -1,6 +1,7 @@
 import DBusKit
 import Foundation
 import MainLoop
+import TestKit
 import Testing
 #if canImport(Glibc)
 import Glibc
