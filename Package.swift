@@ -114,6 +114,7 @@ let package = Package(
             name: "BGSyncAgentTests",
             dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BGSyncPowerTests", dependencies: ["BGSyncPower", "BGSyncCore", "DBusKit", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "HandlerTests",
