@@ -54,7 +54,9 @@ let package = Package(
         .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
         .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "BGSyncPower", dependencies: ["BGSyncCore", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncPower",
+            dependencies: ["BGSyncCore", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BGSyncAgent",
@@ -67,7 +69,10 @@ let package = Package(
         // Executables.
         .executableTarget(
             name: "bgsyncd",
-            dependencies: ["BGSyncAgent", "BGSyncNetwork", "BGSyncPower", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "BGSyncAgent", "BGSyncNetwork", "BGSyncPower",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "bgsyncctl",
             dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -114,7 +119,12 @@ let package = Package(
             name: "BGSyncAgentTests",
             dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BGSyncPowerTests", dependencies: ["BGSyncPower", "BGSyncCore", "DBusKit", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "BGSyncPowerTests",
+            dependencies: [
+                "BGSyncPower", "BGSyncCore", "DBusKit", "MainLoop", "TestKit",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "HandlerTests",

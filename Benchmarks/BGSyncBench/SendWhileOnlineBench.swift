@@ -64,7 +64,8 @@ func sendWhileOnlineRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
     let ratio = agentMedian / curlMedian
     return [Row(
         figure: "Send while online: Register → POST received, median of \(messages)",
-        measured: formatDuration(nanoseconds: agentMedian * 1e9) + (retries == 0 ? "" : " (\(retries) not at attempt 1)"),
+        measured: formatDuration(nanoseconds: agentMedian * 1e9)
+            + (retries == 0 ? "" : " (\(retries) not at attempt 1)"),
         reference: "curl process posting the same body: " + formatDuration(nanoseconds: curlMedian * 1e9),
         ratio: ratio, goal: "no slower than curl", met: ratio <= 1 && retries == 0,
         note: "ratio is agent ÷ curl; both timed to the server's arrival stamp.")]
@@ -90,7 +91,11 @@ private final class InboxServer {
         var port: String?
         while port == nil, Date() < deadline {
             let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first, Int(line) != nil { port = String(line) } else { usleep(10_000) }
+            if let line = text.split(separator: "\n").first, Int(line) != nil {
+                port = String(line)
+            } else {
+                usleep(10_000)
+            }
         }
         guard let port else { throw BenchError("http_server.py printed no port (see \(output))") }
         url = "http://127.0.0.1:\(port)/inbox"

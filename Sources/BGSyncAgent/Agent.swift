@@ -130,7 +130,8 @@ public final class Agent {
         } catch {
             throw AgentStartError(description: error.message)
         }
-        logger.info("network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")
+        logger.info(
+            "network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")
 
         bus.onDisconnect = { [unowned loop, logger] in
             if !stopping { logger.notice("the session bus went away; exiting") }

@@ -119,8 +119,12 @@ final class ManagerService: SyncObserver {
         ]
         if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(clamping: interval)) }
         fields["power"] = .string((registration.power ?? .any).rawValue)
-        if let expiry = registration.expiresAt { fields["expires-at"] = .int64(Int64(clamping: expiry.timeIntervalSince1970)) }
-        if let start = registration.notBefore { fields["not-before"] = .int64(Int64(clamping: start.timeIntervalSince1970)) }
+        if let expiry = registration.expiresAt {
+            fields["expires-at"] = .int64(Int64(clamping: expiry.timeIntervalSince1970))
+        }
+        if let start = registration.notBefore {
+            fields["not-before"] = .int64(Int64(clamping: start.timeIntervalSince1970))
+        }
         if let progress = scheduler.progress(registration.key) {
             fields["progress"] = .structure([.uint64(progress.done), .uint64(progress.total), .string(progress.text)])
         }
@@ -152,7 +156,10 @@ final class ManagerService: SyncObserver {
     func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {
         connection.emitSignal(
             path: Self.objectPath, interface: Self.interface, name: "SyncProgress",
-            arguments: [.string(key.appID), .string(key.tag), .uint64(progress.done), .uint64(progress.total), .string(progress.text)])
+            arguments: [
+                .string(key.appID), .string(key.tag), .uint64(progress.done), .uint64(progress.total),
+                .string(progress.text),
+            ])
     }
 
     func storageFailed(_ error: SyncError) {

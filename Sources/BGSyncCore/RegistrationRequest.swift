@@ -56,14 +56,18 @@ public struct RegistrationRequest: Sendable, Equatable {
         }
         if let value = rest.removeValue(forKey: ReservedKey.power) {
             guard let text = value.stringValue, let requirement = PowerRequirement(rawValue: text) else {
-                throw .invalidArgument("Option 'power' must be the string 'any', 'ac' or 'battery-not-low', not \(value.typeString) \(value).")
+                throw .invalidArgument(
+                    "Option 'power' must be the string 'any', 'ac' or 'battery-not-low', "
+                        + "not \(value.typeString) \(value).")
             }
             power = requirement
         }
-        expiresAfter = try Self.seconds(rest.removeValue(forKey: ReservedKey.expiresAfter), ReservedKey.expiresAfter, zeroAllowed: false)
+        expiresAfter = try Self.seconds(rest.removeValue(forKey: ReservedKey.expiresAfter), ReservedKey.expiresAfter)
         notBefore = try Self.seconds(rest.removeValue(forKey: ReservedKey.notBefore), ReservedKey.notBefore, zeroAllowed: true)
         if let expiresAfter, let notBefore, notBefore >= expiresAfter {
-            throw .invalidArgument("Option 'not-before' (\(notBefore) s) must be less than 'expires-after' (\(expiresAfter) s): it could never run.")
+            throw .invalidArgument(
+                "Option 'not-before' (\(notBefore) s) must be less than 'expires-after' (\(expiresAfter) s): "
+                    + "it could never run.")
         }
         if kind == .periodic {
             guard let interval = minInterval, interval > 0, interval.isFinite else {
@@ -77,7 +81,9 @@ public struct RegistrationRequest: Sendable, Equatable {
     }
 
     /// A number of seconds from now (any integer or double type), finite and within ten years.
-    private static func seconds(_ value: OptionValue?, _ name: String, zeroAllowed: Bool) throws(SyncError) -> Double? {
+    private static func seconds(
+        _ value: OptionValue?, _ name: String, zeroAllowed: Bool = false
+    ) throws(SyncError) -> Double? {
         guard var value else { return nil }
         while case .variant(let inner) = value { value = inner }
         let number: Double? =
@@ -89,7 +95,8 @@ public struct RegistrationRequest: Sendable, Equatable {
         let least = zeroAllowed ? "0" : "more than 0"
         guard let number, number.isFinite, zeroAllowed ? number >= 0 : number > 0, number <= longestDelay else {
             throw .invalidArgument(
-                "Option '\(name)' must be a number of seconds, \(least) and at most \(Int(longestDelay)) (ten years), not \(value.typeString) \(value).")
+                "Option '\(name)' must be a number of seconds, \(least) and at most \(Int(longestDelay)) (ten years), "
+                    + "not \(value.typeString) \(value).")
         }
         return number
     }

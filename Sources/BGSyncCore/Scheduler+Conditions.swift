@@ -63,7 +63,8 @@ extension Scheduler {
         for registration in due.sorted(by: { $0.sequence < $1.sequence }) {
             persist(nil, key: registration.key)
             conditions.forget(registration.key)
-            observer?.syncFinished(registration.key, outcome: .expired, detail: "not done within its expires-after time")
+            observer?.syncFinished(
+                registration.key, outcome: .expired, detail: "not done within its expires-after time")
         }
     }
 

@@ -39,7 +39,10 @@ final class PowerClientThread: Sendable {
     static let deviceInterface = "org.freedesktop.UPower.Device"
     /// power-profiles-daemon's names: the current one (0.20 and later), then the older one.
     static let profiles: [(name: String, path: String, interface: String)] = [
-        ("org.freedesktop.UPower.PowerProfiles", "/org/freedesktop/UPower/PowerProfiles", "org.freedesktop.UPower.PowerProfiles"),
+        (
+            "org.freedesktop.UPower.PowerProfiles", "/org/freedesktop/UPower/PowerProfiles",
+            "org.freedesktop.UPower.PowerProfiles"
+        ),
         ("net.hadess.PowerProfiles", "/net/hadess/PowerProfiles", "net.hadess.PowerProfiles"),
     ]
     /// A service that does not answer within this is taken as absent until its next change.
@@ -85,13 +88,15 @@ final class PowerClientThread: Sendable {
             var names = [Self.upower] + Self.profiles.map(\.name)
             for name in names {
                 try connection.addMatch(
-                    "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
+                    "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                        + "member='NameOwnerChanged',arg0='\(name)'"
                 ) { _ in refresh() }
             }
             names = [Self.upowerPath, Self.displayDevice] + Self.profiles.map(\.path)
             for path in names {
                 try connection.addMatch(
-                    "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path='\(path)'"
+                    "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                        + "path='\(path)'"
                 ) { _ in refresh() }
             }
         } catch {
@@ -112,9 +117,8 @@ final class PowerClientThread: Sendable {
             snapshot.upower = true
             snapshot.onBattery = onBattery
             let present = get(connection, upower, displayDevice, deviceInterface, "IsPresent")?.boolValue ?? false
-            if present, case .double(let percentage)? = get(connection, upower, displayDevice, deviceInterface, "Percentage") {
-                snapshot.percentage = percentage
-            }
+            let percentage = get(connection, upower, displayDevice, deviceInterface, "Percentage")
+            if present, case .double(let value)? = percentage { snapshot.percentage = value }
         }
         for daemon in profiles {
             if let profile = get(connection, daemon.name, daemon.path, daemon.interface, "ActiveProfile")?.stringValue {

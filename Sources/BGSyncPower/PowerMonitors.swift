@@ -17,7 +17,9 @@ public enum PowerMode: String, Sendable, CaseIterable {
 /// the bus at `bus`), followed on a thread of their own and reported on `loop`; without UPower
 /// the machine counts as on AC (logged once), without power-profiles-daemon never power-saver.
 /// Call `start()` on the loop's thread.
-public func makePowerMonitor(mode: PowerMode, loop: MainLoop, logger: Logger, bus: BusAddress = .system) -> any PowerMonitor {
+public func makePowerMonitor(
+    mode: PowerMode, loop: MainLoop, logger: Logger, bus: BusAddress = .system
+) -> any PowerMonitor {
     switch mode {
     case .upower: SystemPowerMonitor(loop: loop, logger: logger, bus: bus)
     case .ac: ConstantPowerMonitor(logger: logger)

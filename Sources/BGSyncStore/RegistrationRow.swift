@@ -79,7 +79,9 @@ enum RegistrationRow {
             intervalStart: try real(row, "interval_start").map(Date.init(timeIntervalSince1970:)),
             sequence: try integer(row, "sequence"),
             power: try optionalText(row, "power").map { raw throws(BadColumn) in
-                guard let power = PowerRequirement(rawValue: raw) else { throw BadColumn(column: "power", found: "'\(raw)'") }
+                guard let power = PowerRequirement(rawValue: raw) else {
+                    throw BadColumn(column: "power", found: "'\(raw)'")
+                }
                 return power
             },
             expiresAt: try real(row, "expires_at").map(Date.init(timeIntervalSince1970:)),

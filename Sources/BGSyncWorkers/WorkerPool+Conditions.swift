@@ -20,13 +20,15 @@ extension WorkerPool {
         else { return }
         job.stopRequested = true
         worker.job = job
-        logger.info("Asking handler '\(worker.handler)' (pid \(worker.pid)) to stop \(job.event.key) (event \(eventID)).")
+        logger.info(
+            "Asking handler '\(worker.handler)' (pid \(worker.pid)) to stop \(job.event.key) (event \(eventID)).")
         _ = kill(worker.pid, WireProtocol.stopSignal)
         worker.graceTimer = loop.addTimer(after: max(0, grace)) { [unowned self, unowned worker] in
             worker.graceTimer = nil
             guard let running = worker.job, running.event.id == eventID else { return }
             self.logger.warning(
-                "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; killing worker pid \(worker.pid).")
+                "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
+                    + "killing worker pid \(worker.pid).")
             worker.job = nil
             self.retire(worker)
             self.finish(running, .retry(after: nil, detail: "interrupted (the handler did not stop in time)"))
@@ -39,7 +41,9 @@ extension WorkerPool {
     /// the protocol and was stopped.
     func progressed(_ worker: WorkerConnection, eventID: UInt64, _ progress: SyncProgress) -> Bool {
         guard var job = worker.job, job.event.id == eventID else {
-            logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' reported progress on event \(eventID), which it was not running; stopping it.")
+            logger.error(
+                "Worker pid \(worker.pid) of handler '\(worker.handler)' reported progress on event \(eventID), "
+                    + "which it was not running; stopping it.")
             workerDied(worker, why: "it broke the protocol", kill: true)
             return false
         }

@@ -132,7 +132,11 @@ public final class WorkerPool: EventDispatcher {
         let timer = WallClockTimer(loop: loop)
         timer.onFire = { [unowned self, unowned worker] in
             // A clock change fires it early, and progress moves the deadline: look again.
-            if Date() >= worker.deadline { self.timedOut(worker) } else { worker.deadlineTimer?.arm(at: worker.deadline) }
+            if Date() >= worker.deadline {
+                self.timedOut(worker)
+            } else {
+                worker.deadlineTimer?.arm(at: worker.deadline)
+            }
         }
         timer.arm(at: worker.deadline)
         worker.deadlineTimer = timer

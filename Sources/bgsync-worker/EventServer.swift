@@ -26,7 +26,10 @@ enum EventServer {
 
         // Before the plugin is loaded: threads it starts must inherit the blocked stop signal.
         if bgsync_cancel_install(WireProtocol.stopSignal) != 0 {
-            HostLog.line(priority: 4, prefix: "bgsync-worker", "Cannot catch the stop signal (\(String(cString: strerror(errno)))); a stopped event will be killed after its grace period.")
+            HostLog.line(
+                priority: 4, prefix: "bgsync-worker",
+                "Cannot catch the stop signal (\(String(cString: strerror(errno)))); "
+                    + "a stopped event will be killed after its grace period.")
         }
         let plugin: LoadedPlugin
         do {

@@ -17,14 +17,17 @@ struct RegistrationOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Attempts before giving up (reserved option 'max-attempts').", valueName: "n"))
     var maxAttempts: UInt32?
 
-    @Option(help: ArgumentHelp("Power to wait for: any, ac or battery-not-low (reserved option 'power').", valueName: "kind"))
+    @Option(help: ArgumentHelp(
+        "Power to wait for: any, ac or battery-not-low (reserved option 'power').", valueName: "kind"))
     var power: String?
 
-    @Option(help: ArgumentHelp("Give up, as 'expired', if not done within this many seconds (reserved option 'expires-after').",
-                               valueName: "seconds"))
+    @Option(help: ArgumentHelp(
+        "Give up, as 'expired', if not done within this many seconds (reserved option 'expires-after').",
+        valueName: "seconds"))
     var expiresAfter: UInt64?
 
-    @Option(help: ArgumentHelp("Do not fire for this many seconds (reserved option 'not-before').", valueName: "seconds"))
+    @Option(help: ArgumentHelp(
+        "Do not fire for this many seconds (reserved option 'not-before').", valueName: "seconds"))
     var notBefore: UInt64?
 
     func dictionary() throws(CLIFailure) -> DBusValue {

@@ -28,7 +28,7 @@ struct BGSyncDaemon: ParsableCommand {
     @Option(help: "How to tell whether the machine is online: \(NetworkMode.allCases.map(\.rawValue).joined(separator: ", ")).")
     var network: NetworkMode = .automatic
 
-    @Option(help: "How to tell the power supply: \(PowerMode.allCases.map(\.rawValue).joined(separator: ", ")) (always on AC).")
+    @Option(help: "How to tell the power supply: \(PowerMode.allCases.map(\.rawValue).joined(separator: ", ")).")
     var power: PowerMode = .upower
 
     @Option(help: ArgumentHelp("Connect to this D-Bus address instead of the session bus.", valueName: "address"))

@@ -12,9 +12,9 @@ import Testing
 /// Power, expiry, earliest start and progress on the bus surface, over the core's fakes.
 extension ManagerServiceTests {
     /// Listens for the agent's signals on a connection of its own; `until` says when to stop waiting.
-    func listen(_ rule: String, until enough: @escaping @Sendable ([DBusSignal]) -> Bool, during body: () throws -> Void)
-        throws -> [DBusSignal]
-    {
+    func listen(
+        _ rule: String, until enough: @escaping @Sendable ([DBusSignal]) -> Bool, during body: () throws -> Void
+    ) throws -> [DBusSignal] {
         let signals = LoopThread()
         defer { signals.stop() }
         let address = bus.address
@@ -46,7 +46,8 @@ extension ManagerServiceTests {
                 ("power", .string("ac")), ("expires-after", .uint32(600)), ("not-before", .double(60)),
              ])])
         let now = try onServer { Int64($0.clock.now().timeIntervalSince1970) }
-        let fields = try #require(try call("GetRegistration", [.string(Self.app), .string("backup")]).first?.stringKeyedDictionary)
+        let reply = try call("GetRegistration", [.string(Self.app), .string("backup")])
+        let fields = try #require(reply.first?.stringKeyedDictionary)
         #expect(fields["power"]?.stringValue == "ac")
         #expect(fields["expires-at"]?.int64Value == now + 600)
         #expect(fields["not-before"]?.int64Value == now + 60)
@@ -74,8 +75,12 @@ extension ManagerServiceTests {
                     key: event.key, eventID: event.id, SyncProgress(done: 3, total: 5, text: "3 files sent, 60 bytes"))
             }
         }
-        #expect(seen.map(\.arguments) == [[.string(Self.app), .string("outbox"), .uint64(2), .uint64(5), .string("2 files sent, 40 bytes")]])
-        let fields = try #require(try call("GetRegistration", [.string(Self.app), .string("outbox")]).first?.stringKeyedDictionary)
+        #expect(
+            seen.map(\.arguments) == [
+                [.string(Self.app), .string("outbox"), .uint64(2), .uint64(5), .string("2 files sent, 40 bytes")]
+            ])
+        let reply = try call("GetRegistration", [.string(Self.app), .string("outbox")])
+        let fields = try #require(reply.first?.stringKeyedDictionary)
         #expect(fields["progress"]?.unwrappingVariants == .structure([.uint64(3), .uint64(5), .string("3 files sent, 60 bytes")]))
     }
 

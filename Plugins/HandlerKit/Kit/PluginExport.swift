@@ -54,7 +54,8 @@ private final class ExportState: @unchecked Sendable {
     }
 
     /// The size of the first release's `bgsync_host`: everything up to and including `log`.
-    static let firstReleaseHostSize = MemoryLayout<bgsync_host>.offset(of: \bgsync_host.log)! + MemoryLayout<UnsafeRawPointer>.size
+    static let firstReleaseHostSize =
+        MemoryLayout<bgsync_host>.offset(of: \bgsync_host.log)! + MemoryLayout<UnsafeRawPointer>.size
 
     func start(host: UnsafePointer<bgsync_host>?) -> Bool {
         // The host table must hold at least the first release's functions (up to `log`); later
