@@ -63,7 +63,8 @@ public struct RegistrationRequest: Sendable, Equatable {
             power = requirement
         }
         expiresAfter = try Self.seconds(rest.removeValue(forKey: ReservedKey.expiresAfter), ReservedKey.expiresAfter)
-        notBefore = try Self.seconds(rest.removeValue(forKey: ReservedKey.notBefore), ReservedKey.notBefore, zeroAllowed: true)
+        notBefore = try Self.seconds(
+            rest.removeValue(forKey: ReservedKey.notBefore), ReservedKey.notBefore, zeroAllowed: true)
         if let expiresAfter, let notBefore, notBefore >= expiresAfter {
             throw .invalidArgument(
                 "Option 'not-before' (\(notBefore) s) must be less than 'expires-after' (\(expiresAfter) s): "

@@ -26,9 +26,9 @@ extension WorkerPool {
         worker.graceTimer = loop.addTimer(after: max(0, grace)) { [unowned self, unowned worker] in
             worker.graceTimer = nil
             guard let running = worker.job, running.event.id == eventID else { return }
-            self.logger.warning(
-                "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
-                    + "killing worker pid \(worker.pid).")
+            let message = "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
+                + "killing worker pid \(worker.pid)."
+            self.logger.warning("\(message)")
             worker.job = nil
             self.retire(worker)
             self.finish(running, .retry(after: nil, detail: "interrupted (the handler did not stop in time)"))
@@ -41,9 +41,9 @@ extension WorkerPool {
     /// the protocol and was stopped.
     func progressed(_ worker: WorkerConnection, eventID: UInt64, _ progress: SyncProgress) -> Bool {
         guard var job = worker.job, job.event.id == eventID else {
-            logger.error(
-                "Worker pid \(worker.pid) of handler '\(worker.handler)' reported progress on event \(eventID), "
-                    + "which it was not running; stopping it.")
+            let message = "Worker pid \(worker.pid) of handler '\(worker.handler)' reported progress on event "
+                + "\(eventID), which it was not running; stopping it."
+            logger.error("\(message)")
             workerDied(worker, why: "it broke the protocol", kill: true)
             return false
         }

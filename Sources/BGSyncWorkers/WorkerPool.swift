@@ -178,7 +178,9 @@ public final class WorkerPool: EventDispatcher {
     private func timedOut(_ worker: WorkerConnection) {
         guard let job = worker.job else { return }
         let cap = job.lastDone == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
-        logger.warning("Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); killing worker pid \(worker.pid).")
+        let message = "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
+            + "killing worker pid \(worker.pid)."
+        logger.warning("\(message)")
         worker.job = nil
         retire(worker)
         finish(job, .retry(after: nil, detail: "timeout"))

@@ -81,7 +81,9 @@ extension ManagerServiceTests {
             ])
         let reply = try call("GetRegistration", [.string(Self.app), .string("outbox")])
         let fields = try #require(reply.first?.stringKeyedDictionary)
-        #expect(fields["progress"]?.unwrappingVariants == .structure([.uint64(3), .uint64(5), .string("3 files sent, 60 bytes")]))
+        #expect(
+            fields["progress"]?.unwrappingVariants
+                == .structure([.uint64(3), .uint64(5), .string("3 files sent, 60 bytes")]))
     }
 
     @Test func powerPropertiesAnswerAndChangesAreAnnounced() throws {

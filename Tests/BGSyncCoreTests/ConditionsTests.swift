@@ -94,7 +94,8 @@ struct ConditionsTests {
     @Test func batteryNotLowUsesTheThreshold() throws {
         var settings = SyncSettings()
         settings.batteryLowThreshold = 30
-        let h = try Harness(settings: settings, network: .online, power: PowerStatus(onBattery: true, batteryPercentage: 25))
+        let h = try Harness(
+            settings: settings, network: .online, power: PowerStatus(onBattery: true, batteryPercentage: 25))
         try h.register(options: ["power": .string("battery-not-low")])
         try h.register("plain")
         #expect(h.events.map(\.key.tag) == ["plain"])
@@ -116,10 +117,12 @@ struct ConditionsTests {
 
     @Test func powerOptionIsValidated() {
         #expect(throws: SyncError.self) {
-            try RegistrationRequest(appID: "org.example.Chat", tag: "t", handler: "upload", options: ["power": .string("solar")])
+            try RegistrationRequest(
+                appID: "org.example.Chat", tag: "t", handler: "upload", options: ["power": .string("solar")])
         }
         #expect(throws: SyncError.self) {
-            try RegistrationRequest(appID: "org.example.Chat", tag: "t", handler: "upload", options: ["power": .bool(true)])
+            try RegistrationRequest(
+                appID: "org.example.Chat", tag: "t", handler: "upload", options: ["power": .bool(true)])
         }
     }
 
@@ -193,7 +196,8 @@ struct ConditionsTests {
         try h.register()
         let event = try #require(h.events.first)
         for done in 1...5 {
-            h.scheduler.progressReported(key: h.key(), eventID: event.id, SyncProgress(done: UInt64(done), total: 5, text: "\(done) sent"))
+            let progress = SyncProgress(done: UInt64(done), total: 5, text: "\(done) sent")
+            h.scheduler.progressReported(key: h.key(), eventID: event.id, progress)
         }
         #expect(h.observer.progress.map(\.progress.done) == [1])
         #expect(h.scheduler.progress(h.key())?.done == 5)

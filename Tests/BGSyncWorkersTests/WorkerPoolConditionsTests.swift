@@ -11,9 +11,10 @@ import Testing
 struct WorkerPoolConditionsTests {
     /// An event whose cap is `cap` seconds; once it reports progress, `stall` seconds without
     /// progress, never past `ceiling`.
-    func event(id: UInt64 = 1, handler: String, options: [String: OptionValue] = [:], cap: Double, stall: Double = 60, ceiling: Double = 60)
-        -> SyncEvent
-    {
+    func event(
+        id: UInt64 = 1, handler: String, options: [String: OptionValue] = [:], cap: Double, stall: Double = 60,
+        ceiling: Double = 60
+    ) -> SyncEvent {
         let now = Date()
         return SyncEvent(
             id: id, key: RegistrationKey(appID: "org.example.Chat", tag: "outbox", kind: .oneOff), handler: handler,
@@ -87,7 +88,9 @@ struct WorkerPoolConditionsTests {
         let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["progress"])
         let start = Date()
         let outcome = harness.run(
-            event(handler: "progress", options: ["steps": .int64(1000), "interval": .double(0.1)], cap: 0.5, stall: 1, ceiling: 1.5))
+            event(
+                handler: "progress", options: ["steps": .int64(1000), "interval": .double(0.1)], cap: 0.5, stall: 1,
+                ceiling: 1.5))
         let elapsed = Date().timeIntervalSince(start)
         #expect(outcome == .retry(after: nil, detail: "timeout"))
         #expect(elapsed >= 1.45 && elapsed < 4, "cut after \(elapsed) s")

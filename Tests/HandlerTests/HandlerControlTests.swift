@@ -31,7 +31,8 @@ import Testing
 
     @Test func aFirstReleaseHostTableIsServedWithoutThem() {
         var host = hostWithControl()
-        host.struct_size = UInt32(MemoryLayout<bgsync_host>.offset(of: \bgsync_host.log)! + MemoryLayout<UnsafeRawPointer>.size)
+        let firstRelease = MemoryLayout<bgsync_host>.offset(of: \bgsync_host.log)! + MemoryLayout<UnsafeRawPointer>.size
+        host.struct_size = UInt32(firstRelease)
         let event = FakeEvent(options: [:])
         withUnsafePointer(to: &host) { table in
             let control = HandlerControl(host: table, event: event.pointer)
