@@ -4,6 +4,7 @@
 // Reference, same run and same server: a `curl` process posting the same body.
 import DBusKit
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -39,8 +40,10 @@ func sendWhileOnlineRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
         let start = Date().timeIntervalSince1970
         _ = try client.call(
             destination: BusClient.name, path: BusClient.path, interface: BusClient.interface, method: "Register",
-            arguments: [.string("org.bench.Send"), .string("outbox"), .string("upload"),
-                        .stringVariantDictionary([("outbox", .string(outbox)), ("url", .string(server.url))])])
+            arguments: [
+                .string("org.bench.Send"), .string("outbox"), .string("upload"),
+                .stringVariantDictionary([("outbox", .string(outbox)), ("url", .string(server.url))]),
+            ])
         try client.wait(timeout: 30, what: "SyncFinished of message \(n)") { finished.count > n }
         let arrived = try server.arrivalTime(index: before)
         agentTimes.append(arrived - start)
@@ -53,22 +56,30 @@ func sendWhileOnlineRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
     for _ in 0..<messages {
         let before = server.requestCount()
         let start = Date().timeIntervalSince1970
-        guard try run(["/usr/bin/curl", "-s", "-o", "/dev/null", "-H", "Content-Type: application/octet-stream",
-                       "--data-binary", "@" + file, server.url]) == 0
+        guard
+            try run([
+                "/usr/bin/curl", "-s", "-o", "/dev/null", "-H", "Content-Type: application/octet-stream",
+                "--data-binary", "@" + file, server.url,
+            ]) == 0
         else { throw BenchError("curl could not post to \(server.url)") }
         curlTimes.append(try server.arrivalTime(index: before) - start)
     }
-    let agentMedian = median(agentTimes), curlMedian = median(curlTimes)
-    log(String(format: "send while online: Register → POST median %.1f ms (%d not succeeded); curl %.1f ms",
-               agentMedian * 1000, retries, curlMedian * 1000))
+    let agentMedian = median(agentTimes)
+    let curlMedian = median(curlTimes)
+    log(
+        String(
+            format: "send while online: Register → POST median %.1f ms (%d not succeeded); curl %.1f ms",
+            agentMedian * 1000, retries, curlMedian * 1000))
     let ratio = agentMedian / curlMedian
-    return [Row(
-        figure: "Send while online: Register → POST received, median of \(messages)",
-        measured: formatDuration(nanoseconds: agentMedian * 1e9)
-            + (retries == 0 ? "" : " (\(retries) not at attempt 1)"),
-        reference: "curl process posting the same body: " + formatDuration(nanoseconds: curlMedian * 1e9),
-        ratio: ratio, goal: "no slower than curl", met: ratio <= 1 && retries == 0,
-        note: "ratio is agent ÷ curl; both timed to the server's arrival stamp.")]
+    return [
+        Row(
+            figure: "Send while online: Register → POST received, median of \(messages)",
+            measured: formatDuration(nanoseconds: agentMedian * 1e9)
+                + (retries == 0 ? "" : " (\(retries) not at attempt 1)"),
+            reference: "curl process posting the same body: " + formatDuration(nanoseconds: curlMedian * 1e9),
+            ratio: ratio, goal: "no slower than curl", met: ratio <= 1 && retries == 0,
+            note: "ratio is agent ÷ curl; both timed to the server's arrival stamp.")
+    ]
 }
 
 private func median(_ values: [Double]) -> Double {

@@ -15,8 +15,9 @@ struct PowerSnapshot: Sendable, Equatable {
     var profile: String?
 
     var status: PowerStatus {
-        PowerStatus(onBattery: upower && onBattery, batteryPercentage: upower ? percentage : nil,
-                    powerSaver: profile == "power-saver")
+        PowerStatus(
+            onBattery: upower && onBattery, batteryPercentage: upower ? percentage : nil,
+            powerSaver: profile == "power-saver")
     }
 }
 

@@ -1,9 +1,11 @@
+import BGSyncCore
+import MainLoop
+
+import struct Foundation.Date
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import MainLoop
-import struct Foundation.Date
 
 // Stopping a running event when a condition was lost, and following the progress it reports.
 extension WorkerPool {
@@ -26,7 +28,8 @@ extension WorkerPool {
         worker.graceTimer = loop.addTimer(after: max(0, grace)) { [unowned self, unowned worker] in
             worker.graceTimer = nil
             guard let running = worker.job, running.event.id == eventID else { return }
-            let message = "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
+            let message =
+                "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
                 + "killing worker pid \(worker.pid)."
             self.logger.warning("\(message)")
             worker.job = nil
@@ -41,7 +44,8 @@ extension WorkerPool {
     /// the protocol and was stopped.
     func progressed(_ worker: WorkerConnection, eventID: UInt64, _ progress: SyncProgress) -> Bool {
         guard var job = worker.job, job.event.id == eventID else {
-            let message = "Worker pid \(worker.pid) of handler '\(worker.handler)' reported progress on event "
+            let message =
+                "Worker pid \(worker.pid) of handler '\(worker.handler)' reported progress on event "
                 + "\(eventID), which it was not running; stopping it."
             logger.error("\(message)")
             workerDied(worker, why: "it broke the protocol", kill: true)

@@ -11,10 +11,9 @@ import Testing
 
 /// Power, expiry, earliest start and progress on the bus surface, over the core's fakes.
 extension ManagerServiceTests {
-    /// Listens for the agent's signals on a connection of its own; `until` says when to stop waiting.
-    func listen(
-        _ rule: String, until enough: @escaping @Sendable ([DBusSignal]) -> Bool, during body: () throws -> Void
-    ) throws -> [DBusSignal] {
+    /// Listens for signals matching `rule` on a connection of its own while `body` runs, and waits
+    /// (at most 10 s) until `count` have come.
+    func listen(_ rule: String, count: Int = 1, during body: () throws -> Void) throws -> [DBusSignal] {
         let signals = LoopThread()
         defer { signals.stop() }
         let address = bus.address
@@ -26,8 +25,10 @@ extension ManagerServiceTests {
                 try connection.addMatch(rule) { signal in
                     if received.withLock({ seen in
                         seen.append(signal)
-                        return enough(seen)
-                    }) { done.set() }
+                        return seen.count >= count
+                    }) {
+                        done.set()
+                    }
                 }
                 connection.attach(to: signals.loop)
                 return connection
@@ -41,10 +42,12 @@ extension ManagerServiceTests {
     @Test func getRegistrationShowsPowerExpiryAndEarliestStart() throws {
         try call(
             "Register",
-            [.string(Self.app), .string("backup"), .string("upload"),
-             .stringVariantDictionary([
-                ("power", .string("ac")), ("expires-after", .uint32(600)), ("not-before", .double(60)),
-             ])])
+            [
+                .string(Self.app), .string("backup"), .string("upload"),
+                .stringVariantDictionary([
+                    ("power", .string("ac")), ("expires-after", .uint32(600)), ("not-before", .double(60)),
+                ]),
+            ])
         let now = try onServer { Int64($0.clock.now().timeIntervalSince1970) }
         let reply = try call("GetRegistration", [.string(Self.app), .string("backup")])
         let fields = try #require(reply.first?.stringKeyedDictionary)
@@ -55,15 +58,19 @@ extension ManagerServiceTests {
         #expect(fields["options"]?.stringKeyedDictionary?.isEmpty == true, "reserved keys are not the handler's")
         #expect(
             errorName {
-                try call("Register", [.string(Self.app), .string("x"), .string("upload"),
-                                      .stringVariantDictionary([("expires-after", .string("tomorrow"))])])
+                try call(
+                    "Register",
+                    [
+                        .string(Self.app), .string("x"), .string("upload"),
+                        .stringVariantDictionary([("expires-after", .string("tomorrow"))]),
+                    ])
             } == "org.freedesktop.DBus.Error.InvalidArgs")
     }
 
     @Test func progressIsSignalledAndShownInGetRegistration() throws {
         try register("outbox")
         let seen = try listen(
-            "type='signal',interface='\(ManagerService.interface)',member='SyncProgress'", until: { !$0.isEmpty }
+            "type='signal',interface='\(ManagerService.interface)',member='SyncProgress'"
         ) {
             try onServer { world in
                 world.scheduler.networkChanged(.online)
@@ -90,7 +97,7 @@ extension ManagerServiceTests {
         #expect(try property("OnBattery") == .bool(false))
         #expect(try property("PowerSaver") == .bool(false))
         let seen = try listen(
-            "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'", until: { !$0.isEmpty }
+            "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'"
         ) {
             try onServer { world in
                 world.scheduler.powerChanged(PowerStatus(onBattery: true, batteryPercentage: 40, powerSaver: true))

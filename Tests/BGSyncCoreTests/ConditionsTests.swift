@@ -1,5 +1,6 @@
 import BGSyncCore
 import Testing
+
 import struct Foundation.Date
 
 @Suite("Conditions: interruption, power, expiry, earliest start, progress")
@@ -186,7 +187,9 @@ struct ConditionsTests {
         #expect(throws: SyncError.self) { try request(["not-before": .string("soon")]) }
         #expect(throws: SyncError.self) { try request(["not-before": .int32(-5)]) }
         #expect(throws: SyncError.self) { try request(["not-before": .uint32(60), "expires-after": .uint32(60)]) }
-        #expect(throws: Never.self) { try request(["not-before": .uint32(0), "expires-after": .variant(.double(0.5))]) }
+        #expect(throws: Never.self) {
+            try request(["not-before": .uint32(0), "expires-after": .variant(.double(0.5))])
+        }
     }
 
     // MARK: - Progress

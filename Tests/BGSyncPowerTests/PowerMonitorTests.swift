@@ -25,7 +25,8 @@ import Testing
     func mock(_ template: String, owning name: String, parameters: String? = nil) throws -> ChildProcess {
         var argv = ["/usr/bin/python3", "-m", "dbusmock", "--template", template, "--system"]
         if let parameters { argv += ["--parameters", parameters] }
-        let process = try ChildProcess(argv, environment: environment, errors: .file(bus.directory + "/\(template).log"))
+        let process = try ChildProcess(
+            argv, environment: environment, errors: .file(bus.directory + "/\(template).log"))
         _ = try runChecked(["gdbus", "wait", "--system", "--timeout", "20", name], environment: environment)
         return process
     }
@@ -33,8 +34,10 @@ import Testing
     /// Properties.Set on a mock object: it emits PropertiesChanged, as the real services do.
     func set(_ name: String, _ path: String, _ interface: String, _ property: String, _ value: String) throws {
         _ = try runChecked(
-            ["gdbus", "call", "--system", "--dest", name, "--object-path", path, "--method",
-             "org.freedesktop.DBus.Properties.Set", interface, property, value], environment: environment)
+            [
+                "gdbus", "call", "--system", "--dest", name, "--object-path", path, "--method",
+                "org.freedesktop.DBus.Properties.Set", interface, property, value,
+            ], environment: environment)
     }
 
     @Test func readsUPowerAndTheProfileAtStartAndFollowsTheirChanges() throws {
@@ -51,8 +54,9 @@ import Testing
         #expect(harness.monitor.status == PowerStatus(onBattery: true, batteryPercentage: 15, powerSaver: false))
         #expect(harness.log.contains("Following UPower"))
 
-        try set("net.hadess.PowerProfiles", "/net/hadess/PowerProfiles", "net.hadess.PowerProfiles", "ActiveProfile",
-                "<'power-saver'>")
+        try set(
+            "net.hadess.PowerProfiles", "/net/hadess/PowerProfiles", "net.hadess.PowerProfiles", "ActiveProfile",
+            "<'power-saver'>")
         #expect(harness.wait { $0.last?.powerSaver == true })
         try set("org.freedesktop.UPower", "/org/freedesktop/UPower", "org.freedesktop.UPower", "OnBattery", "<false>")
         #expect(harness.wait { $0.last == PowerStatus(onBattery: false, batteryPercentage: 15, powerSaver: true) })

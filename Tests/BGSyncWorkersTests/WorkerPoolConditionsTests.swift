@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import BGSyncWorkers
 import Foundation
 import MainLoop
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Worker pool: stopping an event, and progress against the stall time")
 struct WorkerPoolConditionsTests {
@@ -76,7 +77,8 @@ struct WorkerPoolConditionsTests {
         let start = Date()
         // Reports at 0.2, 0.4, 0.6 s, then nothing: killed 1 s after the last report.
         let outcome = harness.run(
-            event(handler: "progress", options: ["stall_after": .int64(3), "interval": .double(0.2)], cap: 0.5, stall: 1))
+            event(
+                handler: "progress", options: ["stall_after": .int64(3), "interval": .double(0.2)], cap: 0.5, stall: 1))
         let elapsed = Date().timeIntervalSince(start)
         #expect(outcome == .retry(after: nil, detail: "timeout"))
         #expect(elapsed >= 1.5 && elapsed < 4, "cut after \(elapsed) s")
