@@ -52,6 +52,9 @@ final class PowerClientThread: Sendable {
     private let bus: BusAddress
     private let deliver: @Sendable (PowerEvent) -> Void
     private let stopRequested = Atomic<Bool>(false)
+    /// The thread's own loop. It blocks until the bus has something (no periodic wake-ups: the
+    /// agent idles at zero wake-ups a second); `stop` wakes it.
+    private let loop = MainLoop()
 
     init(bus: BusAddress, deliver: @escaping @Sendable (PowerEvent) -> Void) {
         self.bus = bus
@@ -64,11 +67,13 @@ final class PowerClientThread: Sendable {
         thread.start()
     }
 
-    /// Ends the thread within half a second. Any thread.
-    func stop() { stopRequested.store(true, ordering: .sequentiallyConsistent) }
+    /// Ends the thread soon. Any thread.
+    func stop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+        loop.post {}
+    }
 
     private func run() {
-        let loop = MainLoop()
         let connection: DBusConnection
         do {
             connection = try DBusConnection(bus: bus)
@@ -107,7 +112,10 @@ final class PowerClientThread: Sendable {
         connection.attach(to: loop)
         refresh()
         while !stopRequested.load(ordering: .sequentiallyConsistent) && connection.isConnected {
-            loop.iterate(timeout: 0.5)
+            loop.iterate(timeout: nil)
+        }
+        if !stopRequested.load(ordering: .sequentiallyConsistent) {
+            deliver(.failed("the system bus went away"))
         }
     }
 
