@@ -176,6 +176,21 @@ def test_losing_power_interrupts_without_charging_an_attempt(agent_factory, syst
     assert [s[2] for s in client.started] == [1, 1], "the interrupted attempt did not count"
 
 
+def test_a_handler_that_ignores_the_stop_is_killed_after_the_grace_period(agent_factory, system_bus, upower, ppd):
+    agent = power_agent(agent_factory, system_bus, config="[sync]\ninterrupt-grace-period=0.5\nevent-timeout=60\n")
+    client = Client(agent.bus)
+    client.register(APP, "stubborn", "hang", {"power": "ac"})
+    wait_until(lambda: client.started, 10, "SyncStarted")
+    stopped = time.monotonic()
+    upower.set(UPOWER_PATH, UPOWER, "OnBattery", dbus.Boolean(True, variant_level=1))
+    finished = client.wait_finished("stubborn", timeout=15)
+    elapsed = time.monotonic() - stopped
+    assert finished[0][2:] == ("interrupted", "interrupted (the handler did not stop in time)")
+    assert 0.4 < elapsed < 10, f"killed {elapsed:.2f} s after the stop, the grace period being 0.5 s"
+    assert client.call("GetRegistration", APP, "stubborn")["attempts"] == 0
+    assert "did not stop org.example.Chat/stubborn within 0.5 s; killing worker" in agent.log_text()
+
+
 def test_without_upower_the_machine_counts_as_on_ac(agent_factory, system_bus):
     agent = power_agent(agent_factory, system_bus)
     client = Client(agent.bus)
