@@ -53,6 +53,13 @@ extension Scheduler {
         return .interrupted
     }
 
+    /// After an event ends: what was kept about a registration that is gone goes too, and what
+    /// may run now starts.
+    func afterEvent(of key: RegistrationKey) {
+        if registrations[key] == nil { conditions.forget(key) }
+        afterChange()
+    }
+
     /// Removes the registrations whose `expires-after` has passed and that are not running
     /// (a running one is judged when it ends), with outcome `expired`.
     func expireDue(now: Date) {

@@ -290,7 +290,7 @@ public final class Scheduler {
         guard let event = running[key], event.id == id else { return }  // a duplicate completion
         running[key] = nil
         let interrupted = conditions.interrupting.remove(id) != nil
-        defer { afterChange() }
+        defer { afterEvent(of: key) }
         guard !event.orphaned, var registration = registrations[key] else {
             observer?.syncFinished(key, outcome: .cancelled, detail: outcome.detail)
             return
@@ -313,7 +313,6 @@ public final class Scheduler {
             result = finishOneOff(&registration, outcome: outcome, now: now)
             persist(result == .retryScheduled ? registration : nil, key: key)
         }
-        if registrations[key] == nil { conditions.forget(key) }
         observer?.syncFinished(key, outcome: result, detail: outcome.detail)
     }
 
