@@ -14,7 +14,10 @@ import struct Foundation.Date
 ///
 /// A worker that dies during an event completes it with `.retry(after: nil, detail: "crashed")`;
 /// one that is still running at the event's deadline (wall clock) is killed and completes it with
-/// `.retry(after: nil, detail: "timeout")`. Either way the next event gets a fresh worker.
+/// `.retry(after: nil, detail: "timeout")`. Either way the next event gets a fresh worker. A
+/// handler that reports progress is held to the event's stall time after its last progress
+/// instead (never past its ceiling), and `cancel` asks a running event to stop
+/// (WorkerPool+Conditions.swift).
 public final class WorkerPool: EventDispatcher {
     let loop: MainLoop
     private let workerExecutable: String
