@@ -17,6 +17,8 @@ final class EventContext {
     private(set) var deadline: Date
     private var lastDone: UInt64?
     private var lastProgressSent: Date?
+    /// A report held back by the rate limit, sent before the outcome so the agent ends with the last.
+    var heldProgress: SyncProgress?
 
     init(event: SyncEvent) {
         self.event = event
@@ -32,16 +34,21 @@ final class EventContext {
     /// At most this often a progress frame goes to the agent; reports in between are dropped.
     static let progressFrameInterval = 0.05
 
-    /// A progress report: moves the deadline when `done` changed (as the agent does) and says
-    /// whether it should go to the agent now.
-    func progressed(done: UInt64, now: Date = Date()) -> Bool {
-        if lastDone != done {
-            lastDone = done
+    /// A progress report: moves the deadline when `done` changed (as the agent does) and returns
+    /// what should go to the agent now: nothing within `progressFrameInterval` of the last frame
+    /// (the report is held, and goes later or before the outcome).
+    func progressed(_ progress: SyncProgress, now: Date = Date()) -> SyncProgress? {
+        if lastDone != progress.done {
+            lastDone = progress.done
             deadline = event.deadline(afterProgressAt: now)
         }
-        if let last = lastProgressSent, now.timeIntervalSince(last) < Self.progressFrameInterval { return false }
+        if let last = lastProgressSent, now.timeIntervalSince(last) < Self.progressFrameInterval {
+            heldProgress = progress
+            return nil
+        }
         lastProgressSent = now
-        return true
+        heldProgress = nil
+        return progress
     }
 
     /// The opaque pointer handed to the plugin, and back.

@@ -80,6 +80,9 @@ enum EventServer {
         withExtendedLifetime(context) {
             plugin.plugin.pointee.handle(host, context.opaque, &result)
         }
+        if let held = context.heldProgress {
+            _ = reply(WorkerReply(eventID: event.id, progress: held))
+        }
         let detail = withUnsafeBytes(of: &result.detail) { raw -> String in
             let bytes = raw.prefix(Int(BGSYNC_DETAIL_SIZE) - 1)
             return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)

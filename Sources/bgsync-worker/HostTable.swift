@@ -105,8 +105,9 @@ enum HostTable {
         host.cancelled = { _ in bgsync_cancel_requested() }
         host.cancel_fd = { _ in bgsync_cancel_fd() }
         host.progress = { event, done, total, text in
-            guard let context = EventContext.from(event), context.progressed(done: done) else { return }
-            let progress = SyncProgress(done: done, total: total, text: HostTable.progressText(text))
+            guard let context = EventContext.from(event) else { return }
+            let report = SyncProgress(done: done, total: total, text: HostTable.progressText(text))
+            guard let progress = context.progressed(report) else { return }
             _ = EventServer.reply(WorkerReply(eventID: context.event.id, progress: progress))
         }
 

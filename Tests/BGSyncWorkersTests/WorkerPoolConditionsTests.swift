@@ -70,6 +70,19 @@ struct WorkerPoolConditionsTests {
         #expect(seen.last == SyncProgress(done: 8, total: 8, text: "step 8"))
     }
 
+    @Test("a flood of progress reports is thinned, and the last one always arrives")
+    func progressFloodIsThinned() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["progress"])
+        var seen: [SyncProgress] = []
+        harness.pool.onProgress = { _, progress in seen.append(progress) }
+        let outcome = harness.run(
+            event(handler: "progress", options: ["steps": .int64(2000), "interval": .double(0.0001)], cap: 30))
+        #expect(outcome == .success(detail: "done 2000 steps"))
+        #expect(seen.count < 1000, "\(seen.count) frames for 2000 reports")
+        #expect(seen.last == SyncProgress(done: 2000, total: 2000, text: "step 2000"))
+    }
+
     @Test("a handler that stops reporting is cut at the stall time")
     func stallIsCut() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }
