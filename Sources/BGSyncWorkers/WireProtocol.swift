@@ -16,11 +16,14 @@ import class Foundation.JSONEncoder
 ///   agent  → worker   `WorkerRequest`  one event
 ///   worker → agent    `WorkerReply`    progress (any number, while the event runs), then its
 ///                                      outcome, before the next request is read
-///   agent  → worker   SIGUSR1          stop the running event (a condition was lost)
+///   agent  → worker   SIGUSR1          stop the running event (a condition was lost), queued
+///                                      with sigqueue(2), the event's id as its value
 ///
 /// One event at a time: the agent sends the next request only after the outcome. The stop is a
 /// signal, not a frame, so the worker learns of it while the plugin's `handle` blocks its one
-/// thread; the agent sends it only while an event runs. The worker exits
+/// thread; it names its event, so a late one never stops the next. The worker starts with the
+/// signal blocked (a stop before it is ready waits, pending) and takes it on one thread of its
+/// own, so it never interrupts a plugin's call. The worker exits
 /// when fd 3 reaches end of file. `bgsync-worker --probe PLUGIN` instead prints one `ProbeReport`
 /// as a JSON line on stdout and exits (0 when the plugin is usable, 1 when it is refused).
 public enum WireProtocol {

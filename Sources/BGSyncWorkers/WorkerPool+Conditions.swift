@@ -24,7 +24,9 @@ extension WorkerPool {
         worker.job = job
         logger.info(
             "Asking handler '\(worker.handler)' (pid \(worker.pid)) to stop \(job.event.key) (event \(eventID)).")
-        _ = kill(worker.pid, WireProtocol.stopSignal)
+        // Queued with the event's id, so the worker cannot take it for another event.
+        let value = sigval(sival_ptr: UnsafeMutableRawPointer(bitPattern: UInt(eventID)))
+        _ = sigqueue(worker.pid, WireProtocol.stopSignal, value)
         worker.graceTimer = loop.addTimer(after: max(0, grace)) { [unowned self, unowned worker] in
             worker.graceTimer = nil
             guard let running = worker.job, running.event.id == eventID else { return }

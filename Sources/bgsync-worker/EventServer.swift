@@ -70,7 +70,7 @@ enum EventServer {
 
     /// Runs one event through the plugin and reads its result.
     static func handle(_ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>) -> HandlerOutcome {
-        bgsync_cancel_reset()  // a stop for the previous event is not this one's
+        bgsync_cancel_begin(event.id)  // a stop names its event: one for an earlier event is not this
         let context = EventContext(event: event)
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION

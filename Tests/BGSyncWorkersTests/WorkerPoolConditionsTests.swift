@@ -40,6 +40,19 @@ struct WorkerPoolConditionsTests {
         #expect(harness.pool.workersStarted == 1)
     }
 
+    @Test("a stop sent while the worker is still starting waits for it, and is not lost")
+    func stopBeforeTheWorkerIsReady() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["stoppable"])
+        // Right after dispatch: the worker process exists but has not loaded anything yet.
+        _ = harness.loop.addTimer(after: 0) { harness.pool.cancel(eventID: 1, grace: 20) }
+        let start = Date()
+        let outcome = harness.run(event(handler: "stoppable", cap: 30))
+        #expect(outcome == .retry(after: nil, detail: "stopped (cancelled=true)"))
+        #expect(Date().timeIntervalSince(start) < 10, "seen at once, not at the end of the grace period")
+        #expect(harness.pool.workerCount == 1, "not killed by a signal it was not ready for")
+    }
+
     @Test("a handler that ignores the stop is killed at the end of the grace period")
     func ignoredStopIsKilledAfterGrace() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }

@@ -1,17 +1,20 @@
-/* The worker's side of "stop this event": the agent sends SIGUSR1 to the worker while an event
- * runs; the handler sets a flag and makes an eventfd readable. In C because a signal handler may
- * touch only lock-free atomics and async-signal-safe calls (write). */
+/* The worker's side of "stop this event": while an event runs, the agent queues the stop signal
+ * to the worker with sigqueue(2), the event's id as its value. The handler records the id and
+ * makes an eventfd readable. In C because a signal handler may touch only lock-free atomics and
+ * async-signal-safe calls (write). */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 
-/* Installs the handler for `signo`, makes the eventfd, starts a thread that takes the signal
- * and blocks it in the calling thread (and so in every thread it starts later): a stop never
- * interrupts a plugin's blocking call with EINTR. Call it before the plugin starts threads.
- * Returns 0, or -1 with errno set. */
+/* Installs the handler for `signo`, makes the eventfd, and starts a thread that alone takes the
+ * signal: it is blocked in the calling thread (and so in every thread started from it later),
+ * so a stop never interrupts a plugin's blocking call with EINTR. Call it before the plugin
+ * starts threads. A stop already pending (the worker starts with the signal blocked) is taken
+ * then. Returns 0, or -1 with errno set. */
 int bgsync_cancel_install(int signo);
-/* Clears the flag and drains the eventfd: called before each event. */
-void bgsync_cancel_reset(void);
-/* True once the signal came after the last reset. Any thread. */
+/* The event `event_id` starts: the eventfd is readable only if that event was asked to stop. */
+void bgsync_cancel_begin(uint64_t event_id);
+/* True once the running event (the last `bgsync_cancel_begin`) was asked to stop. Any thread. */
 bool bgsync_cancel_requested(void);
-/* The eventfd (readable once requested), or -1. */
+/* The eventfd (readable once the running event was asked to stop), or -1. */
 int bgsync_cancel_fd(void);
