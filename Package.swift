@@ -7,10 +7,13 @@
 //   DBusKit           libdbus-1 wrapper (CDBus), knows nothing of sync
 //   BGSyncStore       SQLite through GRDB
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
-//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap
+//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap; and the
+//                     host's file functions (ConfinedFiles), which bgsync-worker serves to plugins
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
+//   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
 //   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
 //   BGSyncPower       UPower and power-profiles-daemon over the system bus (DBusKit)
+// Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
@@ -57,7 +60,11 @@ let package = Package(
         .target(
             name: "BGSyncPower",
             dependencies: ["BGSyncCore", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "BGSyncWorkers", dependencies: ["BGSyncCore", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncWorkers",
+            dependencies: [
+                "BGSyncCore", "MainLoop", "CLinux", "CBGSyncPlugin", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "BGSyncAgent",
             dependencies: [
@@ -90,7 +97,8 @@ let package = Package(
         .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export", linkerSettings: handlerExports),
         .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/settings/Handler"),
         .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export", linkerSettings: handlerExports),
-        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "CDBus"], path: "Plugins/notify/Handler"),
+        // notify reaches libdbus through DBusKit, keeping the one-module-per-C-library rule.
+        .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "DBusKit"], path: "Plugins/notify/Handler"),
         .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export", linkerSettings: handlerExports),
 
         // make bench: the figures of BENCHMARKS.md.
@@ -129,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "HandlerTests",
             dependencies: [
-                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin",
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin", "BGSyncWorkers",
                 "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler", "TestKit",
             ],
             exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),

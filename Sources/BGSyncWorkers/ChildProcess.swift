@@ -23,7 +23,8 @@ enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         if stdout != 1 { posix_spawn_file_actions_adddup2(&actions, stdout, 1) }
         if let fd3 { posix_spawn_file_actions_adddup2(&actions, fd3, WireProtocol.workerFD) }
-        if let closeFrom = addCloseFrom { _ = closeFrom(&actions, fd3 == nil ? 3 : WireProtocol.workerFD + 1) }
+        // Without it (glibc < 2.34) the agent's own fds are still close-on-exec.
+        _ = clinux_spawn_add_closefrom(&actions, fd3 == nil ? 3 : WireProtocol.workerFD + 1)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -65,29 +66,12 @@ enum ChildProcess {
         return entries
     }
 
-    // posix_spawn_file_actions_addclosefrom_np (glibc 2.34) is hidden from Swift's Glibc module;
-    // without it, the agent's own fds are still close-on-exec.
-    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    private static let addCloseFrom: AddCloseFrom? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: AddCloseFrom.self)
-    }()
-
     /// A pidfd for `pid` (readable once it has exited), or nil where the kernel or C library
-    /// lacks pidfd_open (Linux < 5.3, glibc < 2.36). Looked up at run time for that reason.
+    /// lacks pidfd_open (Linux < 5.3); callers then poll with waitpid.
     static func openPIDFD(_ pid: pid_t) -> Int32? {
-        guard let open = pidfdOpen else { return nil }
-        let fd = open(pid, 0)
-        guard fd >= 0 else { return nil }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        return fd
+        let fd = clinux_pidfd_open(pid)
+        return fd >= 0 ? fd : nil
     }
-
-    private typealias PIDFDOpen = @convention(c) (pid_t, UInt32) -> Int32
-    private static let pidfdOpen: PIDFDOpen? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pidfd_open") else { return nil }
-        return unsafeBitCast(symbol, to: PIDFDOpen.self)
-    }()
 
     /// waitpid without blocking: the status if `pid` has exited (and is now reaped), else nil.
     static func reapIfExited(_ pid: pid_t) -> ExitStatus? {

@@ -57,6 +57,9 @@ final class ChildReaper {
     func reapAllBlocking() {
         for (pid, waiter) in waiting {
             finish(pid, waiter)
+            // One still running (an idle worker given time for its plugin's deinit) must not
+            // hold up the caller; an ended one is a zombie, for which the signal is harmless.
+            _ = Glibc.kill(pid, SIGKILL)
             ChildProcess.reapBlocking(pid)
         }
     }

@@ -78,7 +78,11 @@ public struct PluginCatalog: Sendable {
                         logger.warning("Not using handler plugin \(path): \(reason)")
                         catalog.refused.append(RefusedPlugin(path: path, reason: reason))
                     } else {
-                        logger.info("Handler '\(handler.info.name)' from \(path): \(handler.info.description)")
+                        let info = handler.info
+                        let declared =
+                            info.pathOptions.isEmpty && info.urlOptions.isEmpty
+                            ? "" : " (path options: \(info.pathOptions), URL options: \(info.urlOptions))"
+                        logger.info("Handler '\(info.name)' from \(path): \(info.description)\(declared)")
                         catalog.handlers[handler.info.name] = handler
                     }
                 }

@@ -81,7 +81,8 @@ public enum WireProtocol {
     }
 }
 
-/// Agent → worker: run one event.
+/// Agent → worker: run one event. The event carries its registration's confinement, whose root
+/// the worker's file functions (ConfinedFiles) keep every app-named path beneath.
 public struct WorkerRequest: Codable, Sendable, Equatable {
     public var event: SyncEvent
     public init(event: SyncEvent) { self.event = event }
@@ -109,18 +110,25 @@ public struct ProbeReport: Codable, Sendable, Equatable {
     public var name: String?
     public var description: String?
     public var sandboxSafe: Bool?
+    /// The options the plugin declares as paths and as URLs (absent from an older worker's report).
+    public var pathOptions: [String]?
+    public var urlOptions: [String]?
     /// Set when the plugin is refused; the other fields are then absent.
     public var error: String?
 
     enum CodingKeys: String, CodingKey {
         case name, description, error
         case sandboxSafe = "sandbox_safe"
+        case pathOptions = "path_options"
+        case urlOptions = "url_options"
     }
 
     public init(handler: HandlerInfo) {
         name = handler.name
         description = handler.description
         sandboxSafe = handler.sandboxSafe
+        pathOptions = handler.pathOptions
+        urlOptions = handler.urlOptions
     }
 
     public init(error: String) { self.error = error }
@@ -128,7 +136,9 @@ public struct ProbeReport: Codable, Sendable, Equatable {
     /// The handler it describes, nil for a refusal or an incomplete report.
     public var handler: HandlerInfo? {
         guard error == nil, let name, let description, let sandboxSafe else { return nil }
-        return HandlerInfo(name: name, description: description, sandboxSafe: sandboxSafe)
+        return HandlerInfo(
+            name: name, description: description, sandboxSafe: sandboxSafe, pathOptions: pathOptions ?? [],
+            urlOptions: urlOptions ?? [])
     }
 }
 

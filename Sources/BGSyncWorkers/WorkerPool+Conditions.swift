@@ -34,6 +34,7 @@ extension WorkerPool {
                 "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
                 + "killing worker pid \(worker.pid)."
             self.logger.warning("\(message)")
+            worker.kill()  // now, not after the idle workers' deinit grace
             worker.job = nil
             self.retire(worker)
             self.finish(running, .retry(after: nil, detail: "interrupted (the handler did not stop in time)"))

@@ -72,14 +72,26 @@ public final class WorkerPool: EventDispatcher {
     public func shutdown() {
         isShutDown = true
         queue.removeAll()
+        // An idle worker reads end of file on its socket, calls its plugin's deinit and exits;
+        // one still running a handler is killed, as is an idle one that takes longer than this.
+        let grace = MonotonicDeadline(after: Self.deinitGrace)
         for worker in workers {
-            worker.kill()
+            if !worker.isIdle { worker.kill() }
             detach(worker)
-            reaper.watch(worker.pid) { _ in }
         }
+        for worker in workers { _ = ChildProcess.waitOrKill(worker.pid, timeout: grace.remainingSeconds) }
         workers.removeAll()
+        // Retired workers still in their grace: the reaper kills and reaps them now.
+        for timer in graceTimers.values { loop.cancelTimer(timer) }
+        graceTimers.removeAll()
         reaper.reapAllBlocking()
     }
+
+    /// How long an idle worker being stopped may take to run its plugin's deinit and exit
+    /// (shutdown waits this long in all).
+    public static let deinitGrace = 2.0
+    /// SIGKILL timers of retired idle workers not yet reaped, by pid.
+    private var graceTimers: [pid_t: MainLoop.Timer] = [:]
 
     func queuedIndex(of eventID: UInt64) -> Int? { queue.firstIndex { $0.event.id == eventID } }
     func dequeue(at index: Int) -> WorkerJob { queue.remove(at: index) }
@@ -184,6 +196,7 @@ public final class WorkerPool: EventDispatcher {
         let message = "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
             + "killing worker pid \(worker.pid)."
         logger.warning("\(message)")
+        worker.kill()  // now: without its job it would look idle to `retire`, which lets idle ones exit
         worker.job = nil
         retire(worker)
         finish(job, .retry(after: nil, detail: "timeout"))
@@ -204,14 +217,22 @@ public final class WorkerPool: EventDispatcher {
         startQueued()
     }
 
-    /// Stops using `worker`: kills it (harmless if it already ended: it stays a zombie until
-    /// reaped, so the pid cannot be reused), closes the socket and reaps it in the background.
+    /// Stops using `worker` and reaps it in the background. An idle one gets end of file on its
+    /// socket, so its plugin's deinit runs, and SIGKILL only if it has not exited within
+    /// `deinitGrace`; a busy one is killed at once. (Killing is harmless if it already ended: it
+    /// stays a zombie until reaped, so the pid cannot be reused; the timer is cancelled on reaping.)
     func retire(_ worker: WorkerConnection) {
         workers.removeAll { $0 === worker }
-        worker.kill()
+        let pid = worker.pid
+        if worker.isIdle {
+            graceTimers[pid] = loop.addTimer(after: Self.deinitGrace) { _ = Glibc.kill(pid, SIGKILL) }
+        } else {
+            worker.kill()
+        }
         detach(worker)
-        let (pid, handler, logger) = (worker.pid, worker.handler, logger)
-        reaper.watch(pid) { status in
+        let (handler, logger) = (worker.handler, logger)
+        reaper.watch(pid) { [weak self] status in
+            if let self, let timer = graceTimers.removeValue(forKey: pid) { loop.cancelTimer(timer) }
             if status.signal == SIGKILL || status.exitCode == 0 {
                 logger.debug("Worker pid \(pid) of handler '\(handler)' \(status).")
             } else {

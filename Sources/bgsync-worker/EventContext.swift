@@ -1,8 +1,11 @@
+import BGSyncCore
+import BGSyncWorkers
+
+import struct Foundation.Date
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import struct Foundation.Date
 
 /// The `bgsync_event` a plugin sees: an event plus the C strings and buffers handed out for it,
 /// all freed together when `handle` has returned (the ABI's lifetime rule).
@@ -10,6 +13,8 @@ final class EventContext {
     let event: SyncEvent
     /// Option names in byte order, as `option_name` indexes them.
     let names: [String]
+    /// The file functions, held beneath the event's confinement root.
+    let files: ConfinedFiles
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
     private var buffers: [String: UnsafeMutableRawPointer] = [:]
 
@@ -24,6 +29,7 @@ final class EventContext {
         self.event = event
         deadline = event.deadline
         names = event.options.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        files = ConfinedFiles(root: event.confinement.root)
     }
 
     deinit {

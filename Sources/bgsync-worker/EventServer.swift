@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import BGSyncWorkers
 import CBGSyncPlugin
 import CLinux
 import CWorkerCancel
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `bgsync-worker --serve PATH`: load the plugin, then run the events the agent sends on fd 3,
 /// one at a time, until the agent closes its end.
@@ -16,11 +17,17 @@ enum EventServer {
         // Die with the agent even while a handler blocks.
         dieWithParent()
         guard fcntl(fd, F_GETFD) >= 0 else {
-            HostLog.line(priority: 3, prefix: "bgsync-worker", "fd \(fd) is not open: --serve is for bgsyncd, which passes the event socket there; use --probe to check a plugin.")
+            HostLog.line(
+                priority: 3, prefix: "bgsync-worker",
+                "fd \(fd) is not open: --serve is for bgsyncd, which passes the event socket there; "
+                    + "use --probe to check a plugin."
+            )
             return 2
         }
-        // Commands a handler runs must not inherit the protocol socket.
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        // Commands a handler runs must not inherit the protocol socket, nor any other fd >= 3.
+        if clinux_close_range(UInt32(fd), UInt32.max, CLINUX_CLOSE_RANGE_CLOEXEC) != 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)  // Linux < 5.11
+        }
         // Plugins printing to stdout end up in the log, never in the protocol.
         _ = dup2(2, 1)
 
@@ -39,11 +46,21 @@ enum EventServer {
         }
         HostLog.handlerName = plugin.info.name
         let host = HostTable.make()
-        if let initialize = plugin.plugin.pointee.`init`, !initialize(host) {
+        // The plugin's own pointer, from init_with_data to handle_with_data and deinit; never read here.
+        var pluginData: UnsafeMutableRawPointer?
+        let started: Bool
+        if let initialize = plugin.fields.init_with_data {
+            started = initialize(host, &pluginData)
+        } else {
+            started = plugin.fields.`init`?(host) ?? true
+        }
+        guard started else {
             return refuseEvents(
                 because: "Handler '\(plugin.info.name)' (\(path)) failed to start: its init returned false.",
                 detail: "handler '\(plugin.info.name)' failed to start (its init returned false)")
         }
+        // A normal end (the agent closed fd 3, or is gone): the plugin frees what it holds.
+        defer { plugin.fields.deinit?(host, pluginData) }
 
         var decoder = FrameDecoder()
         while true {
@@ -52,7 +69,9 @@ enum EventServer {
                 guard let next = try readFrame(&decoder) else { return 0 }  // the agent closed: done
                 payload = next
             } catch {
-                HostLog.line(priority: 3, prefix: HostLog.prefix(app: nil, tag: nil), "Bad frame from the agent: \(error.message)")
+                HostLog.line(
+                    priority: 3, prefix: HostLog.prefix(app: nil, tag: nil),
+                    "Bad frame from the agent: \(error.message)")
                 return 1
             }
             let request: WorkerRequest
@@ -60,16 +79,21 @@ enum EventServer {
                 request = try WireProtocol.decode(WorkerRequest.self, from: payload)
             } catch {
                 // The agent and this worker come from different bgsync versions.
-                HostLog.line(priority: 3, prefix: HostLog.prefix(app: nil, tag: nil), "Cannot read the event the agent sent (\(error)); is bgsync-worker from the same bgsync as bgsyncd?")
+                HostLog.line(
+                    priority: 3, prefix: HostLog.prefix(app: nil, tag: nil),
+                    "Cannot read the event the agent sent (\(error)); is bgsync-worker from the same bgsync as bgsyncd?"
+                )
                 return 1
             }
-            let outcome = handle(request.event, plugin: plugin, host: host)
+            let outcome = handle(request.event, plugin: plugin, host: host, pluginData: pluginData)
             guard reply(WorkerReply(eventID: request.event.id, outcome: outcome)) else { return 0 }
         }
     }
 
     /// Runs one event through the plugin and reads its result.
-    static func handle(_ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>) -> HandlerOutcome {
+    static func handle(
+        _ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>, pluginData: UnsafeMutableRawPointer?
+    ) -> HandlerOutcome {
         bgsync_cancel_begin(event.id)  // a stop names its event: one for an earlier event is not this
         let context = EventContext(event: event)
         var result = bgsync_result()
@@ -78,7 +102,11 @@ enum EventServer {
         result.status = BGSYNC_STATUS_FAILURE.rawValue
         result.retry_after = 0
         withExtendedLifetime(context) {
-            plugin.plugin.pointee.handle(host, context.opaque, &result)
+            if let handle = plugin.fields.handle_with_data {
+                handle(host, pluginData, context.opaque, &result)
+            } else {
+                plugin.fields.handle?(host, context.opaque, &result)  // the loader checked one is set
+            }
         }
         if let held = context.heldProgress {
             _ = reply(WorkerReply(eventID: event.id, progress: held))
@@ -96,7 +124,9 @@ enum EventServer {
         case BGSYNC_STATUS_FAILURE.rawValue:
             return .failure(detail: detail)
         default:
-            return .failure(detail: "handler '\(plugin.info.name)' returned an unknown status \(result.status)" + (detail.isEmpty ? "" : ": " + detail))
+            return .failure(
+                detail: "handler '\(plugin.info.name)' returned an unknown status \(result.status)"
+                    + (detail.isEmpty ? "" : ": " + detail))
         }
     }
 
@@ -106,21 +136,22 @@ enum EventServer {
     static func refuseEvents(because reason: String, detail: String) -> Int32 {
         HostLog.line(priority: 3, prefix: "bgsync-worker", reason)
         var decoder = FrameDecoder()
-        if let payload = try? readFrame(&decoder), let request = try? WireProtocol.decode(WorkerRequest.self, from: payload) {
+        if let payload = try? readFrame(&decoder),
+            let request = try? WireProtocol.decode(WorkerRequest.self, from: payload)
+        {
             _ = reply(WorkerReply(eventID: request.event.id, outcome: .retry(after: nil, detail: detail)))
         }
         return 1
     }
 
-    /// prctl(PR_SET_PDEATHSIG, SIGKILL). prctl is variadic, which Swift cannot call, so it is
-    /// called through a fixed prototype: on Linux (x86-64 and AArch64) variadic integer
-    /// arguments travel in the same registers as named ones.
+    /// prctl(PR_SET_PDEATHSIG, SIGKILL), through CLinux (prctl is variadic, which Swift cannot call).
     static func dieWithParent() {
-        typealias Prctl = @convention(c) (Int32, UInt, UInt, UInt, UInt) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "prctl") else { return }
-        let prctl = unsafeBitCast(symbol, to: Prctl.self)
-        if prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) != 0 {
-            HostLog.line(priority: 4, prefix: "bgsync-worker", "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(errno)))); a hung handler may outlive it.")
+        let status = clinux_set_parent_death_signal(SIGKILL)
+        if status != 0 {
+            HostLog.line(
+                priority: 4, prefix: "bgsync-worker",
+                "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(-status)))); "
+                    + "a hung handler may outlive it.")
         }
     }
 

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BGSyncCore
 import BGSyncWorkers
 import CBGSyncPlugin
 import CWorkerCancel
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `bgsync_host` function table. C function pointers cannot capture anything: every entry
 /// finds its state through the event pointer, which is an `EventContext`.
@@ -40,7 +41,9 @@ enum HostTable {
             return context.cString("type\0\(String(cString: name!))") { value.typeString }
         }
         host.option_string = { event, name in
-            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else { return nil }
+            guard let context = EventContext.from(event), let text = context.option(name)?.stringValue else {
+                return nil
+            }
             return context.cString("string\0\(String(cString: name!))") { text }
         }
         host.option_bool = { event, name, out in
@@ -102,6 +105,16 @@ enum HostTable {
                 text)
         }
 
+        addFiles(to: &host)
+        addCancellationAndProgress(to: &host)
+
+        let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
+        table.initialize(to: host)
+        return UnsafePointer(table)
+    }
+
+    /// Growth 2: cancellation (the worker's stop signal, CWorkerCancel) and progress frames.
+    static func addCancellationAndProgress(to host: inout bgsync_host) {
         host.cancelled = { _ in bgsync_cancel_requested() }
         host.cancel_fd = { _ in bgsync_cancel_fd() }
         host.progress = { event, done, total, text in
@@ -110,10 +123,6 @@ enum HostTable {
             guard let progress = context.progressed(report) else { return }
             _ = EventServer.reply(WorkerReply(eventID: context.event.id, progress: progress))
         }
-
-        let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
-        table.initialize(to: host)
-        return UnsafePointer(table)
     }
 
     /// A plugin's progress text: at most BGSYNC_PROGRESS_TEXT_SIZE - 1 bytes, cut at a character
@@ -126,5 +135,28 @@ enum HostTable {
         var decoded = String(decoding: bytes, as: UTF8.self)
         while decoded.utf8.count > limit { decoded.removeLast() }
         return decoded
+    }
+}
+
+extension HostTable {
+    /// Growth 1: the file functions, beneath the event's confinement root (ConfinedFiles).
+    static func addFiles(to host: inout bgsync_host) {
+        host.open_path = { event, option, how in
+            guard let context = EventContext.from(event) else { return -EINVAL }
+            guard let path = context.option(option)?.stringValue else { return -EINVAL }
+            return context.files.open(path: path, how: how)
+        }
+        host.open_at = { event, dirFD, name, how in
+            guard let context = EventContext.from(event), let name else { return -EINVAL }
+            return context.files.openAt(dirFD, String(cString: name), how: how)
+        }
+        host.rename_at = { event, fromFD, from, toFD, to, flags in
+            guard let context = EventContext.from(event), let from, let to else { return -EINVAL }
+            return context.files.rename(fromFD, String(cString: from), toFD, String(cString: to), flags: flags)
+        }
+        host.unlink_at = { event, dirFD, name, flags in
+            guard let context = EventContext.from(event), let name else { return -EINVAL }
+            return context.files.unlink(dirFD, String(cString: name), flags: flags)
+        }
     }
 }

@@ -10,7 +10,7 @@ import Glibc
 
 let usage = """
     usage: bgsync-worker --serve PLUGIN.so   (run events from fd 3; bgsyncd starts this)
-           bgsync-worker --probe PLUGIN.so   (print the plugin's name, description and sandbox_safe as JSON)
+           bgsync-worker --probe PLUGIN.so   (print what the plugin declares as one JSON line)
 
     """
 

@@ -14,13 +14,15 @@ struct PluginCatalogTests {
         let catalog = PluginCatalog.discover(directories: [plugins.directory], workerExecutable: worker, logger: TestEnvironment.logger)
         #expect(
             Set(catalog.handlers.keys) == [
-                "ok", "retry", "fail", "segfault", "hang", "noop", "options", "init-fails", "stoppable", "progress",
+                "ok", "retry", "fail", "segfault", "hang", "noop", "options", "init-fails", "growth1", "stoppable",
+                "progress",
             ])
         #expect(catalog.handlers["ok"] == LoadedHandler(info: HandlerInfo(name: "ok", description: "Always succeeds", sandboxSafe: true), path: plugins.path("ok")))
         #expect(catalog.handlers["hang"]?.info.sandboxSafe == false)
 
         let reasons = Dictionary(uniqueKeysWithValues: catalog.refused.map { ($0.path, $0.reason) })
-        #expect(reasons.count == 4)
+        #expect(reasons.count == 5)
+        #expect(reasons[plugins.path("too-small")]?.contains("declares a bgsync_plugin of 16 bytes") == true)
         #expect(reasons[plugins.path("bad-name")]?.contains("The handler name 'bad name!' is not valid") == true)
         #expect(reasons[plugins.path("wrong-abi")]?.contains("built for plugin ABI version 999, but this bgsync speaks version 1") == true)
         #expect(reasons[plugins.path("no-symbol")]?.contains("does not export 'bgsync_plugin_entry'") == true)

@@ -60,14 +60,19 @@ enum TestEnvironment {
         let directory = URL(fileURLWithPath: worker).deletingLastPathComponent().path + "/bgsync-test-plugins"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
-        // Tests/plugins/*.c, and Tests/plugins/isolated/*.c into a subdirectory of their own.
-        for subdirectory in ["", "/isolated"] {
+        // Tests/plugins/*.c, and Tests/plugins/isolated/*.c into a subdirectory of their own;
+        // Tests/plugins/abi-v1/*.c include the frozen first-form header beside them (a quoted
+        // #include looks in the source's own directory before any -I).
+        for subdirectory in ["", "/isolated", "/abi-v1"] {
             let sources = repositoryRoot + "/Tests/plugins" + subdirectory
             try FileManager.default.createDirectory(atPath: directory + subdirectory, withIntermediateDirectories: true)
             let names = try FileManager.default.contentsOfDirectory(atPath: sources).filter { $0.hasSuffix(".c") }
             for name in names {
                 let output = directory + subdirectory + "/" + name.dropLast(2) + ".so"
-                try run("/usr/bin/cc", ["-shared", "-fPIC", "-Wall", "-I", repositoryRoot + "/Sources/CBGSyncPlugin/include", "-o", output, sources + "/" + name])
+                let include = repositoryRoot + "/Sources/CBGSyncPlugin/include"
+                try run(
+                    "/usr/bin/cc",
+                    ["-shared", "-fPIC", "-Wall", "-Werror", "-I", include, "-o", output, sources + "/" + name])
             }
         }
         return CompiledPlugins(directory: directory)

@@ -8,11 +8,21 @@ struct EchoHandler: SyncHandler {
     static let name = "echo"
     static let description = "Reports what it was given"
     static let sandboxSafe = true
+    static let pathOptions = ["file"]
+    static let urlOptions = ["url", "mirror"]
 
     func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let o = event.options
         log.info("echo for \(event.appID)")
         if let long = o.int("long") { return .failure(String(repeating: "é", count: Int(long))) }
+        if o.type("file") != nil {
+            do {
+                _ = try event.files.open(option: "file", .read)
+                return .success("opened")
+            } catch {
+                return .failure("errno \(error.errno)")
+            }
+        }
         let headers = o.stringPairs("headers")?.map { "\($0.key)=\($0.value)" }.joined(separator: ",") ?? "-"
         let parts: [String] = [
             event.appID, event.tag, String(event.attempt), String(event.lastChance), String(event.periodic),
@@ -59,7 +69,7 @@ final class FakeEvent {
 func fakeHost() -> bgsync_host {
     var host = bgsync_host()
     host.abi_version = BGSYNC_PLUGIN_ABI_VERSION
-    host.struct_size = UInt32(MemoryLayout<bgsync_host>.size)
+    host.struct_size = UInt32(MemoryLayout<bgsync_host>.stride)
     host.app_id = { FakeEvent.from($0).c("org.example.Chat") }
     host.tag = { FakeEvent.from($0).c("outbox") }
     host.attempt = { _ in 3 }
@@ -117,6 +127,7 @@ func fakeHost() -> bgsync_host {
     host.option_bytes = { _, _, _ in nil }
     host.option_text = { event, name in FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.text) } }
     host.log = { event, priority, message in FakeEvent.from(event).logs.append("\(priority) \(String(cString: message!))") }
+    host.open_path = { _, _, _ in -ENOENT }
     return host
 }
 
@@ -130,26 +141,30 @@ func fakeHost() -> bgsync_host {
 
         let plugin = raw.assumingMemoryBound(to: bgsync_plugin.self).pointee
         #expect(plugin.abi_version == BGSYNC_PLUGIN_ABI_VERSION)
-        #expect(Int(plugin.struct_size) == MemoryLayout<bgsync_plugin>.size)
+        #expect(Int(plugin.struct_size) == MemoryLayout<bgsync_plugin>.stride)  // C sizeof
         #expect(String(cString: plugin.name) == "echo")
         #expect(String(cString: plugin.description) == "Reports what it was given")
         #expect(plugin.sandbox_safe)
+        #expect(strings(plugin.path_options) == ["file"] && strings(plugin.url_options) == ["url", "mirror"])
+        // Growth-1 entry points only: no global state for hosts that would call init/handle.
+        #expect(plugin.`init` == nil && plugin.handle == nil)
 
         var host = fakeHost()
-        var oldHost = host
-        oldHost.struct_size = 16  // a table from some other ABI: refused
-        #expect(plugin.`init`(&oldHost) == false)
-        #expect(plugin.`init`(&host))
-
+        var data: UnsafeMutableRawPointer?
+        var tooSmall = host
+        tooSmall.struct_size = UInt32(bgsync_host_size_v1() - 8)  // smaller than any host ever made: refused
+        #expect(plugin.init_with_data(&tooSmall, &data) == false && data == nil)
+        #expect(plugin.init_with_data(&host, &data) && data != nil)
+        defer { plugin.deinit(&host, data) }
         let event = FakeEvent(options: [
             "url": "https://example.org/x", "command": ["/bin/echo", "hi"], "headers": ["B": "2", "A": "1"],
             "count": 7, "flag": true,
         ])
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
-        result.struct_size = UInt32(MemoryLayout<bgsync_result>.size)
+        result.struct_size = UInt32(MemoryLayout<bgsync_result>.stride)
         result.status = BGSYNC_STATUS_FAILURE.rawValue
-        plugin.handle(&host, event.pointer, &result)
+        plugin.handle_with_data(&host, data, event.pointer, &result)
 
         #expect(result.status == BGSYNC_STATUS_RETRY.rawValue)
         #expect(result.retry_after == 4.5)
@@ -159,11 +174,37 @@ func fakeHost() -> bgsync_host {
 
         // A detail too long for the buffer is cut at a character boundary, NUL-terminated.
         let long = FakeEvent(options: ["long": 200])
-        plugin.handle(&host, long.pointer, &result)
+        plugin.handle_with_data(&host, data, long.pointer, &result)
         #expect(result.status == BGSYNC_STATUS_FAILURE.rawValue)
         let cut = withUnsafeBytes(of: result.detail) { bytes in Array(bytes.prefix(while: { $0 != 0 })) }
         #expect(cut.count == 254)  // 127 two-byte characters; the NUL takes the last byte
         #expect(String(validating: cut, as: UTF8.self) == String(repeating: "é", count: 127))
+
+        // The host's file function, reached through the table.
+        let fileEvent = FakeEvent(options: ["file": "/x"])
+        withExtendedLifetime(fileEvent) { plugin.handle_with_data(&host, data, fileEvent.pointer, &result) }
+        #expect(detailText(result) == "errno \(ENOENT)")
+
+        // A host of the first form (struct_size ends at `log`), as an older bgsync-worker passes:
+        // accepted; the file functions it lacks read as missing (ENOSYS), never as what lies beyond.
+        var oldHost = host
+        oldHost.struct_size = UInt32(bgsync_host_size_v1())
+        var oldData: UnsafeMutableRawPointer?
+        #expect(plugin.init_with_data(&oldHost, &oldData))
+        defer { plugin.deinit(&oldHost, oldData) }
+        withExtendedLifetime(fileEvent) { plugin.handle_with_data(&oldHost, oldData, fileEvent.pointer, &result) }
+        #expect(detailText(result) == "errno \(ENOSYS)")
+    }
+
+    private func detailText(_ result: bgsync_result) -> String {
+        withUnsafeBytes(of: result.detail) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    private func strings(_ array: UnsafePointer<UnsafePointer<CChar>?>?) -> [String] {
+        guard let array else { return [] }
+        var names: [String] = []
+        while let item = array[names.count] { names.append(String(cString: item)) }
+        return names
     }
 
     @Test func swiftOptionsReadBackTyped() {

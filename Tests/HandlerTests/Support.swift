@@ -130,13 +130,17 @@ final class LogLines {
     var log: HandlerLog { HandlerLog { [self] in lines.append(($0, $1)) } }
 }
 
+/// An event with `options`, whose files the worker's own code opens: beneath `root` when given
+/// (a sandboxed app's event), as an unconfined app's otherwise. `control` stands for the agent's
+/// stop and takes the progress reports.
 func event(
     _ options: [String: OptionValue], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
-    control: HandlerControl = HandlerControl()
+    root: String? = nil, useOpenat2: Bool = true, control: HandlerControl = HandlerControl()
 ) -> HandlerEvent {
     HandlerEvent(
         appID: "org.example.App", tag: "outbox", attempt: attempt, lastChance: lastChance,
-        deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options), control: control)
+        deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options),
+        files: FileHostEvent.files(options, root: root, useOpenat2: useOpenat2), control: control)
 }
 
 /// A flag set from one thread and read from another (the agent's stop, in handler tests).

@@ -3,6 +3,9 @@
 minimal host table (ctypes), and handles one event whose command is argv[2:]. The test kills
 this process with SIGKILL to check the command dies with it.
 
+The host table is the ABI's first form (it ends at `log`, as a bgsync-worker from before growth 1
+passes it), while the plugin is of growth 1: it runs, through init_with_data/handle_with_data.
+
 usage: exec_worker.py LIBRARY PROGRAM [ARG...]
 """
 import ctypes
@@ -60,7 +63,11 @@ class Result(ctypes.Structure):
 class Plugin(ctypes.Structure):
     _fields_ = [("abi_version", ctypes.c_uint32), ("struct_size", ctypes.c_uint32), ("name", ctypes.c_char_p),
                 ("description", ctypes.c_char_p), ("sandbox_safe", ctypes.c_bool),
-                ("init", ctypes.CFUNCTYPE(ctypes.c_bool, P)), ("handle", ctypes.CFUNCTYPE(None, P, P, P))]
+                ("init", P), ("handle", P),
+                # growth 1
+                ("init_with_data", ctypes.CFUNCTYPE(ctypes.c_bool, P, ctypes.POINTER(P))),
+                ("handle_with_data", ctypes.CFUNCTYPE(None, P, P, P, P)), ("deinit", P),
+                ("path_options", P), ("url_options", P)]
 
 
 host = Host(1, ctypes.sizeof(Host), *[ctypes.cast(fields[n], P).value if n in fields else None for n in order])
@@ -68,7 +75,9 @@ entry = library.bgsync_plugin_entry
 entry.restype = ctypes.POINTER(Plugin)
 entry.argtypes = [ctypes.c_uint32]
 plugin = entry(1).contents
-assert plugin.init(ctypes.addressof(host))
+assert plugin.struct_size >= ctypes.sizeof(Plugin)
+data = P()
+assert plugin.init_with_data(ctypes.addressof(host), ctypes.byref(data))
 result = Result(1, ctypes.sizeof(Result), 2, 0.0, b"")
-plugin.handle(ctypes.addressof(host), None, ctypes.addressof(result))
+plugin.handle_with_data(ctypes.addressof(host), data, None, ctypes.addressof(result))
 print(result.status, result.detail.decode(), flush=True)

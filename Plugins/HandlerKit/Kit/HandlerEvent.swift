@@ -18,12 +18,15 @@ public struct HandlerEvent {
     public var periodic: Bool
     /// The registration's handler options.
     public var options: HandlerOptions
+    /// The files the path options name, opened by the host beneath the app's root.
+    public var files: HandlerFiles
     /// Cancellation and progress (see HandlerControl).
     public var control: HandlerControl
 
     public init(
         appID: String, tag: String, attempt: UInt32 = 1, lastChance: Bool = false,
-        deadline: Date, periodic: Bool = false, options: HandlerOptions, control: HandlerControl = HandlerControl()
+        deadline: Date, periodic: Bool = false, options: HandlerOptions, files: HandlerFiles = .unavailable,
+        control: HandlerControl = HandlerControl()
     ) {
         self.appID = appID
         self.tag = tag
@@ -32,6 +35,7 @@ public struct HandlerEvent {
         self.deadline = deadline
         self.periodic = periodic
         self.options = options
+        self.files = files
         self.control = control
     }
 
@@ -45,7 +49,7 @@ public struct HandlerEvent {
             lastChance: table.last_chance?(event) ?? false,
             deadline: Date(timeIntervalSince1970: table.deadline?(event) ?? 0),
             periodic: table.periodic?(event) ?? false,
-            options: HandlerOptions(host: host, event: event),
+            options: HandlerOptions(host: host, event: event), files: HandlerFiles(host: host, event: event),
             control: HandlerControl(host: host, event: event))
     }
 

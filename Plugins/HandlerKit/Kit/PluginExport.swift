@@ -15,22 +15,22 @@ public enum PluginExport {
     /// is not the one this library was built for.
     public static func entry<H: SyncHandler>(_ handler: H.Type, hostABIVersion: UInt32) -> UnsafeRawPointer? {
         guard hostABIVersion == BGSYNC_PLUGIN_ABI_VERSION else { return nil }
-        return exportState.register(handler)
+        return descriptor.register(handler)
     }
 }
 
-/// The state of the one handler of this library; lives for the process. A global because the
-/// `@convention(c)` trampolines cannot capture context.
-private let exportState = ExportState()
+/// The handler type of this library and its `bgsync_plugin`: made once by `entry`, then never
+/// changed (what a C plugin's `static const bgsync_plugin` is). A global because `entry` and the
+/// `@convention(c)` functions cannot capture context; everything that changes while the worker
+/// runs (the handler, the host table) lives in the plugin data the host passes back.
+private let descriptor = Descriptor()
 
-/// Everything the C trampolines reach, which cannot capture context.
-private final class ExportState: @unchecked Sendable {
+private final class Descriptor: @unchecked Sendable {
     private let lock = NSLock()
     private var handlerType: (any SyncHandler.Type)?
     private var plugin: UnsafeMutablePointer<bgsync_plugin>?
-    // Written by `init` and read by `handle`, both on the worker's one plugin thread.
-    private var handler: (any SyncHandler)?
-    private var host: UnsafePointer<bgsync_host>?
+
+    var type: (any SyncHandler.Type)? { lock.withLock { handlerType } }
 
     func register<H: SyncHandler>(_ type: H.Type) -> UnsafeRawPointer? {
         lock.lock()
@@ -38,56 +38,95 @@ private final class ExportState: @unchecked Sendable {
         if let plugin {
             return handlerType == type ? UnsafeRawPointer(plugin) : nil
         }
+        var fields = bgsync_plugin()
+        fields.abi_version = BGSYNC_PLUGIN_ABI_VERSION
+        // C sizeof, which is stride in Swift (size would leave out tail padding).
+        fields.struct_size = UInt32(MemoryLayout<bgsync_plugin>.stride)
+        fields.name = UnsafePointer(strdup(H.name))
+        fields.description = UnsafePointer(strdup(H.description))
+        fields.sandbox_safe = H.sandboxSafe
+        // Only the growth-1 entry points: `init`/`handle` would need global state for hosts
+        // older than this library's own bgsync, which never load it.
+        fields.init_with_data = { host, data in Instance.start(host: host, data: data) }
+        fields.handle_with_data = { _, data, event, result in Instance.handle(data: data, event: event, result: result)
+        }
+        fields.deinit = { _, data in Instance.stop(data: data) }
+        fields.path_options = Self.cStrings(H.pathOptions)
+        fields.url_options = Self.cStrings(H.urlOptions)
         let made = UnsafeMutablePointer<bgsync_plugin>.allocate(capacity: 1)
-        made.initialize(
-            to: bgsync_plugin(
-                abi_version: BGSYNC_PLUGIN_ABI_VERSION,
-                struct_size: UInt32(MemoryLayout<bgsync_plugin>.size),
-                name: UnsafePointer(strdup(H.name)),
-                description: UnsafePointer(strdup(H.description)),
-                sandbox_safe: H.sandboxSafe,
-                init: { host in exportState.start(host: host) },
-                handle: { host, event, result in exportState.handle(host: host, event: event, result: result) }))
+        made.initialize(to: fields)
         handlerType = type
         plugin = made
         return UnsafeRawPointer(made)
     }
 
-    /// The size of the first release's `bgsync_host`: everything up to and including `log`.
-    static let firstReleaseHostSize =
-        MemoryLayout<bgsync_host>.offset(of: \bgsync_host.log)! + MemoryLayout<UnsafeRawPointer>.size
+    /// A NULL-terminated array of C strings, kept for the life of the process.
+    private static func cStrings(_ names: [String]) -> UnsafePointer<UnsafePointer<CChar>?>? {
+        guard !names.isEmpty else { return nil }
+        let array = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: names.count + 1)
+        for (index, name) in names.enumerated() { array[index] = UnsafePointer(strdup(name)) }
+        array[names.count] = nil
+        return UnsafePointer(array)
+    }
+}
 
-    func start(host: UnsafePointer<bgsync_host>?) -> Bool {
-        // The host table must hold at least the first release's functions (up to `log`); later
-        // ones (cancellation, progress) are read only when `struct_size` covers them.
-        guard let host, host.pointee.abi_version == BGSYNC_PLUGIN_ABI_VERSION,
-            Int(host.pointee.struct_size) >= Self.firstReleaseHostSize,
-            let type = lock.withLock({ handlerType })
-        else { return false }
+/// The plugin data: one per worker, made by `init_with_data`, released by `deinit`. Used only on
+/// the worker's plugin thread (the ABI's rule), so it needs no lock.
+private final class Instance {
+    let handler: any SyncHandler
+    /// The host's table as far as its `struct_size` covers it, later functions NULL: a handler
+    /// built against a newer header sees what an older host lacks as missing, never as garbage.
+    let host: UnsafeMutablePointer<bgsync_host>
+
+    init(handler: any SyncHandler, host: UnsafeMutablePointer<bgsync_host>) {
+        self.handler = handler
         self.host = host
-        handler = type.init()
+    }
+
+    deinit {
+        host.deinitialize(count: 1)
+        host.deallocate()
+    }
+
+    static func start(host: UnsafePointer<bgsync_host>?, data: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Bool
+    {
+        guard let host, let data, let type = descriptor.type else { return false }
+        let raw = UnsafeRawPointer(host)
+        let size = Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        guard raw.loadUnaligned(as: UInt32.self) == BGSYNC_PLUGIN_ABI_VERSION, size >= bgsync_host_size_v1() else {
+            return false
+        }
+        let copy = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
+        copy.initialize(to: bgsync_host())
+        UnsafeMutableRawPointer(copy).copyMemory(from: raw, byteCount: min(size, MemoryLayout<bgsync_host>.stride))
+        data.pointee = Unmanaged.passRetained(Instance(handler: type.init(), host: copy)).toOpaque()
         return true
     }
 
-    func handle(host: UnsafePointer<bgsync_host>?, event: OpaquePointer?, result: UnsafeMutablePointer<bgsync_result>?) {
-        guard let result else { return }
-        guard let host = host ?? self.host else {
-            Self.write(.failure("the worker gave the handler no host table"), to: result)
+    static func handle(
+        data: UnsafeMutableRawPointer?, event: OpaquePointer?, result: UnsafeMutablePointer<bgsync_result>?
+    ) {
+        guard let result, Int(result.pointee.struct_size) >= bgsync_result_size_v1() else { return }
+        guard let data else {
+            PluginExport.write(.failure("the worker called the handler without its plugin data"), to: result)
             return
         }
-        // A host that skipped `init` still gets served.
-        if handler == nil, !start(host: host) {
-            Self.write(.failure("the handler refused the worker's ABI (version or table size)"), to: result)
-            return
-        }
+        let instance = Unmanaged<Instance>.fromOpaque(data).takeUnretainedValue()
+        let host = UnsafePointer(instance.host)
         let log = HandlerLog { priority, message in
             // The event pointer is only valid during this call; later lines go untagged.
             message.withCString { host.pointee.log?(event, priority.rawValue, $0) }
         }
-        let outcome = handler!.handle(HandlerEvent(host: host, event: event), log: log)
-        Self.write(outcome, to: result)
+        PluginExport.write(instance.handler.handle(HandlerEvent(host: host, event: event), log: log), to: result)
     }
 
+    static func stop(data: UnsafeMutableRawPointer?) {
+        guard let data else { return }
+        Unmanaged<Instance>.fromOpaque(data).release()
+    }
+}
+
+extension PluginExport {
     /// Fills the host's result: status, retry hint and the detail cut at a character boundary.
     static func write(_ outcome: HandlerResult, to result: UnsafeMutablePointer<bgsync_result>) {
         switch outcome {
@@ -110,4 +149,3 @@ private final class ExportState: @unchecked Sendable {
         }
     }
 }
-

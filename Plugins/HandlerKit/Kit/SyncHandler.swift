@@ -11,10 +11,21 @@ public protocol SyncHandler {
     static var description: String { get }
     /// May sandboxed apps use it? Only if it cannot reach beyond what the app itself could.
     static var sandboxSafe: Bool { get }
-    /// Made once per worker process, before the first event.
+    /// The options that hold a file or directory path, and those that hold an http(s) URL: the
+    /// agent checks them at Register for sandboxed apps. Open path options only through
+    /// `event.files`, which keeps them beneath the app's root at every event. Default: none.
+    static var pathOptions: [String] { get }
+    static var urlOptions: [String] { get }
+    /// Made once per worker process, before the first event; released when the worker exits
+    /// normally (a class handler's `deinit` then runs; not when the worker is killed).
     init()
     /// Handles one event. May block, but should return before `event.deadline`.
     func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult
+}
+
+extension SyncHandler {
+    public static var pathOptions: [String] { [] }
+    public static var urlOptions: [String] { [] }
 }
 
 /// What a handler made of an event.

@@ -23,26 +23,39 @@ public struct SettingsHandler: SyncHandler {
     public static let name = "settings"
     public static let description = "Uploads a settings file with PUT and If-Match; keeps the server copy on conflict"
     public static let sandboxSafe = true
+    public static let pathOptions = ["file"]
+    public static let urlOptions = ["url"]
 
     public init() {}
 
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let files: SettingsFiles, url: URL
         do {
-            files = SettingsFiles(path: try event.options.requirePath("file"))
+            let path = try event.options.requirePath("file")
             let text = try event.options.requireString("url")
             guard let parsed = httpURL(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
             }
             url = parsed
-        } catch {
+            // The directory holding the file, opened by the host beneath the app's root: the file
+            // and its companions are then names in it, never paths a swapped link could redirect.
+            let (directory, name) = try event.files.openParent(option: "file")
+            files = SettingsFiles(directory: directory, name: name, path: path)
+        } catch let error as OptionError {
             return .failure(error.message)
+        } catch let error as FileError {
+            return .failure("cannot open the settings file's directory: \(error.message)")
+        } catch {
+            return .failure("\(error)")
         }
-        if FileManager.default.fileExists(atPath: files.server) {
-            return .failure("conflict: resolve \(files.server) first")
+        if files.exists(files.server) {
+            return .failure("conflict: resolve \(files.pathOf(files.server)) first")
         }
-        guard let content = FileManager.default.contents(atPath: files.path) else {
-            return .failure("cannot read the settings file \(files.path)")
+        let content: Data
+        do {
+            content = try files.read(files.name)
+        } catch {
+            return .failure("cannot read the settings file: \(error.message)")
         }
         let etag = files.readETag()
 
@@ -96,7 +109,7 @@ public struct SettingsHandler: SyncHandler {
             } catch {
                 return .failure(error.message)
             }
-            log.warning("the server copy changed since the last upload; saved it as \(files.server)")
+            log.warning("the server copy changed since the last upload; saved it as \(files.pathOf(files.server))")
             return .failure("conflict")
         case .success(let response) where response.status == 404 || response.status == 410:
             // The server copy was deleted: nothing to merge; the next attempt creates it anew.
@@ -108,15 +121,26 @@ public struct SettingsHandler: SyncHandler {
     }
 }
 
-/// The settings file and the files the handler keeps beside it.
+/// The settings file and the files the handler keeps beside it: names in its directory.
 struct SettingsFiles {
-    var path: String
-    var etag: String { path + ".etag" }
-    var server: String { path + ".server" }
-    var serverETag: String { path + ".server.etag" }
+    let directory: HandlerDirectory
+    /// The settings file's name in `directory`, and its path (for messages).
+    let name: String
+    let path: String
+    var etag: String { name + ".etag" }
+    var server: String { name + ".server" }
+    var serverETag: String { name + ".server.etag" }
+
+    func pathOf(_ entry: String) -> String { path.dropLast(name.utf8.count) + entry }
+
+    func exists(_ entry: String) -> Bool { directory.status(entry) != nil }
+
+    func read(_ entry: String) throws(FileError) -> Data {
+        Data(try directory.open(entry, .read).readAll())
+    }
 
     func readETag() -> String? {
-        guard let data = FileManager.default.contents(atPath: etag) else { return nil }
+        guard let data = try? read(etag) else { return nil }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? nil : text
     }
@@ -124,23 +148,28 @@ struct SettingsFiles {
     /// Saves (or, for nil, forgets) the server's ETag of the content just uploaded.
     func saveETag(_ value: String?) throws(SettingsError) {
         guard let value else {
-            unlink(etag)
+            try? directory.remove(etag)
             return
         }
         try write(Data((value + "\n").utf8), to: etag)
     }
 
     func saveServerCopy(_ body: Data, etag value: String?) throws(SettingsError) {
-        if let value { try write(Data((value + "\n").utf8), to: serverETag) } else { unlink(serverETag) }
+        if let value { try write(Data((value + "\n").utf8), to: serverETag) } else { try? directory.remove(serverETag) }
         // Last: its presence is what marks the conflict.
         try write(body, to: server)
     }
 
-    private func write(_ data: Data, to target: String) throws(SettingsError) {
+    /// Atomically: a new temporary file beside it, written and synced, renamed over `entry`.
+    private func write(_ data: Data, to entry: String) throws(SettingsError) {
+        let temporary = "." + entry + ".tmp-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         do {
-            try data.write(to: URL(fileURLWithPath: target), options: .atomic)
+            let file = try directory.open(temporary, [.write, .create, .exclusive])
+            try file.writeAll(Array(data))
+            try directory.rename(temporary, to: entry)
         } catch {
-            throw SettingsError(message: "cannot write \(target): \((error as NSError).localizedDescription)")
+            try? directory.remove(temporary)
+            throw SettingsError(message: "cannot write \(pathOf(entry)): \(error.message)")
         }
     }
 }

@@ -1,10 +1,13 @@
+import BGSyncHandlerKit
 import Foundation
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The outbox directory: which files are ready to send, and moving rejected ones aside.
+/// The outbox directory: which files are ready to send, and moving rejected ones aside. Opened
+/// by the host beneath the app's root (`HandlerFiles`); every later step names one entry of that
+/// open directory, never a path, so a directory swapped for a link cannot redirect it.
 ///
 /// Readiness is by name, as in Maildir: apps write each request body under a temporary name
 /// (starting with `.`, or ending in `.part`, `.tmp` or `~`) and rename it into the outbox when
@@ -15,7 +18,6 @@ struct Outbox {
     /// A file ready to be sent.
     struct Item {
         var name: String
-        var path: String
         var modified: timespec
         var inode: UInt64
         var size: Int64
@@ -24,23 +26,33 @@ struct Outbox {
     /// Where rejected files go, inside the outbox.
     static let failedDirectory = "failed"
 
-    var directory: String
+    let directory: HandlerDirectory
+    /// The outbox path, for messages.
+    let path: String
+
+    /// Opens the path option `option` as the outbox.
+    static func open(_ files: HandlerFiles, option: String, path: String) throws(OutboxError) -> Outbox {
+        do {
+            return Outbox(directory: try files.openDirectory(option: option), path: path)
+        } catch {
+            throw OutboxError(.unreadable, "cannot open the outbox: \(error.message)")
+        }
+    }
 
     /// The ready files, oldest first (mtime, then name).
     func scan() throws(OutboxError) -> [Item] {
         let names: [String]
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            names = try directory.names()
         } catch {
-            throw OutboxError(.unreadable, "cannot read the outbox \(directory): \((error as NSError).localizedDescription)")
+            throw OutboxError(.unreadable, "cannot read the outbox \(path): \(error.message)")
         }
         var ready: [Item] = []
         for name in names where !Self.isBeingWritten(name) {
-            let path = directory + "/" + name
-            var info = stat()
             // lstat: a symlink is not a regular file, and is not followed out of the outbox.
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            ready.append(Item(name: name, path: path, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
+            guard let info = directory.status(name), info.st_mode & S_IFMT == S_IFREG else { continue }
+            ready.append(
+                Item(name: name, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
         }
         ready.sort { a, b in
             if a.modified.tv_sec != b.modified.tv_sec { return a.modified.tv_sec < b.modified.tv_sec }
@@ -55,31 +67,44 @@ struct Outbox {
         name.hasPrefix(".") || name.hasSuffix(".part") || name.hasSuffix(".tmp") || name.hasSuffix("~")
     }
 
-    /// Moves a rejected file to `failed/`, never over another file there.
-    func moveToFailed(_ item: Item) throws(OutboxError) -> String {
-        let failed = directory + "/" + Self.failedDirectory
-        if mkdir(failed, 0o700) != 0, errno != EEXIST {
-            throw OutboxError(.cannotMove, "cannot create \(failed): \(String(cString: strerror(errno)))")
-        }
-        var target = failed + "/" + item.name
-        var suffix = 1
-        // link, then unlink: never replaces a file already in failed/, and the file exists
-        // under at least one name throughout.
-        while link(item.path, target) != 0 {
-            guard errno == EEXIST, suffix < 1000 else {
-                throw OutboxError(.cannotMove, "cannot move \(item.name) to \(failed): \(String(cString: strerror(errno)))")
-            }
-            target = failed + "/" + item.name + "." + String(suffix)
-            suffix += 1
-        }
-        unlink(item.path)
-        return target
+    /// The content of `item`, if the file is still the one scanned (opened without following a
+    /// link; the inode is compared on the open file, so a swap after the scan is not read).
+    func read(_ item: Item) throws(FileError) -> Data? {
+        let file = try directory.open(item.name, .read)
+        guard let info = file.status(), UInt64(info.st_ino) == item.inode else { return nil }
+        return Data(try file.readAll())
     }
 
-    /// True if the file at `item.path` is still the one scanned (not replaced or rewritten).
+    /// Moves a rejected file to `failed/`, never over another file there.
+    func moveToFailed(_ item: Item) throws(OutboxError) -> String {
+        let failed: HandlerDirectory
+        do {
+            failed = try directory.openDirectory(Self.failedDirectory, .create)
+        } catch {
+            throw OutboxError(.cannotMove, "cannot create \(Self.failedDirectory)/ in the outbox: \(error.message)")
+        }
+        var target = item.name
+        var suffix = 1
+        while true {
+            do {
+                // RENAME_NOREPLACE: never replaces a file already in failed/.
+                try directory.rename(item.name, to: target, in: failed, noReplace: true)
+                return path + "/" + Self.failedDirectory + "/" + target
+            } catch {
+                guard error.errno == EEXIST, suffix < 1000 else {
+                    throw OutboxError(
+                        .cannotMove, "cannot move \(item.name) to \(Self.failedDirectory)/: \(error.message)")
+                }
+                target = item.name + "." + String(suffix)
+                suffix += 1
+            }
+        }
+    }
+
+    /// True if the entry `item.name` is still the file scanned (not replaced or rewritten).
     func isUnchanged(_ item: Item) -> Bool {
-        var info = stat()
-        return lstat(item.path, &info) == 0 && UInt64(info.st_ino) == item.inode && Int64(info.st_size) == item.size
+        guard let info = directory.status(item.name) else { return false }
+        return UInt64(info.st_ino) == item.inode && Int64(info.st_size) == item.size
             && info.st_mtim.tv_sec == item.modified.tv_sec && info.st_mtim.tv_nsec == item.modified.tv_nsec
     }
 
@@ -87,8 +112,13 @@ struct Outbox {
     /// content is for a later attempt). Returns false if it was kept for that reason.
     func remove(_ item: Item) throws(OutboxError) -> Bool {
         guard isUnchanged(item) else { return false }
-        if unlink(item.path) != 0, errno != ENOENT {
-            throw OutboxError(.cannotRemove, "sent \(item.name) but cannot remove it: \(String(cString: strerror(errno)))")
+        do {
+            try directory.remove(item.name)
+        } catch {
+            // Already gone (the app took it back): what was asked for.
+            guard error.errno == ENOENT else {
+                throw OutboxError(.cannotRemove, "sent \(item.name) but cannot remove it: \(error.message)")
+            }
         }
         return true
     }

@@ -7,9 +7,9 @@ import FoundationNetworking
 #endif
 
 /// Drains an outbox: each regular file in `outbox` (top level; not dot-files, `*.tmp`,
-/// `*.part`, `*~`, nor `failed/`), oldest first, is sent at once as the body of one request to `url`.
-/// Reports files and bytes sent as progress, and stops between and during requests when the
-/// agent asks it to (a condition was lost).
+/// `*.part`, `*~`, nor `failed/`), oldest first, is sent at once as the body of one request to
+/// `url`. Reports files and bytes sent as progress, and stops between and during requests when
+/// the agent asks it to (a condition was lost).
 ///
 /// Options: `outbox` (s, an absolute directory path), `url` (s, http or https), `method` (s, default POST),
 /// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
@@ -20,8 +20,11 @@ import FoundationNetworking
 public struct UploadHandler: SyncHandler {
     public static let name = "upload"
     public static let description = "Sends each file of an outbox directory as an HTTP request, oldest first"
-    /// It reads only the directory the app names and talks to the server the app names.
+    /// It reads only the directory the app names (opened by the host beneath the app's root)
+    /// and talks to the server the app names.
     public static let sandboxSafe = true
+    public static let pathOptions = ["outbox"]
+    public static let urlOptions = ["url"]
 
     /// Below this many seconds left, another request is not started.
     static let shortestRequest = 0.5
@@ -33,7 +36,7 @@ public struct UploadHandler: SyncHandler {
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let outbox: Outbox, url: URL, method: String, headers: [(key: String, value: String)]
         do {
-            outbox = Outbox(directory: try event.options.requirePath("outbox"))
+            let path = try event.options.requirePath("outbox")
             let text = try event.options.requireString("url")
             guard let parsed = httpURL(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
@@ -44,8 +47,14 @@ public struct UploadHandler: SyncHandler {
                 return .failure("option 'method' must be an HTTP method such as POST or PUT, not '\(method)'")
             }
             headers = try event.options.optionalStringPairs("headers")
-        } catch {
+            outbox = try Outbox.open(event.files, option: "outbox", path: path)
+        } catch let error as OptionError {
             return .failure(error.message)
+        } catch let error as OutboxError {
+            // Missing, unreadable, or a link where a sandboxed app may have none: not for a retry.
+            return .failure(error.message)
+        } catch {
+            return .failure("\(error)")
         }
 
         var sent = 0, rejected = 0, changed = 0, bytes: Int64 = 0
@@ -70,9 +79,17 @@ public struct UploadHandler: SyncHandler {
                 guard budget >= Self.shortestRequest else {
                     return .retry(after: nil, "out of time, \(Self.files(sent)) sent, \(Self.files(left)) left")
                 }
-                guard let body = FileManager.default.contents(atPath: item.path) else {
-                    // Gone (the app took it back) or unreadable: not ours to judge; skip it.
-                    log.warning("cannot read \(item.path); skipped")
+                let body: Data
+                do {
+                    guard let content = try outbox.read(item) else {
+                        log.warning("\(item.name) was replaced after the scan; kept to be sent again")
+                        changed += 1
+                        continue
+                    }
+                    body = content
+                } catch {
+                    // Gone (the app took it back), unreadable, or swapped for a link: skip it.
+                    log.warning("cannot read \(item.name) in the outbox: \(error.message); skipped")
                     continue
                 }
                 var request = URLRequest(url: url)

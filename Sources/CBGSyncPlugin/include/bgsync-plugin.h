@@ -10,8 +10,14 @@
  * Rules of the ABI (as in CLAP and SQLite's loadable extensions):
  *  - The library exports exactly one symbol, `bgsync_plugin_entry`, and links against nothing
  *    of bgsync: everything the plugin needs from the host comes through `bgsync_host`.
- *  - Every struct starts with `abi_version` and `struct_size`. Structs only grow at the end;
- *    a reader checks `struct_size` before touching a field added in a later version.
+ *  - Every struct starts with `abi_version` and `struct_size`. Structs only grow at the end,
+ *    in blocks marked "added in growth N"; `abi_version` stays 1 while they do.
+ *  - Sizes: `struct_size` is always the writer's C `sizeof` of the struct (which in Swift is
+ *    `MemoryLayout<T>.stride`, never `.size`: `.size` leaves out tail padding). A reader
+ *    accepts any `struct_size` from the first version's (BGSYNC_*_SIZE_V1) up, reads only the
+ *    fields the size covers (BGSYNC_HAS_FIELD), and treats a field beyond it as NULL/0/false.
+ *    So a plugin built against an older header runs in a newer host, and a newer plugin in an
+ *    older host sees the newer host functions as missing (NULL) and must not call them.
  *  - Strings are NUL-terminated UTF-8.
  *  - The worker calls into the plugin from one thread, one event at a time.
  *  - The worker never unloads a plugin (dlclose is unsafe for Swift libraries).
@@ -147,8 +153,28 @@ typedef struct bgsync_host {
      * stdout or stderr also reaches the agent's log, without a priority. */
     void (*log)(const bgsync_event *event, int priority, const char *message);
 
-    /* --- Cancellation and progress (added after the first release: read them only when
-     * `struct_size` >= offsetof(bgsync_host, progress) + sizeof(void *)) ---
+    /* --- Added in growth 1: files beneath the registration's root (see "Files" below) ---
+     * Check BGSYNC_HAS_FIELD(host, open_path) first: an older host lacks these.
+     * All four return a file descriptor (>= 0, close-on-exec, owned by the plugin, which must
+     * close it) or 0 for the non-opening ones, or a negated errno on failure. They may be called
+     * only during `handle`, with its event, from its thread. `name` is one path component (no
+     * '/', not "." or ".."); `dir_fd` is a directory fd that `open_path` or `open_at` returned. */
+    /* Opens the path in the string option `option` (an absolute path) as `how` says: one of
+     * BGSYNC_OPEN_READ, _WRITE, _DIRECTORY or _PARENT, with _CREATE, _EXCLUSIVE, _TRUNCATE. */
+    int (*open_path)(const bgsync_event *event, const char *option, uint32_t how);
+    /* Opens the entry `name` of `dir_fd`, as `how` says (not _PARENT). */
+    int (*open_at)(const bgsync_event *event, int dir_fd, const char *name, uint32_t how);
+    /* Renames `from` in `from_dir_fd` to `to` in `to_dir_fd` (renameat2). With
+     * BGSYNC_RENAME_NOREPLACE an existing `to` is never replaced (-EEXIST). A symbolic link is
+     * renamed itself, never followed. */
+    int (*rename_at)(const bgsync_event *event, int from_dir_fd, const char *from, int to_dir_fd, const char *to,
+                     uint32_t flags);
+    /* Removes the file `name` of `dir_fd` (unlinkat; a link is removed itself, not followed),
+     * or with BGSYNC_UNLINK_DIRECTORY the empty directory `name`. */
+    int (*unlink_at)(const bgsync_event *event, int dir_fd, const char *name, uint32_t flags);
+
+    /* --- Added in growth 2: cancellation and progress ---
+     * Check BGSYNC_HAS_FIELD(host, progress) first: an older host lacks these.
      *
      * The agent asks a running event to stop when a condition it needs stops holding: the
      * network went offline (or became metered, for `network=unmetered`), or a `power` condition
@@ -157,7 +183,8 @@ typedef struct bgsync_host {
      * conditions again. A handler still running after the grace period (`[sync]
      * interrupt-grace-period`, 5 s by default) is killed, with the same outcome. */
     /* True once the event was asked to stop. May be called from any thread of the plugin while
-     * that event's `handle` runs (it reads an atomic flag the worker sets). */
+     * that event's `handle` runs (it reads an atomic the worker sets; the stop never interrupts
+     * a plugin's call with EINTR). */
     bool (*cancelled)(const bgsync_event *event);
     /* A file descriptor that becomes readable (POLLIN) once the event was asked to stop, to wait
      * on beside the handler's own descriptors. Owned by the host: never read, write or close it.
@@ -184,7 +211,7 @@ typedef struct bgsync_host {
  */
 typedef struct bgsync_plugin {
     uint32_t abi_version; /* must be BGSYNC_PLUGIN_ABI_VERSION */
-    uint32_t struct_size; /* must be sizeof(bgsync_plugin) */
+    uint32_t struct_size; /* sizeof(bgsync_plugin) in the header the plugin was built with */
     /* The handler's name, as apps pass it to Register: letters, digits, '_' and '-'. */
     const char *name;
     /* One line for `bgsyncctl state` and the logs. */
@@ -200,9 +227,80 @@ typedef struct bgsync_plugin {
     /* Handles one event. Runs in the worker's main thread; may block (it is in its own
      * process) but should finish before `host->deadline(event)`, after which the worker is
      * killed and the attempt is retried with detail "timeout" (a crash: "crashed"). `result`
-     * is owned by the host and valid only during the call. */
+     * is owned by the host and valid only during the call. Required, unless `handle_with_data`
+     * is set (then a host older than growth 1 refuses the plugin). */
     void (*handle)(const bgsync_host *host, const bgsync_event *event, bgsync_result *result);
+
+    /* --- Added in growth 1: plugin data, deinit, and what the options are ---
+     * A plugin that sets these may still set `init`/`handle` too, for hosts older than growth 1
+     * (an older host reads only up to `handle`, and refuses a plugin whose `handle` is NULL). */
+    /* Optional. When set, called instead of `init`: may store into *plugin_data a pointer of
+     * its own (initially NULL), which the host passes back to `handle_with_data` and `deinit`
+     * and never reads itself. Returning false refuses to run, as for `init`; `deinit` is then
+     * not called, so free what was allocated before returning false. */
+    bool (*init_with_data)(const bgsync_host *host, void **plugin_data);
+    /* Optional. When set, called instead of `handle`, with the pointer `init_with_data` stored
+     * (NULL when the plugin has no `init_with_data`). Same rules as `handle`. */
+    void (*handle_with_data)(const bgsync_host *host, void *plugin_data, const bgsync_event *event,
+                             bgsync_result *result);
+    /* Optional. Called once when the worker exits normally (the agent closed its socket: at
+     * shutdown, or to make room for another handler's worker), after the last event, on the
+     * thread that called init, with the plugin data: free it here. The agent waits 2 s for it,
+     * then kills the worker. Not called if init failed, nor when the worker is killed (time
+     * cap, crash, agent killed): keep nothing there that must be saved. */
+    void (*deinit)(const bgsync_host *host, void *plugin_data);
+    /* Optional (NULL: none). NULL-terminated arrays of the names of the options that hold a
+     * file or directory path (an absolute path in an `s`), and that hold an http(s) URL.
+     * The agent checks them at Register for sandboxed apps (a path must lie beneath the app's
+     * data directory, a URL must be http or https); open path options with `open_path`, which
+     * keeps them beneath it at every event. Owned by the plugin, valid for the process's life
+     * (static arrays); at most BGSYNC_MAX_DECLARED_OPTIONS names each. */
+    const char *const *path_options;
+    const char *const *url_options;
 } bgsync_plugin;
+
+/* The sizes of the first version of each struct: a reader accepts no smaller `struct_size`. */
+#define BGSYNC_FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+#define BGSYNC_PLUGIN_SIZE_V1 BGSYNC_FIELD_END(bgsync_plugin, handle)
+#define BGSYNC_HOST_SIZE_V1 BGSYNC_FIELD_END(bgsync_host, log)
+#define BGSYNC_RESULT_SIZE_V1 BGSYNC_FIELD_END(bgsync_result, detail)
+/* Whether the struct at `pointer` (whose `struct_size` its writer set) has `field`. */
+#define BGSYNC_HAS_FIELD(pointer, field)                                                              \
+    ((size_t)(pointer)->struct_size >= BGSYNC_FIELD_END(__typeof__(*(pointer)), field))
+/* The same sizes as functions, for languages that cannot expand the macros (Swift). */
+static inline size_t bgsync_plugin_size_v1(void) { return BGSYNC_PLUGIN_SIZE_V1; }
+static inline size_t bgsync_host_size_v1(void) { return BGSYNC_HOST_SIZE_V1; }
+static inline size_t bgsync_result_size_v1(void) { return BGSYNC_RESULT_SIZE_V1; }
+/* The most names `path_options` or `url_options` may hold. */
+#define BGSYNC_MAX_DECLARED_OPTIONS 64
+
+/*
+ * Files (growth 1). A handler never opens a path an app named by itself: it asks the host, which
+ * opens it beneath the registration's root, so that an app cannot point the handler elsewhere by
+ * swapping a directory or file for a symbolic link after Register.
+ *  - For a sandboxed app (Flatpak, Snap) the root is the app's data directory, recorded at
+ *    Register. The path must lie beneath it; everything below the root is opened with
+ *    openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), or on a kernel
+ *    without openat2 one component at a time with O_NOFOLLOW: a symbolic link anywhere below the
+ *    root fails (-ELOOP), a path outside it fails (-EXDEV).
+ *  - For an unconfined app the same calls follow symbolic links as open(2) does and refuse only
+ *    /proc-style magic links (on kernels with openat2).
+ *  - _READ and _WRITE open regular files only (-EINVAL for a FIFO, device or socket, -EISDIR
+ *    for a directory); _DIRECTORY only directories (-ENOTDIR).
+ * Other errors: -ENOENT, -EACCES and so on as open(2) gives them; -EINVAL for an option that is
+ * missing, not a string or not absolute, a bad `name` or bad flags; -ENOSYS from a host that
+ * cannot offer these at all.
+ */
+#define BGSYNC_OPEN_READ 0x1u      /* a regular file, O_RDONLY */
+#define BGSYNC_OPEN_WRITE 0x2u     /* a regular file, O_WRONLY */
+#define BGSYNC_OPEN_DIRECTORY 0x4u /* a directory, to list (fdopendir a dup) or to use as dir_fd */
+#define BGSYNC_OPEN_PARENT 0x8u    /* open_path only: the directory holding the path's last part */
+#define BGSYNC_OPEN_CREATE 0x10u   /* with _WRITE: create a missing file (mode 0600 less umask);
+                                      with _DIRECTORY: create a missing directory (0700) */
+#define BGSYNC_OPEN_EXCLUSIVE 0x20u /* with _CREATE: fail with -EEXIST if it exists */
+#define BGSYNC_OPEN_TRUNCATE 0x40u  /* with _WRITE: empty the file */
+#define BGSYNC_RENAME_NOREPLACE 0x1u
+#define BGSYNC_UNLINK_DIRECTORY 0x1u
 
 /*
  * The one symbol a plugin exports. `host_abi_version` is the host's BGSYNC_PLUGIN_ABI_VERSION;
