@@ -12,6 +12,10 @@ static void sleep_seconds(double seconds) {
 }
 
 static void handle(const bgsync_host *host, const bgsync_event *event, bgsync_result *result) {
+    if (!BGSYNC_HAS_FIELD(host, progress)) {
+        snprintf(result->detail, sizeof result->detail, "the host has no progress (before growth 2)");
+        return;
+    }
     double interval = 0.2;
     int64_t steps = 10, stall_after = -1;
     host->option_double(event, "interval", &interval);

@@ -6,6 +6,10 @@
 #include "bgsync-plugin.h"
 
 static void handle(const bgsync_host *host, const bgsync_event *event, bgsync_result *result) {
+    if (!BGSYNC_HAS_FIELD(host, progress)) {
+        snprintf(result->detail, sizeof result->detail, "the host has no cancellation (before growth 2)");
+        return;
+    }
     double seconds = 30;
     host->option_double(event, "seconds", &seconds);
     struct pollfd fd = {.fd = host->cancel_fd(event), .events = POLLIN};

@@ -3,8 +3,8 @@ import Foundation
 
 /// The running event's link back to the agent: whether it was asked to stop (a condition it
 /// needs stopped holding) and where progress goes. Inside a worker it is backed by the host's
-/// `cancelled`, `cancel_fd` and `progress` functions (when the host's table is large enough to
-/// have them); in tests, by closures.
+/// growth-2 functions `cancelled` and `progress` (absent, and so never called, in an older host's
+/// smaller table); in tests, by closures.
 ///
 /// A handler that reports progress is held to the agent's stall time instead of the event cap:
 /// each report moves `deadline` to what the host says it now is.
