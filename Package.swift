@@ -82,7 +82,10 @@ let package = Package(
             ]),
         .executableTarget(
             name: "bgsyncctl",
-            dependencies: ["DBusKit", "MainLoop", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "DBusKit", "MainLoop", "CBGSyncInterface",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin", "CWorkerCancel"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.

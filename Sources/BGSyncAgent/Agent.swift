@@ -107,10 +107,17 @@ public final class Agent {
         network.start()
         let power = makePowerMonitor(mode: options.power, loop: loop, logger: logger)
         power.start()
+        // `app` runs in the agent (AppHandler says why), every other handler in a worker.
+        let appHandler = AppHandler(connection: bus, loop: loop, logger: logger)
+        let handlers = RoutingDispatcher.handlers(
+            builtIn: [AppHandler.info], plugins: catalog.handlers.mapValues(\.info))
+        for name in handlers.shadowed { logger.warning("Not using the plugin for handler '\(name)': it is built in.") }
         let scheduler = Scheduler(
-            settings: configuration.sync, clock: LoopClock(loop: loop), store: store, dispatcher: workers,
-            handlers: catalog.handlers.mapValues(\.info), network: network.status, power: power.status)
+            settings: configuration.sync, clock: LoopClock(loop: loop), store: store,
+            dispatcher: RoutingDispatcher(builtIn: [AppHandler.info.name: appHandler], plugins: workers),
+            handlers: handlers.handlers, network: network.status, power: power.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
+        service.registered = { if $0.handler == AppHandler.info.name { appHandler.registered($0.key) } }
         scheduler.observer = service
         network.onChange = { [logger] (status: NetworkStatus) in
             logger.info("network: \(status)")

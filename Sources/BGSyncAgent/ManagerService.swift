@@ -30,6 +30,8 @@ final class ManagerService: SyncObserver {
     private var announcedNetwork: NetworkStatus
     private var announcedPower: PowerStatus
     private let access: CallerAccess
+    /// Told of every registration accepted (the `app` handler checks its app can be reached).
+    var registered: ((RegistrationRequest) -> Void)?
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
@@ -69,6 +71,7 @@ final class ManagerService: SyncObserver {
             appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
         try scheduler.register(request)
         logger.debug("registered \(request.key) for \(call.sender)")
+        registered?(request)
         return []
     }
 
@@ -80,6 +83,7 @@ final class ManagerService: SyncObserver {
             options: try args.options(4), minInterval: Double(interval))
         try scheduler.register(request)
         logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+        registered?(request)
         return []
     }
 

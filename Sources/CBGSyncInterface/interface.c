@@ -5,4 +5,11 @@ static const char xml[] = {
     , 0
 };
 
+static const char app_xml[] = {
+#embed "../../dbus/org.bgsync.App.xml"
+    , 0
+};
+
 const char *bgsync_manager_interface_xml(void) { return xml; }
+
+const char *bgsync_app_interface_xml(void) { return app_xml; }

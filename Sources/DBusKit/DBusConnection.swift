@@ -20,6 +20,12 @@ public final class DBusConnection {
     private var trackedNames: Set<String> = []
     private var exportedPaths: [String: ObjectIdentifier] = [:]
     private var filterInstalled = false
+    /// Name-owner watches (NameOwnerWatch.swift): watched name → watch id → handler.
+    var ownerWatchers: [String: [UInt64: (_ oldOwner: String, _ newOwner: String) -> Void]] = [:]
+    var nextOwnerWatchID: UInt64 = 1
+    /// Asynchronous calls in flight (PendingCall.swift), cancelled by `close()`: each holds a
+    /// reference on the libdbus connection, so one left behind would keep both alive for good.
+    var pendingCalls: [ObjectIdentifier: DBusPendingCall] = [:]
 
     /// Opens a private connection and registers it with the bus (Hello).
     public init(bus: BusAddress) throws(DBusError) {
@@ -186,6 +192,8 @@ public final class DBusConnection {
     public func close() {
         guard !closed else { return }
         closed = true
+        for call in Array(pendingCalls.values) { call.cancel() }
+        pendingCalls.removeAll()
         integration?.invalidated = true
         for path in exportedPaths.keys { _ = dbus_connection_unregister_object_path(raw, path) }
         exportedPaths.removeAll()
@@ -248,6 +256,14 @@ public final class DBusConnection {
            let name = args[0].stringValue, trackedNames.contains(name) {
             let owner = args[2].stringValue ?? ""
             nameOwners[name] = owner.isEmpty ? nil : owner
+        }
+        if header.sender == "org.freedesktop.DBus", interface == "org.freedesktop.DBus",
+           header.member == "NameOwnerChanged", let args = decoded(), args.count == 3,
+           let name = args[0].stringValue, let watchers = ownerWatchers[name] {
+            let (old, new) = (args[1].stringValue ?? "", args[2].stringValue ?? "")
+            for (id, handler) in watchers.sorted(by: { $0.key < $1.key }) where ownerWatchers[name]?[id] != nil {
+                handler(old, new)  // may cancel watches, this one or others
+            }
         }
         let candidates = subscriptions.filter {
             $0.rule.matchesHeader(sender: header.sender, path: header.path, interface: interface,

@@ -17,7 +17,7 @@ struct BGSyncCtl: ParsableCommand {
             """,
         subcommands: [
             Register.self, RegisterPeriodic.self, Tags.self, Status.self, Unregister.self,
-            Trigger.self, State.self, Monitor.self,
+            Trigger.self, State.self, Monitor.self, Serve.self,
         ])
 }
 

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncTestSupport
 import Testing
 
 import struct Foundation.Date
@@ -235,5 +236,18 @@ struct ConditionsTests {
         #expect(request.notBefore == 60)
         #expect(request.power == .ac)
         #expect(request.options.isEmpty)
+    }
+}
+
+@Suite struct RoutingDispatcherStopTests {
+    @Test func aStopReachesTheDispatcherRunningTheEvent() {
+        let app = ManualDispatcher()
+        let plugins = ManualDispatcher()
+        let router = RoutingDispatcher(builtIn: ["app": app], plugins: plugins)
+        router.cancel(eventID: 7, grace: 5)
+        // Each ignores ids it does not run; the one that runs it acts on it.
+        #expect(app.cancelled.map(\.id) == [7])
+        #expect(plugins.cancelled.map(\.id) == [7])
+        #expect(plugins.cancelled.first?.grace == 5)
     }
 }

@@ -20,23 +20,28 @@ SESSION_LIMITS = "".join(f'<limit name="{name}">{value}</limit>' for name, value
 class PrivateBus:
     """A dbus-daemon of our own, listening on a socket in a temporary directory."""
 
-    def __init__(self, kind="session"):
+    def __init__(self, kind="session", service_dirs=(), env=None, wrapper=()):
+        """`service_dirs`: directories of D-Bus service files the bus may start (activation);
+        `env`: the daemon's environment, which the services it starts inherit; `wrapper`: a
+        command the daemon is started through (such as `unshare --net ...`)."""
         self.dir = tempfile.mkdtemp(prefix=f"bgsync-{kind}-bus-")
         self.address = f"unix:path={self.dir}/bus"
         config = os.path.join(self.dir, f"{kind}.conf")
-        # Our own configuration, with no service directories: an installed bgsyncd package must
-        # never be activated in place of the agent under test.
+        # Our own configuration, with only the service directories given: an installed bgsyncd
+        # package must never be activated in place of the agent under test.
         with open(config, "w") as f:
             f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><type>{kind}</type><listen>{self.address}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/>
 <allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/></policy>
+{"".join(f"<servicedir>{d}</servicedir>" for d in service_dirs)}
 {SESSION_LIMITS if kind == "session" else ""}</busconfig>
 """)
         # --fork returns only once the bus listens, and prints the daemon's pid.
-        out = subprocess.run(["dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [*wrapper, "dbus-daemon", f"--config-file={config}", "--fork", "--print-pid=1", "--nopidfile"],
+            check=True, capture_output=True, text=True, env=env)
         self.pid = int(out.stdout.split()[0])
 
     def connect(self):

@@ -127,6 +127,7 @@ def test_files_are_where_the_fhs_and_debian_put_them(installed):
         Path("/usr/lib/systemd/user/bgsyncd.service"),
         Path("/usr/share/dbus-1/services/org.bgsync.service"),
         Path("/usr/share/dbus-1/interfaces/org.bgsync.Manager.xml"),
+        Path("/usr/share/dbus-1/interfaces/org.bgsync.App.xml"),
         Path("/usr/include/bgsync/bgsync-plugin.h"),
         Path(f"/usr/lib/{MULTIARCH}/pkgconfig/bgsync-plugin.pc"),
         Path("/usr/share/man/man8/bgsyncd.8.gz"),
