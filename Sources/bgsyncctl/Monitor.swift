@@ -68,7 +68,8 @@ struct Monitor: ParsableCommand {
                     ("signal", JSON.string("SyncProgress")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
                     ("done", "\(done)"), ("total", "\(total)"), ("text", JSON.string(text)),
                 ])
-                : "SyncProgress  \(app) \(tag) \(total > 0 ? "\(done)/\(total)" : "\(done)")\(text.isEmpty ? "" : ": " + text)"
+                : "SyncProgress  \(app) \(tag) " + (total > 0 ? "\(done)/\(total)" : "\(done)")
+                    + (text.isEmpty ? "" : ": " + text)
         case ("org.freedesktop.DBus.Properties", "PropertiesChanged") where args.count >= 2:
             guard args[0].stringValue == AgentClient.interface, case .dictionary(_, _, let entries) = args[1] else { return nil }
             if json {

@@ -111,7 +111,9 @@ import Testing
         #expect(diagnostics[1].message.hasPrefix("unknown key 'colour' in [sync]; the keys there are max-attempts, "))
         #expect(diagnostics[2].message == "unknown key 'concurrent-events' in [sync]; it belongs in [limits]")
         #expect(diagnostics[3].message == "unknown section [synk], its keys are ignored; did you mean [sync]?")
-        #expect(diagnostics[4].message == "unknown section [network], its keys are ignored; the sections are [sync], [limits], [power], [paths]")
+        #expect(
+            diagnostics[4].message
+                == "unknown section [network], its keys are ignored; the sections are [sync], [limits], [power], [paths]")
         #expect(diagnostics[0].description == "/home/u/.config/bgsync/bgsyncd.conf:2: unknown key 'max-attempt' in [sync]; did you mean 'max-attempts'?")
         // Keys under an unknown section are not applied, even known ones.
         #expect(configuration == Self.defaults)
@@ -134,7 +136,8 @@ import Testing
         ("sync", "retry-factor", "abc"), ("sync", "retry-factor", "0.5"), ("sync", "retry-factor", "1e400"),
         ("sync", "retry-jitter", "1.5"), ("sync", "retry-jitter", "-0.1"), ("sync", "retry-jitter", "10%"),
         ("sync", "event-timeout", "0"), ("sync", "min-periodic-interval", "-5min"),
-        ("sync", "event-stall-timeout", "0"), ("sync", "event-ceiling", "never"), ("sync", "interrupt-grace-period", "-1"),
+        ("sync", "event-stall-timeout", "0"), ("sync", "event-ceiling", "never"),
+        ("sync", "interrupt-grace-period", "-1"),
         ("power", "battery-low-threshold", "120"), ("power", "battery-low-threshold", "-5"),
         ("limits", "registrations-per-app", "0"), ("limits", "registrations-per-app", "1e3"),
         ("limits", "concurrent-events", "four"), ("limits", "concurrent-events", "-1"),
@@ -226,11 +229,14 @@ import Testing
             """)
         #expect(diagnostics.map(\.description) == [
             "/etc/bgsync/bgsyncd.conf:1: 'max-attempts' comes before any section header; put it under [sync]",
-            "/etc/bgsync/bgsyncd.conf:2: 'retry' comes before any section header; keys go under [sync], [limits], [power] or [paths]",
-            "/etc/bgsync/bgsyncd.conf:3: malformed section header '[sync'; write it as [sync], [limits], [power] or [paths]",
+            "/etc/bgsync/bgsyncd.conf:2: 'retry' comes before any section header; "
+                + "keys go under [sync], [limits], [power] or [paths]",
+            "/etc/bgsync/bgsyncd.conf:3: malformed section header '[sync'; "
+                + "write it as [sync], [limits], [power] or [paths]",
             "/etc/bgsync/bgsyncd.conf:4: expected 'key=value', a [section] header or a comment (# or ;), got 'just some words'",
             "/etc/bgsync/bgsyncd.conf:5: '=5' has no key before '='",
-            "/etc/bgsync/bgsyncd.conf:6: unknown section [], its keys are ignored; the sections are [sync], [limits], [power], [paths]",
+            "/etc/bgsync/bgsyncd.conf:6: unknown section [], its keys are ignored; "
+                + "the sections are [sync], [limits], [power], [paths]",
         ])
         var expected = AgentConfiguration()
         expected.sync.retryFactor = 4

@@ -37,7 +37,8 @@ import Testing
         let columns = try raw.read { db in try db.columns(in: "registrations").map(\.name) }
         #expect(columns == [
             "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
-            "next_attempt", "last_error", "min_interval", "interval_start", "sequence", "power", "expires_at", "not_before",
+            "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+            "power", "expires_at", "not_before",
         ])
         let row = try raw.read { db in try Row.fetchOne(db, sql: "SELECT next_attempt, kind, state FROM registrations") }
         #expect(row?["next_attempt"] == 1_763_000_000.5)
@@ -56,7 +57,8 @@ import Testing
             try db.execute(sql: """
                 INSERT INTO registrations (app_id, kind, tag, handler, options, network, max_attempts, attempts,
                     state, next_attempt, last_error, min_interval, interval_start, sequence)
-                VALUES ('org.example.Chat', 'one-off', 'outbox', 'upload', '{}', 'any', 3, 1, 'pending', NULL, '', NULL, NULL, 7)
+                VALUES ('org.example.Chat', 'one-off', 'outbox', 'upload', '{}', 'any', 3, 1, 'pending',
+                    NULL, '', NULL, NULL, 7)
                 """)
         }
         try old.close()

@@ -170,7 +170,8 @@ import UploadHandler
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { stop.set() }
         let started = Date()
         let result = UploadHandler().handle(
-            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], seconds: 30, control: control),
+            event(
+                ["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], seconds: 30, control: control),
             log: .discard)
         let elapsed = Date().timeIntervalSince(started)
         let left = outbox.names()

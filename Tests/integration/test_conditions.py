@@ -153,8 +153,8 @@ def test_periodic_syncs_wait_in_power_saver_unless_power_any(agent_factory, syst
     wait_until(lambda: {"PowerSaver": True} in client.properties, 10, "PropertiesChanged PowerSaver=true")
     options = dbus.Dictionary({}, signature="sv")
     client.call("RegisterPeriodic", APP, "news", "ok", dbus.UInt64(1), options, signature="sssta{sv}")
-    client.call("RegisterPeriodic", APP, "mail", "ok", dbus.UInt64(1), dbus.Dictionary({"power": "any"}, signature="sv"),
-                signature="sssta{sv}")
+    explicit_any = dbus.Dictionary({"power": "any"}, signature="sv")
+    client.call("RegisterPeriodic", APP, "mail", "ok", dbus.UInt64(1), explicit_any, signature="sssta{sv}")
     client.wait_finished("mail", count=2, timeout=15)
     assert client.finished_for("news") == [], "power-saver holds back periodic syncs that did not say power=any"
     ppd.set(PPD_PATH, PPD, "ActiveProfile", dbus.String("balanced", variant_level=1))

@@ -29,7 +29,7 @@ enum ConfigurationKeys {
         number("sync", "retry-jitter", \.sync.retryJitter, rule: "a fraction from 0 to 1 (0 turns jitter off)") { $0 >= 0 && $0 <= 1 },
         seconds("sync", "event-timeout", \.sync.eventTimeout, rule: "a duration in seconds > 0, such as 180 or 3min") { $0 > 0 },
         seconds("sync", "min-periodic-interval", \.sync.minPeriodicInterval, rule: "a duration in seconds > 0, such as 900 or 15min") { $0 > 0 },
-        seconds("sync", "event-stall-timeout", \.sync.eventStallTimeout, rule: "a duration in seconds > 0, such as 60") {
+        seconds("sync", "event-stall-timeout", \.sync.eventStallTimeout, rule: "a duration in seconds > 0") {
             $0 > 0
         },
         seconds("sync", "event-ceiling", \.sync.eventCeiling, rule: "a duration in seconds > 0, such as 3600 or 1h") {
