@@ -279,7 +279,7 @@ public final class Scheduler {
         firing.state = .firing
         registrations[registration.key] = firing
         running[registration.key] = RunningEvent(id: id, startedAt: now)
-        conditions.progress[registration.key] = nil
+        conditions.forget(registration.key)  // a new event: its own progress, announced afresh
         observer?.syncStarted(event)
         dispatcher.dispatch(event) { [weak self] outcome in
             self?.eventFinished(key: registration.key, id: id, outcome: outcome)
