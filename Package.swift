@@ -2,9 +2,10 @@
 // bgsync: Background Sync for Linux desktop apps.
 //
 // Module map (each C library is touched by exactly one module):
+//   BGSyncValue       pure: the one D-Bus/GVariant value type, its GVariant text (print, parse)
 //   BGSyncCore        pure core: registrations, scheduling, configuration, errors; no I/O
 //   MainLoop          a poll(2) loop: fds, timers, cross-thread posts
-//   DBusKit           libdbus-1 wrapper (CDBus), knows nothing of sync
+//   DBusKit           libdbus-1 wrapper (CDBus): marshals BGSyncValue values, knows nothing of sync
 //   BGSyncStore       SQLite through GRDB
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
 //   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap; and the
@@ -42,7 +43,8 @@ let package = Package(
     ],
     targets: [
         // Pure core.
-        .target(name: "BGSyncCore"),
+        .target(name: "BGSyncValue"),
+        .target(name: "BGSyncCore", dependencies: ["BGSyncValue"]),
         .target(name: "MainLoop", dependencies: ["CLinux"]),
 
         // C libraries, one module each.
@@ -54,12 +56,14 @@ let package = Package(
         .target(name: "CBGSyncInterface", cSettings: [.unsafeFlags(["-std=c23"])]),
 
         // Platform modules.
-        .target(name: "DBusKit", dependencies: ["CDBus", "MainLoop"]),
-        .target(name: "BGSyncStore", dependencies: ["BGSyncCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "DBusKit", dependencies: ["BGSyncValue", "CDBus", "MainLoop"]),
+        .target(name: "BGSyncStore", dependencies: ["BGSyncCore", "BGSyncValue", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BGSyncPower",
-            dependencies: ["BGSyncCore", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "BGSyncCore", "BGSyncValue", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "BGSyncWorkers",
             dependencies: [
@@ -68,7 +72,8 @@ let package = Package(
         .target(
             name: "BGSyncAgent",
             dependencies: [
-                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWorkers", "DBusKit", "MainLoop",
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWorkers", "BGSyncValue", "DBusKit",
+                "MainLoop",
                 "CBGSyncInterface",
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -83,15 +88,16 @@ let package = Package(
         .executableTarget(
             name: "bgsyncctl",
             dependencies: [
-                "DBusKit", "MainLoop", "CBGSyncInterface",
+                "BGSyncValue", "DBusKit", "MainLoop", "CBGSyncInterface",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncWorkers", "CBGSyncPlugin", "CWorkerCancel"]),
+        .executableTarget(
+            name: "bgsync-worker", dependencies: ["BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin", "CWorkerCancel"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         // Each handler is a plain Swift type (tested directly) plus a one-line C export target,
         // kept apart so the tests can link all handlers without clashing `bgsync_plugin_entry`s.
-        .target(name: "BGSyncHandlerKit", dependencies: ["CBGSyncPlugin"], path: "Plugins/HandlerKit/Kit"),
+        .target(name: "BGSyncHandlerKit", dependencies: ["BGSyncValue", "CBGSyncPlugin"], path: "Plugins/HandlerKit/Kit"),
         .target(name: "BGSyncHandlerHTTP", dependencies: ["BGSyncHandlerKit"], path: "Plugins/HandlerKit/HTTP"),
         .target(name: "CExecSpawn", path: "Plugins/exec/Spawn"),
         .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit", "CExecSpawn"], path: "Plugins/exec/Handler"),
@@ -107,12 +113,13 @@ let package = Package(
         // make bench: the figures of BENCHMARKS.md.
         .executableTarget(
             name: "BGSyncBench",
-            dependencies: ["DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["BGSyncValue", "DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "Benchmarks/BGSyncBench"),
 
         // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
         .target(name: "TestKit", dependencies: ["MainLoop"], path: "Tests/TestKit"),
+        .testTarget(name: "BGSyncValueTests", dependencies: ["BGSyncValue", "TestKit"], exclude: ["glib_variant.py"]),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
         .testTarget(

@@ -1,5 +1,6 @@
 // A client of the agent through DBusKit (the same wrapper the agent uses), with a MainLoop of
 // its own for signals. Use one BusClient per thread.
+import BGSyncValue
 import DBusKit
 import MainLoop
 
@@ -25,7 +26,7 @@ final class BusClient {
     deinit { connection.close() }
 
     func call(destination: String, path: String, interface: String, method: String,
-              arguments: [DBusValue] = [], timeout: Double = 60) throws -> [DBusValue] {
+              arguments: [Value] = [], timeout: Double = 60) throws -> [Value] {
         try connection.call(destination: destination, path: path, interface: interface, method: method,
                             arguments: arguments, timeout: timeout)
     }

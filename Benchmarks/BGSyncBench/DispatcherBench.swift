@@ -197,6 +197,7 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
     }
 
     var agentTimes = makeLatencies(), scriptTimes = makeLatencies(), agentAfterConnected = makeLatencies()
+    var scriptAfterConnected = makeLatencies()
     for round in 0..<rounds {
         try nm.enable(false)
         try nm.waitForState(10, what: "NetworkManager asleep after Enable(false)")
@@ -216,17 +217,29 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
         let connected = max(nm.connectedAt!, start)
         _ = agentAfterConnected.record(finishedAt[tag]! > connected ? finishedAt[tag]! - connected : 0)
         _ = agentTimes.record(finishedAt[tag]! - start)
-        _ = scriptTimes.record(scriptStarts.first { $0 > start }! - start)
+        let script = scriptStarts.first { $0 > start }!
+        _ = scriptTimes.record(script - start)
+        _ = scriptAfterConnected.record(script > connected ? script - connected : 0)
         try nm.waitForState(70, what: "NetworkManager connected again")
     }
     let a50 = Double(agentTimes.valueAtPercentile(50)), a99 = Double(agentTimes.valueAtPercentile(99))
     let s50 = Double(scriptTimes.valueAtPercentile(50)), s99 = Double(scriptTimes.valueAtPercentile(99))
     let own50 = Double(agentAfterConnected.valueAtPercentile(50)), own99 = Double(agentAfterConnected.valueAtPercentile(99))
+    let ds50 = Double(scriptAfterConnected.valueAtPercentile(50))
+    let ds99 = Double(scriptAfterConnected.valueAtPercentile(99))
     log("real NetworkManager: agent after NetworkManager's StateChanged(70) p50 \(formatDuration(nanoseconds: own50)) p99 \(formatDuration(nanoseconds: own99))")
     log("real NetworkManager: agent p50 \(formatDuration(nanoseconds: a50)) p99 \(formatDuration(nanoseconds: a99)); nm-dispatcher script p50 \(formatDuration(nanoseconds: s50)) p99 \(formatDuration(nanoseconds: s99))")
-    return [Row(figure: figure + " (\(rounds) rounds)",
-                measured: "\(formatDuration(nanoseconds: a50)) / \(formatDuration(nanoseconds: a99))",
-                reference: "nm-dispatcher script started: \(formatDuration(nanoseconds: s50)) / \(formatDuration(nanoseconds: s99))",
-                ratio: a50 / s50, goal: "≤ 0.5×", met: a50 / s50 <= 0.5,
-                note: "both timed from NetworkManager's Enable(true) call; the agent's time runs until its no-op handler has finished, the dispatcher's only until its script starts. Both wait for NetworkManager to activate the profile; from NetworkManager's StateChanged(CONNECTED_GLOBAL) signal to the agent's SyncFinished: p50 \(formatDuration(nanoseconds: own50)), p99 \(formatDuration(nanoseconds: own99)).")]
+    // The goal's ratio: both timed from NetworkManager's StateChanged(CONNECTED_GLOBAL) signal
+    // (from Enable(true) both mostly measure NetworkManager's own activation).
+    let ratio = ds50 > 0 ? own50 / ds50 : .infinity
+    return [Row(figure: figure + " (\(rounds) rounds), from NetworkManager's StateChanged(CONNECTED_GLOBAL)",
+                measured: "\(formatDuration(nanoseconds: own50)) / \(formatDuration(nanoseconds: own99))",
+                reference: "nm-dispatcher script started: \(formatDuration(nanoseconds: ds50)) / "
+                    + formatDuration(nanoseconds: ds99),
+                ratio: ratio, goal: "≤ 0.5×", met: ratio <= 0.5,
+                note: "the agent's time runs until its no-op handler has finished, the dispatcher's only until "
+                    + "its script starts. From NetworkManager's Enable(true) call (both then mostly wait for "
+                    + "NetworkManager to activate the profile): agent p50 \(formatDuration(nanoseconds: a50)) / "
+                    + "p99 \(formatDuration(nanoseconds: a99)), dispatcher p50 \(formatDuration(nanoseconds: s50)) / "
+                    + "p99 \(formatDuration(nanoseconds: s99)).")]
 }

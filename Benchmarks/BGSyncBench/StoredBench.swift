@@ -19,7 +19,7 @@ func prepareStateDirectory(setup: Setup, bus: PrivateBus, name: String, count: I
         WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < \(count - 1))
         INSERT INTO registrations (app_id, kind, tag, handler, options, network, max_attempts, attempts, state,
                                    next_attempt, last_error, min_interval, interval_start, sequence)
-        SELECT 'org.bench.Stored' || (x / 1000), 'one-off', 't' || (x % 1000), 'noop', '{}', 'any', 3, 1, 'waiting',
+        SELECT 'org.bench.Stored' || (x / 1000), 'one-off', 't' || (x % 1000), 'noop', '@a{sv} {}', 'any', 3, 1, 'waiting',
                unixepoch() + 10800, '', NULL, NULL, x + 1 FROM n;
         """
     let status = try run(["/usr/bin/sqlite3", path, sql])
@@ -92,8 +92,9 @@ func startupRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
     return [
         Row(figure: "Start with 100,000 stored until GetTags answers (best of 3)", measured: String(format: "%.2f s", agentBest),
             reference: String(format: "sqlite3 SELECT * of the same rows: %.2f s", sqliteBest),
-            ratio: agentBest / sqliteBest, goal: "≤ 3×", met: agentBest / sqliteBest <= 3),
+            ratio: agentBest / sqliteBest, goal: "≤ 2×", met: agentBest / sqliteBest <= 2),
         Row(figure: "Peak RSS, starting with 100,000 stored", measured: formatBytes(peaks.max()!),
-            reference: "sqlite3: \(formatBytes(sqlitePeaks.max()!))", ratio: nil, goal: "printed", met: nil),
+            reference: "sqlite3: \(formatBytes(sqlitePeaks.max()!))", ratio: nil, goal: "≤ 64 MiB",
+            met: peaks.max()! <= 64 * 1024),
     ]
 }

@@ -85,7 +85,8 @@ public final class Agent {
         let stateDirectory = options.stateDirectory ?? configuration.stateDirectory ?? AgentPaths.defaultStateDirectory
         let store: SQLiteRegistrationStore
         do {
-            store = try SQLiteRegistrationStore(directory: stateDirectory)
+            // Commits run on the store's own queue; their completions come back through the loop.
+            store = try SQLiteRegistrationStore(directory: stateDirectory, deliver: { [unowned loop] in loop.post($0) })
         } catch {
             throw AgentStartError(description: error.message)
         }
@@ -119,6 +120,12 @@ public final class Agent {
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         service.registered = { if $0.handler == AppHandler.info.name { appHandler.registered($0.key) } }
         scheduler.observer = service
+        store.onBackgroundFailure = { [unowned service] in service.storageFailed($0) }
+        // Outcomes of the events that finished in one iteration go to the file in one transaction;
+        // their signals follow it.
+        loop.addIterationEndHandler { [unowned store, unowned service] in
+            service.sendHeldSignals { store.flush(written: $0) }
+        }
         network.onChange = { [logger] (status: NetworkStatus) in
             logger.info("network: \(status)")
             scheduler.networkChanged(status)

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 
 import struct Foundation.Date
@@ -15,8 +16,8 @@ enum AppContract {
     static let maxDetailBytes = 1024
 
     /// Sync's arguments: the tag, then the event: the registration's options, then the agent's keys.
-    static func arguments(for event: SyncEvent) -> [DBusValue] {
-        var fields = event.options.mapValues(\.dbusValue)
+    static func arguments(for event: SyncEvent) -> [Value] {
+        var fields = event.options
         fields["attempt"] = .uint32(event.attempt)
         fields["last-chance"] = .bool(event.lastChance)
         fields["periodic"] = .bool(event.key.kind == .periodic)
@@ -28,7 +29,7 @@ enum AppContract {
 
     /// The outcome an app's answer stands for. Anything but the documented shape fails the
     /// attempt, saying what was wrong, so an app author sees the mistake in `SyncFinished`.
-    static func outcome(ofReply arguments: [DBusValue], appID: String) -> HandlerOutcome {
+    static func outcome(ofReply arguments: [Value], appID: String) -> HandlerOutcome {
         guard arguments.count == 2, case .string(let word) = arguments[0],
             let result = arguments[1].stringKeyedDictionary
         else {

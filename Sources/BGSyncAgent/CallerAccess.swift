@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 import Logging
 
@@ -23,14 +24,14 @@ final class CallerAccess {
         let sandbox = try credentials.sandbox(of: call.sender)
         guard sandbox.isSandboxed else { return }
         var handler: String?
-        var options: [String: OptionValue] = [:]
+        var options: [String: Value] = [:]
         let optionsIndex = ["Register": 3, "RegisterPeriodic": 4][call.member]
         if let optionsIndex {
             if call.arguments.count > 2, case .string(let name) = call.arguments[2] { handler = name }
             if optionsIndex < call.arguments.count, case .dictionary(_, _, let entries) = call.arguments[optionsIndex] {
                 for entry in entries {
                     guard case .string(let name) = entry.key else { continue }
-                    options[name] = OptionValue(entry.value)
+                    options[name] = entry.value
                 }
             }
         }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 import Logging
 
@@ -33,7 +34,7 @@ final class CallerCredentials {
     }
 
     private func lookUp(_ sender: String) throws(SyncError) -> CallerSandbox {
-        let reply: [DBusValue]
+        let reply: [Value]
         do {
             reply = try connection.call(
                 destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus",

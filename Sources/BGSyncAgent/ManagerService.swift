@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import CBGSyncInterface
 import DBusKit
 import Logging
@@ -29,6 +30,11 @@ final class ManagerService: SyncObserver {
     private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
     private var announcedNetwork: NetworkStatus
     private var announcedPower: PowerStatus
+    /// Sync signals waiting for the outcomes before them to reach the file (sendHeldSignals).
+    private var heldSignals: [() -> Void] = []
+    /// Groups of held signals handed to a flush, oldest first; sent in this order when ready.
+    private var releasing: [(id: Int, signals: [() -> Void], ready: Bool)] = []
+    private var nextReleaseID = 0
     private let access: CallerAccess
     /// Told of every registration accepted (the `app` handler checks its app can be reached).
     var registered: ((RegistrationRequest) -> Void)?
@@ -40,18 +46,32 @@ final class ManagerService: SyncObserver {
         announcedNetwork = scheduler.network
         announcedPower = scheduler.power
         access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
+        let limit = Self.argumentLimit(optionsBytes: scheduler.settings.maxOptionsBytes)
         for method in Self.methods {
-            object.addMethod(interface: Self.interface, name: method.name, inSignature: method.signature) {
-                [unowned self] (call: DBusMethodCall) throws(DBusError) -> [DBusValue] in
-                do {
-                    try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
-                    return try method.handler(self)(call)
-                } catch let error as SyncError {
-                    throw DBusError(name: Self.errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
-                } catch let error as DBusError {
-                    throw error
-                } catch {
-                    throw DBusError(name: "org.bgsync.Error.Failed", message: "\(error)")
+            switch method.body {
+            case .now(let handler):
+                object.addMethod(
+                    interface: Self.interface, name: method.name, inSignature: method.signature, argumentLimit: limit
+                ) {
+                    [unowned self] (call: DBusMethodCall) throws(DBusError) -> [Value] in
+                    do {
+                        try self.access.check(call)  // sandboxed callers: own app id, safe handlers only
+                        return try handler(self)(call)
+                    } catch {
+                        throw Self.dbusError(error)
+                    }
+                }
+            case .afterCommit(let handler):
+                object.addDeferredMethod(
+                    interface: Self.interface, name: method.name, inSignature: method.signature, argumentLimit: limit
+                ) {
+                    [unowned self] (call: DBusMethodCall, reply: DBusPendingReply) throws(DBusError) in
+                    do {
+                        try self.access.check(call)
+                        try handler(self)(call) { result in reply.send(result.mapError(Self.dbusError)) }
+                    } catch {
+                        throw Self.dbusError(error)
+                    }
                 }
             }
         }
@@ -63,53 +83,84 @@ final class ManagerService: SyncObserver {
         connection.export(object, at: Self.objectPath)
     }
 
+    /// The one mapping from what a method throws to what the caller gets.
+    private static func dbusError(_ error: any Error) -> DBusError {
+        switch error {
+        case let error as SyncError:
+            DBusError(name: errorNames[error.code] ?? "org.bgsync.Error.Failed", message: error.message)
+        case let error as DBusError: error
+        default: DBusError(name: "org.bgsync.Error.Failed", message: "\(error)")
+        }
+    }
+
+    /// What a call's arguments may decode into: the options limit plus room for the names (an
+    /// app id takes at most 255 bytes, a tag 1024 characters, a handler name 255 bytes). Checked
+    /// while decoding, so a 30 MiB option is refused before a value is built for it; the
+    /// scheduler then checks the options alone against the exact limit.
+    static func argumentLimit(optionsBytes: Int) -> DecodingLimit {
+        let names = 8 * 1024
+        return DecodingLimit(
+            bytes: optionsBytes + names,
+            error: DBusError(
+                name: errorNames[.invalidArgument]!,
+                message: "The arguments take more than \(optionsBytes + names) bytes; the options may take at most "
+                    + "\(optionsBytes). Pass large data as a file path."))
+    }
+
     // MARK: - Methods
 
-    private func register(_ call: DBusMethodCall) throws -> [DBusValue] {
+    /// How a method that changes registrations answers: once its change is on the disk.
+    private typealias Answer = (Result<[Value], any Error>) -> Void
+
+    private func register(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let args = Arguments(call)
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), handler: try args.string(2), options: try args.options(3))
-        try scheduler.register(request)
-        logger.debug("registered \(request.key) for \(call.sender)")
-        registered?(request)
-        return []
+        scheduler.register(request) { [unowned self] error in
+            if let error { return answer(.failure(error)) }
+            logger.debug("registered \(request.key) for \(call.sender)")
+            registered?(request)
+            answer(.success([]))
+        }
     }
 
-    private func registerPeriodic(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func registerPeriodic(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let args = Arguments(call)
         let interval = try args.uint64(3)
         let request = try RegistrationRequest(
             appID: try args.string(0), tag: try args.string(1), kind: .periodic, handler: try args.string(2),
             options: try args.options(4), minInterval: Double(interval))
-        try scheduler.register(request)
-        logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
-        registered?(request)
-        return []
+        scheduler.register(request) { [unowned self] error in
+            if let error { return answer(.failure(error)) }
+            logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+            registered?(request)
+            answer(.success([]))
+        }
     }
 
-    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
+    private func tags(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [Value] {
         { [unowned self] call in
             let appID = try Arguments(call).string(0)
             try Identifiers.validateAppID(appID)
-            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(DBusValue.string))]
+            return [.array(elementSignature: "s", scheduler.tags(appID: appID, kind: kind).map(Value.string))]
         }
     }
 
-    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall) throws -> [DBusValue] {
-        { [unowned self] call in
+    private func unregister(_ kind: RegistrationKind) -> (DBusMethodCall, @escaping Answer) throws -> Void {
+        { [unowned self] call, answer in
             let key = try Arguments(call).key(kind)
-            return [.bool(try scheduler.unregister(key))]
+            scheduler.unregister(key) { answer($0.map { [.bool($0)] }.mapError { $0 }) }
         }
     }
 
-    private func getRegistration(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func getRegistration(_ call: DBusMethodCall) throws -> [Value] {
         let args = Arguments(call)
         let oneOff = try args.key(.oneOff)
         let periodic = RegistrationKey(appID: oneOff.appID, tag: oneOff.tag, kind: .periodic)
         guard let registration = scheduler.registration(oneOff) ?? scheduler.registration(periodic) else {
             throw SyncError(.notFound, "\(oneOff.appID) has no registration with tag '\(oneOff.tag)'.")
         }
-        var fields: [String: DBusValue] = [
+        var fields: [String: Value] = [
             "kind": .string(registration.key.kind.rawValue),
             "state": .string(registration.state.rawValue),
             "handler": .string(registration.handler),
@@ -119,7 +170,7 @@ final class ManagerService: SyncObserver {
                 registration.state == .waiting ? Int64(clamping: registration.nextAttempt?.timeIntervalSince1970 ?? 0) : 0),
             "network": .string(registration.network.rawValue),
             "last-error": .string(registration.lastError),
-            "options": .vardict(registration.options.mapValues(\.dbusValue)),
+            "options": .vardict(registration.options),
         ]
         if let interval = registration.minInterval { fields["min-interval"] = .uint64(UInt64(clamping: interval)) }
         fields["power"] = .string((registration.power ?? .any).rawValue)
@@ -135,26 +186,52 @@ final class ManagerService: SyncObserver {
         return [.vardict(fields)]
     }
 
-    private func trigger(_ call: DBusMethodCall) throws -> [DBusValue] {
+    private func trigger(_ call: DBusMethodCall, _ answer: @escaping Answer) throws {
         let key = try Arguments(call).key(.oneOff)
-        try scheduler.trigger(appID: key.appID, tag: key.tag)
-        return []
+        scheduler.trigger(appID: key.appID, tag: key.tag) { error in
+            answer(error.map { .failure($0) } ?? .success([]))
+        }
     }
 
     // MARK: - Signals and properties
 
     func syncStarted(_ event: SyncEvent) {
         logger.info("\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
-        connection.emitSignal(
-            path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
-            arguments: [.string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance)])
+        heldSignals.append { [connection] in
+            connection.emitSignal(
+                path: Self.objectPath, interface: Self.interface, name: "SyncStarted",
+                arguments: [
+                    .string(event.key.appID), .string(event.key.tag), .uint32(event.attempt), .bool(event.lastChance),
+                ])
+        }
     }
 
     func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String) {
         logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")")
-        connection.emitSignal(
-            path: Self.objectPath, interface: Self.interface, name: "SyncFinished",
-            arguments: [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+        heldSignals.append { [connection] in
+            connection.emitSignal(
+                path: Self.objectPath, interface: Self.interface, name: "SyncFinished",
+                arguments: [.string(key.appID), .string(key.tag), .string(outcome.rawValue), .string(detail)])
+        }
+    }
+
+    /// Sends the sync signals held so far, in order, once the outcomes written before them are in
+    /// the file: a SyncFinished(succeeded) a client saw is never followed by the same sync again
+    /// after a kill -9 (the crash torture checks this). The store writes the outcomes of one loop
+    /// iteration in one transaction, then calls back here with the signals of that iteration.
+    func sendHeldSignals(afterOutcomesAreWritten flush: (@escaping () -> Void) -> Void) {
+        guard !heldSignals.isEmpty else { return flush {} }
+        let id = nextReleaseID
+        nextReleaseID += 1
+        releasing.append((id, heldSignals, false))
+        heldSignals = []
+        flush { [unowned self] in
+            if let index = releasing.firstIndex(where: { $0.id == id }) { releasing[index].ready = true }
+            while let first = releasing.first, first.ready {
+                releasing.removeFirst()
+                for send in first.signals { send() }
+            }
+        }
     }
 
     func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {
@@ -188,26 +265,32 @@ final class ManagerService: SyncObserver {
     // MARK: - The bus surface
 
     private struct Method: Sendable {
+        enum Body: Sendable {
+            /// Answered before the handler returns (reads).
+            case now(@Sendable (ManagerService) -> (DBusMethodCall) throws -> [Value])
+            /// Answered once the change is durable (group commit: the loop serves others meanwhile).
+            case afterCommit(@Sendable (ManagerService) -> (DBusMethodCall, @escaping Answer) throws -> Void)
+        }
         var name: String
         var signature: String
-        var handler: @Sendable (ManagerService) -> (DBusMethodCall) throws -> [DBusValue]
+        var body: Body
     }
 
     private static let methods: [Method] = [
-        Method(name: "Register", signature: "sssa{sv}", handler: { $0.register }),
-        Method(name: "GetTags", signature: "s", handler: { $0.tags(.oneOff) }),
-        Method(name: "Unregister", signature: "ss", handler: { $0.unregister(.oneOff) }),
-        Method(name: "GetRegistration", signature: "ss", handler: { $0.getRegistration }),
-        Method(name: "RegisterPeriodic", signature: "sssta{sv}", handler: { $0.registerPeriodic }),
-        Method(name: "GetPeriodicTags", signature: "s", handler: { $0.tags(.periodic) }),
-        Method(name: "UnregisterPeriodic", signature: "ss", handler: { $0.unregister(.periodic) }),
-        Method(name: "Trigger", signature: "ss", handler: { $0.trigger }),
+        Method(name: "Register", signature: "sssa{sv}", body: .afterCommit { $0.register }),
+        Method(name: "GetTags", signature: "s", body: .now { $0.tags(.oneOff) }),
+        Method(name: "Unregister", signature: "ss", body: .afterCommit { $0.unregister(.oneOff) }),
+        Method(name: "GetRegistration", signature: "ss", body: .now { $0.getRegistration }),
+        Method(name: "RegisterPeriodic", signature: "sssta{sv}", body: .afterCommit { $0.registerPeriodic }),
+        Method(name: "GetPeriodicTags", signature: "s", body: .now { $0.tags(.periodic) }),
+        Method(name: "UnregisterPeriodic", signature: "ss", body: .afterCommit { $0.unregister(.periodic) }),
+        Method(name: "Trigger", signature: "ss", body: .afterCommit { $0.trigger }),
     ]
 
     private struct Property: Sendable {
         var name: String
         var signature: String
-        var get: @Sendable (ManagerService) -> DBusValue
+        var get: @Sendable (ManagerService) -> Value
     }
 
     private static let properties: [Property] = [
@@ -216,7 +299,7 @@ final class ManagerService: SyncObserver {
         Property(name: "OnBattery", signature: "b", get: { .bool($0.scheduler.power.onBattery) }),
         Property(name: "PowerSaver", signature: "b", get: { .bool($0.scheduler.power.powerSaver) }),
         Property(name: "Handlers", signature: "as", get: {
-            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(DBusValue.string))
+            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
         }),
         Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
     ]
@@ -228,7 +311,7 @@ private struct Arguments {
     let call: DBusMethodCall
     init(_ call: DBusMethodCall) { self.call = call }
 
-    private func argument(_ index: Int) throws -> DBusValue {
+    private func argument(_ index: Int) throws -> Value {
         guard index < call.arguments.count else { throw mismatch(index) }
         return call.arguments[index]
     }
@@ -248,14 +331,14 @@ private struct Arguments {
     }
 
     /// An `a{sv}` as handler options; a key given twice keeps its last value.
-    func options(_ index: Int) throws -> [String: OptionValue] {
+    func options(_ index: Int) throws -> [String: Value] {
         guard case .dictionary(_, _, let entries) = try argument(index) else { throw mismatch(index) }
-        var options: [String: OptionValue] = [:]
+        var options: [String: Value] = [:]
         for entry in entries {
             guard case .string(let name) = entry.key else { throw mismatch(index) }
             guard !name.isEmpty else { throw SyncError.invalidArgument("An option has an empty name.") }
             let value = if case .variant(let inner) = entry.value { inner } else { entry.value }
-            options[name] = OptionValue(value)
+            options[name] = value
         }
         return options
     }

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 
 /// What the agent knows of a caller's confinement, found from its process (see CallerCredentials).
 /// Apps of one user share the session bus, so the app id a caller passes is trusted only as far
@@ -52,7 +53,7 @@ enum SandboxPolicy {
     /// Checks one call of `member` by `caller`. `appID` is the call's first argument; `handler`
     /// and `options` are given for Register and RegisterPeriodic.
     static func check(
-        caller: CallerSandbox, member: String, appID: String, handler: String?, options: [String: OptionValue],
+        caller: CallerSandbox, member: String, appID: String, handler: String?, options: [String: Value],
         handlers: [String: HandlerInfo], home: String, resolve: (String) -> String? = { _ in nil }
     ) throws(SyncError) {
         guard caller.isSandboxed else { return }

@@ -23,18 +23,45 @@ public enum WriteUrgency: Sendable, Equatable {
     case background
 }
 
-/// Durable storage of registrations. Every call is atomic, durable as its urgency says when it
-/// returns, and throws a `SyncError` with code `.storage` (naming the file) when it cannot be.
-public protocol RegistrationStore: AnyObject {
-    func loadAll() throws(SyncError) -> [Registration]
+/// One change in a caller's batch (see `RegistrationStore.commit`).
+public enum StoreWrite: Sendable, Equatable {
     /// Inserts or replaces the registration with the same key.
+    case save(Registration)
+    case delete(RegistrationKey)
+}
+
+/// Durable storage of registrations, throwing a `SyncError` with code `.storage` (naming the file)
+/// when a write cannot be made.
+public protocol RegistrationStore: AnyObject {
+    /// Hands every stored registration to `each`, one at a time (a cursor: the store never holds
+    /// them all at once).
+    func forEachStored(_ each: (Registration) -> Void) throws(SyncError)
+    /// How many `forEachStored` will hand over, when the store knows it cheaply (to size tables once).
+    func storedCount() -> Int?
+    /// A write nobody waits for (`.background`), or a lone acknowledged one. A background write
+    /// may be held and written with the store's next flush or commit, in the order it was made;
+    /// a failure found then is the store's to report.
     func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError)
     func delete(_ key: RegistrationKey, urgency: WriteUrgency) throws(SyncError)
+    /// Group commit: `writes` in one transaction, on the disk itself (synced) before `completion`
+    /// runs, once, on the scheduler's thread, with nil, or with the error when none of them was
+    /// made. Runs after every write made before it. `completion` may run before `commit` returns
+    /// (a store with no disk) or later (the commit on another thread).
+    func commit(_ writes: [StoreWrite], completion: @escaping (SyncError?) -> Void)
 }
 
 extension RegistrationStore {
+    public func storedCount() -> Int? { nil }
+
     public func save(_ registration: Registration) throws(SyncError) { try save(registration, urgency: .acknowledged) }
     public func delete(_ key: RegistrationKey) throws(SyncError) { try delete(key, urgency: .acknowledged) }
+
+    /// Everything stored, in one array (tests and tools; the agent streams with `forEachStored`).
+    public func loadAll() throws(SyncError) -> [Registration] {
+        var all: [Registration] = []
+        try forEachStored { all.append($0) }
+        return all
+    }
 }
 
 /// Runs events in handlers.

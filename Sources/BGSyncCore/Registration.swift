@@ -1,3 +1,4 @@
+import BGSyncValue
 import struct Foundation.Date
 
 /// Where a registration is in its life, as in the WICG Background Sync spec.
@@ -23,7 +24,7 @@ public struct Registration: Sendable, Equatable, Codable {
     public var key: RegistrationKey
     public var handler: String
     /// Handler options without the reserved keys, kept as the caller gave them.
-    public var options: [String: OptionValue]
+    public var options: [String: Value]
     public var network: NetworkRequirement
     public var maxAttempts: UInt32
     /// Failed attempts so far (in the current interval, for periodic ones).
@@ -51,7 +52,7 @@ public struct Registration: Sendable, Equatable, Codable {
     public var notBefore: Date?
 
     public init(
-        key: RegistrationKey, handler: String, options: [String: OptionValue] = [:],
+        key: RegistrationKey, handler: String, options: [String: Value] = [:],
         network: NetworkRequirement = .any, maxAttempts: UInt32, attempts: UInt32 = 0,
         state: RegistrationState = .pending, nextAttempt: Date? = nil, lastError: String = "",
         minInterval: Double? = nil, intervalStart: Date? = nil, sequence: Int64,
@@ -90,7 +91,7 @@ public struct SyncEvent: Sendable, Equatable, Codable {
     public var id: UInt64
     public var key: RegistrationKey
     public var handler: String
-    public var options: [String: OptionValue]
+    public var options: [String: Value]
     /// 1-based number of this attempt.
     public var attempt: UInt32
     /// True on the final allowed attempt.
@@ -105,7 +106,7 @@ public struct SyncEvent: Sendable, Equatable, Codable {
     public var ceiling: Date?
 
     public init(
-        id: UInt64, key: RegistrationKey, handler: String, options: [String: OptionValue],
+        id: UInt64, key: RegistrationKey, handler: String, options: [String: Value],
         attempt: UInt32, lastChance: Bool, deadline: Date, confinement: Confinement = .unconfined,
         stallTimeout: Double? = nil, ceiling: Date? = nil
     ) {

@@ -1,9 +1,11 @@
+import BGSyncValue
+
 /// A caller's Register or RegisterPeriodic, validated: the reserved option keys are read and
 /// removed, everything else stays for the handler.
 public struct RegistrationRequest: Sendable, Equatable {
     public var key: RegistrationKey
     public var handler: String
-    public var options: [String: OptionValue]
+    public var options: [String: Value]
     public var network: NetworkRequirement
     public var maxAttempts: UInt32?
     /// Periodic only, seconds, before clamping to the configured floor.
@@ -29,7 +31,7 @@ public struct RegistrationRequest: Sendable, Equatable {
 
     public init(
         appID: String, tag: String, kind: RegistrationKind = .oneOff, handler: String,
-        options: [String: OptionValue] = [:], minInterval: Double? = nil
+        options: [String: Value] = [:], minInterval: Double? = nil
     ) throws(SyncError) {
         try Identifiers.validateAppID(appID)
         try Identifiers.validateTag(tag)
@@ -40,7 +42,7 @@ public struct RegistrationRequest: Sendable, Equatable {
         var rest = options
         if let value = rest.removeValue(forKey: ReservedKey.network) {
             guard let text = value.stringValue, let requirement = NetworkRequirement(rawValue: text) else {
-                throw .invalidArgument("Option 'network' must be the string 'any' or 'unmetered', not \(value.typeString) \(value).")
+                throw .invalidArgument("Option 'network' must be the string 'any' or 'unmetered', not \(value.typeString) \(value.gvariantText).")
             }
             network = requirement
         } else {
@@ -48,7 +50,7 @@ public struct RegistrationRequest: Sendable, Equatable {
         }
         if let value = rest.removeValue(forKey: ReservedKey.maxAttempts) {
             guard let number = value.unsignedValue, number >= 1, number <= UInt64(UInt32.max) else {
-                throw .invalidArgument("Option 'max-attempts' must be a positive integer (type u), not \(value.typeString) \(value).")
+                throw .invalidArgument("Option 'max-attempts' must be a positive integer (type u), not \(value.typeString) \(value.gvariantText).")
             }
             maxAttempts = UInt32(number)
         } else {
@@ -76,14 +78,14 @@ public struct RegistrationRequest: Sendable, Equatable {
             }
         }
         for (name, value) in rest where !value.isFinite {
-            throw .invalidArgument("Option '\(name)' contains a NaN or infinite number, which cannot be stored.")
+            throw .invalidArgument("Option '\(name)' contains a NaN or infinite number; options take finite numbers only.")
         }
         self.options = rest
     }
 
     /// A number of seconds from now (any integer or double type), finite and within ten years.
     private static func seconds(
-        _ value: OptionValue?, _ name: String, zeroAllowed: Bool = false
+        _ value: Value?, _ name: String, zeroAllowed: Bool = false
     ) throws(SyncError) -> Double? {
         guard var value else { return nil }
         while case .variant(let inner) = value { value = inner }

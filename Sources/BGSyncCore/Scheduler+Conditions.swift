@@ -65,6 +65,8 @@ extension Scheduler {
     func expireDue(now: Date) {
         let due = registrations.values.filter { registration in
             guard let expiry = registration.expiresAt, expiry <= now else { return false }
+            // A key a caller's batch is committing is judged at the next wake-up.
+            guard committingKeys?.contains(registration.key) != true else { return false }
             return registration.state == .pending || registration.state == .waiting
         }
         for registration in due.sorted(by: { $0.sequence < $1.sequence }) {

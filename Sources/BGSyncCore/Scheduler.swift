@@ -1,12 +1,13 @@
+import BGSyncValue
 import struct Foundation.Date
 
 /// The heart of bgsync: Background Sync semantics over registrations, with no I/O of its own.
 /// It decides when each registration fires and what happens after; the store, the clock, the
 /// handlers and the network come in through the ports in Ports.swift.
 ///
-/// All methods run on one thread (the agent's loop). A caller's change is written to the store
-/// before memory is touched, so a failed write leaves nothing half-done and a successful return
-/// means the change is durable.
+/// All methods run on one thread (the agent's loop). A caller's change is committed to the store
+/// before memory is touched, so a failed write leaves nothing half-done, and a caller hears of
+/// success only once its change is durable (group commit: CallerWrites.swift).
 public final class Scheduler {
     public let settings: SyncSettings
     public private(set) var network: NetworkStatus
@@ -17,18 +18,33 @@ public final class Scheduler {
     public var handlers: [String: HandlerInfo]
 
     let clock: any SchedulerClock
-    private let store: any RegistrationStore
+    let store: any RegistrationStore
     let dispatcher: any EventDispatcher
     private let unitRandom: () -> Double
 
-    var registrations: [RegistrationKey: Registration] = [:]
+    /// Change only through `setRegistration`, which keeps `perApp` in step.
+    private(set) var registrations = RegistrationTable()
+    /// How many registrations each app has (the quota check, O(1)).
+    private(set) var perApp: [String: Int] = [:]
     /// Events now running, by key. An entry whose registration was unregistered is `orphaned`.
     var running: [RegistrationKey: RunningEvent] = [:]
     /// Interruptions and progress (Scheduler+Conditions.swift).
     var conditions = ConditionState()
     /// Pending registrations in the order they should fire; may hold stale keys, checked on use.
     private var readyQueue = ReadyQueue()
-    private var nextSequence: Int64 = 1
+    var nextSequence: Int64 = 1
+
+    // Group commit (CallerWrites.swift).
+    /// Caller operations waiting for the next batch.
+    var queuedOperations: [QueuedOperation] = []
+    /// Keys the batch being committed touches: no event starts or finishes for them meanwhile,
+    /// so what the batch computed from them still holds when it lands. nil: no commit in flight.
+    var committingKeys: Set<RegistrationKey>?
+    /// Event completions for committing keys, replayed once the batch lands.
+    var heldCompletions: [() -> Void] = []
+    /// Queued or committing Unregisters per app: while an app has one, its quota is not decided
+    /// ahead of the queue.
+    var unregistersPerApp: [String: Int] = [:]
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
 
@@ -60,14 +76,26 @@ public final class Scheduler {
     /// stopped come back pending, without counting an attempt.
     public func start() throws(SyncError) {
         clock.onWakeup = { [weak self] in self?.wakeup() }
-        let loaded = try store.loadAll().sorted(by: { $0.sequence < $1.sequence })
-        registrations.reserveCapacity(loaded.count)
-        for var registration in loaded {
-            registration = registration.durable
-            registrations[registration.key] = registration
+        // Streamed from the store's cursor into the table; only the pending keys are sorted.
+        var pending: [(sequence: Int64, key: RegistrationKey)] = []
+        // Sized once: growing by doubling held the old and the new table at once (the peak).
+        if let count = store.storedCount() { registrations.reserveCapacity(count) }
+        // One copy of each app id (an app has up to registrations-per-app rows; an id longer than
+        // 15 bytes is a heap string per row otherwise: 5 MiB of a 100,000-row start).
+        var appIDs: [String: String] = [:]
+        try store.forEachStored { stored in
+            var registration = stored.durable
+            if let known = appIDs[registration.key.appID] {
+                registration.key.appID = known
+            } else {
+                appIDs[registration.key.appID] = registration.key.appID
+            }
+            setRegistration(registration.key, registration)
             nextSequence = max(nextSequence, registration.sequence + 1)
-            if registration.state == .pending { readyQueue.append(registration.key) }
+            if registration.state == .pending { pending.append((registration.sequence, registration.key)) }
         }
+        pending.sort { $0.sequence < $1.sequence }
+        for entry in pending { readyQueue.append(entry.key) }
         wakeup()
     }
 
@@ -86,106 +114,6 @@ public final class Scheduler {
 
     public var runningCount: Int { running.count }
 
-    // MARK: - Caller operations
-
-    /// Register or RegisterPeriodic, with the spec's semantics for an existing tag.
-    public func register(_ request: RegistrationRequest) throws(SyncError) {
-        guard handlers[request.handler] != nil else {
-            let known = handlers.keys.sorted().joined(separator: ", ")
-            throw SyncError(
-                .unknownHandler,
-                "No handler named '\(request.handler)' is installed (installed: \(known.isEmpty ? "none" : known)).")
-        }
-        let maxAttempts = request.maxAttempts ?? settings.maxAttempts
-        guard maxAttempts <= settings.maxAttemptsLimit else {
-            throw .invalidArgument("Option 'max-attempts' is \(maxAttempts); at most \(settings.maxAttemptsLimit) are allowed.")
-        }
-        let size = Self.encodedSize(of: request.options)
-        guard size <= settings.maxOptionsBytes else {
-            throw .invalidArgument("The options take \(size) bytes; at most \(settings.maxOptionsBytes) are allowed. Pass large data as a file path.")
-        }
-        let now = clock.now()
-
-        if var existing = registrations[request.key] {
-            existing.handler = request.handler
-            existing.options = request.options
-            existing.network = request.network
-            existing.maxAttempts = maxAttempts
-            existing.applyTimes(of: request, now: now)
-            if request.key.kind == .periodic {
-                updatePeriodic(&existing, interval: clampedInterval(request.minInterval), now: now)
-            } else {
-                switch existing.state {
-                case .pending: break  // coalesced: one sync for many registrations
-                case .waiting:
-                    existing.state = .pending
-                    existing.nextAttempt = nil
-                case .firing, .reregisteredWhileFiring:
-                    existing.state = .reregisteredWhileFiring
-                }
-                existing.holdUntilNotBefore(now: now)
-            }
-            try store.save(existing.durable)
-            registrations[request.key] = existing
-            track(existing)
-        } else {
-            let owned = registrations.keys.lazy.filter { $0.appID == request.key.appID }.count
-            guard owned < settings.registrationsPerApp else {
-                throw SyncError(
-                    .quotaExceeded,
-                    "\(request.key.appID) already has \(owned) registrations, the most one app may have; unregister some first.")
-            }
-            var registration = Registration(
-                key: request.key, handler: request.handler, options: request.options, network: request.network,
-                maxAttempts: maxAttempts, sequence: nextSequence)
-            registration.applyTimes(of: request, now: now)
-            if request.key.kind == .periodic {
-                let interval = clampedInterval(request.minInterval)
-                registration.minInterval = interval
-                registration.intervalStart = now
-                registration.state = .waiting
-                registration.nextAttempt = now.addingTimeInterval(interval)
-            }
-            registration.holdUntilNotBefore(now: now)
-            try store.save(registration.durable)
-            nextSequence += 1
-            registrations[request.key] = registration
-            track(registration)
-        }
-        afterChange()
-    }
-
-    /// Removes a registration. A running event finishes, is not retried, and ends `cancelled`.
-    /// Returns false when there was nothing to remove.
-    public func unregister(_ key: RegistrationKey) throws(SyncError) -> Bool {
-        guard registrations[key] != nil else { return false }
-        try store.delete(key)
-        registrations[key] = nil
-        running[key]?.orphaned = true
-        afterChange()
-        return true
-    }
-
-    /// Fires now, skipping any back-off wait (or, for a periodic one, the rest of its interval),
-    /// but not the network requirement. Looks at the one-off tag first, then the periodic one.
-    public func trigger(appID: String, tag: String) throws(SyncError) {
-        let keys = RegistrationKind.allCases.map { RegistrationKey(appID: appID, tag: tag, kind: $0) }
-        guard let key = keys.first(where: { registrations[$0] != nil }), var registration = registrations[key] else {
-            throw SyncError(.notFound, "\(appID) has no registration with tag '\(tag)'.")
-        }
-        guard registration.state == .waiting else {
-            afterChange()  // pending: fire it if we can; running: nothing to do
-            return
-        }
-        registration.state = .pending
-        registration.nextAttempt = nil
-        registration.holdUntilNotBefore(now: clock.now())  // a trigger skips back-off, not not-before
-        try store.save(registration.durable)
-        registrations[key] = registration
-        track(registration)
-        afterChange()
-    }
-
     /// The network changed. Going online fires everything due; going offline starts nothing
     /// new (running events finish).
     public func networkChanged(_ status: NetworkStatus) {
@@ -202,15 +130,13 @@ public final class Scheduler {
         armedWakeup = nil
         let now = clock.now()
         expireDue(now: now)
-        for (key, registration) in registrations where registration.state == .waiting {
-            if let due = registration.nextAttempt, due <= now {
-                var updated = registration
-                updated.state = .pending
-                updated.nextAttempt = nil
-                registrations[key] = updated  // no write: a past due time already reads as pending
-                readyQueue.append(key)
-            }
+        let due = registrations.updateEach { registration in
+            guard registration.state == .waiting, let due = registration.nextAttempt, due <= now else { return false }
+            registration.state = .pending  // no write: a past due time already reads as pending
+            registration.nextAttempt = nil
+            return true
         }
+        for key in due { readyQueue.append(key) }
         afterChange(rescan: true)
     }
 
@@ -243,7 +169,7 @@ public final class Scheduler {
         }
     }
 
-    private func noteWaiting(until date: Date) {
+    func noteWaiting(until date: Date) {
         if let armed = armedWakeup, armed <= date { return }
         armedWakeup = date
         clock.armWakeup(at: date)
@@ -256,8 +182,9 @@ public final class Scheduler {
         var skipped: [RegistrationKey] = []
         while running.count < settings.concurrentEvents, let key = readyQueue.popFirst() {
             guard let registration = registrations[key], registration.state == .pending else { continue }
-            guard running[key] == nil, conditionsHold(for: registration) else {
-                skipped.append(key)  // an unregistered twin still running, metered, or power
+            guard running[key] == nil, conditionsHold(for: registration), committingKeys?.contains(key) != true
+            else {
+                skipped.append(key)  // an unregistered twin still running, metered, power, or being committed
                 continue
             }
             fire(registration)
@@ -288,6 +215,10 @@ public final class Scheduler {
 
     private func eventFinished(key: RegistrationKey, id: UInt64, outcome: HandlerOutcome) {
         guard let event = running[key], event.id == id else { return }  // a duplicate completion
+        if committingKeys?.contains(key) == true {
+            heldCompletions.append { [weak self] in self?.eventFinished(key: key, id: id, outcome: outcome) }
+            return
+        }
         running[key] = nil
         let interrupted = conditions.interrupting.remove(id) != nil
         defer { afterEvent(of: key) }
@@ -369,7 +300,7 @@ public final class Scheduler {
         registration.nextAttempt = start.addingTimeInterval(interval)
     }
 
-    private func updatePeriodic(_ registration: inout Registration, interval: Double, now: Date) {
+    func updatePeriodic(_ registration: inout Registration, interval: Double, now: Date) {
         guard registration.minInterval != interval else { return }
         registration.minInterval = interval
         // A new interval counts from the start of the current one, unless it is backing off.
@@ -384,25 +315,39 @@ public final class Scheduler {
         do {
             if let registration {
                 try store.save(registration.durable, urgency: .background)
-                registrations[key] = registration
+                setRegistration(key, registration)
                 track(registration)
             } else {
                 try store.delete(key, urgency: .background)
-                registrations[key] = nil
+                setRegistration(key, nil)
             }
         } catch {
             observer?.storageFailed(error)
-            registrations[key] = registration
+            setRegistration(key, registration)
             if let registration { track(registration) }
         }
     }
 
-    private func clampedInterval(_ requested: Double?) -> Double {
+    /// Sets or removes a registration, keeping the per-app counts.
+    func setRegistration(_ key: RegistrationKey, _ registration: Registration?) {
+        let existed =
+            if let registration { registrations.updateValue(registration, forKey: key) != nil } else {
+                registrations.removeValue(forKey: key) != nil
+            }
+        guard existed != (registration != nil) else { return }
+        let count = perApp[key.appID, default: 0] + (existed ? -1 : 1)
+        perApp[key.appID] = count == 0 ? nil : count
+    }
+
+    /// Marks a running event of a removed registration: it finishes, `cancelled`, with no retry.
+    func orphanRunning(_ key: RegistrationKey) { running[key]?.orphaned = true }
+
+    func clampedInterval(_ requested: Double?) -> Double {
         max(requested ?? settings.minPeriodicInterval, settings.minPeriodicInterval)
     }
 
-    static func encodedSize(of options: [String: OptionValue]) -> Int {
-        options.reduce(0) { $0 + $1.key.utf8.count + $1.value.approximateSize }
+    static func encodedSize(of options: [String: Value]) -> Int {
+        options.reduce(0) { $0 + $1.key.utf8.count + $1.value.marshalledSize }
     }
 }
 
@@ -433,24 +378,5 @@ struct ReadyQueue {
         let fresh = keys.filter { members.insert($0).inserted }
         guard !fresh.isEmpty else { return }
         items.replaceSubrange(head..<head, with: fresh)
-    }
-}
-
-extension OptionValue {
-    /// The size a value takes, counted as D-Bus marshals it (near enough): what the options
-    /// limit is about.
-    var approximateSize: Int {
-        switch self {
-        case .bool, .int32, .uint32: 4
-        case .byte: 1
-        case .int16, .uint16: 2
-        case .int64, .uint64, .double: 8
-        case .string(let s), .objectPath(let s), .signature(let s): s.utf8.count + 5
-        case .array(let type, let items): 4 + type.utf8.count + items.reduce(0) { $0 + $1.approximateSize }
-        case .dictionary(_, _, let entries):
-            4 + entries.reduce(0) { $0 + $1.key.approximateSize + $1.value.approximateSize }
-        case .tuple(let items): items.reduce(0) { $0 + $1.approximateSize }
-        case .variant(let inner): inner.typeString.utf8.count + 2 + inner.approximateSize
-        }
     }
 }

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
@@ -140,7 +141,7 @@ final class PowerClientThread: Sendable {
 
     private static func get(
         _ connection: DBusConnection, _ destination: String, _ path: String, _ interface: String, _ property: String
-    ) -> DBusValue? {
+    ) -> Value? {
         let reply = try? connection.call(
             destination: destination, path: path, interface: "org.freedesktop.DBus.Properties", method: "Get",
             arguments: [.string(interface), .string(property)], timeout: callTimeout)

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import Foundation
 import GRDB
 
@@ -21,10 +22,10 @@ enum RegistrationRow {
     static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM \(StoreSchema.table)"
 
     /// Arguments for `upsertSQL`, in column order.
-    static func arguments(for registration: Registration, optionsJSON: String) -> StatementArguments {
+    static func arguments(for registration: Registration, optionsText: String) -> StatementArguments {
         let values: [(any DatabaseValueConvertible)?] = [
             registration.key.appID, registration.key.kind.rawValue, registration.key.tag, registration.handler,
-            optionsJSON, registration.network.rawValue, Int64(registration.maxAttempts),
+            optionsText, registration.network.rawValue, Int64(registration.maxAttempts),
             Int64(registration.attempts), registration.state.rawValue,
             registration.nextAttempt?.timeIntervalSince1970, registration.lastError, registration.minInterval,
             registration.intervalStart?.timeIntervalSince1970, registration.sequence,
@@ -34,14 +35,16 @@ enum RegistrationRow {
         return StatementArguments(values)
     }
 
-    static func encodeOptions(_ options: [String: OptionValue]) throws(SyncError) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do {
-            return String(decoding: try encoder.encode(options), as: UTF8.self)
-        } catch {
-            throw SyncError(.invalidArgument, "The handler options cannot be stored (\(error)); NaN and infinite numbers are not allowed.")
-        }
+    /// The options column: one `a{sv}` in GVariant text, as `gdbus` and `bgsyncctl` print it
+    /// (`{'outbox': <'/home/u/outbox'>}`; `@a{sv} {}` for none). See `StoreSchema`.
+    static func encodeOptions(_ options: [String: Value]) throws(SyncError) -> String {
+        Value.optionsText(options)
+    }
+
+    /// "app/tag" of a row, for an error message.
+    static func describeKey(_ row: Row) -> String {
+        let appID = String.fromDatabaseValue(row[indexes["app_id"]!]) ?? "?"
+        return "\(appID)/\(String.fromDatabaseValue(row[indexes["tag"]!]) ?? "?")"
     }
 
     /// A column value the file holds that bgsync cannot read: only possible after a manual edit.
@@ -57,13 +60,12 @@ enum RegistrationRow {
             appID: try text(row, "app_id"),
             tag: try text(row, "tag"),
             kind: try value(row, "kind", RegistrationKind.init(rawValue:)))
-        let optionsJSON = try text(row, "options")
-        let options: [String: OptionValue]
-        do {
-            // Most registrations have no options: skip JSONDecoder for them (11% of a large start).
-            options = optionsJSON == "{}" ? [:] : try JSONDecoder().decode([String: OptionValue].self, from: Data(optionsJSON.utf8))
+        let optionsText = try text(row, "options")
+        let options: [String: Value]
+        do throws(ValueError) {
+            options = try Value.parseOptionsText(optionsText)
         } catch {
-            throw BadColumn(column: "options", found: String(optionsJSON.prefix(80)))
+            throw BadColumn(column: "options", found: String(optionsText.prefix(80)))
         }
         var registration = Registration(
             key: key,

@@ -4,34 +4,55 @@ import GRDB
 
 /// Registrations in `<directory>/registrations.sqlite3`, through GRDB on the system SQLite.
 ///
-/// Every call is one transaction, durable when it returns: an acknowledged write commits with
-/// `synchronous=FULL` (WAL synced at the commit), because a Register reply promises the
-/// registration survives kill -9 and a reboot; a background write (an event's outcome, which
-/// nobody waits for) commits with `synchronous=NORMAL`, safe from kill -9 and synced along with
-/// the next acknowledged one. A file that is not a database or fails `PRAGMA quick_check` is reported, never emptied
-/// or recreated. Used from one thread (the agent's loop), hence a single `DatabaseQueue`.
-public final class SQLiteRegistrationStore: RegistrationStore {
+/// Callers' changes arrive as batches (`commit`): one transaction with `synchronous=FULL` (WAL
+/// synced at the commit), because a Register reply promises the registration survives kill -9 and
+/// a reboot. Background writes (an event's outcome, which nobody waits for) are held until
+/// `flush()` (the agent calls it once per loop iteration) or the next batch, then committed
+/// together with `synchronous=NORMAL`: safe from kill -9 and synced along with the next batch.
+/// A file that is not a database or fails `PRAGMA quick_check` is reported, never emptied or
+/// recreated.
+///
+/// Made with a `deliver` function (the agent's: post to its loop), writes run on GRDB's own
+/// serial queue and their completions are delivered through it, so the owner's thread never
+/// waits on the disk. Without one, every write is made before the call returns.
+/// Thread use: everything but the database queue's closures on the owner's thread; the
+/// `synchronous` setting is touched only inside those closures, which GRDB runs one at a time.
+public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendable {
     public static let fileName = "registrations.sqlite3"
+    public typealias Deliver = @Sendable (@escaping @Sendable () -> Void) -> Void
 
     /// The database file.
     public let path: String
     private var queue: DatabaseQueue?
     /// The `synchronous` setting acknowledged writes use (`.full` but in the store's own tools).
     private let acknowledgedSynchronous: Synchronous
-    private var currentSynchronous: Synchronous
+    private let currentSynchronous: SynchronousSetting
+    private let deliver: Deliver?
+    /// Background writes not yet handed to the database queue.
+    private var held: [StoreWrite] = []
+    /// A background write was made since the last `flush` that had one.
+    private var unflushed = false
+    /// Called (through `deliver`) when held background writes could not be written.
+    public var onBackgroundFailure: ((SyncError) -> Void)?
 
     /// How a commit reaches the disk. Only the store's own tools pick anything but `.full`.
-    package enum Synchronous: String {
+    package enum Synchronous: String, Sendable {
         case full = "FULL"
         case normal = "NORMAL"
     }
 
-    /// Opens or creates `<directory>/registrations.sqlite3`, creating the directory (mode 0700).
-    public convenience init(directory: String) throws(SyncError) {
-        try self.init(directory: directory, synchronous: .full)
+    private final class SynchronousSetting: @unchecked Sendable {
+        var value: Synchronous
+        init(_ value: Synchronous) { self.value = value }
     }
 
-    package init(directory: String, synchronous: Synchronous) throws(SyncError) {
+    /// Opens or creates `<directory>/registrations.sqlite3`, creating the directory (mode 0700).
+    /// `deliver` runs a completion on the owner's thread; nil makes every write synchronous.
+    public convenience init(directory: String, deliver: Deliver? = nil) throws(SyncError) {
+        try self.init(directory: directory, synchronous: .full, deliver: deliver)
+    }
+
+    package init(directory: String, synchronous: Synchronous, deliver: Deliver? = nil) throws(SyncError) {
         path = (directory as NSString).appendingPathComponent(Self.fileName)
         try Self.makeDirectory(directory)
         let isNew = !FileManager.default.fileExists(atPath: path)
@@ -53,76 +74,175 @@ public final class SQLiteRegistrationStore: RegistrationStore {
             throw error
         }
         self.queue = queue
+        self.deliver = deliver
         acknowledgedSynchronous = synchronous
-        currentSynchronous = synchronous
+        currentSynchronous = SynchronousSetting(synchronous)
         if isNew { Self.syncDirectory(directory) }
     }
 
     deinit { close() }
 
-    public func loadAll() throws(SyncError) -> [Registration] {
+    /// Streams the rows through a cursor: only one row is converted at a time (materialising all
+    /// 100,000 GRDB rows first was most of the 150 MiB peak of a large start).
+    public func forEachStored(_ each: (Registration) -> Void) throws(SyncError) {
         let queue = try openQueue()
-        let rows: [Row]
+        var bad: (key: String, column: RegistrationRow.BadColumn)?
         do {
-            rows = try queue.read { db in try Row.fetchAll(db, sql: RegistrationRow.selectSQL) }
+            try queue.read { db in
+                let rows = try Row.fetchCursor(db, sql: RegistrationRow.selectSQL)
+                while let row = try rows.next() {
+                    do throws(RegistrationRow.BadColumn) {
+                        each(try RegistrationRow.registration(from: row))
+                    } catch {
+                        bad = (RegistrationRow.describeKey(row), error)
+                        return
+                    }
+                }
+            }
         } catch {
             throw StoreFailure.error(error, path: path, doing: "loading the registrations")
         }
-        var registrations: [Registration] = []
-        registrations.reserveCapacity(rows.count)
-        for row in rows {
-            do {
-                registrations.append(try RegistrationRow.registration(from: row))
-            } catch {
-                let key = "\(String.fromDatabaseValue(row["app_id"]) ?? "?")/\(String.fromDatabaseValue(row["tag"]) ?? "?")"
-                throw StoreFailure.unreadableRow(path: path, key: key, column: error.column, found: error.found)
-            }
+        if let bad {
+            throw StoreFailure.unreadableRow(
+                path: path, key: bad.key, column: bad.column.column, found: bad.column.found)
         }
-        return registrations
+    }
+
+    public func storedCount() -> Int? {
+        try? queue?.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(StoreSchema.table)") }
     }
 
     public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {
-        let queue = try openQueue(for: urgency)
-        let durable = registration.durable
-        let arguments = RegistrationRow.arguments(for: durable, optionsJSON: try RegistrationRow.encodeOptions(durable.options))
-        do {
-            try queue.write { db in try db.execute(sql: RegistrationRow.upsertSQL, arguments: arguments) }
-        } catch {
-            throw StoreFailure.error(error, path: path, doing: "saving \(registration.key)")
-        }
+        try write(.save(registration.durable), urgency: urgency, doing: "saving \(registration.key)")
     }
 
     public func delete(_ key: RegistrationKey, urgency: WriteUrgency) throws(SyncError) {
-        let queue = try openQueue(for: urgency)
+        try write(.delete(key), urgency: urgency, doing: "deleting \(key)")
+    }
+
+    private func write(_ change: StoreWrite, urgency: WriteUrgency, doing: String) throws(SyncError) {
+        let queue = try openQueue()
+        if urgency == .background, deliver != nil {
+            held.append(change)
+            unflushed = true
+            return
+        }
+        let writes = held + [change]
+        held = []
         do {
-            try queue.write { db in
-                try db.execute(
-                    sql: "DELETE FROM \(StoreSchema.table) WHERE app_id = ? AND kind = ? AND tag = ?",
-                    arguments: [key.appID, key.kind.rawValue, key.tag])
-            }
+            try queue.writeWithoutTransaction { db in try self.transaction(writes, urgency: urgency, db) }
         } catch {
-            throw StoreFailure.error(error, path: path, doing: "deleting \(key)")
+            throw StoreFailure.error(error, path: path, doing: doing)
         }
     }
 
-    /// The queue, with `synchronous` set for a write of this urgency (a pragma outside any
-    /// transaction, changed only when the urgency differs from the last write's).
-    private func openQueue(for urgency: WriteUrgency) throws(SyncError) -> DatabaseQueue {
-        let queue = try openQueue()
-        let wanted = urgency == .acknowledged ? acknowledgedSynchronous : .normal
-        guard wanted != currentSynchronous else { return queue }
+    public func commit(_ writes: [StoreWrite], completion: @escaping (SyncError?) -> Void) {
+        let queue: DatabaseQueue
         do {
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(wanted.rawValue)") }
+            queue = try openQueue()
         } catch {
-            throw StoreFailure.error(error, path: path, doing: "setting how writes reach the disk")
+            return completion(error)
         }
-        currentSynchronous = wanted
-        return queue
+        let all = held + writes
+        let background = held.count
+        held = []
+        let doing = writes.count == 1 ? Self.describe(writes[0]) : "saving \(writes.count) changes"
+        guard let deliver else {
+            do {
+                try queue.writeWithoutTransaction { db in try self.transaction(all, urgency: .acknowledged, db) }
+                completion(nil)
+            } catch {
+                completion(StoreFailure.error(error, path: path, doing: doing))
+            }
+            return
+        }
+        let reply = UncheckedBox(completion)
+        let path = path
+        let onBackgroundFailure = UncheckedBox(onBackgroundFailure)
+        queue.asyncWriteWithoutTransaction { db in
+            var failure: SyncError?
+            do {
+                try self.transaction(all, urgency: .acknowledged, db)
+            } catch {
+                failure = StoreFailure.error(error, path: path, doing: doing)
+            }
+            let result = UncheckedBox(failure)
+            deliver {
+                if let error = result.value, background > 0 { onBackgroundFailure.value?(error) }
+                reply.value(result.value)
+            }
+        }
+    }
+
+    /// Hands the held background writes to the database queue, in one transaction, and calls
+    /// `written` (on the owner's thread) once every background write made so far has reached
+    /// the file (or failed, reported through `onBackgroundFailure`): at once when none was made
+    /// since the last flush. What was announced after `written` survives kill -9.
+    public func flush(written: @escaping () -> Void = {}) {
+        guard unflushed, let queue, let deliver else { return written() }
+        unflushed = false
+        let writes = held  // may be empty: a commit took them along; its transaction is queued before
+        held = []
+        let path = path
+        let onBackgroundFailure = UncheckedBox(onBackgroundFailure)
+        let done = UncheckedBox(written)
+        queue.asyncWriteWithoutTransaction { db in
+            var failure: SyncError?
+            if !writes.isEmpty {
+                do {
+                    try self.transaction(writes, urgency: .background, db)
+                } catch {
+                    failure = StoreFailure.error(error, path: path, doing: "recording \(writes.count) outcomes")
+                }
+            }
+            let result = UncheckedBox(failure)
+            deliver {
+                if let error = result.value { onBackgroundFailure.value?(error) }
+                done.value()
+            }
+        }
+    }
+
+    /// One transaction of `writes`, with `synchronous` set for the urgency (a pragma outside any
+    /// transaction, changed only when it differs from the last write's). On the database queue.
+    private func transaction(_ writes: [StoreWrite], urgency: WriteUrgency, _ db: Database) throws {
+        let wanted = urgency == .acknowledged ? acknowledgedSynchronous : .normal
+        if wanted != currentSynchronous.value {
+            try db.execute(sql: "PRAGMA synchronous = \(wanted.rawValue)")
+            currentSynchronous.value = wanted
+        }
+        try db.inTransaction {
+            for write in writes {
+                switch write {
+                case .save(let registration):
+                    let options = try RegistrationRow.encodeOptions(registration.options)
+                    let arguments = RegistrationRow.arguments(for: registration, optionsText: options)
+                    try db.execute(sql: RegistrationRow.upsertSQL, arguments: arguments)
+                case .delete(let key):
+                    try db.execute(
+                        sql: "DELETE FROM \(StoreSchema.table) WHERE app_id = ? AND kind = ? AND tag = ?",
+                        arguments: [key.appID, key.kind.rawValue, key.tag])
+                }
+            }
+            return .commit
+        }
+    }
+
+    private static func describe(_ write: StoreWrite) -> String {
+        switch write {
+        case .save(let registration): "saving \(registration.key)"
+        case .delete(let key): "deleting \(key)"
+        }
     }
 
     /// Closes the file (checkpointing the log). Later calls throw. Safe to call twice.
     public func close() {
         guard let queue else { return }
+        if !held.isEmpty {
+            let writes = held
+            held = []
+            try? queue.writeWithoutTransaction { db in try self.transaction(writes, urgency: .background, db) }
+        }
         self.queue = nil
         // Closing checkpoints the log into the database file, syncing background writes too.
         try? queue.close()
@@ -213,4 +333,11 @@ public final class SQLiteRegistrationStore: RegistrationStore {
     package func pragma(_ name: String) throws -> String? {
         try openQueue().read { db in try String.fetchOne(db, sql: "PRAGMA \(name)") }
     }
+}
+
+/// Carries a value the compiler cannot prove `Sendable` to the database queue and back; each is
+/// used on one thread at a time (a completion is only ever run on the owner's thread).
+private final class UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -6,6 +6,7 @@ import GRDB
 enum StoreFailure {
     /// `doing` completes "… failed", e.g. "saving org.example.Chat/outbox".
     static func error(_ error: any Error, path: String, doing: String) -> SyncError {
+        if let error = error as? SyncError { return error }  // already says what went wrong
         guard let database = error as? DatabaseError else {
             return SyncError(.storage, "\(capitalized(doing)) failed on the registration database \(path): \(error).")
         }

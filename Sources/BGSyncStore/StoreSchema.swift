@@ -10,7 +10,8 @@ enum StoreSchema {
         migrator.eraseDatabaseOnSchemaChange = false
         migrator.registerMigration("v1: registrations") { db in
             // Enumerations are kept as their raw strings so that the file reads well in sqlite3.
-            // Dates are Unix seconds (REAL). `options` is the JSON of [String: OptionValue].
+            // Dates are Unix seconds (REAL). `options` was the JSON of Swift's synthesised Codable
+            // of the option enum until v2.
             try db.execute(sql: """
                 CREATE TABLE registrations (
                     app_id TEXT NOT NULL,
@@ -30,6 +31,13 @@ enum StoreSchema {
                     PRIMARY KEY (app_id, kind, tag)
                 )
                 """)
+        }
+        migrator.registerMigration("v2: options as GVariant text") { db in
+            // `options` becomes one a{sv} in GVariant text, keys in byte order, as
+            // g_variant_print(value, TRUE) writes it: `{'outbox': <'/home/u/outbox'>}`, or
+            // `@a{sv} {}` for none. It reads in sqlite3 as gdbus and bgsyncctl print options, and
+            // g_variant_parse reads it back with every type.
+            try LegacyOptions.rewriteAsGVariantText(db)
         }
         migrator.registerMigration("conditions: power, expires_at, not_before") { db in
             // NULL: the option was not given (power then counts as 'any', except that a periodic

@@ -13,7 +13,43 @@ public final class MemoryStore: RegistrationStore {
         for registration in registrations { rows[registration.key] = registration }
     }
 
-    public func loadAll() throws(SyncError) -> [Registration] { Array(rows.values) }
+    /// When set, `commit` holds its batch until `completeCommits()` (a commit on a slow disk).
+    public var holdCommits = false
+    /// Each commit's writes, in order.
+    public private(set) var commits: [[StoreWrite]] = []
+    private var held: [(writes: [StoreWrite], completion: (SyncError?) -> Void)] = []
+
+    public var heldCommits: Int { held.count }
+
+    public func forEachStored(_ each: (Registration) -> Void) throws(SyncError) {
+        for registration in rows.values { each(registration) }
+    }
+
+    public func commit(_ writes: [StoreWrite], completion: @escaping (SyncError?) -> Void) {
+        held.append((writes, completion))
+        if !holdCommits { completeCommits() }
+    }
+
+    /// Makes the held commits durable (or fails them with `failure`), oldest first.
+    public func completeCommits() {
+        while !held.isEmpty {
+            let (batch, completion) = held.removeFirst()
+            if let failure {
+                completion(failure)
+                continue
+            }
+            commits.append(batch)
+            for write in batch {
+                writes += 1
+                urgencies.append(.acknowledged)
+                switch write {
+                case .save(let registration): rows[registration.key] = registration
+                case .delete(let key): rows[key] = nil
+                }
+            }
+            completion(nil)
+        }
+    }
 
     public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {
         if let failure { throw failure }

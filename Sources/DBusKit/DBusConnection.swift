@@ -1,3 +1,4 @@
+import BGSyncValue
 import CDBus
 import MainLoop
 
@@ -82,7 +83,7 @@ public final class DBusConnection {
     /// Blocking method call (for clients and tests). Timeout in seconds (infinity waits forever).
     /// Messages arriving meanwhile are queued and dispatched afterwards.
     public func call(destination: String, path: String, interface: String, method: String,
-                     arguments: [DBusValue] = [], timeout: Double = 25) throws(DBusError) -> [DBusValue] {
+                     arguments: [Value] = [], timeout: Double = 25) throws(DBusError) -> [Value] {
         try checkOpen()
         try Names.busName(destination)
         try Names.path(path)
@@ -111,7 +112,7 @@ public final class DBusConnection {
     /// Queues a signal; an attached connection writes it from the loop, otherwise call `flush()`.
     /// A value D-Bus cannot carry is reported on stderr and the signal dropped; use `sendSignal`
     /// to handle that yourself.
-    public func emitSignal(path: String, interface: String, name: String, arguments: [DBusValue]) {
+    public func emitSignal(path: String, interface: String, name: String, arguments: [Value]) {
         do throws(DBusError) {
             try sendSignal(path: path, interface: interface, name: name, arguments: arguments)
         } catch {
@@ -120,7 +121,7 @@ public final class DBusConnection {
     }
 
     /// Sends a signal, throwing when the names or arguments are not valid for D-Bus.
-    public func sendSignal(path: String, interface: String, name: String, arguments: [DBusValue]) throws(DBusError) {
+    public func sendSignal(path: String, interface: String, name: String, arguments: [Value]) throws(DBusError) {
         try checkOpen()
         try Names.path(path)
         try Names.interface(interface)
@@ -204,6 +205,9 @@ public final class DBusConnection {
 
     // MARK: Internals
 
+    /// The loop the connection is attached to, if any.
+    var loop: MainLoop? { integration?.loop }
+
     func isExporting(_ object: DBusExportedObject, at path: String) -> Bool {
         !closed && exportedPaths[path] == ObjectIdentifier(object)
     }
@@ -246,8 +250,8 @@ public final class DBusConnection {
         guard dbus_message_get_type(message) == DBUS_MESSAGE_TYPE_SIGNAL else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
         let header = MessageHeader(message)
         guard let interface = header.interface else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
-        var arguments: [DBusValue]?
-        func decoded() -> [DBusValue]? {
+        var arguments: [Value]?
+        func decoded() -> [Value]? {
             if arguments == nil { arguments = try? MessageCoding.arguments(of: message) }
             return arguments
         }

@@ -58,6 +58,20 @@ final class LoopIntegration {
         if events.rawValue & Int16(POLLHUP) != 0 { flags |= DBUS_WATCH_HANGUP.rawValue }
         if events.rawValue & Int16(POLLERR) != 0 { flags |= DBUS_WATCH_ERROR.rawValue }
         _ = dbus_watch_handle(watch, flags)
+        // libdbus reads at most 2 KiB per call: read what the socket holds now (up to 256 KiB),
+        // so that the calls queued behind a flood reach the fair queue (DBusExportedObject) and
+        // are served in their turn, not after everything the flooder sent first. libdbus's
+        // limit on received bytes still holds (it disables the watch when reached).
+        if flags & DBUS_WATCH_READABLE.rawValue != 0 {
+            let fd = dbus_watch_get_unix_fd(watch)
+            var reads = 1
+            var peek: UInt8 = 0
+            while reads < 128, !invalidated, watches[watch] != nil, dbus_watch_get_enabled(watch) != 0,
+                  recv(fd, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0 {
+                _ = dbus_watch_handle(watch, DBUS_WATCH_READABLE.rawValue)
+                reads += 1
+            }
+        }
         scheduleDispatchIfNeeded()
     }
 

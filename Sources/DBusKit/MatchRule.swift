@@ -1,3 +1,5 @@
+import BGSyncValue
+
 /// The parts of a D-Bus match rule used to route received signals to their handler.
 /// The bus does the real filtering; this only tells which subscription a signal belongs to.
 struct MatchRule {
@@ -43,7 +45,7 @@ struct MatchRule {
         return true
     }
 
-    func matchesArguments(_ arguments: [DBusValue]) -> Bool {
+    func matchesArguments(_ arguments: [Value]) -> Bool {
         for (key, wanted) in fields where key.hasPrefix("arg") {
             guard let index = Int(key.dropFirst(3)) else { continue }  // argNpath, arg0namespace: bus-side only
             guard index < arguments.count, case .string(let value) = arguments[index], value == wanted else { return false }

@@ -1,3 +1,7 @@
+import BGSyncValue
+#if canImport(Glibc)
+import Glibc
+#endif
 import CDBus
 
 /// Reading and writing message bodies. Everything is checked before it reaches libdbus, whose
@@ -8,7 +12,7 @@ enum MessageCoding {
 
     // MARK: Writing
 
-    static func append(_ values: [DBusValue], to message: OpaquePointer) throws(DBusError) {
+    static func append(_ values: [Value], to message: OpaquePointer) throws(DBusError) {
         for value in values { try validate(value, depth: 0) }
         var iter = DBusMessageIter()
         dbus_message_iter_init_append(message, &iter)
@@ -18,7 +22,7 @@ enum MessageCoding {
     }
 
     /// Checks what libdbus would otherwise abort on: element types, strings, paths, signatures, depth.
-    static func validate(_ value: DBusValue, depth: Int) throws(DBusError) {
+    static func validate(_ value: Value, depth: Int) throws(DBusError) {
         guard depth <= maximumDepth else {
             throw .invalidArgs("value nested deeper than \(maximumDepth) containers; D-Bus cannot carry it")
         }
@@ -89,7 +93,7 @@ enum MessageCoding {
         }
     }
 
-    private static func append(_ value: DBusValue, to iter: inout DBusMessageIter) -> Bool {
+    private static func append(_ value: Value, to iter: inout DBusMessageIter) -> Bool {
         switch value {
         case .byte(let v): return appendBasic(&iter, DBUS_TYPE_BYTE, v)
         case .bool(let v): return appendBasic(&iter, DBUS_TYPE_BOOLEAN, dbus_bool_t(v ? 1 : 0))
@@ -103,21 +107,17 @@ enum MessageCoding {
         case .string(let s): return appendString(&iter, DBUS_TYPE_STRING, s)
         case .objectPath(let s): return appendString(&iter, DBUS_TYPE_OBJECT_PATH, s)
         case .signature(let s): return appendString(&iter, DBUS_TYPE_SIGNATURE, s)
-        case .array(let element, let items):
-            if element == "y" {
-                let bytes: [UInt8] = items.map { item -> UInt8 in
-                    if case .byte(let b) = item { return b }
-                    return 0
-                }
-                return appendContainer(&iter, DBUS_TYPE_ARRAY, element) { sub in
-                    bytes.withUnsafeBufferPointer { buffer in
-                        var base = buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!
-                        return withUnsafePointer(to: &base) {
-                            dbus_message_iter_append_fixed_array(&sub, DBUS_TYPE_BYTE, $0, Int32(buffer.count)) != 0
-                        }
+        case .bytes, .array("y", _):
+            let bytes = value.bytesValue ?? []
+            return appendContainer(&iter, DBUS_TYPE_ARRAY, "y") { sub in
+                bytes.withUnsafeBufferPointer { buffer in
+                    var base = buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!
+                    return withUnsafePointer(to: &base) {
+                        dbus_message_iter_append_fixed_array(&sub, DBUS_TYPE_BYTE, $0, Int32(buffer.count)) != 0
                     }
                 }
             }
+        case .array(let element, let items):
             return appendContainer(&iter, DBUS_TYPE_ARRAY, element) { sub in
                 items.allSatisfy { append($0, to: &sub) }
             }
@@ -159,17 +159,36 @@ enum MessageCoding {
 
     // MARK: Reading
 
-    /// All arguments of `message`; a message with no arguments gives [].
-    static func arguments(of message: OpaquePointer) throws(DBusError) -> [DBusValue] {
-        var iter = DBusMessageIter()
-        guard dbus_message_iter_init(message, &iter) != 0 else { return [] }
-        return try readAll(&iter)
+    /// What is left of a message's `DecodingLimit` while it is read.
+    struct Budget {
+        var left: Int
+        let limit: DecodingLimit
+
+        init(_ limit: DecodingLimit) {
+            self.limit = limit
+            left = limit.bytes
+        }
+
+        /// Takes `bytes` from the budget, before the value they make is built.
+        mutating func spend(_ bytes: Int) throws(DBusError) {
+            guard bytes <= left else { throw limit.error }
+            left -= bytes
+        }
     }
 
-    private static func readAll(_ iter: inout DBusMessageIter) throws(DBusError) -> [DBusValue] {
-        var values: [DBusValue] = []
+    /// All arguments of `message`; a message with no arguments gives []. Values are built only
+    /// while they fit in `limit`.
+    static func arguments(of message: OpaquePointer, limit: DecodingLimit = .none) throws(DBusError) -> [Value] {
+        var iter = DBusMessageIter()
+        guard dbus_message_iter_init(message, &iter) != 0 else { return [] }
+        var budget = Budget(limit)
+        return try readAll(&iter, &budget)
+    }
+
+    private static func readAll(_ iter: inout DBusMessageIter, _ budget: inout Budget) throws(DBusError) -> [Value] {
+        var values: [Value] = []
         while dbus_message_iter_get_arg_type(&iter) != DBUS_TYPE_INVALID {
-            values.append(try read(&iter))
+            values.append(try read(&iter, &budget))
             dbus_message_iter_next(&iter)
         }
         return values
@@ -181,10 +200,11 @@ enum MessageCoding {
         return value
     }
 
-    /// Strings are borrowed from the message: copy them out now.
-    private static func string(_ iter: inout DBusMessageIter) -> String {
+    /// Strings are borrowed from the message: their length is paid for, then they are copied out.
+    private static func string(_ iter: inout DBusMessageIter, _ budget: inout Budget) throws(DBusError) -> String {
         let pointer: UnsafePointer<CChar>? = basic(&iter, nil)
         guard let pointer else { return "" }
+        try budget.spend(strlen(pointer) + 5)
         return String(cString: pointer)  // libdbus has validated it as UTF-8
     }
 
@@ -194,31 +214,39 @@ enum MessageCoding {
         return String(cString: raw)
     }
 
-    private static func read(_ iter: inout DBusMessageIter) throws(DBusError) -> DBusValue {
+    private static func fixed<T>(
+        _ iter: inout DBusMessageIter, _ budget: inout Budget, _ zero: T
+    ) throws(DBusError) -> T {
+        try budget.spend(MemoryLayout<T>.size)
+        return basic(&iter, zero)
+    }
+
+    private static func read(_ iter: inout DBusMessageIter, _ budget: inout Budget) throws(DBusError) -> Value {
         let type = dbus_message_iter_get_arg_type(&iter)
         switch type {
-        case DBUS_TYPE_BYTE: return .byte(basic(&iter, UInt8(0)))
-        case DBUS_TYPE_BOOLEAN: return .bool(basic(&iter, dbus_bool_t(0)) != 0)
-        case DBUS_TYPE_INT16: return .int16(basic(&iter, Int16(0)))
-        case DBUS_TYPE_UINT16: return .uint16(basic(&iter, UInt16(0)))
-        case DBUS_TYPE_INT32: return .int32(basic(&iter, Int32(0)))
-        case DBUS_TYPE_UINT32: return .uint32(basic(&iter, UInt32(0)))
-        case DBUS_TYPE_INT64: return .int64(basic(&iter, Int64(0)))
-        case DBUS_TYPE_UINT64: return .uint64(basic(&iter, UInt64(0)))
-        case DBUS_TYPE_DOUBLE: return .double(basic(&iter, Double(0)))
-        case DBUS_TYPE_STRING: return .string(string(&iter))
-        case DBUS_TYPE_OBJECT_PATH: return .objectPath(string(&iter))
-        case DBUS_TYPE_SIGNATURE: return .signature(string(&iter))
+        case DBUS_TYPE_BYTE: return .byte(try fixed(&iter, &budget, UInt8(0)))
+        case DBUS_TYPE_BOOLEAN: return .bool(try fixed(&iter, &budget, dbus_bool_t(0)) != 0)
+        case DBUS_TYPE_INT16: return .int16(try fixed(&iter, &budget, Int16(0)))
+        case DBUS_TYPE_UINT16: return .uint16(try fixed(&iter, &budget, UInt16(0)))
+        case DBUS_TYPE_INT32: return .int32(try fixed(&iter, &budget, Int32(0)))
+        case DBUS_TYPE_UINT32: return .uint32(try fixed(&iter, &budget, UInt32(0)))
+        case DBUS_TYPE_INT64: return .int64(try fixed(&iter, &budget, Int64(0)))
+        case DBUS_TYPE_UINT64: return .uint64(try fixed(&iter, &budget, UInt64(0)))
+        case DBUS_TYPE_DOUBLE: return .double(try fixed(&iter, &budget, Double(0)))
+        case DBUS_TYPE_STRING: return .string(try string(&iter, &budget))
+        case DBUS_TYPE_OBJECT_PATH: return .objectPath(try string(&iter, &budget))
+        case DBUS_TYPE_SIGNATURE: return .signature(try string(&iter, &budget))
         case DBUS_TYPE_VARIANT:
             var sub = DBusMessageIter()
             dbus_message_iter_recurse(&iter, &sub)
-            return .variant(try read(&sub))
+            try budget.spend(2 + currentSignature(&sub).utf8.count)
+            return .variant(try read(&sub, &budget))
         case DBUS_TYPE_STRUCT:
             var sub = DBusMessageIter()
             dbus_message_iter_recurse(&iter, &sub)
-            return .structure(try readAll(&sub))
+            return .structure(try readAll(&sub, &budget))
         case DBUS_TYPE_ARRAY:
-            return try readArray(&iter)
+            return try readArray(&iter, &budget)
         case DBUS_TYPE_UNIX_FD:
             // Not supported; not reading it leaves the descriptor to be closed with the message.
             throw .notSupported("unix file descriptors are not supported")
@@ -227,34 +255,35 @@ enum MessageCoding {
         }
     }
 
-    private static func readArray(_ iter: inout DBusMessageIter) throws(DBusError) -> DBusValue {
-        let signature = currentSignature(&iter)  // e.g. "ay", "a{sv}"
-        let element = String(signature.dropFirst())
+    private static func readArray(_ iter: inout DBusMessageIter, _ budget: inout Budget) throws(DBusError) -> Value {
+        try budget.spend(4)
         var sub = DBusMessageIter()
         dbus_message_iter_recurse(&iter, &sub)
         if dbus_message_iter_get_element_type(&iter) == DBUS_TYPE_BYTE {
+            // One copy of the bytes, and only once their count fits the budget.
             var pointer: UnsafePointer<UInt8>? = nil
             var count: Int32 = 0
             withUnsafeMutablePointer(to: &pointer) { dbus_message_iter_get_fixed_array(&sub, $0, &count) }
-            let bytes = pointer.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? []
-            return .array(elementSignature: "y", bytes.map { .byte($0) })
+            try budget.spend(Int(count))
+            return .bytes(pointer.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? [])
         }
+        let element = String(currentSignature(&iter).dropFirst())  // "ay" → "y", "a{sv}" → "{sv}"
         if element.first == "{" {
             let inner = Array(element.dropFirst().dropLast())
             let key = String(inner.prefix(1))
             let value = String(inner.dropFirst())
-            var entries: [DBusDictEntry] = []
+            var entries: [Value.DictEntry] = []
             while dbus_message_iter_get_arg_type(&sub) == DBUS_TYPE_DICT_ENTRY {
                 var pair = DBusMessageIter()
                 dbus_message_iter_recurse(&sub, &pair)
-                let k = try read(&pair)
+                let k = try read(&pair, &budget)
                 dbus_message_iter_next(&pair)
-                let v = try read(&pair)
-                entries.append(DBusDictEntry(key: k, value: v))
+                let v = try read(&pair, &budget)
+                entries.append(Value.DictEntry(key: k, value: v))
                 dbus_message_iter_next(&sub)
             }
             return .dictionary(keySignature: key, valueSignature: value, entries)
         }
-        return .array(elementSignature: element, try readAll(&sub))
+        return .array(elementSignature: element, try readAll(&sub, &budget))
     }
 }

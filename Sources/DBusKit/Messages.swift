@@ -1,3 +1,4 @@
+import BGSyncValue
 import CDBus
 
 /// Where to connect.
@@ -16,9 +17,9 @@ public struct DBusSignal: Sendable {
     public var path: String
     public var interface: String
     public var member: String
-    public var arguments: [DBusValue]
+    public var arguments: [Value]
 
-    public init(sender: String, path: String, interface: String, member: String, arguments: [DBusValue]) {
+    public init(sender: String, path: String, interface: String, member: String, arguments: [Value]) {
         self.sender = sender
         self.path = path
         self.interface = interface
@@ -36,9 +37,9 @@ public struct DBusMethodCall: Sendable {
     public var member: String
     /// The signature of `arguments` as sent.
     public var signature: String
-    public var arguments: [DBusValue]
+    public var arguments: [Value]
 
-    public init(sender: String, path: String, interface: String?, member: String, signature: String, arguments: [DBusValue]) {
+    public init(sender: String, path: String, interface: String?, member: String, signature: String, arguments: [Value]) {
         self.sender = sender
         self.path = path
         self.interface = interface

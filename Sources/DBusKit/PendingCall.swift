@@ -1,3 +1,4 @@
+import BGSyncValue
 import CDBus
 
 /// The answer to an asynchronous call: who sent it, the body's signature, and either the
@@ -9,9 +10,9 @@ public struct DBusReply: Sendable {
     /// for a reply libdbus made up (the timeout, or a lost connection).
     public var sender: String
     public var signature: String
-    public var result: Result<[DBusValue], DBusError>
+    public var result: Result<[Value], DBusError>
 
-    public init(sender: String, signature: String, result: Result<[DBusValue], DBusError>) {
+    public init(sender: String, signature: String, result: Result<[Value], DBusError>) {
         self.sender = sender
         self.signature = signature
         self.result = result
@@ -137,7 +138,7 @@ extension DBusConnection {
     /// Throws only for names and arguments that cannot be sent at all.
     @discardableResult
     public func callAsync(
-        destination: String, path: String, interface: String, method: String, arguments: [DBusValue] = [],
+        destination: String, path: String, interface: String, method: String, arguments: [Value] = [],
         timeout: Double, autoStart: Bool = true, replySignature: String? = nil,
         completion: @escaping (DBusReply) -> Void
     ) throws(DBusError) -> DBusPendingCall {

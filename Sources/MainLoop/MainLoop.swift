@@ -45,6 +45,7 @@ public final class MainLoop: @unchecked Sendable {
 
     private var watches: [Watch] = []
     private var timers: [Timer] = []
+    private var iterationEndHandlers: [() -> Void] = []
     private let wakeFD: Int32
     private let posted = Mutex<[@Sendable () -> Void]>([])
     private let stopRequested = Atomic<Bool>(false)
@@ -88,6 +89,12 @@ public final class MainLoop: @unchecked Sendable {
     public func cancelTimer(_ timer: Timer) {
         timer.cancelled = true
         timers.removeAll { $0 === timer }
+    }
+
+    /// Runs `handler` at the end of every iteration, after the watches and timers that fired (to
+    /// write out in one go what they produced).
+    public func addIterationEndHandler(_ handler: @escaping () -> Void) {
+        iterationEndHandlers.append(handler)
     }
 
     /// Runs `block` on the loop thread soon. Safe from any thread.
@@ -146,6 +153,7 @@ public final class MainLoop: @unchecked Sendable {
                 timer.handler()
             }
         }
+        for handler in iterationEndHandlers { handler() }
         return handled
     }
 

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import BGSyncWorkers
 
 import struct Foundation.Date
@@ -65,9 +66,9 @@ final class EventContext {
     }
 
     /// The named option, seen through any variant the caller wrapped it in.
-    func option(_ name: UnsafePointer<CChar>?) -> OptionValue? {
+    func option(_ name: UnsafePointer<CChar>?) -> Value? {
         guard let name else { return nil }
-        return event.options[String(cString: name)]?.unwrapped
+        return event.options[String(cString: name)]?.unwrappingVariants
     }
 
     /// A C string for `text`, made once per `key` and kept until the event ends, so that calling
@@ -88,62 +89,5 @@ final class EventContext {
         }
         buffers[key] = buffer
         return (UnsafeRawPointer(buffer), content.count)
-    }
-}
-
-/// How the typed accessors read options (the rules written in bgsync-plugin.h).
-extension OptionValue {
-    var unwrapped: OptionValue {
-        if case .variant(let inner) = self { return inner.unwrapped }
-        return self
-    }
-
-    var boolValue: Bool? {
-        if case .bool(let v) = self { return v }
-        return nil
-    }
-
-    /// Any integer type, if it fits in Int64.
-    var int64Value: Int64? {
-        switch self {
-        case .byte(let v): Int64(v)
-        case .int16(let v): Int64(v)
-        case .uint16(let v): Int64(v)
-        case .int32(let v): Int64(v)
-        case .uint32(let v): Int64(v)
-        case .int64(let v): v
-        case .uint64(let v): Int64(exactly: v)
-        default: nil
-        }
-    }
-
-    /// A double, or any integer converted.
-    var doubleValue: Double? {
-        switch self {
-        case .double(let v): v
-        case .uint64(let v): Double(v)
-        default: int64Value.map(Double.init)
-        }
-    }
-
-    /// The items of an `as`.
-    var stringArray: [String]? {
-        guard case .array("s", let items) = self else { return nil }
-        return items.map { $0.stringValue ?? "" }
-    }
-
-    /// The entries of a dictionary with string keys and string (or variant) values; a value
-    /// that is not a string is nil.
-    var stringDictionary: [(key: String, value: String?)]? {
-        guard case .dictionary(let keyType, let valueType, let entries) = self,
-            ["s", "o", "g"].contains(keyType), ["s", "o", "g", "v"].contains(valueType)
-        else { return nil }
-        return entries.map { (key: $0.key.stringValue ?? "", value: $0.value.stringValue) }
-    }
-
-    /// The bytes of an `ay`.
-    var byteArray: [UInt8]? {
-        guard case .array("y", let items) = self else { return nil }
-        return items.map { if case .byte(let b) = $0 { b } else { 0 } }
     }
 }

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import BGSyncWorkers
 import CBGSyncPlugin
 import CWorkerCancel
@@ -30,6 +31,8 @@ enum HostTable {
         host.deadline = { event in EventContext.from(event)?.deadline.timeIntervalSince1970 ?? 0 }
         host.periodic = { event in EventContext.from(event)?.event.key.kind == .periodic }
 
+        // The typed accessors read options by BGSyncValue's rules (`Value+Accessors.swift`),
+        // the same ones HandlerKit's `HandlerOptions` applies: one set of rules for every reader.
         host.option_count = { event in EventContext.from(event)?.names.count ?? 0 }
         host.option_name = { event, index in
             guard let context = EventContext.from(event), index < context.names.count else { return nil }
@@ -57,36 +60,36 @@ enum HostTable {
             return true
         }
         host.option_double = { event, name, out in
-            guard let value = EventContext.from(event)?.option(name)?.doubleValue else { return false }
+            guard let value = EventContext.from(event)?.option(name)?.numberValue else { return false }
             out?.pointee = value
             return true
         }
         host.option_strv_length = { event, name in
-            EventContext.from(event)?.option(name)?.stringArray?.count ?? 0
+            EventContext.from(event)?.option(name)?.stringsValue?.count ?? 0
         }
         host.option_strv_item = { event, name, index in
-            guard let context = EventContext.from(event), let items = context.option(name)?.stringArray,
+            guard let context = EventContext.from(event), let items = context.option(name)?.stringsValue,
                 index < items.count
             else { return nil }
             return context.cString("strv\0\(String(cString: name!))\0\(index)") { items[index] }
         }
         host.option_dict_length = { event, name in
-            EventContext.from(event)?.option(name)?.stringDictionary?.count ?? 0
+            EventContext.from(event)?.option(name)?.stringPairsValue?.count ?? 0
         }
         host.option_dict_key = { event, name, index in
-            guard let context = EventContext.from(event), let entries = context.option(name)?.stringDictionary,
+            guard let context = EventContext.from(event), let entries = context.option(name)?.stringPairsValue,
                 index < entries.count
             else { return nil }
             return context.cString("dkey\0\(String(cString: name!))\0\(index)") { entries[index].key }
         }
         host.option_dict_value = { event, name, index in
-            guard let context = EventContext.from(event), let entries = context.option(name)?.stringDictionary,
+            guard let context = EventContext.from(event), let entries = context.option(name)?.stringPairsValue,
                 index < entries.count
             else { return nil }
             return context.cString("dvalue\0\(String(cString: name!))\0\(index)") { entries[index].value }
         }
         host.option_bytes = { event, name, length in
-            guard let context = EventContext.from(event), let bytes = context.option(name)?.byteArray,
+            guard let context = EventContext.from(event), let bytes = context.option(name)?.bytesValue,
                 let (pointer, count) = context.bytes("bytes\0\(String(cString: name!))", bytes)
             else { return nil }
             length?.pointee = count

@@ -1,3 +1,4 @@
+import BGSyncValue
 import DBusKit
 
 /// The agent's bus surface: org.bgsync at /org/bgsync/Manager, interface org.bgsync.Manager.
@@ -17,7 +18,7 @@ struct AgentClient {
         }
     }
 
-    func call(_ method: String, _ arguments: [DBusValue] = []) throws(CLIFailure) -> [DBusValue] {
+    func call(_ method: String, _ arguments: [Value] = []) throws(CLIFailure) -> [Value] {
         do throws(DBusError) {
             return try connection.call(destination: Self.busName, path: Self.path, interface: Self.interface,
                                        method: method, arguments: arguments)
@@ -27,8 +28,8 @@ struct AgentClient {
     }
 
     /// All org.bgsync.Manager properties.
-    func properties() throws(CLIFailure) -> [String: DBusValue] {
-        let reply: [DBusValue]
+    func properties() throws(CLIFailure) -> [String: Value] {
+        let reply: [Value]
         do throws(DBusError) {
             reply = try connection.call(destination: Self.busName, path: Self.path,
                                         interface: "org.freedesktop.DBus.Properties", method: "GetAll",
@@ -40,7 +41,7 @@ struct AgentClient {
         return properties
     }
 
-    static func unexpected(_ method: String, _ reply: [DBusValue]) -> CLIFailure {
+    static func unexpected(_ method: String, _ reply: [Value]) -> CLIFailure {
         CLIFailure(exitCode: ExitStatus.agentError,
                    message: "unexpected reply to \(method) from bgsyncd: (\(reply.map(\.gvariantText).joined(separator: ", ")))")
     }

@@ -1,3 +1,4 @@
+import BGSyncValue
 import DBusKit
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,7 @@ enum FileHandleOutput {
 /// JSON text for D-Bus values: variants are unwrapped, string-keyed dictionaries become objects,
 /// other dictionaries arrays of [key, value] pairs, structures arrays.
 enum JSON {
-    static func text(_ value: DBusValue) -> String {
+    static func text(_ value: Value) -> String {
         switch value {
         case .bool(let b): b ? "true" : "false"
         case .byte(let v): "\(v)"
@@ -31,6 +32,7 @@ enum JSON {
         case .uint64(let v): "\(v)"
         case .double(let d): d.isFinite ? "\(d)" : "null"
         case .string(let s), .objectPath(let s), .signature(let s): string(s)
+        case .bytes(let bytes): "[" + bytes.map { "\($0)" }.joined(separator: ",") + "]"
         case .array(_, let items): "[" + items.map(text).joined(separator: ",") + "]"
         case .structure(let fields): "[" + fields.map(text).joined(separator: ",") + "]"
         case .variant(let inner): text(inner)
@@ -69,7 +71,7 @@ enum JSON {
 
 /// Text for people.
 enum Human {
-    static func value(_ value: DBusValue) -> String {
+    static func value(_ value: Value) -> String {
         switch value.unwrappingVariants {
         case .string(let s): s
         case .bool(let b): b ? "yes" : "no"

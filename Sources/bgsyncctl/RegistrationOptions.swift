@@ -1,4 +1,5 @@
 import ArgumentParser
+import BGSyncValue
 import DBusKit
 
 /// The `a{sv}` options of a registration, from `-o key=value` and the reserved-key flags.
@@ -30,9 +31,9 @@ struct RegistrationOptions: ParsableArguments {
         "Do not fire for this many seconds (reserved option 'not-before').", valueName: "seconds"))
     var notBefore: UInt64?
 
-    func dictionary() throws(CLIFailure) -> DBusValue {
-        var entries: [(String, DBusValue)] = []
-        func set(_ key: String, _ value: DBusValue) {
+    func dictionary() throws(CLIFailure) -> Value {
+        var entries: [(String, Value)] = []
+        func set(_ key: String, _ value: Value) {
             entries.removeAll { $0.0 == key }
             entries.append((key, value))
         }
@@ -54,13 +55,13 @@ struct RegistrationOptions: ParsableArguments {
     }
 
     /// One `key=value`. Values for reserved keys get the type the agent expects.
-    static func parse(_ text: String) throws(CLIFailure) -> (String, DBusValue) {
+    static func parse(_ text: String) throws(CLIFailure) -> (String, Value) {
         guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
             throw .usage("option '\(text)' should be key=value")
         }
         let key = String(text[..<equals])
         let raw = String(text[text.index(after: equals)...])
-        var value = (try? DBusValue.parse(gvariantText: raw)) ?? .string(raw)
+        var value = (try? Value.parse(gvariantText: raw)) ?? .string(raw)
         if key == "max-attempts" {
             guard let count = value.int64Value, let fitting = UInt32(exactly: count) else {
                 throw .usage("max-attempts must be a whole number, not '\(raw)'")

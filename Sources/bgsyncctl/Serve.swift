@@ -1,4 +1,5 @@
 import ArgumentParser
+import BGSyncValue
 import CBGSyncInterface
 import DBusKit
 import MainLoop
@@ -73,7 +74,7 @@ struct Serve: ParsableCommand {
         let (json, outcome, detail, retryAfter, count) = (shared.json, outcome, detail, retryAfter, count)
         object.addMethod(interface: Self.interface, name: "Sync", inSignature: "sa{sv}") { call in
             FileHandleOutput.line(Self.line(for: call, outcome: outcome.rawValue, json: json))
-            var result: [(String, DBusValue)] = []
+            var result: [(String, Value)] = []
             if let detail { result.append(("detail", .string(detail))) }
             if let retryAfter, outcome == .retry { result.append(("retry-after", .double(retryAfter))) }
             answered += 1

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BGSyncValue
 import DBusKit
 
 struct Status: ParsableCommand {
@@ -65,7 +66,7 @@ struct Status: ParsableCommand {
     }
 
     /// "3/10 (3 files sent, 1200 bytes)" from (done, total, text); "3" when the total is unknown.
-    static func progress(_ value: DBusValue) -> String {
+    static func progress(_ value: Value) -> String {
         guard case .structure(let fields) = value.unwrappingVariants, fields.count == 3,
             let done = fields[0].uint64Value, let total = fields[1].uint64Value
         else { return Human.value(value) }

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 import Testing
 
@@ -11,7 +12,7 @@ import struct Foundation.Date
 struct AppContractTests {
     let app = "org.example.Chat"
 
-    private func reply(_ outcome: String, _ result: [(String, DBusValue)] = []) -> HandlerOutcome {
+    private func reply(_ outcome: String, _ result: [(String, Value)] = []) -> HandlerOutcome {
         AppContract.outcome(ofReply: [.string(outcome), .stringVariantDictionary(result)], appID: app)
     }
 

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import DBusKit
 import Foundation
 import Logging
@@ -30,7 +31,7 @@ import Testing
         bus.kill()
     }
 
-    func event(_ tag: String = "outbox", timeout: Double = 10, options: [String: OptionValue] = [:]) -> SyncEvent {
+    func event(_ tag: String = "outbox", timeout: Double = 10, options: [String: Value] = [:]) -> SyncEvent {
         SyncEvent(
             id: 1, key: RegistrationKey(appID: Self.app, tag: tag, kind: .oneOff), handler: "app", options: options,
             attempt: 2, lastChance: false, deadline: Date().addingTimeInterval(timeout))
@@ -56,7 +57,7 @@ import Testing
         let connection: Unchecked<DBusConnection>
         var calls: [DBusMethodCall] = []
 
-        init(address: String, reply: @escaping @Sendable (DBusMethodCall) -> [DBusValue]) throws {
+        init(address: String, reply: @escaping @Sendable (DBusMethodCall) -> [Value]) throws {
             let loop = thread.loop
             let made = try thread.run { () throws -> DBusConnection in
                 let connection = try DBusConnection(bus: .address(address))

@@ -1,5 +1,6 @@
 import BGSyncCore
 import BGSyncTestSupport
+import BGSyncValue
 import DBusKit
 import Foundation
 import Logging
@@ -38,6 +39,9 @@ import Testing
                 network: .offline)
             service = ManagerService(scheduler: scheduler, connection: connection, logger: Logger(label: "test"))
             scheduler.observer = service
+            // As the agent does: sync signals go out at the end of each loop iteration, after the
+            // outcomes before them are written (MemoryStore writes at once).
+            loop.addIterationEndHandler { [unowned service] in service.sendHeldSignals { $0() } }
             try scheduler.start()
             connection.attach(to: loop)
         }
@@ -68,13 +72,13 @@ import Testing
     }
 
     @discardableResult
-    func call(_ method: String, _ arguments: [DBusValue]) throws(DBusError) -> [DBusValue] {
+    func call(_ method: String, _ arguments: [Value]) throws(DBusError) -> [Value] {
         try client.call(
             destination: ManagerService.busName, path: ManagerService.objectPath, interface: ManagerService.interface,
             method: method, arguments: arguments, timeout: 10)
     }
 
-    func property(_ name: String) throws(DBusError) -> DBusValue? {
+    func property(_ name: String) throws(DBusError) -> Value? {
         try client.call(
             destination: ManagerService.busName, path: ManagerService.objectPath,
             interface: "org.freedesktop.DBus.Properties", method: "Get",

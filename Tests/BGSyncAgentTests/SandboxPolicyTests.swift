@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import Testing
 
 @testable import BGSyncAgent
@@ -60,7 +61,7 @@ struct SandboxParsingTests {
             "exec": HandlerInfo(name: "exec", description: "", sandboxSafe: false),
         ]
         let flat = CallerSandbox.flatpak(appID: "org.example.Flat")
-        func check(_ caller: CallerSandbox, _ app: String, _ handler: String?, _ options: [String: OptionValue] = [:]) throws(SyncError) {
+        func check(_ caller: CallerSandbox, _ app: String, _ handler: String?, _ options: [String: Value] = [:]) throws(SyncError) {
             try SandboxPolicy.check(
                 caller: caller, member: "Register", appID: app, handler: handler, options: options, handlers: handlers,
                 home: "/home/u")
@@ -71,7 +72,7 @@ struct SandboxParsingTests {
         #expect(throws: SyncError.self) { try check(flat, "org.example.Other", nil) }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "exec") }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["url": .string("file:///etc/passwd")]) }
-        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementType: "y", [])]) }
+        #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "upload", ["outbox": .array(elementSignature: "y", [])]) }
         #expect(throws: SyncError.self) { try check(.flatpak(appID: nil), "org.example.Flat", nil) }
         do {
             try check(flat, "org.example.Other", nil)

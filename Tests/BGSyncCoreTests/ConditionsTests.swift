@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import BGSyncTestSupport
 import Testing
 
@@ -178,7 +179,7 @@ struct ConditionsTests {
     }
 
     @Test func expiryAndStartAreValidated() {
-        func request(_ options: [String: OptionValue]) throws {
+        func request(_ options: [String: Value]) throws {
             _ = try RegistrationRequest(appID: "org.example.Chat", tag: "t", handler: "upload", options: options)
         }
         #expect(throws: SyncError.self) { try request(["expires-after": .uint32(0)]) }

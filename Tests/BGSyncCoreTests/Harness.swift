@@ -1,5 +1,6 @@
 import BGSyncCore
 import BGSyncTestSupport
+import BGSyncValue
 import struct Foundation.Date
 
 /// A scheduler wired to fakes, with short names for what the tests do most.
@@ -23,11 +24,11 @@ final class Harness {
         try scheduler.start()
     }
 
-    func register(_ tag: String = "outbox", app: String = "org.example.Chat", options: [String: OptionValue] = [:]) throws {
+    func register(_ tag: String = "outbox", app: String = "org.example.Chat", options: [String: Value] = [:]) throws {
         try scheduler.register(RegistrationRequest(appID: app, tag: tag, handler: "upload", options: options))
     }
 
-    func registerPeriodic(_ tag: String = "news", every interval: Double, options: [String: OptionValue] = [:]) throws {
+    func registerPeriodic(_ tag: String = "news", every interval: Double, options: [String: Value] = [:]) throws {
         try scheduler.register(RegistrationRequest(
             appID: "org.example.Chat", tag: tag, kind: .periodic, handler: "upload", options: options, minInterval: interval))
     }

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import Testing
 
 @Suite("Limits and bad input")
@@ -28,10 +29,10 @@ struct LimitsTests {
 
     @Test func optionsAreBoundedInSize() throws {
         let h = try Harness()
-        let big: [String: OptionValue] = ["blob": .array(elementType: "y", Array(repeating: .byte(1), count: 70_000))]
+        let big: [String: Value] = ["blob": .array(elementSignature: "y", Array(repeating: .byte(1), count: 70_000))]
         #expect(code { try h.register(options: big) } == .invalidArgument)
         #expect(h.scheduler.count == 0)
-        try h.register(options: ["blob": .array(elementType: "y", Array(repeating: .byte(1), count: 60_000))])
+        try h.register(options: ["blob": .array(elementSignature: "y", Array(repeating: .byte(1), count: 60_000))])
     }
 
     @Test func reservedOptionsAreTypeChecked() throws {

@@ -1,3 +1,4 @@
+import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
@@ -16,7 +17,7 @@ final class StandInAgent {
     let connection: DBusConnection
     let object: DBusExportedObject
 
-    static let registration = DBusValue.stringVariantDictionary([
+    static let registration = Value.stringVariantDictionary([
         ("state", .string("waiting")), ("handler", .string("exec")), ("attempts", .uint32(1)),
         ("max-attempts", .uint32(3)), ("next-attempt", .int64(0)), ("network", .string("any")),
         ("last-error", .string("connection refused")),
@@ -28,7 +29,7 @@ final class StandInAgent {
         connection = try DBusConnection(bus: .address(address))
         object = DBusExportedObject(introspectionXML: "<node/>")
         let i = Self.interface
-        func record(_ name: String, _ signature: String, _ reply: @escaping (DBusMethodCall) throws(DBusError) -> [DBusValue]) {
+        func record(_ name: String, _ signature: String, _ reply: @escaping (DBusMethodCall) throws(DBusError) -> [Value]) {
             object.addMethod(interface: i, name: name, inSignature: signature) { [unowned self] call throws(DBusError) in
                 self.calls.append(call)
                 return try reply(call)

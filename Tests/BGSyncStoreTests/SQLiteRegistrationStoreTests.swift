@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import Foundation
 import GRDB
 import Testing
@@ -123,7 +124,7 @@ import Testing
         try store.save(Fixtures.oneOff)
         var changed = Fixtures.oneOff
         changed.handler = "exec"
-        changed.options = ["argv": .array(elementType: "s", [.string("/bin/true")])]
+        changed.options = ["argv": .array(elementSignature: "s", [.string("/bin/true")])]
         changed.state = .pending
         changed.nextAttempt = nil
         changed.attempts = 0

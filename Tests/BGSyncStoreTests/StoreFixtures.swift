@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import Foundation
 
 /// A fresh directory under $TMPDIR, removed by `remove()`.
@@ -35,19 +36,19 @@ struct TemporaryDirectory {
 
 enum Fixtures {
     /// Every kind of option value, nested.
-    static let everyOption: [String: OptionValue] = [
+    static let everyOption: [String: Value] = [
         "bool": .bool(true), "byte": .byte(255), "int16": .int16(-32768), "uint16": .uint16(65535),
         "int32": .int32(Int32.min), "uint32": .uint32(UInt32.max), "int64": .int64(Int64.min),
         "uint64": .uint64(UInt64.max), "double": .double(-0.1), "tiny": .double(.leastNonzeroMagnitude),
         "string": .string("héllo \"wörld\"\n\t✉"), "empty": .string(""),
         "path": .objectPath("/org/example/Chat"), "signature": .signature("a{sv}"),
-        "none": .array(elementType: "s", []),
-        "list": .array(elementType: "v", [.variant(.int32(1)), .variant(.string("two")), .variant(.variant(.bool(false)))]),
-        "map": .dictionary(keyType: "s", valueType: "a(ix)", [
-            .init(key: .string("a"), value: .array(elementType: "(ix)", [.tuple([.int32(1), .int64(-2)])])),
-            .init(key: .string("b"), value: .array(elementType: "(ix)", [])),
+        "none": .array(elementSignature: "s", []),
+        "list": .array(elementSignature: "v", [.variant(.int32(1)), .variant(.string("two")), .variant(.variant(.bool(false)))]),
+        "map": .dictionary(keySignature: "s", valueSignature: "a(ix)", [
+            .init(key: .string("a"), value: .array(elementSignature: "(ix)", [.structure([.int32(1), .int64(-2)])])),
+            .init(key: .string("b"), value: .array(elementSignature: "(ix)", [])),
         ]),
-        "tuple": .tuple([.uint64(0), .tuple([.double(1e300), .objectPath("/")]), .variant(.signature(""))]),
+        "tuple": .structure([.uint64(0), .structure([.double(1e300), .objectPath("/")]), .variant(.signature(""))]),
     ]
 
     static let oneOff = Registration(
@@ -67,7 +68,7 @@ enum Fixtures {
     static func simple(_ tag: String, sequence: Int64, state: RegistrationState = .pending) -> Registration {
         Registration(
             key: RegistrationKey(appID: "org.example.Mail", tag: tag, kind: .oneOff), handler: "exec",
-            options: ["argv": .array(elementType: "s", [.string("true")])], maxAttempts: 3, state: state,
+            options: ["argv": .array(elementSignature: "s", [.string("true")])], maxAttempts: 3, state: state,
             sequence: sequence)
     }
 

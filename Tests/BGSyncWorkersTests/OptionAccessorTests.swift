@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import BGSyncWorkers
 import Foundation
 import Testing
@@ -7,7 +8,7 @@ import Testing
 /// each option as `name:type=value;` in the order option_name gives them).
 @Suite("Option accessors through a real worker")
 struct OptionAccessorTests {
-    func echo(_ options: [String: OptionValue], sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+    func echo(_ options: [String: Value], sourceLocation: SourceLocation = #_sourceLocation) -> String? {
         guard let (worker, plugins) = TestEnvironment.require(sourceLocation: sourceLocation) else { return nil }
         let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["options"], maxWorkers: 1)
         let outcome = harness.run(makeEvent(handler: "options", options: options), sourceLocation: sourceLocation)
@@ -32,11 +33,11 @@ struct OptionAccessorTests {
     func containers() {
         let detail = echo([
             "d": .double(2.5), "double-i": .int32(7),
-            "as": .array(elementType: "s", [.string("a"), .string("b c")]),
-            "empty": .array(elementType: "s", []),
-            "dict": .dictionary(keyType: "s", valueType: "s", [.init(key: .string("k"), value: .string("v")), .init(key: .string("a"), value: .string("z"))]),
-            "sv": .dictionary(keyType: "s", valueType: "v", [.init(key: .string("n"), value: .variant(.int32(1))), .init(key: .string("s"), value: .variant(.string("t")))]),
-            "ay": .array(elementType: "y", [.byte(0), .byte(0xff), .byte(0x10)]),
+            "as": .array(elementSignature: "s", [.string("a"), .string("b c")]),
+            "empty": .array(elementSignature: "s", []),
+            "dict": .dictionary(keySignature: "s", valueSignature: "s", [.init(key: .string("k"), value: .string("v")), .init(key: .string("a"), value: .string("z"))]),
+            "sv": .dictionary(keySignature: "s", valueSignature: "v", [.init(key: .string("n"), value: .variant(.int32(1))), .init(key: .string("s"), value: .variant(.string("t")))]),
+            "ay": .array(elementSignature: "y", [.byte(0), .byte(0xff), .byte(0x10)]),
             "wrapped": .variant(.string("inside")),
         ])
         #expect(detail == "as:as=[a,b c];ay:ay=3:00ff10;d:d=2.5;dict:a{ss}={k=v,a=z};double-i:i=7;empty:as=[];sv:a{sv}={n=NULL,s=t};wrapped:s=inside;")
@@ -45,10 +46,10 @@ struct OptionAccessorTests {
     @Test("option_text prints any option as GVariant text")
     func text() {
         let detail = echo([
-            "text-u": .uint32(7), "text-s": .string("it's"), "text-as": .array(elementType: "s", []),
-            "text-tuple": .tuple([.int32(1), .variant(.int64(2))]),
-            "text-dict": .dictionary(keyType: "s", valueType: "v", [.init(key: .string("a"), value: .variant(.bool(true)))]),
-            "text-d": .double(3), "text-ay": .array(elementType: "y", [.byte(1), .byte(2)]),
+            "text-u": .uint32(7), "text-s": .string("it's"), "text-as": .array(elementSignature: "s", []),
+            "text-tuple": .structure([.int32(1), .variant(.int64(2))]),
+            "text-dict": .dictionary(keySignature: "s", valueSignature: "v", [.init(key: .string("a"), value: .variant(.bool(true)))]),
+            "text-d": .double(3), "text-ay": .array(elementSignature: "y", [.byte(1), .byte(2)]),
         ])
         #expect(detail == #"text-as:as=@as [];text-ay:ay=[byte 0x01, 0x02];text-d:d=3.0;text-dict:a{sv}={'a': <true>};text-s:s="it's";text-tuple:(iv)=(1, <int64 2>);text-u:u=uint32 7;"#)
     }
@@ -56,24 +57,5 @@ struct OptionAccessorTests {
     @Test("no options: nothing to echo, and absent options read as NULL/false")
     func none() {
         #expect(echo([:]) == "")
-    }
-}
-
-@Suite("GVariant text of option values")
-struct GVariantTextTests {
-    @Test("matches g_variant_print with type annotations")
-    func printing() {
-        #expect(OptionValue.string("a\nb\\c").gvariantText == #"'a\nb\\c'"#)
-        #expect(OptionValue.string("x'y\"z").gvariantText == #""x'y\"z""#)
-        #expect(OptionValue.byte(5).gvariantText == "byte 0x05")
-        #expect(OptionValue.array(elementType: "u", [.uint32(1), .uint32(2)]).gvariantText == "[uint32 1, 2]")
-        #expect(OptionValue.array(elementType: "y", [.byte(0x68), .byte(0x69), .byte(0)]).gvariantText == "b'hi'")
-        #expect(OptionValue.dictionary(keyType: "s", valueType: "s", []).gvariantText == "@a{ss} {}")
-        #expect(OptionValue.tuple([.string("a")]).gvariantText == "('a',)")
-        #expect(OptionValue.tuple([]).gvariantText == "()")
-        #expect(OptionValue.objectPath("/a").gvariantText == "objectpath '/a'")
-        #expect(OptionValue.variant(.array(elementType: "i", [])).gvariantText == "<@ai []>")
-        #expect(OptionValue.double(-0.5).gvariantText == "-0.5")
-        #expect(OptionValue.string("\u{1}").gvariantText == #"'\u0001'"#)
     }
 }

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import BGSyncWorkers
 import Foundation
 import TestKit
@@ -31,7 +32,7 @@ final class SandboxedWorkerTests {
     }
 
     /// The built handler plugin `name` (libbgsync-handler-NAME.so beside bgsync-worker).
-    func run(_ handler: String, options: [String: OptionValue], confinement: Confinement) -> HandlerOutcome? {
+    func run(_ handler: String, options: [String: Value], confinement: Confinement) -> HandlerOutcome? {
         guard let (worker, _) = TestEnvironment.require() else { return nil }
         let library = URL(fileURLWithPath: worker).deletingLastPathComponent().path + "/libbgsync-handler-\(handler).so"
         var catalog = PluginCatalog()
@@ -60,7 +61,7 @@ final class SandboxedWorkerTests {
         let outbox = appData + "/outbox"
         try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: false)
         try write(outbox + "/message", "hello")
-        let options: [String: OptionValue] = ["outbox": .string(outbox), "url": .string(server.url("/inbox"))]
+        let options: [String: Value] = ["outbox": .string(outbox), "url": .string(server.url("/inbox"))]
         // First as the app registered it: the message goes out (the server and plugin work).
         #expect(run("upload", options: options, confinement: sandbox) == .success(detail: "sent 1 file"))
         #expect(try server.bodies() == ["hello"])
@@ -82,7 +83,7 @@ final class SandboxedWorkerTests {
         try FileManager.default.createDirectory(atPath: outside + "/real", withIntermediateDirectories: false)
         try write(outside + "/real/message", "hello")
         try FileManager.default.createSymbolicLink(atPath: appData + "/outbox", withDestinationPath: outside + "/real")
-        let options: [String: OptionValue] = [
+        let options: [String: Value] = [
             "outbox": .string(appData + "/outbox"), "url": .string(server.url("/inbox")),
         ]
         #expect(run("upload", options: options, confinement: .unconfined) == .success(detail: "sent 1 file"))
@@ -95,7 +96,7 @@ final class SandboxedWorkerTests {
         try write(outside + "/settings.json", Self.secret)
         try FileManager.default.removeItem(atPath: appData + "/config")
         try FileManager.default.createSymbolicLink(atPath: appData + "/config", withDestinationPath: outside)
-        let options: [String: OptionValue] = [
+        let options: [String: Value] = [
             "file": .string(appData + "/config/settings.json"), "url": .string(server.url("/settings")),
         ]
         let outcome = run("settings", options: options, confinement: sandbox)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BGSyncCore
+import BGSyncValue
 import BGSyncWorkers
 import Foundation
 import TestKit
@@ -162,7 +163,7 @@ final class PoolHarness {
 
 /// An event for `handler`, due to finish within `deadline` seconds.
 func makeEvent(
-    id: UInt64 = 1, handler: String, options: [String: OptionValue] = [:], attempt: UInt32 = 1,
+    id: UInt64 = 1, handler: String, options: [String: Value] = [:], attempt: UInt32 = 1,
     lastChance: Bool = false, deadline: Double = 30
 ) -> SyncEvent {
     SyncEvent(

@@ -1,4 +1,5 @@
 import BGSyncCore
+import BGSyncValue
 import BGSyncWorkers
 import Foundation
 import MainLoop
@@ -13,7 +14,7 @@ struct WorkerPoolConditionsTests {
     /// An event whose cap is `cap` seconds; once it reports progress, `stall` seconds without
     /// progress, never past `ceiling`.
     func event(
-        id: UInt64 = 1, handler: String, options: [String: OptionValue] = [:], cap: Double, stall: Double = 60,
+        id: UInt64 = 1, handler: String, options: [String: Value] = [:], cap: Double, stall: Double = 60,
         ceiling: Double = 60
     ) -> SyncEvent {
         let now = Date()

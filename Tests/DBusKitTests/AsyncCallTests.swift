@@ -1,3 +1,4 @@
+import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
@@ -37,7 +38,7 @@ import Testing
     }
 
     func callAndWait(
-        _ method: String, _ arguments: [DBusValue] = [],
+        _ method: String, _ arguments: [Value] = [],
         to destination: String = TestService.name, timeout: Double = 10,
         replySignature: String? = nil
     ) throws -> DBusReply {

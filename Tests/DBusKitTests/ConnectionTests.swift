@@ -1,3 +1,4 @@
+import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
@@ -28,13 +29,13 @@ import Testing
         bus.kill()
     }
 
-    func call(_ method: String, _ arguments: [DBusValue] = [], interface: String = TestService.interface,
-              path: String = TestService.path) throws(DBusError) -> [DBusValue] {
+    func call(_ method: String, _ arguments: [Value] = [], interface: String = TestService.interface,
+              path: String = TestService.path) throws(DBusError) -> [Value] {
         try client.call(destination: TestService.name, path: path, interface: interface, method: method,
                         arguments: arguments, timeout: 10)
     }
 
-    func echo(_ value: DBusValue) throws(DBusError) -> DBusValue? {
+    func echo(_ value: Value) throws(DBusError) -> Value? {
         try call("Echo", [.variant(value)]).first
     }
 
@@ -45,7 +46,7 @@ import Testing
     }
 
     @Test(arguments: [
-        DBusValue.byte(0), .byte(255), .bool(true), .bool(false), .int16(-32768), .uint16(65535),
+        Value.byte(0), .byte(255), .bool(true), .bool(false), .int16(-32768), .uint16(65535),
         .int32(Int32.min), .uint32(UInt32.max), .int64(Int64.min), .uint64(UInt64.max),
         .double(-1.5e300), .double(0), .string(""), .string("héllo ✓ \u{1F600}"), .objectPath("/a/b_c/D1"),
         .signature("a{sv}(ii)"),
@@ -55,16 +56,16 @@ import Testing
         .dictionary(keySignature: "s", valueSignature: "v", []),
         .stringVariantDictionary([("a", .int32(1)), ("b", .stringArray(["x", "y"])), ("c", .variant(.bool(true)))]),
         .dictionary(keySignature: "u", valueSignature: "(sd)",
-                    [DBusDictEntry(key: .uint32(1), value: .structure([.string("one"), .double(1)]))]),
+                    [Value.DictEntry(key: .uint32(1), value: .structure([.string("one"), .double(1)]))]),
         .structure([.byte(1), .structure([.string("in"), .array(elementSignature: "y", [])])]),
         .variant(.variant(.variant(.int32(3)))),
     ])
-    func everyValueTypeRoundTrips(value: DBusValue) throws {
+    func everyValueTypeRoundTrips(value: Value) throws {
         #expect(try echo(value) == .variant(value))
     }
 
     @Test func deeplyNestedVariantsRoundTripUpToTheLimitAndAreRefusedBeyondIt() throws {
-        var value = DBusValue.string("core")
+        var value = Value.string("core")
         for _ in 0..<30 { value = .variant(value) }
         #expect(try echo(value) == .variant(value))
 
@@ -76,7 +77,7 @@ import Testing
 
     @Test func bytesAreJustBytesEvenWhenNotUTF8() throws {
         let bytes: [UInt8] = [0xFF, 0xFE, 0x00, 0xC3, 0x28, 0x80]
-        let value = DBusValue.array(elementSignature: "y", bytes.map { .byte($0) })
+        let value = Value.array(elementSignature: "y", bytes.map { .byte($0) })
         #expect(try echo(value) == .variant(value))
         #expect(try call("Length", [value]) == [.uint32(6)])
     }
@@ -84,8 +85,23 @@ import Testing
     @Test func largeStringsAndArraysRoundTrip() throws {
         let big = String(repeating: "0123456789abcdef", count: 256 * 1024)  // 4 MiB
         #expect(try call("Concat", [.string(big), .string("!")]) == [.string(big + "!")])
-        let bytes = DBusValue.array(elementSignature: "y", Array(repeating: .byte(7), count: 1 << 20))
+        let bytes = Value.array(elementSignature: "y", Array(repeating: .byte(7), count: 1 << 20))
         #expect(try call("Length", [bytes]) == [.uint32(1 << 20)])
+    }
+
+    @Test func argumentsOverTheMethodsLimitGetItsErrorAndTheConnectionGoesOn() throws {
+        func limited(_ value: Value) throws(DBusError) -> [Value] {
+            try call("Limited", [.string("x"), .variant(value)])
+        }
+        #expect(try limited(.bytes(Array(repeating: 1, count: 3000))) == [.string("bytes")])
+        for big: Value in [
+            .bytes(Array(repeating: 1, count: 8 << 20)), .string(String(repeating: "x", count: 5000)),
+            .array(elementSignature: "u", Array(repeating: .uint32(1), count: 2000)),
+            .stringVariantDictionary((0..<600).map { ("k\($0)", .bool(true)) }),
+        ] {
+            #expect(throws: DBusError(name: "org.example.Error.TooBig", message: "too big")) { try limited(big) }
+        }
+        #expect(try call("Concat", [.string("still "), .string("here")]) == [.string("still here")])
     }
 
     @Test func valuesDBusCannotCarryAreRefusedBeforeSending() throws {
@@ -112,6 +128,17 @@ import Testing
     @Test func handlerErrorsBecomeErrorReplies() throws {
         let error = #expect(throws: DBusError.self) { try self.call("Fail", [.string("it broke")]) }
         #expect(error == DBusError(name: "org.example.Error.Custom", message: "it broke"))
+    }
+
+    @Test func aDeferredMethodAnswersAfterItsHandlerReturned() throws {
+        #expect(try call("Later", [.string("hello")]) == [.string("hello later")])
+    }
+
+    @Test func aDeferredReplyDroppedUnsentAnswersFailedAtOnce() throws {
+        let started = Date()
+        let error = #expect(throws: DBusError.self) { try self.call("Dropped") }
+        #expect(error?.name == "org.freedesktop.DBus.Error.Failed")
+        #expect(Date().timeIntervalSince(started) < 5, "answered, not left to the call's timeout")
     }
 
     @Test func aReplyThatCannotBeSentBecomesFailed() throws {

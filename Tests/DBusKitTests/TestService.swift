@@ -1,5 +1,6 @@
 import DBusKit
 import MainLoop
+import TestKit
 
 /// The object the tests export: org.example.Test at /org/example/Test, owned as org.example.Test.
 enum TestService {
@@ -19,6 +20,8 @@ enum TestService {
             <method name="Fail"><arg name="message" type="s" direction="in"/></method>
             <method name="Emit"><arg name="text" type="s" direction="in"/></method>
             <method name="BadReply"/>
+            <method name="Later"><arg name="text" type="s" direction="in"/><arg type="s" direction="out"/></method>
+            <method name="Dropped"/>
             <property name="Count" type="u" access="read"/>
             <property name="Label" type="s" access="readwrite"/>
             <signal name="Said"><arg name="text" type="s"/><arg name="number" type="u"/></signal>
@@ -46,7 +49,16 @@ enum TestService {
             [.string((call.arguments[0].stringValue ?? "") + (call.arguments[1].stringValue ?? ""))]
         }
         object.addMethod(interface: interface, name: "Length", inSignature: "ay") { call in
-            [.uint32(UInt32(call.arguments[0].arrayValue?.count ?? 0))]
+            [.uint32(UInt32(call.arguments[0].bytesValue?.count ?? 0))]
+        }
+        // Arguments of at most 4 KiB; says whether a byte array arrived compact (as bytes).
+        object.addMethod(
+            interface: interface, name: "Limited", inSignature: "sv",
+            argumentLimit: DecodingLimit(
+                bytes: 4096, error: DBusError(name: "org.example.Error.TooBig", message: "too big"))
+        ) { call in
+            if case .variant(.bytes) = call.arguments[1] { return [.string("bytes")] }
+            return [.string(call.arguments[1].signature)]
         }
         object.addMethod(interface: interface, name: "Nothing", inSignature: "") { _ in [] }
         object.addMethod(interface: interface, name: "Fail", inSignature: "s") { call throws(DBusError) in
@@ -62,6 +74,13 @@ enum TestService {
         object.addMethod(interface: interface, name: "BadReply", inSignature: "") { _ in
             [.array(elementSignature: "s", [.uint32(1)])]  // an `as` holding a number: cannot be sent
         }
+        // Answered after the handler returned, from a block the loop runs later.
+        object.addDeferredMethod(interface: interface, name: "Later", inSignature: "s") { call, reply in
+            let text = call.arguments[0].stringValue ?? ""
+            let answer = Unchecked(value: reply)
+            loop.post { answer.value.send(.success([.string(text + " later")])) }
+        }
+        object.addDeferredMethod(interface: interface, name: "Dropped", inSignature: "") { _, _ in }
         object.addProperty(interface: interface, name: "Count", signature: "u") { .uint32(state.count) }
         object.addProperty(interface: interface, name: "Label", signature: "s", get: { .string(state.label) },
                            set: { value in state.label = value.stringValue ?? "" })

@@ -1,10 +1,11 @@
 import BGSyncHandlerKit
+import BGSyncValue
 import ExecHandler
 import Foundation
 import Testing
 
 @Suite struct ExecHandlerTests {
-    func run(_ command: OptionValue, seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false) -> HandlerResult {
+    func run(_ command: Value, seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false) -> HandlerResult {
         ExecHandler().handle(event(["command": command], seconds: seconds, attempt: attempt, lastChance: lastChance), log: .discard)
     }
 

@@ -1,4 +1,5 @@
 import BGSyncHandlerKit
+import BGSyncValue
 import BGSyncWorkers
 import CBGSyncPlugin
 import Foundation
@@ -7,11 +8,11 @@ import Foundation
 /// the code bgsync-worker runs), behind a host table like the worker's, for an event with
 /// `options` under `root` (nil: unconfined). Only the entries HandlerFiles uses are set.
 final class FileHostEvent {
-    let options: [String: OptionValue]
+    let options: [String: Value]
     let files: ConfinedFiles
     private var strings: [UnsafeMutablePointer<CChar>] = []
 
-    init(options: [String: OptionValue], root: String?, useOpenat2: Bool) {
+    init(options: [String: Value], root: String?, useOpenat2: Bool) {
         self.options = options
         files = ConfinedFiles(root: root, useOpenat2: useOpenat2 && ConfinedFiles.kernelHasOpenat2)
     }
@@ -67,7 +68,7 @@ final class FileHostEvent {
     }()
 
     /// HandlerFiles for `options` beneath `root`.
-    static func files(_ options: [String: OptionValue], root: String?, useOpenat2: Bool = true) -> HandlerFiles {
+    static func files(_ options: [String: Value], root: String?, useOpenat2: Bool = true) -> HandlerFiles {
         let context = FileHostEvent(options: options, root: root, useOpenat2: useOpenat2)
         lock.withLock { kept.append(context) }
         return HandlerFiles(host: table, event: context.pointer)

@@ -1,4 +1,5 @@
 import BGSyncHandlerKit
+import BGSyncValue
 import CBGSyncPlugin
 import Foundation
 import Testing
@@ -44,11 +45,11 @@ struct OtherHandler: SyncHandler {
 
 /// The event a fake host hands out: what `bgsync_event *` points at in these tests.
 final class FakeEvent {
-    var options: [String: OptionValue]
+    var options: [String: Value]
     var logs: [String] = []
     private var strings: [UnsafeMutablePointer<CChar>] = []
 
-    init(options: [String: OptionValue]) { self.options = options }
+    init(options: [String: Value]) { self.options = options }
     deinit { strings.forEach { free($0) } }
 
     /// A C string that lives as long as the event.
@@ -60,8 +61,8 @@ final class FakeEvent {
 
     var pointer: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
     static func from(_ pointer: OpaquePointer?) -> FakeEvent { Unmanaged.fromOpaque(UnsafeRawPointer(pointer!)).takeUnretainedValue() }
-    static func option(_ event: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> OptionValue? {
-        from(event).options[String(cString: name!)]
+    static func option(_ event: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> Value? {
+        from(event).options[String(cString: name!)]?.unwrappingVariants
     }
 }
 
@@ -81,51 +82,41 @@ func fakeHost() -> bgsync_host {
         let e = FakeEvent.from(event)
         return e.c(e.options.keys.sorted()[index])
     }
-    host.option_type = { event, name in FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.typeString) } }
+    // The typed accessors answer by BGSyncValue's rules, as the worker's host table does.
+    host.option_type = { event, name in FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.signature) } }
     host.option_string = { event, name in
-        guard case .string(let s) = FakeEvent.option(event, name) else { return nil }
-        return FakeEvent.from(event).c(s)
+        FakeEvent.option(event, name)?.stringValue.map { FakeEvent.from(event).c($0) }
     }
     host.option_bool = { event, name, value in
-        guard case .bool(let b) = FakeEvent.option(event, name) else { return false }
+        guard let b = FakeEvent.option(event, name)?.boolValue else { return false }
         value!.pointee = b
         return true
     }
     host.option_int = { event, name, value in
-        guard case .int(let n) = FakeEvent.option(event, name) else { return false }
+        guard let n = FakeEvent.option(event, name)?.int64Value else { return false }
         value!.pointee = n
         return true
     }
     host.option_double = { event, name, value in
-        switch FakeEvent.option(event, name) {
-        case .double(let d): value!.pointee = d
-        case .int(let n): value!.pointee = Double(n)
-        default: return false
-        }
+        guard let d = FakeEvent.option(event, name)?.numberValue else { return false }
+        value!.pointee = d
         return true
     }
-    host.option_strv_length = { event, name in
-        guard case .strings(let items) = FakeEvent.option(event, name) else { return 0 }
-        return items.count
-    }
+    host.option_strv_length = { event, name in FakeEvent.option(event, name)?.stringsValue?.count ?? 0 }
     host.option_strv_item = { event, name, index in
-        guard case .strings(let items) = FakeEvent.option(event, name) else { return nil }
-        return FakeEvent.from(event).c(items[index])
+        FakeEvent.option(event, name)?.stringsValue.map { FakeEvent.from(event).c($0[index]) }
     }
-    host.option_dict_length = { event, name in
-        guard case .dictionary(let entries) = FakeEvent.option(event, name) else { return 0 }
-        return entries.count
-    }
+    host.option_dict_length = { event, name in FakeEvent.option(event, name)?.stringPairsValue?.count ?? 0 }
     host.option_dict_key = { event, name, index in
-        guard case .dictionary(let entries) = FakeEvent.option(event, name) else { return nil }
-        return FakeEvent.from(event).c(entries[index].key)
+        FakeEvent.option(event, name)?.stringPairsValue.map { FakeEvent.from(event).c($0[index].key) }
     }
     host.option_dict_value = { event, name, index in
-        guard case .dictionary(let entries) = FakeEvent.option(event, name) else { return nil }
-        return FakeEvent.from(event).c(entries[index].value)
+        FakeEvent.option(event, name)?.stringPairsValue?[index].value.map { FakeEvent.from(event).c($0) }
     }
     host.option_bytes = { _, _, _ in nil }
-    host.option_text = { event, name in FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.text) } }
+    host.option_text = { event, name in
+        FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.gvariantText) }
+    }
     host.log = { event, priority, message in FakeEvent.from(event).logs.append("\(priority) \(String(cString: message!))") }
     host.open_path = { _, _, _ in -ENOENT }
     return host

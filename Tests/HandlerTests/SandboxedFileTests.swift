@@ -1,4 +1,5 @@
 import BGSyncHandlerKit
+import BGSyncValue
 import Foundation
 import SettingsHandler
 import Testing
@@ -52,12 +53,12 @@ import UploadHandler
     }
 
     private func upload(_ outbox: String, root: String?, openat2: Bool) -> HandlerResult {
-        let options: [String: OptionValue] = ["outbox": .string(outbox), "url": .string(server.url("/inbox"))]
+        let options: [String: Value] = ["outbox": .string(outbox), "url": .string(server.url("/inbox"))]
         return UploadHandler().handle(event(options, root: root, useOpenat2: openat2), log: .discard)
     }
 
     private func settings(_ file: String, root: String?, openat2: Bool) -> HandlerResult {
-        let options: [String: OptionValue] = ["file": .string(file), "url": .string(server.url("/settings"))]
+        let options: [String: Value] = ["file": .string(file), "url": .string(server.url("/settings"))]
         return SettingsHandler().handle(event(options, root: root, useOpenat2: openat2), log: .discard)
     }
 

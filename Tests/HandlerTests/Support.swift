@@ -1,5 +1,6 @@
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
+import BGSyncValue
 import Foundation
 import TestKit
 import Testing
@@ -134,7 +135,7 @@ final class LogLines {
 /// (a sandboxed app's event), as an unconfined app's otherwise. `control` stands for the agent's
 /// stop and takes the progress reports.
 func event(
-    _ options: [String: OptionValue], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
+    _ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
     root: String? = nil, useOpenat2: Bool = true, control: HandlerControl = HandlerControl()
 ) -> HandlerEvent {
     HandlerEvent(

@@ -1,5 +1,6 @@
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
+import BGSyncValue
 import Foundation
 import Testing
 import UploadHandler
@@ -15,8 +16,8 @@ import UploadHandler
 
     deinit { outbox.remove() }
 
-    func upload(seconds: Double = 10, extra: [String: OptionValue] = [:]) -> HandlerResult {
-        var options: [String: OptionValue] = ["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]
+    func upload(seconds: Double = 10, extra: [String: Value] = [:]) -> HandlerResult {
+        var options: [String: Value] = ["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]
         options.merge(extra) { $1 }
         let result = UploadHandler().handle(event(options, seconds: seconds), log: .discard)
         outbox.remove()
@@ -33,7 +34,7 @@ import UploadHandler
         try outbox.touch("n1", at: same)  // same mtime: by name
         try outbox.touch("n2", at: same)
         let names = { self.outbox.names() }
-        var options: [String: OptionValue] = ["headers": ["Authorization": "Bearer t", "Content-Type": "application/json"]]
+        var options: [String: Value] = ["headers": ["Authorization": "Bearer t", "Content-Type": "application/json"]]
         options["method"] = "put"
         var result: HandlerResult = .failure("")
         result = UploadHandler().handle(

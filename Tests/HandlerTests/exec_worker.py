@@ -27,6 +27,11 @@ def c(text):
     return ctypes.cast(s, ctypes.c_void_p).value
 
 
+def gvariant_strv(items):
+    """An `as` as g_variant_print writes it, for plain items (no quotes or controls)."""
+    return ("[" + ", ".join("'" + i.decode().replace("\\", "\\\\") + "'" for i in items) + "]").encode()
+
+
 P = ctypes.c_void_p
 STR = ctypes.CFUNCTYPE(P, P)
 STR_NAME = ctypes.CFUNCTYPE(P, P, ctypes.c_char_p)
@@ -43,6 +48,8 @@ fields = {
     "option_strv_length": ctypes.CFUNCTYPE(ctypes.c_size_t, P, ctypes.c_char_p)(
         lambda e, n: len(argv) if n == b"command" else 0),
     "option_strv_item": ctypes.CFUNCTYPE(P, P, ctypes.c_char_p, ctypes.c_size_t)(lambda e, n, i: c(argv[i])),
+    # GVariant text, as the worker prints options (HandlerKit reads each option this way).
+    "option_text": STR_NAME(lambda e, n: c(gvariant_strv(argv)) if n == b"command" else None),
     "log": ctypes.CFUNCTYPE(None, P, ctypes.c_int, ctypes.c_char_p)(lambda e, p, m: None),
 }
 order = ["app_id", "tag", "attempt", "last_chance", "deadline", "periodic", "option_count", "option_name",

@@ -90,6 +90,27 @@ struct MainLoopTests {
         #expect(loop.iterate(timeout: 0.05) == false, "no timer left")
     }
 
+    @Test func iterationEndHandlersRunAfterWhatTheIterationHandled() {
+        let loop = MainLoop()
+        var seen: [String] = []
+        loop.addIterationEndHandler { seen.append("end") }
+        loop.addTimer(after: 0) { seen.append("timer") }
+        let (read, write) = makePipe()
+        defer {
+            close(read)
+            close(write)
+        }
+        loop.addWatch(fd: read, events: .readable) { _ in
+            var byte: UInt8 = 0
+            _ = Glibc.read(read, &byte, 1)
+            seen.append("watch")
+        }
+        var one: UInt8 = 1
+        _ = Glibc.write(write, &one, 1)
+        #expect(spin(loop) { seen.contains("end") })
+        #expect(seen == ["watch", "timer", "end"], "one iteration: its watches, its timers, then the end handlers")
+    }
+
     @Test func aTimerDoesNotFireBeforeItsDeadline() {
         let loop = MainLoop()
         let start = MainLoop.monotonicNow()

@@ -7,6 +7,7 @@
 // prints "acked" once the store call has returned, i.e. once the operation is acknowledged.
 import BGSyncCore
 import BGSyncStore
+import BGSyncValue
 import Foundation
 
 func fail(_ message: String) -> Never {
@@ -33,15 +34,15 @@ func someDate<G: RandomNumberGenerator>(_ random: inout G) -> Date {
     Date(timeIntervalSince1970: Double(Int.random(in: 1_700_000_000...1_900_000_000, using: &random)) + 0.25)
 }
 
-func someOptions<G: RandomNumberGenerator>(_ random: inout G, index: Int) -> [String: OptionValue] {
-    var options: [String: OptionValue] = ["url": .string("https://example.org/outbox/\(index)")]
+func someOptions<G: RandomNumberGenerator>(_ random: inout G, index: Int) -> [String: Value] {
+    var options: [String: Value] = ["url": .string("https://example.org/outbox/\(index)")]
     if Bool.random(using: &random) {
-        options["headers"] = .dictionary(keyType: "s", valueType: "v", [
+        options["headers"] = .dictionary(keySignature: "s", valueSignature: "v", [
             .init(key: .string("Authorization"), value: .variant(.string("Bearer \(index)"))),
             .init(key: .string("X-Count"), value: .variant(.uint64(UInt64.random(in: 0...UInt64.max, using: &random)))),
         ])
-        options["parts"] = .array(elementType: "(sd)", [.tuple([.string("a"), .double(0.5)])])
-        options["empty"] = .array(elementType: "s", [])
+        options["parts"] = .array(elementSignature: "(sd)", [.structure([.string("a"), .double(0.5)])])
+        options["empty"] = .array(elementSignature: "s", [])
     }
     return options
 }

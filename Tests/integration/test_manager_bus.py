@@ -2,7 +2,9 @@
 apps and users reach them (dbus-python, busctl, gdbus)."""
 
 import os
+import pathlib
 import subprocess
+import time
 
 import dbus
 import pytest
@@ -204,3 +206,38 @@ def test_the_agent_exits_cleanly_when_the_bus_goes_away(agent):
     agent.bus.stop()
     assert agent.wait_exit() == 0
     assert "bus went away" in agent.log_text()
+
+
+def memory_kib(pid):
+    """VmRSS and VmHWM (peak) of a process, in KiB, from /proc/PID/status."""
+    fields = dict(line.split(":", 1) for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def test_a_30_mib_byte_array_option_is_refused_before_it_is_built(agent, client):
+    """A 30 MiB `ay` option gets the options-limit error, the agent's memory stays flat (it was
+    decoded one value per byte, twice: 37 MB became 2.5 GB), and the agent answers at once."""
+    client.register(APP, "warm-up", "hang", {"outbox": "/tmp/x"})  # every path the big call takes, once
+    rss_before, _ = memory_kib(agent.process.pid)
+    payload = 30 * 1024 * 1024
+    started = time.monotonic()
+    with pytest.raises(dbus.DBusException) as excinfo:
+        client.connection.call_blocking(
+            NAME, PATH, IFACE, "Register", "sssa{sv}",
+            (APP, "huge", "ok", dbus.Dictionary({"blob": dbus.ByteArray(b"\x01" * payload)}, signature="sv")),
+            timeout=120)
+    refused_after = time.monotonic() - started
+    assert error_name(excinfo) == "org.freedesktop.DBus.Error.InvalidArgs"
+    assert "the options may take at most 65536" in excinfo.value.get_dbus_message()
+    proxy = client.connection.get_object(NAME, PATH, introspect=False)
+    ping_started = time.monotonic()
+    proxy.Ping(dbus_interface="org.freedesktop.DBus.Peer")
+    ping = time.monotonic() - ping_started
+    rss_after, peak = memory_kib(agent.process.pid)
+    print(f"RSS before {rss_before} KiB, peak {peak} KiB, after {rss_after} KiB; refused in {refused_after:.2f} s, "
+          f"Ping {ping * 1000:.1f} ms")
+    # libdbus must hold the message it received (30 MiB); nothing more than a copy of it.
+    assert peak < rss_before + 3 * payload // 1024, f"peak {peak} KiB from {rss_before} KiB"
+    assert rss_after < rss_before + payload // 1024 // 2, f"RSS {rss_after} KiB stayed from {rss_before} KiB"
+    assert client.call("GetTags", APP) == ["warm-up"], "nothing registered, nothing lost"
+    assert ping < 1.0, "the loop answers at once after the refusal"

@@ -9,6 +9,7 @@ restart). BGSYNC_FUZZ_CALLS sets the number of calls (50000 by default).
 import json
 import os
 import random
+import signal
 import statistics
 import string
 import subprocess
@@ -306,7 +307,7 @@ def test_fuzzing_every_method(agent_factory, bus, tmp_path):
 
 
 FLOODER = textwrap.dedent(f"""\
-    import json, sys, time
+    import json, signal, sys, time
     import dbus, dbus.mainloop.glib
     from gi.repository import GLib
     dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
@@ -315,6 +316,10 @@ FLOODER = textwrap.dedent(f"""\
     register = proxy.get_dbus_method("Register", {IFACE!r})
     deadline = time.monotonic() + float(sys.argv[2])
     counts, state = {{}}, {{"in_flight": 0, "n": 0}}
+    def stop(*_):
+        global deadline
+        deadline = 0
+    signal.signal(signal.SIGINT, stop)
     def done(name):
         state["in_flight"] -= 1
         counts[name] = counts.get(name, 0) + 1
@@ -324,7 +329,7 @@ FLOODER = textwrap.dedent(f"""\
         while time.monotonic() < deadline and state["in_flight"] < 256:
             state["n"] += 1
             state["in_flight"] += 1
-            register("org.flood.App", f"t{{state['n']}}", "ok", dbus.Dictionary({{}}, signature="sv"),
+            register("org.flood.App", f"t{{state['n'] % 1000}}", "ok", dbus.Dictionary({{}}, signature="sv"),
                      signature="sssa{{sv}}", reply_handler=lambda *a: done("ok"),
                      error_handler=lambda e: done(e.get_dbus_name()), timeout=60)
         context.iteration(True)
@@ -332,36 +337,69 @@ FLOODER = textwrap.dedent(f"""\
 """)
 
 
-def test_one_app_flooding_does_not_starve_another(agent_factory, bus, tmp_path):
-    start_blocked_agent(agent_factory, bus, "registrations-per-app=50\n")
-    script = tmp_path / "flooder.py"
-    script.write_text(FLOODER)
-    duration = 4.0
-    flooder = subprocess.Popen(["/usr/bin/python3", str(script), bus.address, str(duration)],
-                               stdout=subprocess.PIPE, text=True)
-    assert flooder.stdout.readline().strip() == "flooding"
-    other = Client(bus)
-    round_trips = []
-    n = 0
-    deadline = time.monotonic() + duration - 0.5
-    while time.monotonic() < deadline:
-        n += 1
+def quiet_round_trips(client, rounds):
+    """A quiet app's calls, one at a time as an app makes them: Register (re-registering its 40
+    tags in turn) and GetTags, alternately. Returns each round trip in seconds."""
+    times = []
+    for n in range(rounds):
         begin = time.perf_counter()
         if n % 2:
-            other.register("org.quiet.App", f"t{(n // 2) % 40}", "ok")
+            client.call("GetTags", "org.quiet.App")
         else:
-            other.call("GetTags", "org.quiet.App")
-        round_trips.append(time.perf_counter() - begin)
+            client.register("org.quiet.App", f"t{(n // 2) % 40}", "ok")
+        times.append(time.perf_counter() - begin)
+    return times
+
+
+def p99(times):
+    return statistics.quantiles(times, n=100)[98]
+
+
+# What a user would notice: the quiet app's slowest calls (p99) under the flood, against its own
+# p99 without it, measured in the same run (so a slow machine or a sanitizer build cancels out).
+# Measured on the 2-core test machine: 114x before group commit and fairness (the quiet app's
+# calls waited behind hundreds of the flooder's, each fsynced on the loop; phases not yet taken
+# in turns); after, 1.7-2.3x (debug build) and 1.6x (AddressSanitizer) in turns. Measured in
+# one block each, 29x while a release build started alongside: hence the turns, and a limit
+# that still fails the old agent by an order of magnitude.
+FLOOD_P99_RATIO_LIMIT = 10.0
+
+
+def test_one_app_flooding_does_not_starve_another(agent_factory, bus, tmp_path):
+    # Every flood call is a durable write (1000 tags re-registered in turn), the costliest call
+    # an app can make.
+    start_blocked_agent(agent_factory, bus, "registrations-per-app=1000\n")
+    other = Client(bus)
+    quiet_round_trips(other, 40)  # warm-up: connections, caches, the 40 tags created
+    script = tmp_path / "flooder.py"
+    script.write_text(FLOODER)
+    flooder = subprocess.Popen(["/usr/bin/python3", str(script), bus.address, "600"],
+                               stdout=subprocess.PIPE, text=True)
+    # Alone and flooded, in turns (the flooder stopped and continued), so that what else the
+    # machine does meanwhile falls on both alike. The first calls after each switch are left
+    # out: they overlap the flooder's last calls, or its first.
+    alone, flooded, cycles, per_cycle, settle = [], [], 4, 100, 10
+    try:
+        assert flooder.stdout.readline().strip() == "flooding"
+        for _ in range(cycles):
+            flooder.send_signal(signal.SIGSTOP)
+            alone += quiet_round_trips(other, settle + per_cycle)[settle:]
+            flooder.send_signal(signal.SIGCONT)
+            flooded += quiet_round_trips(other, settle + per_cycle)[settle:]
+    finally:
+        flooder.send_signal(signal.SIGCONT)
+        flooder.send_signal(signal.SIGINT)
+    rounds = len(flooded)
     counts = json.loads(flooder.stdout.readline())
-    assert flooder.wait(timeout=30) == 0
-    assert counts.get("ok") == 50, counts
-    assert counts.get("org.bgsync.Error.QuotaExceeded", 0) > 0, counts
-    assert set(counts) <= {"ok", "org.bgsync.Error.QuotaExceeded"}, counts
+    assert flooder.wait(timeout=60) == 0
+    assert set(counts) == {"ok"}, counts
     assert len(other.call("GetTags", "org.quiet.App")) == 40
-    p99 = statistics.quantiles(round_trips, n=100)[98]
-    flood_calls = sum(counts.values())
-    print(f"\nflood: one app sent {flood_calls} Register calls in {duration:.0f} s ({counts.get('ok')} accepted, "
-          f"{counts.get('org.bgsync.Error.QuotaExceeded')} QuotaExceeded); another app's {len(round_trips)} calls "
-          f"meanwhile: median {statistics.median(round_trips) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-          f"max {max(round_trips) * 1000:.1f} ms")
-    assert p99 < 1.0
+    assert len(other.call("GetTags", "org.flood.App")) == min(1000, counts["ok"])
+    flood_calls = counts["ok"]
+    ratio = p99(flooded) / p99(alone)
+    print(f"\nflood: one app made {flood_calls} durable Registers, 256 in flight, "
+          f"while another app made {rounds} calls; "
+          f"its p50 {statistics.median(alone) * 1000:.2f} -> {statistics.median(flooded) * 1000:.2f} ms, "
+          f"p99 {p99(alone) * 1000:.2f} -> {p99(flooded) * 1000:.2f} ms ({ratio:.1f}x, limit {FLOOD_P99_RATIO_LIMIT}x)")
+    assert ratio <= FLOOD_P99_RATIO_LIMIT, (
+        f"the quiet app's p99 went from {p99(alone) * 1000:.2f} ms to {p99(flooded) * 1000:.2f} ms under the flood")

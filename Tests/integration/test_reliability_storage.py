@@ -5,11 +5,13 @@ import os
 import pathlib
 import sqlite3
 import subprocess
+import time
 
 import dbus
 import pytest
+from gi.repository import GLib
 
-from conftest import Client, PrivateBus, wait_until
+from conftest import IFACE, NAME, PATH, Client, PrivateBus, wait_until
 
 APP = "org.example.Chat"
 DB_NAME = "registrations.sqlite3"
@@ -91,6 +93,58 @@ def test_a_full_disk_refuses_registrations_whole_and_recovers(agent_factory, bus
     assert list(c.call("GetTags", APP)) == expected
     print(f"\nfull disk: {len(refused)} registrations refused with org.bgsync.Error.Storage on a full 1 MiB tmpfs, "
           f"{len(acknowledged)} acknowledged ones intact after SIGKILL and restart, working again once space came back")
+
+
+def test_concurrent_registrations_on_a_filling_disk_are_acknowledged_only_once_on_it(agent_factory, bus, small_tmpfs):
+    """Group commit under a full disk: many Registers in flight at once share transactions; the
+    disk fills part way. After SIGKILL, what the file holds is exactly what was acknowledged."""
+    agent = agent_factory(config=HELD).start()
+    hold_the_slot(bus)
+    c = Client(bus)
+    register = c.connection.get_object(NAME, PATH, introspect=False).get_dbus_method("Register", IFACE)
+    payload = dbus.Dictionary({"note": "x" * 2000}, signature="sv")
+    acknowledged, refused, other = [], [], []
+    state = {"sent": 0, "in_flight": 0, "filler": None}
+    total, window = 600, 32
+
+    def send():
+        tag = f"t{state['sent']}"
+        state["sent"] += 1
+        state["in_flight"] += 1
+
+        def ok(*_):
+            state["in_flight"] -= 1
+            acknowledged.append(tag)
+            if len(acknowledged) == 40 and state["filler"] is None:
+                state["filler"] = fill(small_tmpfs)  # the disk fills with dozens of calls in flight
+
+        def failed(error):
+            state["in_flight"] -= 1
+            (refused if error.get_dbus_name() == "org.bgsync.Error.Storage" else other).append((tag, str(error)))
+
+        register(APP, tag, "ok", payload, signature="sssa{sv}", reply_handler=ok, error_handler=failed, timeout=60)
+
+    context = GLib.MainContext.default()
+    deadline = time.monotonic() + 120
+    while (state["sent"] < total or state["in_flight"]) and time.monotonic() < deadline:
+        while state["sent"] < total and state["in_flight"] < window:
+            send()
+        context.iteration(True)
+    assert state["in_flight"] == 0, f"{state['in_flight']} Registers unanswered after 120 s"
+    assert not other, other[:3]
+    assert state["filler"] is not None and len(refused) >= 100, f"{len(refused)} refused"
+    agent.kill()  # SIGKILL: what was only in the agent's memory is gone
+    state["filler"].unlink()
+    with sqlite3.connect(agent.state_dir / DB_NAME) as db:
+        on_disk = {tag for (tag,) in db.execute("SELECT tag FROM registrations WHERE app_id = ?", (APP,))}
+    lost = set(acknowledged) - on_disk
+    assert not lost, f"{len(lost)} acknowledged registrations are not on the disk, e.g. {sorted(lost)[:5]}"
+    unacknowledged = on_disk - set(acknowledged)
+    assert not unacknowledged, f"refused yet on the disk: {sorted(unacknowledged)[:5]}"
+    agent.start()
+    assert set(Client(bus).call("GetTags", APP)) == set(acknowledged)
+    print(f"\nfilling disk, {window} Registers in flight: {len(acknowledged)} acknowledged, all on the disk after "
+          f"SIGKILL; {len(refused)} refused with org.bgsync.Error.Storage, none on the disk")
 
 
 def start_refused(agent_factory, tmp_path):

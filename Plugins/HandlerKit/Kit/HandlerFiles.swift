@@ -40,12 +40,15 @@ public struct HandlerFiles {
     /// the handler keeps companions beside, or replaces by rename.
     public func openParent(option: String) throws(FileError) -> (directory: HandlerDirectory, name: String) {
         let fd = try openFD(option: option, .parent)
-        var parts = (options?.string(option) ?? "").split(separator: "/")
+        var parts = (path(option) ?? "").split(separator: "/")
         let name = String(parts.popLast() ?? "")
         return (HandlerDirectory(fd: fd, files: self, label: "/" + parts.joined(separator: "/")), name)
     }
 
-    private var options: HandlerOptions? { host.map { HandlerOptions(host: $0, event: event) } }
+    /// The path option's text, as the host hands it out (one accessor, not every option).
+    private func path(_ option: String) -> String? {
+        host?.pointee.option_string?(event, option).map { String(cString: $0) }
+    }
 
     private func openFD(option: String, _ access: FileAccess) throws(FileError) -> Int32 {
         guard let host, let open = host.pointee.open_path else {
@@ -56,7 +59,7 @@ public struct HandlerFiles {
         return fd
     }
 
-    private func describe(_ option: String) -> String { options?.string(option) ?? "no path" }
+    private func describe(_ option: String) -> String { path(option) ?? "no path" }
 
     func openAt(_ dirFD: Int32, _ name: String, _ access: FileAccess, label: String) throws(FileError) -> Int32 {
         guard let host, let open = host.pointee.open_at else { throw FileError(errno: ENOSYS, subject: name) }

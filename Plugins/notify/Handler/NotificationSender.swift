@@ -1,3 +1,4 @@
+import BGSyncValue
 import DBusKit
 import Foundation
 
@@ -36,7 +37,7 @@ enum NotificationSender {
             return .failure(NotifyFailure(code: .noBus, message: "no session bus: \(error.message)"))
         }
         defer { connection.close() }
-        let reply: [DBusValue]
+        let reply: [Value]
         do {
             reply = try connection.call(
                 destination: "org.freedesktop.Notifications", path: "/org/freedesktop/Notifications",
@@ -70,8 +71,8 @@ enum NotificationSender {
 
     /// Notify(s app_name, u replaces_id, s app_icon, s summary, s body, as actions,
     /// a{sv} hints, i expire_timeout); expire -1 is the server's default.
-    private static func arguments(_ n: Notification) -> [DBusValue] {
-        let hints = [DBusDictEntry(key: .string("desktop-entry"), value: .variant(.string(n.desktopEntry)))]
+    private static func arguments(_ n: Notification) -> [Value] {
+        let hints = [Value.DictEntry(key: .string("desktop-entry"), value: .variant(.string(n.desktopEntry)))]
         return [
             .string(n.appName), .uint32(0), .string(n.icon), .string(n.summary), .string(n.body),
             .array(elementSignature: "s", []), .dictionary(keySignature: "s", valueSignature: "v", hints), .int32(-1),

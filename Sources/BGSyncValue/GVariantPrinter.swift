@@ -1,16 +1,26 @@
-/// GVariant text format, as `g_variant_print(value, TRUE)` and `gdbus` write it, so that a
-/// handler's `option_text` reads like what a developer saw on the bus, and `g_variant_parse`
-/// reads it back with the same type.
-///
-/// Two deliberate differences from GLib: doubles are printed in their shortest round-trip form
-/// (`0.1`, where GLib prints `0.10000000000000001`), and non-printable characters are found with
-/// Swift's Unicode tables rather than GLib's (they agree except on very new code points).
-extension OptionValue {
-    /// The value in GVariant text format, with GLib's type annotations where the text alone
-    /// would be ambiguous (`uint32 7`, `@as []`, `<int64 3>`).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// GVariant text, exactly as GLib's `g_variant_print(value, TRUE)` writes it (and so as `gdbus`
+// and `gsettings` print values): type annotations only where the text alone would be
+// ambiguous (`uint32 7`, `@as []`, `<int64 3>`), so that `g_variant_parse` reads it back with
+// the same type. BGSyncValueTests checks this against GLib itself.
+//
+// One known difference: printable characters are found with Swift's Unicode tables rather than
+// GLib's, which agree except on code points newer than the GLib at hand.
+extension Value {
+    /// The value in GVariant text format, annotated as `g_variant_print(value, TRUE)`.
     public var gvariantText: String {
         var text = ""
         appendGVariantText(to: &text, annotate: true)
+        return text
+    }
+
+    /// `g_variant_print(value, FALSE)`: no type annotations (not always readable back).
+    public var gvariantTextWithoutTypes: String {
+        var text = ""
+        appendGVariantText(to: &text, annotate: false)
         return text
     }
 
@@ -29,36 +39,32 @@ extension OptionValue {
         case .objectPath(let s): text += (annotate ? "objectpath " : "") + Self.quoted(s)
         case .signature(let s): text += (annotate ? "signature " : "") + Self.quoted(s)
         case .variant(let inner):
-            // Nested variants always carry their type: it can be anything.
+            // A variant's content always carries its type: it can be anything.
             text += "<"
             inner.appendGVariantText(to: &text, annotate: true)
             text += ">"
-        case .tuple(let items):
+        case .structure(let items):
             text += "("
             for (index, item) in items.enumerated() {
                 if index > 0 { text += ", " }
                 item.appendGVariantText(to: &text, annotate: annotate)
             }
             text += items.count == 1 ? ",)" : ")"
-        case .array(let elementType, let items):
-            if elementType == "y", let bytes = Self.byteString(items) {
-                text += bytes
-            } else if items.isEmpty {
-                text += (annotate ? "@" + typeString + " " : "") + "[]"
+        case .bytes, .array("y", _):
+            let bytes = byteArrayContent ?? []
+            if let string = Self.byteString(bytes) {
+                text += string
             } else {
-                // Only the first element is annotated; the rest share its type.
-                text += "["
-                for (index, item) in items.enumerated() {
-                    if index > 0 { text += ", " }
-                    item.appendGVariantText(to: &text, annotate: annotate && index == 0)
-                }
-                text += "]"
+                Self.appendList(bytes.map { Value.byte($0) }, type: "ay", to: &text, annotate: annotate)
             }
+        case .array(_, let items):
+            Self.appendList(items, type: signature, to: &text, annotate: annotate)
         case .dictionary(_, _, let entries):
             if entries.isEmpty {
-                text += (annotate ? "@" + typeString + " " : "") + "{}"
+                text += (annotate ? "@" + signature + " " : "") + "{}"
                 return
             }
+            // Only the first entry is annotated; the rest share its types.
             text += "{"
             for (index, entry) in entries.enumerated() {
                 if index > 0 { text += ", " }
@@ -70,15 +76,32 @@ extension OptionValue {
         }
     }
 
-    /// Shortest round-trip digits, always with a '.' or an exponent so that it parses as a double.
-    private static func doubleText(_ value: Double) -> String {
-        let text = value.description  // "inf", "-inf" and "nan", as GLib writes them
-        if text.contains(where: { $0 == "." || $0 == "e" || $0 == "n" }) { return text }
+    private static func appendList(_ items: [Value], type: String, to text: inout String, annotate: Bool) {
+        if items.isEmpty {
+            text += (annotate ? "@" + type + " " : "") + "[]"
+            return
+        }
+        // Only the first element is annotated; the rest share its type.
+        text += "["
+        for (index, item) in items.enumerated() {
+            if index > 0 { text += ", " }
+            item.appendGVariantText(to: &text, annotate: annotate && index == 0)
+        }
+        text += "]"
+    }
+
+    /// `g_ascii_dtostr` (17 significant digits, enough to read back the same double), with ".0"
+    /// added when that has no '.', exponent, "inf" or "nan", as GLib does.
+    static func doubleText(_ value: Double) -> String {
+        var buffer = [CChar](repeating: 0, count: 64)
+        _ = withVaList([value]) { vsnprintf(&buffer, buffer.count, "%.17g", $0) }
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if text.contains(where: { $0 == "." || $0 == "e" || $0 == "n" || $0 == "N" }) { return text }
         return text + ".0"
     }
 
     /// A string in single quotes, or in double quotes when it contains a single quote (GLib's rule).
-    private static func quoted(_ string: String) -> String {
+    static func quoted(_ string: String) -> String {
         let quote: Unicode.Scalar = string.unicodeScalars.contains("'") ? "\"" : "'"
         var out = String(quote)
         for scalar in string.unicodeScalars {
@@ -96,7 +119,8 @@ extension OptionValue {
             case "\t": out += "\\t"
             case "\u{0B}": out += "\\v"
             default:
-                out += scalar.value < 0x10000
+                out +=
+                    scalar.value < 0x10000
                     ? "\\u" + hex(UInt64(scalar.value), digits: 4) : "\\U" + hex(UInt64(scalar.value), digits: 8)
             }
         }
@@ -104,27 +128,22 @@ extension OptionValue {
         return out
     }
 
-    /// As `g_unichar_isprint`: everything but control, format, unassigned, private-use and
-    /// surrogate code points.
+    /// As `g_unichar_isprint`: everything but control, format, unassigned and surrogate code
+    /// points (private-use characters are printable).
     private static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.properties.generalCategory {
-        case .control, .format, .unassigned, .privateUse, .surrogate: false
+        case .control, .format, .unassigned, .surrogate: false
         default: true
         }
     }
 
     /// GLib prints a byte array whose only NUL is its last byte as a byte string: b'text'.
-    private static func byteString(_ items: [OptionValue]) -> String? {
-        var bytes: [UInt8] = []
-        for item in items {
-            guard case .byte(let b) = item else { return nil }
-            bytes.append(b)
-        }
+    private static func byteString(_ bytes: [UInt8]) -> String? {
         guard let nul = bytes.firstIndex(of: 0), nul == bytes.count - 1 else { return nil }
-        bytes.removeLast()
-        // g_strescape: C escapes for the usual controls, octal for the other non-ASCII bytes.
+        // g_strescape: C escapes for the usual controls, octal for the other bytes outside
+        // printable ASCII.
         var escaped = ""
-        for byte in bytes {
+        for byte in bytes.dropLast() {
             switch byte {
             case 0x08: escaped += "\\b"
             case 0x0C: escaped += "\\f"
@@ -142,7 +161,7 @@ extension OptionValue {
         return bytes.contains(UInt8(ascii: "'")) ? "b\"" + escaped + "\"" : "b'" + escaped + "'"
     }
 
-    private static func hex(_ value: UInt64, digits: Int) -> String {
+    static func hex(_ value: UInt64, digits: Int) -> String {
         let text = String(value, radix: 16)
         return String(repeating: "0", count: max(0, digits - text.count)) + text
     }
