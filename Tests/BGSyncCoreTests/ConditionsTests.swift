@@ -1,6 +1,6 @@
 import BGSyncCore
-import BGSyncValue
 import BGSyncTestSupport
+import BGSyncValue
 import Testing
 
 import struct Foundation.Date
