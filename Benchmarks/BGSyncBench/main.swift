@@ -70,11 +70,6 @@ do {
         log("10,000 fuzzed calls…")
         rows += try fuzzRows(setup: setup, bus: bus, network: network)
     }
-    // The conditions issue's row (sending while online); its harness part lands with that branch.
-    rows.append(Row(
-        figure: "Send while online: Register → POST received, vs a curl process", measured: "not measured",
-        reference: "curl: not measured", ratio: nil, goal: "≤ 1×", met: nil,
-        note: "a slot for the conditions branch, which measures it."))
     if setup.wants("rss") {
         let dispatcher = try dispatcherRSSKiB()
         rows.append(Row(
