@@ -27,11 +27,14 @@ demo: deps-check build
 	$(PYTHON) scripts/demo.py "$(BIN)"
 
 # Everything CI runs: the unit tests, the integration suite (plain, then under AddressSanitizer
-# and ThreadSanitizer), and the Debian package test.
+# and ThreadSanitizer), the Debian package test, and the system test on a booted Debian (which
+# reuses the packages deb-check built).
 check: deps-check
 	$(MAKE) lint
 	$(SWIFT) build --build-tests
-	$(MAKE) unit integration deb-check check-asan check-tsan
+	$(MAKE) unit integration deb-check
+	BGSYNC_DEB_REUSE=1 $(MAKE) system-check
+	$(MAKE) check-asan check-tsan
 
 unit:
 	$(SWIFT) test --skip-build
@@ -59,12 +62,17 @@ clean:
 
 # The Debian packages (slow: a release build; see packaging/README.md). deb builds them into
 # .build-deb/; deb-check builds, lints, installs, exercises and purges them (as root).
-.PHONY: deb deb-check
+.PHONY: deb deb-check system-check
 deb:
 	packaging/build-deb
 
 deb-check: deps-check
 	BGSYNC_BIN="$(BIN)" $(PYTHON) -m pytest -q Tests/packaging
+
+# The packages on a Debian bookworm booted with systemd-nspawn (Tests/system; as root). Builds
+# the packages first unless BGSYNC_DEB_REUSE=1; the debootstrapped tree is cached in .build-system/.
+system-check: deps-check
+	$(PYTHON) -m pytest -q -rs -s Tests/system
 
 # make bench: a release build, then the benchmark harness, which prints the table kept in
 # BENCHMARKS.md (about a minute after the build). A tool to look at: it fails only when it cannot measure.

@@ -62,8 +62,10 @@ public final class Agent {
 
     private func serve() throws {
         var stopping = false
+        var reload: (() -> Void)?  // SIGHUP, once everything is up (AgentReloader)
         // The loop owns these closures: they hold it unowned, or neither would ever be freed.
         loop.addSignalWatch([SIGTERM, SIGINT, SIGHUP]) { [unowned loop, logger] signal in
+            if signal == SIGHUP, let reload { return reload() }
             logger.info("stopping on signal \(signal)")
             stopping = true
             loop.stop()
@@ -93,9 +95,7 @@ public final class Agent {
         defer { store.close() }
 
         let worker = options.workerExecutable ?? AgentPaths.defaultWorkerExecutable
-        let pluginDirectories =
-            options.pluginDirectories.isEmpty
-            ? configuration.pluginDirectories ?? AgentPaths.defaultPluginDirectories : options.pluginDirectories
+        let pluginDirectories = AgentReloader.pluginDirectories(options: options, configuration: configuration)
         let catalog = PluginCatalog.discover(directories: pluginDirectories, workerExecutable: worker, logger: logger)
         let handlerNames = catalog.handlers.keys.sorted()
         logger.info("handlers: \(handlerNames.isEmpty ? "none (looked in \(pluginDirectories.joined(separator: ", ")))" : handlerNames.joined(separator: ", "))")
@@ -151,6 +151,12 @@ public final class Agent {
             if !stopping { logger.notice("the session bus went away; exiting") }
             loop.stop()
         }
+        let reloader = AgentReloader(
+            loop: loop, options: options, configuration: configuration, workerExecutable: worker, scheduler: scheduler,
+            workers: workers, service: service, builtIn: [AppHandler.info], logger: logger,
+            loadConfiguration: { [unowned self] in self.loadConfiguration() })
+        defer { reloader.stop(); reload = nil }
+        reload = reloader.reloadConfiguration
         bus.attach(to: loop)
         logger.info("ready on \(bus.uniqueName) as \(ManagerService.busName)")
         loop.run()

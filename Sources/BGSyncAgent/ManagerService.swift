@@ -262,6 +262,11 @@ final class ManagerService: SyncObserver {
         if !changed.isEmpty { object.propertiesChanged(interface: Self.interface, names: changed) }
     }
 
+    /// Tells the bus that `Handlers` changed (plugins added or removed without a restart).
+    func handlersChanged() {
+        object.propertiesChanged(interface: Self.interface, names: ["Handlers"])
+    }
+
     // MARK: - The bus surface
 
     private struct Method: Sendable {

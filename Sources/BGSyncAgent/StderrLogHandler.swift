@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BGSyncWorkers
 import Logging
 
 /// Log lines on stderr: with a syslog `<N>` priority prefix when stderr goes to the journal
@@ -14,7 +15,7 @@ public struct StderrLogHandler: LogHandler {
     public init(label: String, level: Logger.Level) {
         self.label = label
         self.logLevel = level
-        journal = StderrLogHandler.stderrIsJournal()
+        journal = JournalStream.isStderr()
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -23,11 +24,12 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        let text = event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""
+        // One event, one line: what callers sent (tags, details) cannot start a line of its own.
+        let text = JournalStream.escape("\(event.message)" + (event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""))
         let line =
             journal
-            ? "<\(Self.priority(event.level))>\(event.message)\(text)\n"
-            : "\(label)[\(getpid())]: \(event.level): \(event.message)\(text)\n"
+            ? "<\(Self.priority(event.level))>\(text)\n"
+            : "\(label)[\(getpid())]: \(event.level): \(text)\n"
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
@@ -41,14 +43,5 @@ public struct StderrLogHandler: LogHandler {
         case .error: 3
         case .critical: 2
         }
-    }
-
-    /// systemd sets JOURNAL_STREAM to the device and inode of the journal stream it connected
-    /// stderr to; it counts only if stderr is still that stream.
-    private static func stderrIsJournal() -> Bool {
-        guard let value = getenv("JOURNAL_STREAM").map({ String(cString: $0) }) else { return false }
-        var info = stat()
-        guard fstat(2, &info) == 0 else { return false }
-        return value == "\(info.st_dev):\(info.st_ino)"
     }
 }

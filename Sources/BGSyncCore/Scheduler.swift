@@ -9,7 +9,8 @@ import struct Foundation.Date
 /// before memory is touched, so a failed write leaves nothing half-done, and a caller hears of
 /// success only once its change is durable (group commit: CallerWrites.swift).
 public final class Scheduler {
-    public let settings: SyncSettings
+    /// Read where used, so a reload's new values apply from the next decision on.
+    public var settings: SyncSettings
     public private(set) var network: NetworkStatus
     /// The power supply; changed through `powerChanged` (Scheduler+Conditions.swift).
     public internal(set) var power: PowerStatus

@@ -33,6 +33,8 @@ final class WorkerConnection {
     var graceTimer: MainLoop.Timer?
     /// When it last finished an event (monotonic ns), to evict the least recently used.
     var lastUsed: UInt64
+    /// Set by a reload while it runs an event: stop it once that event is done.
+    var retireWhenDone = false
     private var incoming = FrameDecoder()
     private var outgoing: [UInt8] = []
 

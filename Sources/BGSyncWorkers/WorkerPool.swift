@@ -21,8 +21,8 @@ import struct Foundation.Date
 public final class WorkerPool: EventDispatcher {
     let loop: MainLoop
     private let workerExecutable: String
-    private let catalog: PluginCatalog
-    private let maxWorkers: Int
+    private var catalog: PluginCatalog
+    private var maxWorkers: Int
     let logger: Logger
     private let reaper: ChildReaper
     var workers: [WorkerConnection] = []
@@ -95,6 +95,19 @@ public final class WorkerPool: EventDispatcher {
 
     func queuedIndex(of eventID: UInt64) -> Int? { queue.firstIndex { $0.event.id == eventID } }
     func dequeue(at index: Int) -> WorkerJob { queue.remove(at: index) }
+
+    /// Takes the handlers of a new scan and a new process limit (a reload). Idle workers stop,
+    /// so the next event loads the plugin file that is there now; a busy worker finishes its
+    /// event (even of a handler that is gone: its process has the plugin loaded) and stops then.
+    /// Queued events stay queued.
+    public func replace(catalog: PluginCatalog, maxWorkers: Int) {
+        self.catalog = catalog
+        self.maxWorkers = max(1, maxWorkers)
+        for worker in workers {
+            if worker.isIdle { retire(worker) } else { worker.retireWhenDone = true }
+        }
+        startQueued()
+    }
 
     // MARK: - Scheduling
 
@@ -184,6 +197,11 @@ public final class WorkerPool: EventDispatcher {
                 worker.endGrace(on: loop)
                 worker.lastUsed = MainLoop.monotonicNow()
                 finish(job, outcome)
+                if worker.retireWhenDone {
+                    retire(worker)
+                    startQueued()
+                    return
+                }
             }
             if closed { return workerDied(worker, why: "the worker process ended") }
             startQueued()

@@ -1,19 +1,25 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BGSyncWorkers
 
-/// Log lines on stderr, which the agent passes on to its own stderr (the journal under
-/// systemd). Each line starts with a syslog `<N>` priority prefix, which journald reads.
+/// Log lines on stderr, which is the agent's (inherited): in the agent's voice. Under systemd
+/// (stderr is the journal) each line starts with a syslog `<N>` priority prefix, which journald
+/// reads; elsewhere it reads `bgsync-worker[PID]: level: …`, as the agent's own lines do.
 enum HostLog {
     /// Set once the plugin is known, to tag lines written outside an event.
     nonisolated(unsafe) static var handlerName = ""
+    private static let journal = JournalStream.isStderr()
 
     static func line(priority: Int32, prefix: String, _ message: String) {
         let level = min(max(priority, 0), 7)
+        let start = journal ? "<\(level)>" : "bgsync-worker[\(getpid())]: \(JournalStream.levelName(priority: level)): "
         var text = ""
-        // One prefixed line per line of the message, so that none loses its priority.
+        // One prefixed line per line of the message, so that none loses its priority; the
+        // prefix (it names the app's tag) and each line are escaped, so neither adds a line.
+        let prefix = JournalStream.escape(prefix)
         for line in message.split(separator: "\n", omittingEmptySubsequences: false) {
-            text += "<\(level)>\(prefix): \(line)\n"
+            text += "\(start)\(prefix): \(JournalStream.escape(line))\n"
         }
         writeRaw(text)
     }

@@ -106,3 +106,11 @@ def test_activation_files_name_the_same_bus_name_program_and_unit():
     assert unit["Service"]["BusName"] == activation["Name"]
     assert unit["Service"]["ExecStart"] == activation["Exec"] == "/usr/bin/bgsyncd"
     assert unit["Install"]["WantedBy"] == "default.target"
+
+
+def test_every_source_file_names_its_licence():
+    """Apache-2.0 (LICENSE) in an SPDX line at the top of each source file; scripts/add-spdx
+    writes the missing ones (the integrator ran it once over the tree; new files need it too)."""
+    result = subprocess.run([ROOT / "scripts" / "add-spdx", "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, f"files without an SPDX line (run scripts/add-spdx):\n{result.stdout}"
+    assert (ROOT / "LICENSE").read_text().split()[:3] == ["Apache", "License", "Version"]

@@ -7,6 +7,10 @@
  * that the agent starts, reuses for later events, and kills when it crashes or overruns the
  * event time cap.
  *
+ * Licence: bgsync is under the Apache License 2.0, and so is this header. A plugin that
+ * includes it and implements this ABI is not thereby a derived work of bgsync: plugins may be
+ * under any licence, free or not, and need not be distributed with bgsync.
+ *
  * Rules of the ABI (as in CLAP and SQLite's loadable extensions):
  *  - The library exports exactly one symbol, `bgsync_plugin_entry`, and links against nothing
  *    of bgsync: everything the plugin needs from the host comes through `bgsync_host`.
