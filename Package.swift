@@ -12,6 +12,8 @@
 //                     host's file functions (ConfinedFiles), which bgsync-worker serves to plugins
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
 //   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
+//   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
+//   BGSyncPower       UPower and power-profiles-daemon over the system bus (DBusKit)
 // Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
@@ -50,12 +52,18 @@ let package = Package(
         .systemLibrary(name: "CLibNM", pkgConfig: "libnm", providers: [.apt(["libnm-dev"])]),
         .target(name: "CBGSyncPlugin"),
         .target(name: "CLinux"),
+        .target(name: "CWorkerCancel"),
         .target(name: "CBGSyncInterface", cSettings: [.unsafeFlags(["-std=c23"])]),
 
         // Platform modules.
         .target(name: "DBusKit", dependencies: ["BGSyncValue", "CDBus", "MainLoop"]),
         .target(name: "BGSyncStore", dependencies: ["BGSyncCore", "BGSyncValue", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncPower",
+            dependencies: [
+                "BGSyncCore", "BGSyncValue", "DBusKit", "MainLoop", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "BGSyncWorkers",
             dependencies: [
@@ -64,22 +72,26 @@ let package = Package(
         .target(
             name: "BGSyncAgent",
             dependencies: [
-                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncWorkers", "BGSyncValue", "DBusKit", "MainLoop",
-                "CBGSyncInterface", "CLinux",
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWorkers", "BGSyncValue", "DBusKit",
+                "MainLoop", "CBGSyncInterface", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
         // Executables.
         .executableTarget(
             name: "bgsyncd",
-            dependencies: ["BGSyncAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "BGSyncAgent", "BGSyncNetwork", "BGSyncPower",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "bgsyncctl",
             dependencies: [
                 "BGSyncValue", "DBusKit", "MainLoop", "CBGSyncInterface",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "bgsync-worker", dependencies: ["BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin"]),
+        .executableTarget(
+            name: "bgsync-worker", dependencies: ["BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin", "CWorkerCancel"]),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         // Each handler is a plain Swift type (tested directly) plus a one-line C export target,
@@ -124,6 +136,12 @@ let package = Package(
             name: "BGSyncAgentTests",
             dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
         .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "BGSyncPowerTests",
+            dependencies: [
+                "BGSyncPower", "BGSyncCore", "DBusKit", "MainLoop", "TestKit",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "HandlerTests",

@@ -235,7 +235,7 @@ final class AgentProcess {
         process = try Child([
             setup.binDirectory + "/bgsyncd", "--address", bus.address, "--config", work + "/bgsyncd.conf", "--state-dir", self.stateDirectory,
             "--plugin-dir", setup.pluginDirectory, "--worker", setup.binDirectory + "/bgsync-worker",
-            "--network", systemBus == nil ? "always-online" : "networkmanager",
+            "--network", systemBus == nil ? "always-online" : "networkmanager", "--power", "ac",
         ], environment: env, outputPath: work + "/agent.log")
         if waitReady {
             try watcher.wait(timeout: 60, what: "bgsyncd owning org.bgsync (see \(work)/agent.log)") {

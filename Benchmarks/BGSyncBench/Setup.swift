@@ -6,7 +6,7 @@ struct Setup {
     let rootDirectory: String
     let workDirectory: String
     let pluginDirectory: String
-    /// `--only NAME[,NAME]`: run only these parts (register, network, storm, idle, startup, fuzz, rss), e.g. to profile one.
+    /// `--only NAME[,NAME]`: run only these parts (register, network, send, storm, idle, startup, fuzz, rss), e.g. to profile one.
     let only: Set<String>?
 
     func wants(_ part: String) -> Bool { only?.contains(part) ?? true }
@@ -22,7 +22,7 @@ struct Setup {
             case "--bin": bin = iterator.next() ?? bin
             case "--root": root = iterator.next() ?? root
             case "--only": only = Set((iterator.next() ?? "").split(separator: ",").map(String.init))
-            default: throw BenchError("unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,storm,idle,startup,fuzz,rss]")
+            default: throw BenchError("unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,send,storm,idle,startup,fuzz,rss]")
             }
         }
         binDirectory = URL(fileURLWithPath: bin, relativeTo: URL(fileURLWithPath: root)).standardizedFileURL.path

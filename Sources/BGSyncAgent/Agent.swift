@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BGSyncCore
 import BGSyncNetwork
+import BGSyncPower
 import BGSyncStore
 import BGSyncWorkers
 import DBusKit
@@ -18,6 +19,7 @@ public struct AgentOptions: Sendable {
     public var pluginDirectories: [String] = []
     public var workerExecutable: String?
     public var network: NetworkMode = .automatic
+    public var power: PowerMode = .upower
     /// A bus address to use instead of the session bus.
     public var busAddress: String?
     public var verbose = false
@@ -104,6 +106,8 @@ public final class Agent {
 
         let network = makeNetworkMonitor(mode: options.network, loop: loop, logger: logger)
         network.start()
+        let power = makePowerMonitor(mode: options.power, loop: loop, logger: logger)
+        power.start()
         // `app` runs in the agent (AppHandler says why), every other handler in a worker.
         let appHandler = AppHandler(connection: bus, loop: loop, logger: logger)
         let handlers = RoutingDispatcher.handlers(
@@ -112,7 +116,7 @@ public final class Agent {
         let scheduler = Scheduler(
             settings: configuration.sync, clock: LoopClock(loop: loop), store: store,
             dispatcher: RoutingDispatcher(builtIn: [AppHandler.info.name: appHandler], plugins: workers),
-            handlers: handlers.handlers, network: network.status)
+            handlers: handlers.handlers, network: network.status, power: power.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         service.registered = { if $0.handler == AppHandler.info.name { appHandler.registered($0.key) } }
         scheduler.observer = service
@@ -127,12 +131,21 @@ public final class Agent {
             scheduler.networkChanged(status)
             service.networkChanged()
         }
+        power.onChange = { [logger] (status: PowerStatus) in
+            logger.info("power: \(status)")
+            scheduler.powerChanged(status)
+            service.networkChanged()
+        }
+        workers.onProgress = { event, progress in
+            scheduler.progressReported(key: event.key, eventID: event.id, progress)
+        }
         do {
             try scheduler.start()
         } catch {
             throw AgentStartError(description: error.message)
         }
-        logger.info("network: \(network.status); \(scheduler.count) registrations in \(store.path)")
+        logger.info(
+            "network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")
 
         bus.onDisconnect = { [unowned loop, logger] in
             if !stopping { logger.notice("the session bus went away; exiting") }

@@ -115,6 +115,18 @@ final class AppHandler: EventDispatcher {
         }
     }
 
+    /// A condition the sync needs was lost. org.bgsync.App has no way to tell the app to stop, so
+    /// the call is given the grace period to answer and then dropped, as a worker is killed; the
+    /// scheduler records either end as `interrupted`.
+    func cancel(eventID: UInt64, grace: Double) {
+        guard let call = calls[eventID], !call.done else { return }
+        loop.addTimer(after: max(0, grace)) { [weak self, weak call] in
+            guard let self, let call, !call.done else { return }
+            self.logger.warning("\(call.event.key): the app did not answer Sync within \(grace) s of the stop")
+            self.finish(call, .retry(after: nil, detail: "interrupted (the app did not answer in time)"))
+        }
+    }
+
     // MARK: - Register's early warning
 
     /// Called after a registration with this handler was accepted: when the app is neither on the

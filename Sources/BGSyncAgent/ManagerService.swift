@@ -29,6 +29,7 @@ final class ManagerService: SyncObserver {
     private let logger: Logger
     private let object = DBusExportedObject(introspectionXML: ManagerService.introspectionXML)
     private var announcedNetwork: NetworkStatus
+    private var announcedPower: PowerStatus
     /// Sync signals waiting for the outcomes before them to reach the file (sendHeldSignals).
     private var heldSignals: [() -> Void] = []
     /// Groups of held signals handed to a flush, oldest first; sent in this order when ready.
@@ -44,6 +45,7 @@ final class ManagerService: SyncObserver {
         self.connection = connection
         self.logger = logger
         announcedNetwork = scheduler.network
+        announcedPower = scheduler.power
         access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
         let limit = Self.argumentLimit(optionsBytes: scheduler.settings.maxOptionsBytes)
         for method in Self.methods {
@@ -200,6 +202,16 @@ final class ManagerService: SyncObserver {
             fields["confinement"] = .string(kind.rawValue)
             fields["root"] = .string(root)
         }
+        fields["power"] = .string((registration.power ?? .any).rawValue)
+        if let expiry = registration.expiresAt {
+            fields["expires-at"] = .int64(Int64(clamping: expiry.timeIntervalSince1970))
+        }
+        if let start = registration.notBefore {
+            fields["not-before"] = .int64(Int64(clamping: start.timeIntervalSince1970))
+        }
+        if let progress = scheduler.progress(registration.key) {
+            fields["progress"] = .structure([.uint64(progress.done), .uint64(progress.total), .string(progress.text)])
+        }
         return [.vardict(fields)]
     }
 
@@ -302,17 +314,31 @@ final class ManagerService: SyncObserver {
         }
     }
 
+    func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {
+        send(
+            "SyncProgress", about: key.appID,
+            [
+                .string(key.appID), .string(key.tag), .uint64(progress.done), .uint64(progress.total),
+                .string(progress.text),
+            ])
+    }
+
     func storageFailed(_ error: SyncError) {
         logger.error("could not record a sync's outcome: \(error.message)")
     }
 
-    /// Tells the bus about Online/Metered when the scheduler's view of the network changed.
+    /// Tells the bus about Online/Metered/OnBattery/PowerSaver when the scheduler's view of the
+    /// network or the power supply changed.
     func networkChanged() {
         let now = scheduler.network
         var changed: [String] = []
         if now.online != announcedNetwork.online { changed.append("Online") }
         if now.metered != announcedNetwork.metered { changed.append("Metered") }
         announcedNetwork = now
+        let power = scheduler.power
+        if power.onBattery != announcedPower.onBattery { changed.append("OnBattery") }
+        if power.powerSaver != announcedPower.powerSaver { changed.append("PowerSaver") }
+        announcedPower = power
         if !changed.isEmpty { object.propertiesChanged(interface: Self.interface, names: changed) }
     }
 
@@ -356,6 +382,8 @@ final class ManagerService: SyncObserver {
     private static let properties: [Property] = [
         Property(name: "Online", signature: "b", get: { .bool($0.scheduler.network.online) }),
         Property(name: "Metered", signature: "b", get: { .bool($0.scheduler.network.metered) }),
+        Property(name: "OnBattery", signature: "b", get: { .bool($0.scheduler.power.onBattery) }),
+        Property(name: "PowerSaver", signature: "b", get: { .bool($0.scheduler.power.powerSaver) }),
         Property(name: "Handlers", signature: "as", get: {
             .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
         }),

@@ -223,6 +223,7 @@ extension Scheduler {
             guard registration.state == .waiting else { return (false, true) }  // pending or running: fires anyway
             registration.state = .pending
             registration.nextAttempt = nil
+            registration.holdUntilNotBefore(now: clock.now())  // a trigger skips back-off, not not-before
             batch.stage(key, .saved(registration), existedBefore: true)
             return (true, true)
         }
@@ -266,6 +267,7 @@ extension Scheduler {
         registration.network = request.network
         registration.maxAttempts = maxAttempts
         registration.confinement = request.confinement  // the boundary of whoever registered last
+        registration.applyTimes(of: request, now: clock.now())
         if request.key.kind == .periodic {
             updatePeriodic(&registration, interval: clampedInterval(request.minInterval), now: clock.now())
         } else {
@@ -277,6 +279,7 @@ extension Scheduler {
             case .firing, .reregisteredWhileFiring:
                 registration.state = .reregisteredWhileFiring
             }
+            registration.holdUntilNotBefore(now: clock.now())
         }
         return registration
     }
@@ -286,6 +289,7 @@ extension Scheduler {
             key: request.key, handler: request.handler, options: request.options, network: request.network,
             maxAttempts: maxAttempts, sequence: nextSequence, confinement: request.confinement)
         nextSequence += 1
+        registration.applyTimes(of: request, now: clock.now())
         if request.key.kind == .periodic {
             let now = clock.now()
             let interval = clampedInterval(request.minInterval)
@@ -294,6 +298,7 @@ extension Scheduler {
             registration.state = .waiting
             registration.nextAttempt = now.addingTimeInterval(interval)
         }
+        registration.holdUntilNotBefore(now: clock.now())
         return registration
     }
 }

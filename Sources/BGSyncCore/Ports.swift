@@ -69,6 +69,10 @@ public protocol EventDispatcher: AnyObject {
     /// Starts `event`. `completion` must be called exactly once, later, on the scheduler's
     /// thread, whatever happens to the handler (a crash or the time cap is a `.retry`).
     func dispatch(_ event: SyncEvent, completion: @escaping (HandlerOutcome) -> Void)
+    /// Asks the running event `eventID` to stop (a condition it needs was lost); a handler still
+    /// running `grace` seconds later is killed. Its completion comes as usual. Unknown or
+    /// finished events are ignored.
+    func cancel(eventID: UInt64, grace: Double)
 }
 
 /// Follows the network. Calls `onChange` on the scheduler's thread after every change.
@@ -85,4 +89,18 @@ public protocol SyncObserver: AnyObject {
     /// A write that no caller was waiting for failed (the registration stays in memory and is
     /// retried on the next change).
     func storageFailed(_ error: SyncError)
+    /// A running event reported progress (rate-limited by the scheduler).
+    func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress)
+}
+
+extension SyncObserver {
+    public func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {}
+}
+
+/// Follows the power supply (UPower, power-profiles-daemon). Calls `onChange` on the
+/// scheduler's thread after every change.
+public protocol PowerMonitor: AnyObject {
+    var status: PowerStatus { get }
+    var onChange: ((PowerStatus) -> Void)? { get set }
+    func start()
 }

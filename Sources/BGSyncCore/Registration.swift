@@ -43,13 +43,21 @@ public struct Registration: Sendable, Equatable, Codable {
     public var sequence: Int64
     /// Who registered it, and so the boundary its events run within.
     public var confinement: Confinement
+    /// Option `power`; nil when not given (which counts as `any`, except that a periodic
+    /// registration then waits while the power profile is power-saver).
+    public var power: PowerRequirement?
+    /// Option `expires-after`: not done by then, it ends with outcome `expired`.
+    public var expiresAt: Date?
+    /// Option `not-before`: it does not fire earlier.
+    public var notBefore: Date?
 
     public init(
         key: RegistrationKey, handler: String, options: [String: Value] = [:],
         network: NetworkRequirement = .any, maxAttempts: UInt32, attempts: UInt32 = 0,
         state: RegistrationState = .pending, nextAttempt: Date? = nil, lastError: String = "",
         minInterval: Double? = nil, intervalStart: Date? = nil, sequence: Int64,
-        confinement: Confinement = .unconfined
+        confinement: Confinement = .unconfined, power: PowerRequirement? = nil, expiresAt: Date? = nil,
+        notBefore: Date? = nil
     ) {
         self.key = key
         self.handler = handler
@@ -64,6 +72,9 @@ public struct Registration: Sendable, Equatable, Codable {
         self.intervalStart = intervalStart
         self.sequence = sequence
         self.confinement = confinement
+        self.power = power
+        self.expiresAt = expiresAt
+        self.notBefore = notBefore
     }
 
     /// The form written to disk: a running event is not worth remembering, since after a crash
@@ -89,10 +100,15 @@ public struct SyncEvent: Sendable, Equatable, Codable {
     public var deadline: Date
     /// The registration's confinement: what the handler's app-named paths must stay within.
     public var confinement: Confinement
+    /// Once the handler reports progress it is held to this many seconds without progress
+    /// instead of `deadline`, and never past `ceiling`. Nil: `deadline` alone.
+    public var stallTimeout: Double?
+    public var ceiling: Date?
 
     public init(
         id: UInt64, key: RegistrationKey, handler: String, options: [String: Value],
-        attempt: UInt32, lastChance: Bool, deadline: Date, confinement: Confinement = .unconfined
+        attempt: UInt32, lastChance: Bool, deadline: Date, confinement: Confinement = .unconfined,
+        stallTimeout: Double? = nil, ceiling: Date? = nil
     ) {
         self.id = id
         self.key = key
@@ -102,6 +118,14 @@ public struct SyncEvent: Sendable, Equatable, Codable {
         self.lastChance = lastChance
         self.deadline = deadline
         self.confinement = confinement
+        self.stallTimeout = stallTimeout
+        self.ceiling = ceiling
+    }
+
+    /// When the handler is killed if it reported progress at `lastProgress` (and nothing since).
+    public func deadline(afterProgressAt lastProgress: Date) -> Date {
+        guard let stallTimeout, let ceiling else { return deadline }
+        return min(lastProgress.addingTimeInterval(stallTimeout), ceiling)
     }
 }
 
@@ -128,6 +152,11 @@ public enum SyncOutcome: String, Sendable, Equatable, Codable {
     case retryScheduled = "retry-scheduled"
     case failed
     case cancelled
+    /// Stopped because a condition (network, metered, power) stopped holding; the attempt was
+    /// not counted and the registration waits for its conditions again.
+    case interrupted
+    /// Not done by its `expires-after` time; removed.
+    case expired
 }
 
 /// What the agent knows of a loaded handler.

@@ -15,6 +15,13 @@ public final class RoutingDispatcher: EventDispatcher {
         (builtIn[event.handler] ?? plugins).dispatch(event, completion: completion)
     }
 
+    /// Asks whichever dispatcher runs `eventID` to stop it (the others do not know the id and
+    /// ignore it).
+    public func cancel(eventID: UInt64, grace: Double) {
+        for dispatcher in builtIn.values { dispatcher.cancel(eventID: eventID, grace: grace) }
+        plugins.cancel(eventID: eventID, grace: grace)
+    }
+
     /// The handlers the scheduler may offer: the plugins' and the built-in ones', a built-in one
     /// winning over a plugin of the same name. Returns the plugin names it shadowed, to log.
     public static func handlers(

@@ -12,13 +12,15 @@ public final class Scheduler {
     /// Read where used, so a reload's new values apply from the next decision on.
     public var settings: SyncSettings
     public private(set) var network: NetworkStatus
+    /// The power supply; changed through `powerChanged` (Scheduler+Conditions.swift).
+    public internal(set) var power: PowerStatus
     public weak var observer: (any SyncObserver)?
     /// Names of the handlers that loaded; Register refuses others.
     public var handlers: [String: HandlerInfo]
 
     let clock: any SchedulerClock
     let store: any RegistrationStore
-    private let dispatcher: any EventDispatcher
+    let dispatcher: any EventDispatcher
     private let unitRandom: () -> Double
 
     /// Change only through `setRegistration`, which keeps `perApp` in step.
@@ -26,7 +28,9 @@ public final class Scheduler {
     /// How many registrations each app has (the quota check, O(1)).
     private(set) var perApp: [String: Int] = [:]
     /// Events now running, by key. An entry whose registration was unregistered is `orphaned`.
-    private var running: [RegistrationKey: RunningEvent] = [:]
+    var running: [RegistrationKey: RunningEvent] = [:]
+    /// Interruptions and progress (Scheduler+Conditions.swift).
+    var conditions = ConditionState()
     /// Pending registrations by app, served in turns; may hold stale keys, checked on use.
     private var readyQueue = FairQueue()
     var nextSequence: Int64 = 1
@@ -45,7 +49,7 @@ public final class Scheduler {
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
 
-    private struct RunningEvent {
+    struct RunningEvent {
         var id: UInt64
         var startedAt: Date
         var orphaned = false
@@ -54,7 +58,8 @@ public final class Scheduler {
     public init(
         settings: SyncSettings, clock: any SchedulerClock, store: any RegistrationStore,
         dispatcher: any EventDispatcher, handlers: [String: HandlerInfo] = [:],
-        network: NetworkStatus = .offline, unitRandom: @escaping () -> Double = { Double.random(in: 0..<1) }
+        network: NetworkStatus = .offline, power: PowerStatus = .ac,
+        unitRandom: @escaping () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.settings = settings
         self.clock = clock
@@ -62,6 +67,7 @@ public final class Scheduler {
         self.dispatcher = dispatcher
         self.handlers = handlers
         self.network = network
+        self.power = power
         self.unitRandom = unitRandom
     }
 
@@ -114,6 +120,7 @@ public final class Scheduler {
     public func networkChanged(_ status: NetworkStatus) {
         guard status != network else { return }
         network = status
+        interruptUnsatisfied()
         afterChange()
     }
 
@@ -123,6 +130,7 @@ public final class Scheduler {
     private func wakeup() {
         armedWakeup = nil
         let now = clock.now()
+        expireDue(now: now)
         let due = registrations.updateEach { registration in
             guard registration.state == .waiting, let due = registration.nextAttempt, due <= now else { return false }
             registration.state = .pending  // no write: a past due time already reads as pending
@@ -145,7 +153,7 @@ public final class Scheduler {
     /// wake-up (and at start). In between, `noteWaiting` keeps the armed time early enough; one
     /// that turns out too early (its registration went) just rescans.
     private func rearmWakeup() {
-        let earliest = registrations.values.lazy.filter { $0.state == .waiting }.compactMap(\.nextAttempt).min()
+        let earliest = earliestWakeup()
         if earliest != armedWakeup {
             armedWakeup = earliest
             clock.armWakeup(at: earliest)
@@ -154,6 +162,7 @@ public final class Scheduler {
 
     /// Queues a pending registration, or makes sure the wake-up comes early enough for a waiting one.
     func track(_ registration: Registration) {
+        if let expiry = registration.expiresAt { noteWaiting(until: expiry) }
         switch registration.state {
         case .pending: readyQueue.append(registration.key)
         case .waiting: if let due = registration.nextAttempt { noteWaiting(until: due) }
@@ -188,8 +197,8 @@ public final class Scheduler {
                 guard FairShare.mayStart(held: mine, share: share, free: limit - running.count) else { continue }
                 let next = readyQueue.popFirst(of: app) { key in
                     guard let registration = registrations[key], registration.state == .pending else { return .drop }
-                    // An unregistered twin still running, metered, or being committed: it waits in place.
-                    guard running[key] == nil, network.satisfies(registration.network),
+                    // An unregistered twin still running, metered, power, or being committed: it waits.
+                    guard running[key] == nil, conditionsHold(for: registration),
                         committingKeys?.contains(key) != true
                     else { return .keep }
                     return .take
@@ -210,11 +219,13 @@ public final class Scheduler {
         let event = SyncEvent(
             id: id, key: registration.key, handler: registration.handler, options: registration.options,
             attempt: attempt, lastChance: attempt >= registration.maxAttempts,
-            deadline: now.addingTimeInterval(settings.eventTimeout), confinement: registration.confinement)
+            deadline: now.addingTimeInterval(settings.eventTimeout), confinement: registration.confinement,
+            stallTimeout: settings.eventStallTimeout, ceiling: now.addingTimeInterval(settings.eventCeiling))
         var firing = registration
         firing.state = .firing
         registrations[registration.key] = firing
         running[registration.key] = RunningEvent(id: id, startedAt: now)
+        conditions.forget(registration.key)  // a new event: its own progress, announced afresh
         observer?.syncStarted(event)
         dispatcher.dispatch(event) { [weak self] outcome in
             self?.eventFinished(key: registration.key, id: id, outcome: outcome)
@@ -228,14 +239,17 @@ public final class Scheduler {
             return
         }
         running[key] = nil
-        defer { afterChange() }
+        let interrupted = conditions.interrupting.remove(id) != nil
+        defer { afterEvent(of: key) }
         guard !event.orphaned, var registration = registrations[key] else {
             observer?.syncFinished(key, outcome: .cancelled, detail: outcome.detail)
             return
         }
         let now = clock.now()
         let result: SyncOutcome
-        if registration.state == .reregisteredWhileFiring {
+        if let ended = finishInterruptedOrExpired(&registration, interrupted: interrupted, outcome: outcome, now: now) {
+            result = ended
+        } else if registration.state == .reregisteredWhileFiring {
             // Registered again while running: run once more, from a clean slate.
             registration.state = .pending
             registration.attempts = 0
@@ -316,7 +330,7 @@ public final class Scheduler {
 
     /// Writes an outcome no caller is waiting for: `nil` deletes. A failed write is reported
     /// and memory goes ahead; the disk keeps the older state, which only means a repeat run.
-    private func persist(_ registration: Registration?, key: RegistrationKey) {
+    func persist(_ registration: Registration?, key: RegistrationKey) {
         do {
             if let registration {
                 try store.save(registration.durable, urgency: .background)

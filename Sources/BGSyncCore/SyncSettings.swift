@@ -14,6 +14,19 @@ public struct SyncSettings: Sendable, Equatable {
     /// Largest encoded size of one registration's handler options.
     public var maxOptionsBytes: Int = 64 * 1024
 
+    // Conditions and progress.
+    /// A handler that reports progress may go this long without its `done` changing, instead of
+    /// being held to `eventTimeout`.
+    public var eventStallTimeout: Double = 60
+    /// No event runs longer than this, progress or not.
+    public var eventCeiling: Double = 3600
+    /// How long a handler asked to stop (a condition was lost) has before it is killed.
+    public var interruptGracePeriod: Double = 5
+    /// `power=battery-not-low` waits below this charge, in percent.
+    public var batteryLowThreshold: Double = 20
+    /// At most one SyncProgress signal per registration in this many seconds.
+    public var progressSignalInterval: Double = 1
+
     public init() {}
 
     /// The wait after the `failures`-th failed attempt (1-based): initial × factor^(failures−1),

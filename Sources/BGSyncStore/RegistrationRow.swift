@@ -7,7 +7,8 @@ import GRDB
 enum RegistrationRow {
     static let columns = [
         "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
-        "next_attempt", "last_error", "min_interval", "interval_start", "sequence", "confinement",
+        "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+        "power", "expires_at", "not_before", "confinement",
     ]
 
     /// Rows come from `selectSQL`, so a column is read by its position there: GRDB's lookup by
@@ -28,6 +29,8 @@ enum RegistrationRow {
             Int64(registration.attempts), registration.state.rawValue,
             registration.nextAttempt?.timeIntervalSince1970, registration.lastError, registration.minInterval,
             registration.intervalStart?.timeIntervalSince1970, registration.sequence,
+            registration.power?.rawValue, registration.expiresAt?.timeIntervalSince1970,
+            registration.notBefore?.timeIntervalSince1970,
             ConfinementText.text(registration.confinement),
         ]
         return StatementArguments(values)
@@ -78,7 +81,15 @@ enum RegistrationRow {
             minInterval: try real(row, "min_interval"),
             intervalStart: try real(row, "interval_start").map(Date.init(timeIntervalSince1970:)),
             sequence: try integer(row, "sequence"),
-            confinement: try value(row, "confinement", ConfinementText.confinement(from:)))
+            confinement: try value(row, "confinement", ConfinementText.confinement(from:)),
+            power: try optionalText(row, "power").map { raw throws(BadColumn) in
+                guard let power = PowerRequirement(rawValue: raw) else {
+                    throw BadColumn(column: "power", found: "'\(raw)'")
+                }
+                return power
+            },
+            expiresAt: try real(row, "expires_at").map(Date.init(timeIntervalSince1970:)),
+            notBefore: try real(row, "not_before").map(Date.init(timeIntervalSince1970:)))
         registration = registration.durable
         return registration
     }
@@ -88,6 +99,13 @@ enum RegistrationRow {
 
     private static func text(_ row: Row, _ column: String) throws(BadColumn) -> String {
         let stored: DatabaseValue = row[indexes[column]!]
+        guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column, found: "\(stored)") }
+        return text
+    }
+
+    private static func optionalText(_ row: Row, _ column: String) throws(BadColumn) -> String? {
+        let stored: DatabaseValue = row[indexes[column]!]
+        if stored.isNull { return nil }
         guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column, found: "\(stored)") }
         return text
     }

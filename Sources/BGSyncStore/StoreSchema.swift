@@ -39,6 +39,16 @@ enum StoreSchema {
             // g_variant_parse reads it back with every type.
             try LegacyOptions.rewriteAsGVariantText(db)
         }
+        migrator.registerMigration("conditions: power, expires_at, not_before") { db in
+            // NULL: the option was not given (power then counts as 'any', except that a periodic
+            // registration waits while the profile is power-saver).
+            try db.execute(sql: """
+                ALTER TABLE registrations ADD COLUMN power TEXT
+                    CHECK (power IS NULL OR power IN ('any', 'ac', 'battery-not-low'));
+                ALTER TABLE registrations ADD COLUMN expires_at REAL;
+                ALTER TABLE registrations ADD COLUMN not_before REAL;
+                """)
+        }
         migrator.registerMigration("v3: confinement") { db in
             // Text a person can read in sqlite3: 'unconfined', or 'KIND:APP-ID:ROOT' (app ids have
             // no ':'; the root, last, may). Rows from before were all made unconfined (the

@@ -3,6 +3,8 @@ import BGSyncCore
 /// A dispatcher whose events stay running until the test finishes them.
 public final class ManualDispatcher: EventDispatcher {
     public private(set) var started: [SyncEvent] = []
+    /// Stop requests, in order: (event id, grace seconds).
+    public private(set) var cancelled: [(id: UInt64, grace: Double)] = []
     private var completions: [UInt64: (HandlerOutcome) -> Void] = [:]
 
     public init() {}
@@ -12,6 +14,10 @@ public final class ManualDispatcher: EventDispatcher {
     public func dispatch(_ event: SyncEvent, completion: @escaping (HandlerOutcome) -> Void) {
         started.append(event)
         completions[event.id] = completion
+    }
+
+    public func cancel(eventID: UInt64, grace: Double) {
+        cancelled.append((eventID, grace))
     }
 
     /// Finishes the event with `id`, as the handler would.

@@ -17,6 +17,7 @@ public final class RecordingObserver: SyncObserver {
     public private(set) var started: [SyncEvent] = []
     public private(set) var finished: [Finished] = []
     public private(set) var storageErrors: [SyncError] = []
+    public private(set) var progress: [(key: RegistrationKey, progress: SyncProgress)] = []
 
     public init() {}
 
@@ -27,4 +28,8 @@ public final class RecordingObserver: SyncObserver {
     }
 
     public func storageFailed(_ error: SyncError) { storageErrors.append(error) }
+
+    public func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {
+        self.progress.append((key, progress))
+    }
 }

@@ -15,7 +15,7 @@ enum ChildProcess {
     /// /dev/null, stdout is `stdout` (our stderr unless given), stderr is ours, `fd3` (if any)
     /// becomes fd 3, and every other fd is closed. Signal dispositions and the signal mask are
     /// reset, so a signal the agent blocks (for a signalfd) or ignores is not blocked or ignored
-    /// in the worker.
+    /// in the worker; only the stop signal starts blocked (see WireProtocol).
     static func spawn(executable: String, arguments: [String], stdout: Int32 = 2, fd3: Int32? = nil) throws(SpawnError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -29,11 +29,14 @@ enum ChildProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
+        // Only the stop signal starts blocked: one sent before the worker can take it (it installs
+        // its handler after starting) waits, pending, instead of killing it.
+        var onlyStop = sigset_t()
+        sigemptyset(&onlyStop)
+        sigaddset(&onlyStop, WireProtocol.stopSignal)
         var allSignals = sigset_t()
         sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigmask(&attributes, &onlyStop)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 

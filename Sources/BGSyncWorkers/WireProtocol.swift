@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BGSyncCore
 import struct Foundation.Data
 import class Foundation.JSONDecoder
@@ -11,9 +14,16 @@ import class Foundation.JSONEncoder
 /// 4-byte big-endian payload length, then that many bytes of UTF-8 JSON.
 ///
 ///   agent  → worker   `WorkerRequest`  one event
-///   worker → agent    `WorkerReply`    its outcome, before the next request is read
+///   worker → agent    `WorkerReply`    progress (any number, while the event runs), then its
+///                                      outcome, before the next request is read
+///   agent  → worker   SIGUSR1          stop the running event (a condition was lost), queued
+///                                      with sigqueue(2), the event's id as its value
 ///
-/// One event at a time: the agent sends the next request only after the reply. The worker exits
+/// One event at a time: the agent sends the next request only after the outcome. The stop is a
+/// signal, not a frame, so the worker learns of it while the plugin's `handle` blocks its one
+/// thread; it names its event, so a late one never stops the next. The worker starts with the
+/// signal blocked (a stop before it is ready waits, pending) and takes it on one thread of its
+/// own, so it never interrupts a plugin's call. The worker exits
 /// when fd 3 reaches end of file. `bgsync-worker --probe PLUGIN` instead prints one `ProbeReport`
 /// as a JSON line on stdout and exits (0 when the plugin is usable, 1 when it is refused).
 public enum WireProtocol {
@@ -22,6 +32,8 @@ public enum WireProtocol {
     /// A frame larger than this is a broken peer, not a big event (options are capped at 64 KiB).
     public static let maxFrameBytes = 16 * 1024 * 1024
     public static let headerBytes = 4
+    /// The signal that asks a worker to stop its running event.
+    public static let stopSignal = SIGUSR1
 
     /// The frame for `message`: length header and JSON payload.
     public static func frame<Message: Encodable>(_ message: Message) throws -> [UInt8] {
@@ -76,15 +88,22 @@ public struct WorkerRequest: Codable, Sendable, Equatable {
     public init(event: SyncEvent) { self.event = event }
 }
 
-/// Worker → agent: what the handler made of the event with id `eventID`.
+/// Worker → agent: what the handler made of the event with id `eventID` (`outcome`), or how far
+/// it got (`progress`, while it runs). Exactly one of the two is set.
 public struct WorkerReply: Codable, Sendable, Equatable {
     public var eventID: UInt64
-    public var outcome: HandlerOutcome
+    public var outcome: HandlerOutcome?
+    public var progress: SyncProgress?
     public init(eventID: UInt64, outcome: HandlerOutcome) {
         self.eventID = eventID
         self.outcome = outcome
     }
+    public init(eventID: UInt64, progress: SyncProgress) {
+        self.eventID = eventID
+        self.progress = progress
+    }
 }
+
 
 /// What `bgsync-worker --probe` prints: the handler's self-description, or why it is refused.
 public struct ProbeReport: Codable, Sendable, Equatable {

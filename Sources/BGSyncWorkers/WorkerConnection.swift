@@ -4,11 +4,16 @@ import Glibc
 import BGSyncCore
 import CLinux
 import MainLoop
+import struct Foundation.Date
 
 /// One event waiting for, or running in, a worker.
 struct WorkerJob {
     let event: SyncEvent
     let completion: (HandlerOutcome) -> Void
+    /// The agent asked it to stop (SIGUSR1 sent; killed at the end of the grace period).
+    var stopRequested = false
+    /// The `done` of the last progress report; progress is a change of it.
+    var lastDone: UInt64?
 }
 
 /// The agent's end of one `bgsync-worker --serve` process: its socket, the bytes in flight
@@ -21,6 +26,11 @@ final class WorkerConnection {
     var job: WorkerJob?
     /// Fires at the running event's deadline.
     var deadlineTimer: WallClockTimer?
+    /// The running event's deadline: its cap, or, once it reports progress, the stall time
+    /// after the last progress (never past the ceiling).
+    var deadline = Date.distantFuture
+    /// Ends a stop request's grace period.
+    var graceTimer: MainLoop.Timer?
     /// When it last finished an event (monotonic ns), to evict the least recently used.
     var lastUsed: UInt64
     /// Set by a reload while it runs an event: stop it once that event is done.

@@ -14,15 +14,18 @@ import struct Foundation.Date
 ///
 /// A worker that dies during an event completes it with `.retry(after: nil, detail: "crashed")`;
 /// one that is still running at the event's deadline (wall clock) is killed and completes it with
-/// `.retry(after: nil, detail: "timeout")`. Either way the next event gets a fresh worker.
+/// `.retry(after: nil, detail: "timeout")`. Either way the next event gets a fresh worker. A
+/// handler that reports progress is held to the event's stall time after its last progress
+/// instead (never past its ceiling), and `cancel` asks a running event to stop
+/// (WorkerPool+Conditions.swift).
 public final class WorkerPool: EventDispatcher {
-    private let loop: MainLoop
+    let loop: MainLoop
     private let workerExecutable: String
     private var catalog: PluginCatalog
     private var maxWorkers: Int
-    private let logger: Logger
+    let logger: Logger
     private let reaper: ChildReaper
-    private var workers: [WorkerConnection] = []
+    var workers: [WorkerConnection] = []
     /// Events with no free worker yet, oldest first.
     private var queue: [WorkerJob] = []
     private var isShutDown = false
@@ -35,6 +38,8 @@ public final class WorkerPool: EventDispatcher {
     public var workerProcessIDs: [Int32] { workers.map(\.pid) }
     /// Events waiting for a worker.
     public var queuedCount: Int { queue.count }
+    /// Progress a running event reported (WorkerPool+Conditions.swift), on the loop's thread.
+    public var onProgress: ((SyncEvent, SyncProgress) -> Void)?
 
     public init(loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger) {
         self.loop = loop
@@ -88,6 +93,9 @@ public final class WorkerPool: EventDispatcher {
     /// SIGKILL timers of retired idle workers not yet reaped, by pid.
     private var graceTimers: [pid_t: MainLoop.Timer] = [:]
 
+    func queuedIndex(of eventID: UInt64) -> Int? { queue.firstIndex { $0.event.id == eventID } }
+    func dequeue(at index: Int) -> WorkerJob { queue.remove(at: index) }
+
     /// Takes the handlers of a new scan and a new process limit (a reload). Idle workers stop,
     /// so the next event loads the plugin file that is there now; a busy worker finishes its
     /// event (even of a handler that is gone: its process has the plugin loaded) and stops then.
@@ -105,7 +113,7 @@ public final class WorkerPool: EventDispatcher {
 
     /// Starts queued events while there is a worker for them. The oldest event always goes
     /// first: it can start whenever any worker is idle or there is room for one more.
-    private func startQueued() {
+    func startQueued() {
         while let job = queue.first {
             let handler = job.event.handler
             if let worker = workers.first(where: { $0.isIdle && $0.handler == handler }) {
@@ -148,13 +156,17 @@ public final class WorkerPool: EventDispatcher {
             return finish(job, .failure(detail: "the event's options cannot be sent to the handler: \(error)"))
         }
         worker.job = job
-        let deadline = job.event.deadline
+        worker.deadline = job.event.deadline
         let timer = WallClockTimer(loop: loop)
         timer.onFire = { [unowned self, unowned worker] in
-            // A clock change fires it early: look again.
-            if Date() >= deadline { self.timedOut(worker) } else { worker.deadlineTimer?.arm(at: deadline) }
+            // A clock change fires it early, and progress moves the deadline: look again.
+            if Date() >= worker.deadline {
+                self.timedOut(worker)
+            } else {
+                worker.deadlineTimer?.arm(at: worker.deadline)
+            }
         }
-        timer.arm(at: deadline)
+        timer.arm(at: worker.deadline)
         worker.deadlineTimer = timer
         if !worker.send(frame) { workerDied(worker, why: "the worker process ended before it got the event") }
     }
@@ -172,14 +184,19 @@ public final class WorkerPool: EventDispatcher {
             workerDied(worker, why: "it broke the protocol", kill: true)
         case .replies(let replies, let closed):
             for reply in replies {
-                guard let job = worker.job, job.event.id == reply.eventID else {
+                if let progress = reply.progress {
+                    guard progressed(worker, eventID: reply.eventID, progress) else { return }
+                    continue
+                }
+                guard let job = worker.job, job.event.id == reply.eventID, let outcome = reply.outcome else {
                     logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' answered event \(reply.eventID), which it was not running; stopping it.")
                     return workerDied(worker, why: "it broke the protocol", kill: true)
                 }
                 worker.job = nil
                 worker.deadlineTimer = nil
+                worker.endGrace(on: loop)
                 worker.lastUsed = MainLoop.monotonicNow()
-                finish(job, reply.outcome)
+                finish(job, outcome)
                 if worker.retireWhenDone {
                     retire(worker)
                     startQueued()
@@ -193,7 +210,11 @@ public final class WorkerPool: EventDispatcher {
 
     private func timedOut(_ worker: WorkerConnection) {
         guard let job = worker.job else { return }
-        logger.warning("Handler '\(worker.handler)' overran the time cap on \(job.event.key) (event \(job.event.id)); killing worker pid \(worker.pid).")
+        let cap = job.lastDone == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
+        let message = "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
+            + "killing worker pid \(worker.pid)."
+        logger.warning("\(message)")
+        worker.kill()  // now: without its job it would look idle to `retire`, which lets idle ones exit
         worker.job = nil
         retire(worker)
         finish(job, .retry(after: nil, detail: "timeout"))
@@ -201,7 +222,7 @@ public final class WorkerPool: EventDispatcher {
     }
 
     /// The worker ended on its own (or must be stopped): its event, if any, is a crash.
-    private func workerDied(_ worker: WorkerConnection, why: String, kill: Bool = false) {
+    func workerDied(_ worker: WorkerConnection, why: String, kill: Bool = false) {
         guard workers.contains(where: { $0 === worker }) else { return }
         let job = worker.job
         worker.job = nil
@@ -218,7 +239,7 @@ public final class WorkerPool: EventDispatcher {
     /// socket, so its plugin's deinit runs, and SIGKILL only if it has not exited within
     /// `deinitGrace`; a busy one is killed at once. (Killing is harmless if it already ended: it
     /// stays a zombie until reaped, so the pid cannot be reused; the timer is cancelled on reaping.)
-    private func retire(_ worker: WorkerConnection) {
+    func retire(_ worker: WorkerConnection) {
         workers.removeAll { $0 === worker }
         let pid = worker.pid
         if worker.isIdle {
@@ -242,11 +263,12 @@ public final class WorkerPool: EventDispatcher {
         if let watch = worker.watch { loop.removeWatch(watch) }
         worker.watch = nil
         worker.deadlineTimer = nil
+        worker.endGrace(on: loop)
         worker.closeSocket()
     }
 
     /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once.
-    private func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
+    func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
         let completion = job.completion
         loop.addTimer(after: 0) { completion(outcome) }
     }

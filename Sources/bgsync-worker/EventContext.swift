@@ -1,6 +1,9 @@
 import BGSyncCore
 import BGSyncValue
 import BGSyncWorkers
+
+import struct Foundation.Date
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,8 +19,16 @@ final class EventContext {
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
     private var buffers: [String: UnsafeMutableRawPointer] = [:]
 
+    /// What `deadline` answers: the event's cap, then moved by progress (see `progressed`).
+    private(set) var deadline: Date
+    private var lastDone: UInt64?
+    private var lastProgressSent: Date?
+    /// A report held back by the rate limit, sent before the outcome so the agent ends with the last.
+    var heldProgress: SyncProgress?
+
     init(event: SyncEvent) {
         self.event = event
+        deadline = event.deadline
         names = event.options.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         files = ConfinedFiles(root: event.confinement.root)
     }
@@ -25,6 +36,26 @@ final class EventContext {
     deinit {
         for pointer in strings.values { free(pointer) }
         for pointer in buffers.values { free(pointer) }
+    }
+
+    /// At most this often a progress frame goes to the agent; reports in between are dropped.
+    static let progressFrameInterval = 0.05
+
+    /// A progress report: moves the deadline when `done` changed (as the agent does) and returns
+    /// what should go to the agent now: nothing within `progressFrameInterval` of the last frame
+    /// (the report is held, and goes later or before the outcome).
+    func progressed(_ progress: SyncProgress, now: Date = Date()) -> SyncProgress? {
+        if lastDone != progress.done {
+            lastDone = progress.done
+            deadline = event.deadline(afterProgressAt: now)
+        }
+        if let last = lastProgressSent, now.timeIntervalSince(last) < Self.progressFrameInterval {
+            heldProgress = progress
+            return nil
+        }
+        lastProgressSent = now
+        heldProgress = nil
+        return progress
     }
 
     /// The opaque pointer handed to the plugin, and back.

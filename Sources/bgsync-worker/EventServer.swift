@@ -2,6 +2,7 @@ import BGSyncCore
 import BGSyncWorkers
 import CBGSyncPlugin
 import CLinux
+import CWorkerCancel
 
 #if canImport(Glibc)
 import Glibc
@@ -30,6 +31,13 @@ enum EventServer {
         // Plugins printing to stdout end up in the log, never in the protocol.
         _ = dup2(2, 1)
 
+        // Before the plugin is loaded: threads it starts must inherit the blocked stop signal.
+        if bgsync_cancel_install(WireProtocol.stopSignal) != 0 {
+            HostLog.line(
+                priority: 4, prefix: "bgsync-worker",
+                "Cannot catch the stop signal (\(String(cString: strerror(errno)))); "
+                    + "a stopped event will be killed after its grace period.")
+        }
         let plugin: LoadedPlugin
         do {
             plugin = try LoadedPlugin.load(path: path)
@@ -86,6 +94,7 @@ enum EventServer {
     static func handle(
         _ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>, pluginData: UnsafeMutableRawPointer?
     ) -> HandlerOutcome {
+        bgsync_cancel_begin(event.id)  // a stop names its event: one for an earlier event is not this
         let context = EventContext(event: event)
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
@@ -98,6 +107,9 @@ enum EventServer {
             } else {
                 plugin.fields.handle?(host, context.opaque, &result)  // the loader checked one is set
             }
+        }
+        if let held = context.heldProgress {
+            _ = reply(WorkerReply(eventID: event.id, progress: held))
         }
         let detail = withUnsafeBytes(of: &result.detail) { raw -> String in
             let bytes = raw.prefix(Int(BGSYNC_DETAIL_SIZE) - 1)

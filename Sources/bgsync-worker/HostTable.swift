@@ -1,6 +1,9 @@
 import BGSyncCore
 import BGSyncValue
+import BGSyncWorkers
 import CBGSyncPlugin
+import CWorkerCancel
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +28,7 @@ enum HostTable {
         }
         host.attempt = { event in EventContext.from(event)?.event.attempt ?? 0 }
         host.last_chance = { event in EventContext.from(event)?.event.lastChance ?? false }
-        host.deadline = { event in EventContext.from(event)?.event.deadline.timeIntervalSince1970 ?? 0 }
+        host.deadline = { event in EventContext.from(event)?.deadline.timeIntervalSince1970 ?? 0 }
         host.periodic = { event in EventContext.from(event)?.event.key.kind == .periodic }
 
         // The typed accessors read options by BGSyncValue's rules (`Value+Accessors.swift`),
@@ -106,10 +109,35 @@ enum HostTable {
         }
 
         addFiles(to: &host)
+        addCancellationAndProgress(to: &host)
 
         let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
         table.initialize(to: host)
         return UnsafePointer(table)
+    }
+
+    /// Growth 2: cancellation (the worker's stop signal, CWorkerCancel) and progress frames.
+    static func addCancellationAndProgress(to host: inout bgsync_host) {
+        host.cancelled = { _ in bgsync_cancel_requested() }
+        host.cancel_fd = { _ in bgsync_cancel_fd() }
+        host.progress = { event, done, total, text in
+            guard let context = EventContext.from(event) else { return }
+            let report = SyncProgress(done: done, total: total, text: HostTable.progressText(text))
+            guard let progress = context.progressed(report) else { return }
+            _ = EventServer.reply(WorkerReply(eventID: context.event.id, progress: progress))
+        }
+    }
+
+    /// A plugin's progress text: at most BGSYNC_PROGRESS_TEXT_SIZE - 1 bytes, cut at a character
+    /// boundary, invalid UTF-8 replaced.
+    static func progressText(_ text: UnsafePointer<CChar>?) -> String {
+        guard let text else { return "" }
+        let limit = Int(BGSYNC_PROGRESS_TEXT_SIZE) - 1
+        let length = strnlen(text, limit)
+        let bytes = UnsafeRawBufferPointer(start: text, count: length)
+        var decoded = String(decoding: bytes, as: UTF8.self)
+        while decoded.utf8.count > limit { decoded.removeLast() }
+        return decoded
     }
 }
 

@@ -7,7 +7,7 @@ import Glibc
 
 struct Monitor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print SyncStarted, SyncFinished and property changes as they happen, one line each, until Ctrl-C.",
+        abstract: "Print SyncStarted, SyncProgress, SyncFinished and property changes as they happen, until Ctrl-C.",
         discussion: "Keeps running while the agent restarts. Exits 3 when the bus connection is lost.")
 
     @OptionGroup var shared: SharedOptions
@@ -85,6 +85,16 @@ struct Monitor: ParsableCommand {
                 ? JSON.object([("signal", JSON.string("SyncFinished")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
                                ("outcome", JSON.string(outcome)), ("detail", JSON.string(detail))])
                 : "SyncFinished  \(app) \(tag) \(outcome)\(detail.isEmpty ? "" : ": " + detail)"
+        case (AgentClient.interface, "SyncProgress") where args.count == 5:
+            let app = args[0].stringValue ?? "", tag = args[1].stringValue ?? ""
+            let done = args[2].uint64Value ?? 0, total = args[3].uint64Value ?? 0, text = args[4].stringValue ?? ""
+            return json
+                ? JSON.object([
+                    ("signal", JSON.string("SyncProgress")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
+                    ("done", "\(done)"), ("total", "\(total)"), ("text", JSON.string(text)),
+                ])
+                : "SyncProgress  \(app) \(tag) " + (total > 0 ? "\(done)/\(total)" : "\(done)")
+                    + (text.isEmpty ? "" : ": " + text)
         case ("org.freedesktop.DBus.Properties", "PropertiesChanged") where args.count >= 2:
             guard args[0].stringValue == AgentClient.interface, case .dictionary(_, _, let entries) = args[1] else { return nil }
             if json {

@@ -18,6 +18,19 @@ struct RegistrationOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Attempts before giving up (reserved option 'max-attempts').", valueName: "n"))
     var maxAttempts: UInt32?
 
+    @Option(help: ArgumentHelp(
+        "Power to wait for: any, ac or battery-not-low (reserved option 'power').", valueName: "kind"))
+    var power: String?
+
+    @Option(help: ArgumentHelp(
+        "Give up, as 'expired', if not done within this many seconds (reserved option 'expires-after').",
+        valueName: "seconds"))
+    var expiresAfter: UInt64?
+
+    @Option(help: ArgumentHelp(
+        "Do not fire for this many seconds (reserved option 'not-before').", valueName: "seconds"))
+    var notBefore: UInt64?
+
     func dictionary() throws(CLIFailure) -> Value {
         var entries: [(String, Value)] = []
         func set(_ key: String, _ value: Value) {
@@ -30,6 +43,9 @@ struct RegistrationOptions: ParsableArguments {
         }
         if let network { set("network", .string(network)) }
         if let maxAttempts { set("max-attempts", .uint32(maxAttempts)) }
+        if let power { set("power", .string(power)) }
+        if let expiresAfter { set("expires-after", .uint64(expiresAfter)) }
+        if let notBefore { set("not-before", .uint64(notBefore)) }
         if let current = entries.first(where: { $0.0 == "network" })?.1 {
             guard let kind = current.stringValue, ["any", "unmetered"].contains(kind) else {
                 throw .usage("network must be 'any' or 'unmetered', not \(current.gvariantText)")

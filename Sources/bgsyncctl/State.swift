@@ -3,14 +3,14 @@ import DBusKit
 
 struct State: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the agent's view of the network and its installed handlers.")
+        abstract: "Show the agent's view of the network, the power supply and its installed handlers.")
 
     @OptionGroup var shared: SharedOptions
 
     func run() throws {
         let properties = try AgentClient(shared).properties()
         if shared.json {
-            let order = ["Online", "Metered", "Handlers", "Version"]
+            let order = ["Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version"]
             let members = order.compactMap { key in properties[key].map { (key, JSON.text($0)) } }
                 + properties.keys.filter { !order.contains($0) }.sorted().map { ($0, JSON.text(properties[$0]!)) }
             print(JSON.object(members))
@@ -20,6 +20,9 @@ struct State: ParsableCommand {
         let handlers = properties["Handlers"]?.arrayValue?.compactMap(\.stringValue) ?? []
         print("online:    \(show("Online"))")
         print("metered:   \(show("Metered"))")
+        // An agent from before power conditions has neither.
+        if properties["OnBattery"] != nil { print("battery:   \(show("OnBattery"))") }
+        if properties["PowerSaver"] != nil { print("saver:     \(show("PowerSaver"))") }
         print("handlers:  \(handlers.isEmpty ? "-" : handlers.joined(separator: ", "))")
         print("version:   \(show("Version"))")
     }

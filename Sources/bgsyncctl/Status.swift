@@ -1,4 +1,5 @@
 import ArgumentParser
+import BGSyncValue
 import DBusKit
 
 struct Status: ParsableCommand {
@@ -16,7 +17,8 @@ struct Status: ParsableCommand {
     static let fields: [(key: String, label: String)] = [
         ("kind", "kind"), ("state", "state"), ("handler", "handler"), ("attempts", "attempts"),
         ("max-attempts", "max attempts"), ("next-attempt", "next attempt"), ("min-interval", "min interval"),
-        ("network", "network"), ("last-error", "last error"),
+        ("network", "network"), ("power", "power"), ("not-before", "not before"), ("expires-at", "expires"),
+        ("progress", "progress"), ("last-error", "last error"),
     ]
 
     func run() throws {
@@ -35,7 +37,8 @@ struct Status: ParsableCommand {
         for (key, label) in Self.fields {
             guard let value = registration[key] else { continue }
             switch key {
-            case "next-attempt": lines.append((label, Human.time(value.int64Value ?? 0)))
+            case "next-attempt", "not-before", "expires-at": lines.append((label, Human.time(value.int64Value ?? 0)))
+            case "progress": lines.append((label, Self.progress(value)))
             case "min-interval": lines.append((label, DurationText.describe(Int64(clamping: value.uint64Value ?? 0))))
             case "last-error": lines.append((label, (value.stringValue ?? "").isEmpty ? "-" : Human.value(value)))
             default: lines.append((label, Human.value(value)))
@@ -60,5 +63,14 @@ struct Status: ParsableCommand {
             let head = label.isEmpty ? "" : label + ":"
             print(head + String(repeating: " ", count: width - head.count) + text)
         }
+    }
+
+    /// "3/10 (3 files sent, 1200 bytes)" from (done, total, text); "3" when the total is unknown.
+    static func progress(_ value: Value) -> String {
+        guard case .structure(let fields) = value.unwrappingVariants, fields.count == 3,
+            let done = fields[0].uint64Value, let total = fields[1].uint64Value
+        else { return Human.value(value) }
+        let text = fields[2].stringValue ?? ""
+        return (total > 0 ? "\(done)/\(total)" : "\(done)") + (text.isEmpty ? "" : " (\(text))")
     }
 }

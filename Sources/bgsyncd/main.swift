@@ -1,6 +1,7 @@
 import ArgumentParser
 import BGSyncAgent
 import BGSyncNetwork
+import BGSyncPower
 
 /// bgsyncd: the per-user Background Sync agent.
 struct BGSyncDaemon: ParsableCommand {
@@ -27,6 +28,9 @@ struct BGSyncDaemon: ParsableCommand {
     @Option(help: "How to tell whether the machine is online: \(NetworkMode.allCases.map(\.rawValue).joined(separator: ", ")).")
     var network: NetworkMode = .automatic
 
+    @Option(help: "How to tell the power supply: \(PowerMode.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var power: PowerMode = .upower
+
     @Option(help: ArgumentHelp("Connect to this D-Bus address instead of the session bus.", valueName: "address"))
     var address: String?
 
@@ -40,6 +44,7 @@ struct BGSyncDaemon: ParsableCommand {
         options.pluginDirectories = pluginDir
         options.workerExecutable = worker
         options.network = network
+        options.power = power
         options.busAddress = address
         options.verbose = verbose
         let status = Agent(options: options).run()
@@ -48,5 +53,6 @@ struct BGSyncDaemon: ParsableCommand {
 }
 
 extension NetworkMode: ExpressibleByArgument {}
+extension PowerMode: ExpressibleByArgument {}
 
 BGSyncDaemon.main()

@@ -13,8 +13,9 @@ import Testing
     @Test func knownKeysListsEveryKey() {
         #expect(AgentConfiguration.knownKeys == [
             "sync.max-attempts", "sync.retry-initial-delay", "sync.retry-factor", "sync.retry-jitter",
-            "sync.event-timeout", "sync.min-periodic-interval", "limits.registrations-per-app",
-            "limits.concurrent-events", "paths.state-dir", "paths.plugin-dirs",
+            "sync.event-timeout", "sync.min-periodic-interval", "sync.event-stall-timeout", "sync.event-ceiling",
+            "sync.interrupt-grace-period", "limits.registrations-per-app", "limits.concurrent-events",
+            "power.battery-low-threshold", "paths.state-dir", "paths.plugin-dirs",
         ])
     }
 
@@ -35,9 +36,14 @@ import Testing
             retry-jitter=0.1
             event-timeout=30
             min-periodic-interval=60
+            event-stall-timeout=2min
+            event-ceiling=2h
+            interrupt-grace-period=0.5
             [limits]
             registrations-per-app=50
             concurrent-events=2
+            [power]
+            battery-low-threshold=35
             [paths]
             state-dir=/var/tmp/bgsync state
             plugin-dirs=/usr/lib/bgsync/handlers;/opt/handlers
@@ -52,6 +58,10 @@ import Testing
         expected.sync.minPeriodicInterval = 60
         expected.sync.registrationsPerApp = 50
         expected.sync.concurrentEvents = 2
+        expected.sync.eventStallTimeout = 120
+        expected.sync.eventCeiling = 7200
+        expected.sync.interruptGracePeriod = 0.5
+        expected.sync.batteryLowThreshold = 35
         expected.stateDirectory = "/var/tmp/bgsync state"
         expected.pluginDirectories = ["/usr/lib/bgsync/handlers", "/opt/handlers"]
         #expect(configuration == expected)
@@ -101,7 +111,9 @@ import Testing
         #expect(diagnostics[1].message.hasPrefix("unknown key 'colour' in [sync]; the keys there are max-attempts, "))
         #expect(diagnostics[2].message == "unknown key 'concurrent-events' in [sync]; it belongs in [limits]")
         #expect(diagnostics[3].message == "unknown section [synk], its keys are ignored; did you mean [sync]?")
-        #expect(diagnostics[4].message == "unknown section [network], its keys are ignored; the sections are [sync], [limits], [paths]")
+        #expect(
+            diagnostics[4].message
+                == "unknown section [network], its keys are ignored; the sections are [sync], [limits], [power], [paths]")
         #expect(diagnostics[0].description == "/home/u/.config/bgsync/bgsyncd.conf:2: unknown key 'max-attempt' in [sync]; did you mean 'max-attempts'?")
         // Keys under an unknown section are not applied, even known ones.
         #expect(configuration == Self.defaults)
@@ -124,6 +136,9 @@ import Testing
         ("sync", "retry-factor", "abc"), ("sync", "retry-factor", "0.5"), ("sync", "retry-factor", "1e400"),
         ("sync", "retry-jitter", "1.5"), ("sync", "retry-jitter", "-0.1"), ("sync", "retry-jitter", "10%"),
         ("sync", "event-timeout", "0"), ("sync", "min-periodic-interval", "-5min"),
+        ("sync", "event-stall-timeout", "0"), ("sync", "event-ceiling", "never"),
+        ("sync", "interrupt-grace-period", "-1"),
+        ("power", "battery-low-threshold", "120"), ("power", "battery-low-threshold", "-5"),
         ("limits", "registrations-per-app", "0"), ("limits", "registrations-per-app", "1e3"),
         ("limits", "concurrent-events", "four"), ("limits", "concurrent-events", "-1"),
         ("paths", "state-dir", "bgsync"), ("paths", "state-dir", "~/.local/state/bgsync"),
@@ -214,11 +229,14 @@ import Testing
             """)
         #expect(diagnostics.map(\.description) == [
             "/etc/bgsync/bgsyncd.conf:1: 'max-attempts' comes before any section header; put it under [sync]",
-            "/etc/bgsync/bgsyncd.conf:2: 'retry' comes before any section header; keys go under [sync], [limits] or [paths]",
-            "/etc/bgsync/bgsyncd.conf:3: malformed section header '[sync'; write it as [sync], [limits] or [paths]",
+            "/etc/bgsync/bgsyncd.conf:2: 'retry' comes before any section header; "
+                + "keys go under [sync], [limits], [power] or [paths]",
+            "/etc/bgsync/bgsyncd.conf:3: malformed section header '[sync'; "
+                + "write it as [sync], [limits], [power] or [paths]",
             "/etc/bgsync/bgsyncd.conf:4: expected 'key=value', a [section] header or a comment (# or ;), got 'just some words'",
             "/etc/bgsync/bgsyncd.conf:5: '=5' has no key before '='",
-            "/etc/bgsync/bgsyncd.conf:6: unknown section [], its keys are ignored; the sections are [sync], [limits], [paths]",
+            "/etc/bgsync/bgsyncd.conf:6: unknown section [], its keys are ignored; "
+                + "the sections are [sync], [limits], [power], [paths]",
         ])
         var expected = AgentConfiguration()
         expected.sync.retryFactor = 4

@@ -12,13 +12,14 @@ final class Harness {
     let scheduler: Scheduler
     static let handlers = ["upload": HandlerInfo(name: "upload", description: "Uploads", sandboxSafe: true)]
 
-    init(settings: SyncSettings = SyncSettings(), network: NetworkStatus = .offline, stored: [Registration] = [],
-         now: Date = Date(timeIntervalSince1970: 1_700_000_000), random: @escaping () -> Double = { 0.5 }) throws {
+    init(settings: SyncSettings = SyncSettings(), network: NetworkStatus = .offline, power: PowerStatus = .ac,
+         stored: [Registration] = [], now: Date = Date(timeIntervalSince1970: 1_700_000_000),
+         random: @escaping () -> Double = { 0.5 }) throws {
         clock = TestClock(start: now)
         store = MemoryStore(stored)
         scheduler = Scheduler(
             settings: settings, clock: clock, store: store, dispatcher: dispatcher, handlers: Self.handlers,
-            network: network, unitRandom: random)
+            network: network, power: power, unitRandom: random)
         scheduler.observer = observer
         try scheduler.start()
     }

@@ -38,7 +38,8 @@ import Testing
         let columns = try raw.read { db in try db.columns(in: "registrations").map(\.name) }
         #expect(columns == [
             "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
-            "next_attempt", "last_error", "min_interval", "interval_start", "sequence", "confinement",
+            "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+            "power", "expires_at", "not_before", "confinement",
         ])
         let row = try raw.read { db in try Row.fetchOne(db, sql: "SELECT next_attempt, kind, state FROM registrations") }
         #expect(row?["next_attempt"] == 1_763_000_000.5)
@@ -80,6 +81,36 @@ import Testing
             try String.fetchAll(db, sql: "SELECT confinement FROM registrations ORDER BY sequence")
         }
         #expect(texts == ["unconfined", "snap:snap.chat_x:/home/u/snap/chat_x: a root with ':'"])
+    }
+
+    @Test func aDatabaseFromBeforeTheConditionsMigrationKeepsItsRows() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        // The file as the first release wrote it: only the v1 migration, one row.
+        let old = try DatabaseQueue(path: directory.file("registrations.sqlite3"))
+        var migrator = StoreSchema.migrator
+        try migrator.migrate(old, upTo: "v1: registrations")
+        try old.write { db in
+            try db.execute(sql: """
+                INSERT INTO registrations (app_id, kind, tag, handler, options, network, max_attempts, attempts,
+                    state, next_attempt, last_error, min_interval, interval_start, sequence)
+                VALUES ('org.example.Chat', 'one-off', 'outbox', 'upload', '{}', 'any', 3, 1, 'pending',
+                    NULL, '', NULL, NULL, 7)
+                """)
+        }
+        try old.close()
+        migrator = StoreSchema.migrator  // silence "never mutated"
+
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        defer { store.close() }
+        let loaded = try store.loadAll()
+        #expect(loaded.count == 1)
+        #expect(loaded.first?.attempts == 1)
+        #expect(loaded.first?.power == nil && loaded.first?.expiresAt == nil && loaded.first?.notBefore == nil)
+        var updated = try #require(loaded.first)
+        updated.power = .ac
+        try store.save(updated)
+        #expect(try store.loadAll().first?.power == .ac)
     }
 
     @Test func backgroundWritesSkipTheSyncAndAcknowledgedOnesDoNot() throws {

@@ -55,7 +55,8 @@ enum Fixtures {
         key: RegistrationKey(appID: "org.example.Chat", tag: "outbox ✉ «1»", kind: .oneOff),
         handler: "upload", options: everyOption, network: .unmetered, maxAttempts: 5, attempts: 2,
         state: .waiting, nextAttempt: Date(timeIntervalSince1970: 1_763_000_000.5), lastError: "HTTP 503 from example.org",
-        sequence: 42)
+        sequence: 42, power: .batteryNotLow, expiresAt: Date(timeIntervalSince1970: 1_763_086_400.25),
+        notBefore: Date(timeIntervalSince1970: 1_762_999_000))
 
     /// Same app and tag as `oneOff`, in the periodic namespace.
     static let periodic = Registration(

@@ -13,8 +13,10 @@ struct PluginCatalogTests {
         guard let (worker, plugins) = TestEnvironment.require() else { return }
         let catalog = PluginCatalog.discover(directories: [plugins.directory], workerExecutable: worker, logger: TestEnvironment.logger)
         #expect(
-            Set(catalog.handlers.keys)
-                == ["ok", "retry", "fail", "segfault", "hang", "noop", "options", "init-fails", "growth1"])
+            Set(catalog.handlers.keys) == [
+                "ok", "retry", "fail", "segfault", "hang", "noop", "options", "init-fails", "growth1", "stoppable",
+                "progress",
+            ])
         #expect(catalog.handlers["ok"] == LoadedHandler(info: HandlerInfo(name: "ok", description: "Always succeeds", sandboxSafe: true), path: plugins.path("ok")))
         #expect(catalog.handlers["hang"]?.info.sandboxSafe == false)
 

@@ -132,13 +132,22 @@ final class LogLines {
 }
 
 /// An event with `options`, whose files the worker's own code opens: beneath `root` when given
-/// (a sandboxed app's event), as an unconfined app's otherwise.
+/// (a sandboxed app's event), as an unconfined app's otherwise. `control` stands for the agent's
+/// stop and takes the progress reports.
 func event(
     _ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
-    root: String? = nil, useOpenat2: Bool = true
+    root: String? = nil, useOpenat2: Bool = true, control: HandlerControl = HandlerControl()
 ) -> HandlerEvent {
     HandlerEvent(
         appID: "org.example.App", tag: "outbox", attempt: attempt, lastChance: lastChance,
         deadline: Date(timeIntervalSinceNow: seconds), options: HandlerOptions(options),
-        files: FileHostEvent.files(options, root: root, useOpenat2: useOpenat2))
+        files: FileHostEvent.files(options, root: root, useOpenat2: useOpenat2), control: control)
+}
+
+/// A flag set from one thread and read from another (the agent's stop, in handler tests).
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

@@ -118,22 +118,73 @@ import UploadHandler
         #expect(left == ["1"])
     }
 
-    @Test func filesStillBeingWrittenAreNotSent() throws {
+    @Test func filesNamedAsBeingWrittenAreNotSentAndTheRestGoAtOnce() throws {
         try outbox.write("done", "done", age: 10)
-        try outbox.write("fresh", "fresh", age: 0)
+        try outbox.write("fresh", "fresh", age: 0)  // just renamed in: complete, sent now
         try outbox.write("draft.part", "draft", age: 10)
         try outbox.write("draft.tmp", "draft", age: 10)
+        try outbox.write("draft~", "draft", age: 10)
         try outbox.write(".hidden", "hidden", age: 10)
         try FileManager.default.createDirectory(atPath: outbox.path + "/subdir", withIntermediateDirectories: false)
+        let control = HandlerControl()
         let result = UploadHandler().handle(
-            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], control: control),
+            log: .discard)
         let left = outbox.names()
         outbox.remove()
 
-        // The fresh file makes it a retry: success would drop the registration and strand it.
-        #expect(result == .retry(after: 1, "sent 1 file, 1 file still being written"))
-        #expect(try server.received().map(\.body) == ["done"])
-        #expect(left == [".hidden", "draft.part", "draft.tmp", "fresh", "subdir"])
+        // Not-ready names cost nothing: the event succeeds, with no retry to wait for.
+        #expect(result == .success("sent 2 files"))
+        #expect(try server.received().map(\.body) == ["done", "fresh"])
+        #expect(left == [".hidden", "draft.part", "draft.tmp", "draft~", "subdir"])
+        #expect(control.reports.map(\.done) == [1, 2])
+        #expect(control.reports.last?.total == 2)
+        #expect(control.reports.last?.text == "2 files sent, 9 bytes")
+    }
+
+    @Test func aStopRequestEndsTheEventBetweenFilesAndKeepsTheRest() throws {
+        try outbox.write("1", "one", age: 30)
+        try outbox.write("2", "two", age: 20)
+        try outbox.write("3", "three", age: 10)
+        let stop = StopFlag()
+        // The agent's stop comes after the first file was accepted.
+        let control = HandlerControl(cancelled: { stop.isSet }, progress: { done, _, _ in
+            if done == 1 { stop.set() }
+            return nil
+        })
+        let result = UploadHandler().handle(
+            event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], control: control),
+            log: .discard)
+        let left = outbox.names()
+        outbox.remove()
+
+        #expect(result == .retry(after: nil, "stopped, 1 file sent, 2 files left"))
+        #expect(try server.received().map(\.body) == ["one"])
+        #expect(left == ["2", "3"])
+    }
+
+    @Test func aStopRequestDropsARequestInFlight() throws {
+        try outbox.write("1", "one", age: 30)
+        try server.program(responses: [["delay": 8, "status": 200]])
+        let stop = StopFlag()
+        let control = HandlerControl(cancelled: { stop.isSet })
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { stop.set() }
+        let started = Date()
+        let result = UploadHandler().handle(
+            event(
+                ["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], seconds: 30, control: control),
+            log: .discard)
+        let elapsed = Date().timeIntervalSince(started)
+        let left = outbox.names()
+        outbox.remove()
+
+        guard case .retry(nil, let detail) = result else {
+            Issue.record("expected a retry, got \(result)")
+            return
+        }
+        #expect(detail.hasPrefix("stopped"))
+        #expect(elapsed < 4, "the stop must end the request long before the server's 8 s answer")
+        #expect(left == ["1"])
     }
 
     @Test func badOptionsFailWithoutSending() throws {

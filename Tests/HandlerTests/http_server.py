@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """A programmable HTTP server on loopback for the handler tests.
 
-Prints its port on stdout, then serves until killed (or stdin closes).
+Prints its port on stdout, then serves until killed (or stdin closes, unless --until-killed).
 
 Control (paths under /_control, not recorded):
   POST /_control/script     JSON {"responses": [...], "resources": {"/path": {"body": "...", "etag": "\"v1\""}}}
       responses: served in order to the next requests, each
         {"status": 503, "headers": {"Retry-After": "7"}, "body": "text", "delay": 5, "drop": true}
         (drop: close the connection without answering; delay: seconds before answering)
+      delay: seconds every later request without a scripted response waits before its answer
+        (a slow server, for uploads that take a while)
       resources: paths served with ETags: GET returns body and ETag (404 if absent); PUT checks
         If-Match (412 if it differs) and If-None-Match: * (412 if it exists), stores the body and
         answers 200/201 with a new ETag.
@@ -27,6 +29,7 @@ scripted = []
 resources = {}
 received = []
 etag_counter = [0]
+default_delay = [0.0]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -60,6 +63,9 @@ class Handler(BaseHTTPRequestHandler):
                 "time": time.time(),
             })
             step = scripted.pop(0) if scripted else None
+            delay = default_delay[0]
+        if step is None and delay:
+            time.sleep(delay)
         if step is not None:
             if step.get("delay"):
                 time.sleep(step["delay"])
@@ -95,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
             script = json.loads(body or b"{}")
             with lock:
                 scripted.extend(script.get("responses", []))
+                default_delay[0] = float(script.get("delay", default_delay[0]))
                 for path, value in script.get("resources", {}).items():
                     resources[path] = value
             return self.answer(200, b"{}")
@@ -115,6 +122,8 @@ def main():
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(server.server_address[1], flush=True)
+    if "--until-killed" in sys.argv[1:]:  # the bench: no stdin to close
+        threading.Event().wait()
     sys.stdin.read()  # until the test closes stdin (or dies)
 
 

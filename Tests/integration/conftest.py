@@ -27,7 +27,8 @@ TEST_PLUGIN_SOURCES = ROOT / "Tests" / "plugins"
 HEADER_DIR = ROOT / "Sources" / "CBGSyncPlugin" / "include"
 # The C test plugins the agent tests use (the worker tests use more, such as ones that crash
 # while loading; those cost every agent start a probe and add nothing here).
-INTEGRATION_PLUGINS = ["ok", "retry", "fail", "segfault", "hang", "noop", "options", "wrong-abi", "no-symbol"]
+INTEGRATION_PLUGINS = ["ok", "retry", "fail", "segfault", "hang", "noop", "options", "wrong-abi", "no-symbol",
+                       "stoppable", "progress"]
 
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 
@@ -67,7 +68,7 @@ class Agent:
     """bgsyncd on a private bus, with its own state dir, plugins and config."""
 
     def __init__(self, bus, workdir, plugin_dir, config=FAST_CONFIG, network="always-online", extra_args=(), env=None,
-                 launcher=subprocess.Popen):
+                 launcher=subprocess.Popen, power="ac"):
         self.bus = bus
         self.workdir = pathlib.Path(workdir)
         self.state_dir = self.workdir / "state"
@@ -75,6 +76,8 @@ class Agent:
         self.config_path.write_text(config)
         self.plugin_dir = plugin_dir
         self.network = network
+        # "ac" unless a test gives a private system bus with UPower: never the machine's own.
+        self.power = power
         self.extra_args = list(extra_args)
         self.env = env
         self.launcher = launcher  # how to start a process: subprocess.Popen, or into a namespace
@@ -87,7 +90,8 @@ class Agent:
     def command(self):
         return [str(BIN / "bgsyncd"), "--address", self.bus.address, "--config", str(self.config_path),
                 "--state-dir", str(self.state_dir), "--plugin-dir", str(self.plugin_dir),
-                "--worker", str(BIN / "bgsync-worker"), "--network", self.network, "--verbose", *self.extra_args]
+                "--worker", str(BIN / "bgsync-worker"), "--network", self.network, "--power", self.power, "--verbose",
+                *self.extra_args]
 
     def start(self, expect_ready=True):
         env = dict(os.environ if self.env is None else self.env)

@@ -448,3 +448,25 @@ def test_serve_answers_as_told_prints_json_and_will_not_take_a_name_in_use(bus, 
     assert client.wait_finished("outbox")[0][2:] == ("retry-scheduled", "not yet")
     # The app's retry-after (600 s) is longer than the back-off (300 s): it sets the wait.
     assert client.call("GetRegistration", "org.example.Dev", "outbox")["next-attempt"] >= time.time() + 590
+
+
+def test_an_app_still_syncing_when_the_network_drops_is_interrupted_after_the_grace_period(
+        apps, bus, nm, agent_factory):
+    app_id = "org.example.Hang"
+    apps.install_stand_in(app_id, "hang")  # takes Sync and never answers: it cannot be told to stop
+    nm.set_state(CONNECTED_GLOBAL)
+    agent = agent_factory(network="networkmanager", env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=nm.bus.address),
+                          config=config(event_timeout=60) + "[sync]\ninterrupt-grace-period=0.5\n").start()
+    client = Client(bus)
+    wait_until(lambda: client.prop("Online"), 10, "online")
+    client.register(app_id, "outbox", "app")
+    wait_until(lambda: client.started, 15, "SyncStarted")
+    stopped = time.monotonic()
+    nm.set_state(DISCONNECTED)
+    finished = client.wait_finished("outbox", timeout=15)
+    elapsed = time.monotonic() - stopped
+    assert finished[0][2:] == ("interrupted", "interrupted (the app did not answer in time)")
+    assert 0.4 < elapsed < 10, f"dropped {elapsed:.2f} s after the drop, the grace period being 0.5 s"
+    registration = client.call("GetRegistration", app_id, "outbox")
+    assert registration["attempts"] == 0 and registration["state"] == "pending"
+    assert len(apps.calls(app_id)) == 1

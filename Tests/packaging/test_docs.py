@@ -65,7 +65,7 @@ def test_every_configuration_key_is_documented_with_its_default():
     # The shipped file has every key commented out at its default: read it uncommented.
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_string(re.sub(r"^#(?=[a-z-]+=)", "", conf, flags=re.M))
-    assert parser.sections() == ["sync", "limits", "paths"]
+    assert parser.sections() == ["sync", "limits", "power", "paths"]
     for section in parser.sections():
         assert f".SH [{section}]" in page, f"bgsyncd.conf(5) has no section [{section}]"
         body = page.split(f".SH [{section}]", 1)[1].split("\n.SH ", 1)[0]

@@ -25,6 +25,8 @@ public struct HTTPFailure: Error, Sendable {
         case timedOut = "timed-out"
         case network = "network"
         case invalidURL = "invalid-url"
+        /// `cancelled` said so while waiting: the agent asked the event to stop.
+        case cancelled = "cancelled"
     }
 
     public var code: Code
@@ -32,8 +34,15 @@ public struct HTTPFailure: Error, Sendable {
 }
 
 public enum BlockingHTTP {
-    /// Sends `request` and waits for the whole response, at most `timeout` seconds.
-    public static func send(_ request: URLRequest, timeout: Double) -> Result<HTTPResponse, HTTPFailure> {
+    /// How often a waiting request looks at its `cancelled` closure: a stop is seen within this,
+    /// well inside the agent's grace period (5 s by default).
+    public static let cancelPollInterval = 0.05
+
+    /// Sends `request` and waits for the whole response, at most `timeout` seconds. `cancelled`
+    /// is looked at every `cancelPollInterval` while waiting; once true the request is dropped.
+    public static func send(
+        _ request: URLRequest, timeout: Double, cancelled: (() -> Bool)? = nil
+    ) -> Result<HTTPResponse, HTTPFailure> {
         let timeout = max(timeout, 0.1)
         var request = request
         request.timeoutInterval = timeout
@@ -53,9 +62,18 @@ public enum BlockingHTTP {
         }
         task.resume()
         // URLSession's own timeouts should fire first; this is the backstop.
-        if done.wait(timeout: .now() + timeout + 1) == .timedOut {
-            task.cancel()
-            return .failure(HTTPFailure(code: .timedOut, message: "no response within \(Int(timeout.rounded())) s"))
+        let backstop = DispatchTime.now() + timeout + 1
+        while true {
+            let step = cancelled == nil ? backstop : min(backstop, .now() + cancelPollInterval)
+            if done.wait(timeout: step) == .success { break }
+            if cancelled?() == true {
+                task.cancel()
+                return .failure(HTTPFailure(code: .cancelled, message: "stopped: the agent asked the event to stop"))
+            }
+            if DispatchTime.now() >= backstop {
+                task.cancel()
+                return .failure(HTTPFailure(code: .timedOut, message: "no response within \(Int(timeout.rounded())) s"))
+            }
         }
         return box.get() ?? .failure(HTTPFailure(code: .network, message: "no response"))
     }

@@ -20,10 +20,13 @@ public struct HandlerEvent {
     public var options: HandlerOptions
     /// The files the path options name, opened by the host beneath the app's root.
     public var files: HandlerFiles
+    /// Cancellation and progress (see HandlerControl).
+    public var control: HandlerControl
 
     public init(
         appID: String, tag: String, attempt: UInt32 = 1, lastChance: Bool = false,
-        deadline: Date, periodic: Bool = false, options: HandlerOptions, files: HandlerFiles = .unavailable
+        deadline: Date, periodic: Bool = false, options: HandlerOptions, files: HandlerFiles = .unavailable,
+        control: HandlerControl = HandlerControl()
     ) {
         self.appID = appID
         self.tag = tag
@@ -33,6 +36,7 @@ public struct HandlerEvent {
         self.periodic = periodic
         self.options = options
         self.files = files
+        self.control = control
     }
 
     /// Reads the event through the host's accessors.
@@ -45,11 +49,13 @@ public struct HandlerEvent {
             lastChance: table.last_chance?(event) ?? false,
             deadline: Date(timeIntervalSince1970: table.deadline?(event) ?? 0),
             periodic: table.periodic?(event) ?? false,
-            options: HandlerOptions(host: host, event: event), files: HandlerFiles(host: host, event: event))
+            options: HandlerOptions(host: host, event: event), files: HandlerFiles(host: host, event: event),
+            control: HandlerControl(host: host, event: event))
     }
 
-    /// Seconds left before `deadline` (negative once past it).
-    public var secondsLeft: Double { deadline.timeIntervalSinceNow }
+    /// Seconds left before `deadline`, or before the deadline the last progress report moved
+    /// it to (negative once past it).
+    public var secondsLeft: Double { (control.movedDeadline ?? deadline).timeIntervalSinceNow }
 }
 
 extension HandlerEvent {

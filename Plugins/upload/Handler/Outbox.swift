@@ -9,9 +9,11 @@ import Glibc
 /// by the host beneath the app's root (`HandlerFiles`); every later step names one entry of that
 /// open directory, never a path, so a directory swapped for a link cannot redirect it.
 ///
-/// Apps should write each request body under a temporary name (ending in `.tmp` or `.part`,
-/// or starting with `.`) and rename it into the outbox when complete. Those names are never
-/// sent; neither is a file modified less than `settleTime` ago, in case an app writes in place.
+/// Readiness is by name, as in Maildir: apps write each request body under a temporary name
+/// (starting with `.`, or ending in `.part`, `.tmp` or `~`) and rename it into the outbox when
+/// complete. Those names are never sent; every other regular file is complete and is sent at
+/// once. (An age rule guessed: a rename keeps the old mtime or not depending on the writer, and
+/// waiting a second cost every message a second and an attempt.)
 struct Outbox {
     /// A file ready to be sent.
     struct Item {
@@ -23,8 +25,6 @@ struct Outbox {
 
     /// Where rejected files go, inside the outbox.
     static let failedDirectory = "failed"
-    /// A file modified more recently than this may still be being written.
-    static let settleTime = 1.0
 
     let directory: HandlerDirectory
     /// The outbox path, for messages.
@@ -39,9 +39,8 @@ struct Outbox {
         }
     }
 
-    /// The ready files, oldest first (mtime, then name), and how many were skipped for being
-    /// too fresh (their writer may still be at work).
-    func scan(now: Date = Date()) throws(OutboxError) -> (ready: [Item], settling: Int) {
+    /// The ready files, oldest first (mtime, then name).
+    func scan() throws(OutboxError) -> [Item] {
         let names: [String]
         do {
             names = try directory.names()
@@ -49,15 +48,9 @@ struct Outbox {
             throw OutboxError(.unreadable, "cannot read the outbox \(path): \(error.message)")
         }
         var ready: [Item] = []
-        var settling = 0
-        for name in names where !Self.isTemporary(name) {
+        for name in names where !Self.isBeingWritten(name) {
             // lstat: a symlink is not a regular file, and is not followed out of the outbox.
             guard let info = directory.status(name), info.st_mode & S_IFMT == S_IFREG else { continue }
-            let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-            if now.timeIntervalSince1970 - modified < Self.settleTime {
-                settling += 1
-                continue
-            }
             ready.append(
                 Item(name: name, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
         }
@@ -66,11 +59,12 @@ struct Outbox {
             if a.modified.tv_nsec != b.modified.tv_nsec { return a.modified.tv_nsec < b.modified.tv_nsec }
             return Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8))
         }
-        return (ready, settling)
+        return ready
     }
 
-    static func isTemporary(_ name: String) -> Bool {
-        name.hasPrefix(".") || name.hasSuffix(".tmp") || name.hasSuffix(".part")
+    /// The Maildir rule: a name its writer has not finished with.
+    static func isBeingWritten(_ name: String) -> Bool {
+        name.hasPrefix(".") || name.hasSuffix(".part") || name.hasSuffix(".tmp") || name.hasSuffix("~")
     }
 
     /// The content of `item`, if the file is still the one scanned (opened without following a

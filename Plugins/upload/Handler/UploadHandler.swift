@@ -7,7 +7,9 @@ import FoundationNetworking
 #endif
 
 /// Drains an outbox: each regular file in `outbox` (top level; not dot-files, `*.tmp`,
-/// `*.part`, nor `failed/`), oldest first, is sent as the body of one request to `url`.
+/// `*.part`, `*~`, nor `failed/`), oldest first, is sent at once as the body of one request to
+/// `url`. Reports files and bytes sent as progress, and stops between and during requests when
+/// the agent asks it to (a condition was lost).
 ///
 /// Options: `outbox` (s, an absolute directory path), `url` (s, http or https), `method` (s, default POST),
 /// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
@@ -26,6 +28,8 @@ public struct UploadHandler: SyncHandler {
 
     /// Below this many seconds left, another request is not started.
     static let shortestRequest = 0.5
+    /// Scans of the outbox in one event: files replaced while being sent are sent again.
+    static let passes = 3
 
     public init() {}
 
@@ -53,74 +57,89 @@ public struct UploadHandler: SyncHandler {
             return .failure("\(error)")
         }
 
-        let scan: (ready: [Outbox.Item], settling: Int)
-        do {
-            scan = try outbox.scan()
-        } catch {
-            // Missing or unreadable outbox: the app's mistake, which a retry will not mend.
-            return .failure(error.message)
-        }
-        var sent = 0, rejected = 0, changed = 0
-        for (index, item) in scan.ready.enumerated() {
-            let left = scan.ready.count - index
-            let budget = event.timeBudget
-            guard budget >= Self.shortestRequest else {
-                return .retry(after: nil, "out of time, \(Self.files(sent)) sent, \(Self.files(left)) left")
-            }
-            let body: Data
+        var sent = 0, rejected = 0, changed = 0, bytes: Int64 = 0
+        // A file the app replaced while it was being sent is ready again: look once more (a
+        // few times at most), rather than spending an attempt on it.
+        for _ in 0..<Self.passes {
+            let ready: [Outbox.Item]
             do {
-                guard let content = try outbox.read(item) else {
-                    log.warning("\(item.name) was replaced after the scan; kept for the next attempt")
-                    changed += 1
-                    continue
-                }
-                body = content
+                ready = try outbox.scan()
             } catch {
-                // Gone (the app took it back), unreadable, or swapped for a link: skip it.
-                log.warning("cannot read \(item.name) in the outbox: \(error.message); skipped")
-                continue
+                // Missing or unreadable outbox: the app's mistake, which a retry will not mend.
+                return .failure(error.message)
             }
-            var request = URLRequest(url: url)
-            request.httpMethod = method
-            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-            for header in headers { request.setValue(header.value, forHTTPHeaderField: header.key) }
-            request.httpBody = body
-
-            switch BlockingHTTP.send(request, timeout: budget) {
-            case .failure(let failure):
-                return .retry(after: nil, "\(failure.message), \(Self.files(left)) left")
-            case .success(let response) where (200..<300).contains(response.status):
+            let total = UInt64(sent + rejected + ready.count)
+            changed = 0
+            for (index, item) in ready.enumerated() {
+                let left = ready.count - index
+                if event.control.isCancelled {
+                    return .retry(after: nil, "stopped, \(Self.files(sent)) sent, \(Self.files(left)) left")
+                }
+                let budget = event.timeBudget
+                guard budget >= Self.shortestRequest else {
+                    return .retry(after: nil, "out of time, \(Self.files(sent)) sent, \(Self.files(left)) left")
+                }
+                let body: Data
                 do {
-                    if try !outbox.remove(item) {
-                        log.warning("\(item.name) changed while it was being sent; kept for the next attempt")
+                    guard let content = try outbox.read(item) else {
+                        log.warning("\(item.name) was replaced after the scan; kept to be sent again")
                         changed += 1
                         continue
                     }
+                    body = content
                 } catch {
-                    return .failure(error.message)
+                    // Gone (the app took it back), unreadable, or swapped for a link: skip it.
+                    log.warning("cannot read \(item.name) in the outbox: \(error.message); skipped")
+                    continue
                 }
-                sent += 1
-                log.debug("sent \(item.name): HTTP \(response.status)")
-            case .success(let response) where Self.isTemporary(response.status):
-                return .retry(after: response.retryAfter(), "HTTP \(response.status), \(Self.files(left)) left")
-            case .success(let response) where (400..<500).contains(response.status):
-                do {
-                    let target = try outbox.moveToFailed(item)
-                    log.warning("server rejected \(item.name) with HTTP \(response.status); moved to \(target)")
-                } catch {
-                    return .failure(error.message)
+                var request = URLRequest(url: url)
+                request.httpMethod = method
+                request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+                for header in headers { request.setValue(header.value, forHTTPHeaderField: header.key) }
+                request.httpBody = body
+
+                switch BlockingHTTP.send(request, timeout: budget, cancelled: { event.control.isCancelled }) {
+                case .failure(let failure):
+                    return .retry(after: nil, "\(failure.message), \(Self.files(sent)) sent, \(Self.files(left)) left")
+                case .success(let response) where (200..<300).contains(response.status):
+                    do {
+                        if try !outbox.remove(item) {
+                            log.warning("\(item.name) changed while it was being sent; kept to be sent again")
+                            changed += 1
+                            continue
+                        }
+                    } catch {
+                        return .failure(error.message)
+                    }
+                    sent += 1
+                    bytes += Int64(body.count)
+                    event.control.progress(
+                        done: UInt64(sent + rejected), total: total, "\(Self.files(sent)) sent, \(bytes) bytes")
+                    log.debug("sent \(item.name): HTTP \(response.status)")
+                case .success(let response) where Self.isTemporary(response.status):
+                    return .retry(after: response.retryAfter(), "HTTP \(response.status), \(Self.files(left)) left")
+                case .success(let response) where (400..<500).contains(response.status):
+                    do {
+                        let target = try outbox.moveToFailed(item)
+                        log.warning("server rejected \(item.name) with HTTP \(response.status); moved to \(target)")
+                    } catch {
+                        return .failure(error.message)
+                    }
+                    rejected += 1
+                case .success(let response):
+                    // 1xx/3xx that were not followed: unexpected; keep the file and try later.
+                    return .retry(after: nil, "unexpected HTTP \(response.status), \(Self.files(left)) left")
                 }
-                rejected += 1
-            case .success(let response):
-                // 1xx/3xx that were not followed: unexpected; keep the file and try later.
-                return .retry(after: nil, "unexpected HTTP \(response.status), \(Self.files(left)) left")
             }
+            guard changed > 0 else { break }
         }
         var detail = "sent \(Self.files(sent))"
         if rejected > 0 { detail += ", \(rejected) rejected (moved to \(Outbox.failedDirectory)/)" }
-        if scan.settling + changed > 0 {
-            // Skipping them and reporting success would drop the registration and strand them.
-            return .retry(after: Outbox.settleTime, detail + ", \(Self.files(scan.settling + changed)) still being written")
+        // Files still named as being written are not this event's: the app registers again once
+        // it renames them in (a Register while this runs makes it run once more). A file changed
+        // in every pass is retried with back-off rather than stranded.
+        if changed > 0 {
+            return .retry(after: nil, detail + ", \(Self.files(changed)) changed while being sent")
         }
         return .success(detail)
     }

@@ -29,8 +29,20 @@ enum ConfigurationKeys {
         number("sync", "retry-jitter", \.sync.retryJitter, rule: "a fraction from 0 to 1 (0 turns jitter off)") { $0 >= 0 && $0 <= 1 },
         seconds("sync", "event-timeout", \.sync.eventTimeout, rule: "a duration in seconds > 0, such as 180 or 3min") { $0 > 0 },
         seconds("sync", "min-periodic-interval", \.sync.minPeriodicInterval, rule: "a duration in seconds > 0, such as 900 or 15min") { $0 > 0 },
+        seconds("sync", "event-stall-timeout", \.sync.eventStallTimeout, rule: "a duration in seconds > 0") {
+            $0 > 0
+        },
+        seconds("sync", "event-ceiling", \.sync.eventCeiling, rule: "a duration in seconds > 0, such as 3600 or 1h") {
+            $0 > 0
+        },
+        seconds("sync", "interrupt-grace-period", \.sync.interruptGracePeriod, rule: "a duration in seconds ≥ 0") {
+            $0 >= 0
+        },
         count("limits", "registrations-per-app", \.sync.registrationsPerApp),
         count("limits", "concurrent-events", \.sync.concurrentEvents),
+        number("power", "battery-low-threshold", \.sync.batteryLowThreshold, rule: "a percentage from 0 to 100") {
+            $0 >= 0 && $0 <= 100
+        },
         ConfigurationKey(section: "paths", name: "state-dir") { configuration, text in
             guard !text.isEmpty else {
                 configuration.stateDirectory = nil
@@ -90,7 +102,7 @@ enum ConfigurationKeys {
         if let entry = all.first(where: { $0.name == key }) {
             return "'\(key)' comes before any section header; put it under [\(entry.section)]"
         }
-        return "'\(key)' comes before any section header; keys go under [sync], [limits] or [paths]"
+        return "'\(key)' comes before any section header; keys go under [sync], [limits], [power] or [paths]"
     }
 
     // MARK: - Setter builders

@@ -43,7 +43,7 @@ struct KeyFileLine: Equatable {
     static func malformedMessage(_ text: String) -> String {
         let shown = text.count > 60 ? text.prefix(60) + "…" : text[...]
         if text.first == "[" {
-            return "malformed section header '\(shown)'; write it as [sync], [limits] or [paths]"
+            return "malformed section header '\(shown)'; write it as [sync], [limits], [power] or [paths]"
         }
         if text.first == "=" {
             return "'\(shown)' has no key before '='"

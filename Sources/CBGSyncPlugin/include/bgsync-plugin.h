@@ -176,7 +176,38 @@ typedef struct bgsync_host {
     /* Removes the file `name` of `dir_fd` (unlinkat; a link is removed itself, not followed),
      * or with BGSYNC_UNLINK_DIRECTORY the empty directory `name`. */
     int (*unlink_at)(const bgsync_event *event, int dir_fd, const char *name, uint32_t flags);
+
+    /* --- Added in growth 2: cancellation and progress ---
+     * Check BGSYNC_HAS_FIELD(host, progress) first: an older host lacks these.
+     *
+     * The agent asks a running event to stop when a condition it needs stops holding: the
+     * network went offline (or became metered, for `network=unmetered`), or a `power` condition
+     * no longer holds. The handler should return soon, with BGSYNC_STATUS_RETRY; the event is
+     * recorded as `interrupted`, the attempt is not counted, and the registration waits for its
+     * conditions again. A handler still running after the grace period (`[sync]
+     * interrupt-grace-period`, 5 s by default) is killed, with the same outcome. */
+    /* True once the event was asked to stop. May be called from any thread of the plugin while
+     * that event's `handle` runs (it reads an atomic the worker sets; the stop never interrupts
+     * a plugin's call with EINTR). */
+    bool (*cancelled)(const bgsync_event *event);
+    /* A file descriptor that becomes readable (POLLIN) once the event was asked to stop, to wait
+     * on beside the handler's own descriptors. Owned by the host: never read, write or close it.
+     * Valid, from any thread, while that event's `handle` runs; -1 if the host could not make one
+     * (poll `cancelled` then). */
+    int (*cancel_fd)(const bgsync_event *event);
+    /* Reports progress: `done` of `total` units of the handler's choosing (`total` 0: unknown)
+     * and a short text such as "3 of 10 files" (NULL for none; the host keeps at most
+     * BGSYNC_PROGRESS_TEXT_SIZE - 1 bytes and replaces invalid UTF-8; the string is copied before
+     * the call returns). Only from the thread running `handle`. The agent shows the latest in
+     * GetRegistration and its SyncProgress signal. A handler that has reported progress is held
+     * to the stall time (`[sync] event-stall-timeout`, the longest time without a change of
+     * `done`) instead of the event cap, under the hard ceiling (`[sync] event-ceiling`): after
+     * each report `deadline` returns the moved deadline. */
+    void (*progress)(const bgsync_event *event, uint64_t done, uint64_t total, const char *text);
 } bgsync_host;
+
+/* Room for a progress text, including its NUL. */
+#define BGSYNC_PROGRESS_TEXT_SIZE 128
 
 /*
  * What a plugin is. Returned by `bgsync_plugin_entry`; must stay valid and unchanged for the

@@ -1,0 +1,137 @@
+import struct Foundation.Date
+
+// Conditions beyond "online": power, earliest start and expiry; what happens when a condition
+// stops holding while an event runs; and the progress handlers report. All on the scheduler's
+// thread, like the rest of it.
+extension Scheduler {
+    /// The power supply changed. Going back to a state a registration needs fires it; losing one
+    /// stops the events that need it, as a lost network does.
+    public func powerChanged(_ status: PowerStatus) {
+        guard status != power else { return }
+        power = status
+        interruptUnsatisfied()
+        afterChange()
+    }
+
+    /// Everything a registration needs right now besides a free slot: the network, the power
+    /// option, and for a periodic one that did not say `power=any`, no power-saver profile.
+    func conditionsHold(for registration: Registration) -> Bool {
+        guard network.satisfies(registration.network) else { return false }
+        guard power.satisfies(registration.power, threshold: settings.batteryLowThreshold) else { return false }
+        if registration.key.kind == .periodic, power.powerSaver, registration.power != .any { return false }
+        return true
+    }
+
+    /// Asks every running event whose conditions no longer hold to stop. Its outcome, unless it
+    /// succeeded anyway, is `interrupted`: no attempt is counted, and it waits for them again.
+    func interruptUnsatisfied() {
+        for (key, event) in running where !event.orphaned && !conditions.interrupting.contains(event.id) {
+            guard let registration = registrations[key], !conditionsHold(for: registration) else { continue }
+            conditions.interrupting.insert(event.id)
+            dispatcher.cancel(eventID: event.id, grace: settings.interruptGracePeriod)
+        }
+    }
+
+    /// The end of an event that was interrupted, or that failed past its expiry; nil for any
+    /// other (the ordinary rules apply). Writes what it decides.
+    func finishInterruptedOrExpired(
+        _ registration: inout Registration, interrupted: Bool, outcome: HandlerOutcome, now: Date
+    ) -> SyncOutcome? {
+        if case .success = outcome { return nil }
+        if let expiry = registration.expiresAt, expiry <= now {
+            persist(nil, key: registration.key)
+            return .expired
+        }
+        guard interrupted else { return nil }
+        if registration.state == .reregisteredWhileFiring {
+            registration.attempts = 0
+            registration.lastError = ""
+        }
+        registration.state = .pending
+        registration.nextAttempt = nil
+        persist(registration, key: registration.key)
+        return .interrupted
+    }
+
+    /// After an event ends: what was kept about a registration that is gone goes too, and what
+    /// may run now starts.
+    func afterEvent(of key: RegistrationKey) {
+        if registrations[key] == nil { conditions.forget(key) }
+        afterChange()
+    }
+
+    /// Removes the registrations whose `expires-after` has passed and that are not running
+    /// (a running one is judged when it ends), with outcome `expired`.
+    func expireDue(now: Date) {
+        let due = registrations.values.filter { registration in
+            guard let expiry = registration.expiresAt, expiry <= now else { return false }
+            // A key a caller's batch is committing is judged at the next wake-up.
+            guard committingKeys?.contains(registration.key) != true else { return false }
+            return registration.state == .pending || registration.state == .waiting
+        }
+        for registration in due.sorted(by: { $0.sequence < $1.sequence }) {
+            persist(nil, key: registration.key)
+            conditions.forget(registration.key)
+            observer?.syncFinished(
+                registration.key, outcome: .expired, detail: "not done within its expires-after time")
+        }
+    }
+
+    /// The earliest time the scheduler must look again: a waiting registration's next attempt, or
+    /// an expiry of one that is not running.
+    func earliestWakeup() -> Date? {
+        var earliest: Date?
+        for registration in registrations.values {
+            if registration.state == .waiting, let due = registration.nextAttempt, earliest.map({ due < $0 }) ?? true {
+                earliest = due
+            }
+            if registration.state == .pending || registration.state == .waiting, let expiry = registration.expiresAt,
+                earliest.map({ expiry < $0 }) ?? true
+            {
+                earliest = expiry
+            }
+        }
+        return earliest
+    }
+
+    // MARK: - Progress
+
+    /// A handler reported progress on event `eventID` of `key`. Kept as the latest (for
+    /// GetRegistration), and announced at most once per `progressSignalInterval` per registration.
+    public func progressReported(key: RegistrationKey, eventID: UInt64, _ progress: SyncProgress) {
+        guard let event = running[key], event.id == eventID, !event.orphaned else { return }
+        conditions.progress[key] = progress
+        let now = clock.now()
+        if let last = conditions.progressAnnounced[key], now.timeIntervalSince(last) < settings.progressSignalInterval {
+            return
+        }
+        conditions.progressAnnounced[key] = now
+        observer?.syncProgress(key, progress)
+    }
+
+    /// The latest progress reported for the registration's current or last event.
+    public func progress(_ key: RegistrationKey) -> SyncProgress? { conditions.progress[key] }
+}
+
+extension ConditionState {
+    mutating func forget(_ key: RegistrationKey) {
+        progress[key] = nil
+        progressAnnounced[key] = nil
+    }
+}
+
+extension Registration {
+    /// Sets `expiresAt` and `notBefore` from the request's seconds-from-now (or clears them).
+    mutating func applyTimes(of request: RegistrationRequest, now: Date) {
+        power = request.power
+        expiresAt = request.expiresAfter.map { now.addingTimeInterval($0) }
+        notBefore = request.notBefore.map { now.addingTimeInterval($0) }
+    }
+
+    /// A pending registration whose earliest start is still ahead waits for it instead.
+    mutating func holdUntilNotBefore(now: Date) {
+        guard let start = notBefore, start > now, state == .pending || state == .waiting else { return }
+        state = .waiting
+        nextAttempt = max(nextAttempt ?? start, start)
+    }
+}
