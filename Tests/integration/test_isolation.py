@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from privatebus import PrivateBus
+
 from conftest import FAST_CONFIG, IFACE, NAME, PATH, Client
 
 FLAT = "org.example.Flat"
@@ -90,9 +92,13 @@ def home(tmp_path):
 def isolated_agent(agent_factory, home):
     if os.geteuid() != 0:
         pytest.skip(NEEDS_ROOT)
-    # Offline (NetworkManager mode with no system bus to find it on): registrations stay put.
-    env = dict(os.environ, HOME=str(home), DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={home}/no-system-bus")
-    return agent_factory(network="networkmanager", env=env).start()
+    # Offline, so registrations stay put: NetworkManager mode on a system bus where NetworkManager
+    # does not run. (With no system bus at all the agent falls back to the kernel's default route,
+    # which this machine has: syncs then ran and finished under the test's feet.)
+    system_bus = PrivateBus("system")
+    env = dict(os.environ, HOME=str(home), DBUS_SYSTEM_BUS_ADDRESS=system_bus.address)
+    yield agent_factory(network="networkmanager", env=env).start()
+    system_bus.stop()
 
 
 def register(app, tag, handler, options=None):
