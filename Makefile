@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bgsync: the two commands of the README, and a few for developers.
 #   make run    install what is needed, build, and start the agent
 #   make check  install what is needed, build, and run the whole test suite

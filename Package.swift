@@ -1,4 +1,5 @@
 // swift-tools-version:6.2
+// SPDX-License-Identifier: Apache-2.0
 // bgsync: Background Sync for Linux desktop apps.
 //
 // Module map (each C library is touched by exactly one module):
@@ -57,8 +58,12 @@ let package = Package(
 
         // Platform modules.
         .target(name: "DBusKit", dependencies: ["BGSyncValue", "CDBus", "MainLoop"]),
-        .target(name: "BGSyncStore", dependencies: ["BGSyncCore", "BGSyncValue", .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "BGSyncNetwork", dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "BGSyncStore",
+            dependencies: ["BGSyncCore", "BGSyncValue", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "BGSyncNetwork",
+            dependencies: ["BGSyncCore", "CLibNM", "MainLoop", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "BGSyncPower",
             dependencies: [
@@ -96,23 +101,38 @@ let package = Package(
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         // Each handler is a plain Swift type (tested directly) plus a one-line C export target,
         // kept apart so the tests can link all handlers without clashing `bgsync_plugin_entry`s.
-        .target(name: "BGSyncHandlerKit", dependencies: ["BGSyncValue", "CBGSyncPlugin"], path: "Plugins/HandlerKit/Kit"),
+        .target(
+            name: "BGSyncHandlerKit", dependencies: ["BGSyncValue", "CBGSyncPlugin"], path: "Plugins/HandlerKit/Kit"),
         .target(name: "BGSyncHandlerHTTP", dependencies: ["BGSyncHandlerKit"], path: "Plugins/HandlerKit/HTTP"),
         .target(name: "CExecSpawn", path: "Plugins/exec/Spawn"),
         .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit", "CExecSpawn"], path: "Plugins/exec/Handler"),
-        .target(name: "ExecHandlerPlugin", dependencies: ["ExecHandler"], path: "Plugins/exec/Export", linkerSettings: handlerExports),
-        .target(name: "UploadHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/upload/Handler"),
-        .target(name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export", linkerSettings: handlerExports),
-        .target(name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"], path: "Plugins/settings/Handler"),
-        .target(name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export", linkerSettings: handlerExports),
+        .target(
+            name: "ExecHandlerPlugin", dependencies: ["ExecHandler"], path: "Plugins/exec/Export",
+            linkerSettings: handlerExports),
+        .target(
+            name: "UploadHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"],
+            path: "Plugins/upload/Handler"),
+        .target(
+            name: "UploadHandlerPlugin", dependencies: ["UploadHandler"], path: "Plugins/upload/Export",
+            linkerSettings: handlerExports),
+        .target(
+            name: "SettingsHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"],
+            path: "Plugins/settings/Handler"),
+        .target(
+            name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export",
+            linkerSettings: handlerExports),
         // notify reaches libdbus through DBusKit, keeping the one-module-per-C-library rule.
         .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "DBusKit"], path: "Plugins/notify/Handler"),
-        .target(name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export", linkerSettings: handlerExports),
+        .target(
+            name: "NotifyHandlerPlugin", dependencies: ["NotifyHandler"], path: "Plugins/notify/Export",
+            linkerSettings: handlerExports),
 
         // make bench: the figures of BENCHMARKS.md.
         .executableTarget(
             name: "BGSyncBench",
-            dependencies: ["BGSyncValue", "DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: [
+                "BGSyncValue", "DBusKit", "MainLoop", .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
             path: "Benchmarks/BGSyncBench"),
 
         // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
@@ -128,21 +148,30 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]),
         // Killed with SIGKILL mid-write by BGSyncStoreTests; found next to the test bundle.
-        .executableTarget(name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
+        .executableTarget(
+            name: "store-crash-child", dependencies: ["BGSyncStore", "BGSyncCore"], path: "Tests/StoreCrashChild"),
         .testTarget(name: "DBusKitTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
         // bgsyncctl, run as a program against a stand-in agent.
         .testTarget(name: "BGSyncCtlTests", dependencies: ["DBusKit", "MainLoop", "TestKit"]),
         .testTarget(
             name: "BGSyncAgentTests",
             dependencies: ["BGSyncAgent", "BGSyncCore", "BGSyncTestSupport", "DBusKit", "MainLoop", "TestKit"]),
-        .testTarget(name: "BGSyncWorkersTests", dependencies: ["BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "BGSyncWorkersTests",
+            dependencies: [
+                "BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "BGSyncPowerTests",
             dependencies: [
                 "BGSyncPower", "BGSyncCore", "DBusKit", "MainLoop", "TestKit",
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "BGSyncNetworkTests", dependencies: ["BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "BGSyncNetworkTests",
+            dependencies: [
+                "BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "HandlerTests",
             dependencies: [

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """`make demo`: the web article's story, played on this machine with no network hardware.
 
 A chat app puts a message in its outbox while offline, asks bgsync to upload it once online, and

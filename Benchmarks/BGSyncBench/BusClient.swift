@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A client of the agent through DBusKit (the same wrapper the agent uses), with a MainLoop of
 // its own for signals. Use one BusClient per thread.
 import BGSyncValue
@@ -25,20 +26,25 @@ final class BusClient {
 
     deinit { connection.close() }
 
-    func call(destination: String, path: String, interface: String, method: String,
-              arguments: [Value] = [], timeout: Double = 60) throws -> [Value] {
-        try connection.call(destination: destination, path: path, interface: interface, method: method,
-                            arguments: arguments, timeout: timeout)
+    func call(
+        destination: String, path: String, interface: String, method: String,
+        arguments: [Value] = [], timeout: Double = 60
+    ) throws -> [Value] {
+        try connection.call(
+            destination: destination, path: path, interface: interface, method: method,
+            arguments: arguments, timeout: timeout)
     }
 
     func register(app: String, tag: String, handler: String = "noop") throws {
-        _ = try call(destination: Self.name, path: Self.path, interface: Self.interface, method: "Register",
-                     arguments: [.string(app), .string(tag), .string(handler), .stringVariantDictionary([])])
+        _ = try call(
+            destination: Self.name, path: Self.path, interface: Self.interface, method: "Register",
+            arguments: [.string(app), .string(tag), .string(handler), .stringVariantDictionary([])])
     }
 
     func getTags(app: String) throws -> Int {
-        let reply = try call(destination: Self.name, path: Self.path, interface: Self.interface, method: "GetTags",
-                             arguments: [.string(app)])
+        let reply = try call(
+            destination: Self.name, path: Self.path, interface: Self.interface, method: "GetTags",
+            arguments: [.string(app)])
         if case .array(_, let tags) = reply.first { return tags.count }
         return 0
     }
@@ -53,11 +59,15 @@ final class BusClient {
         try? connection.addMatch(
             "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='\(name)'"
         ) { signal in
-            if signal.arguments.count == 3, case .string(let owner) = signal.arguments[2], !owner.isEmpty { flag.value = true }
+            if signal.arguments.count == 3, case .string(let owner) = signal.arguments[2], !owner.isEmpty {
+                flag.value = true
+            }
         }
-        if let reply = try? call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
-                                 interface: "org.freedesktop.DBus", method: "NameHasOwner", arguments: [.string(name)]),
-           case .bool(true) = reply.first {
+        if let reply = try? call(
+            destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
+            interface: "org.freedesktop.DBus", method: "NameHasOwner", arguments: [.string(name)]),
+            case .bool(true) = reply.first
+        {
             flag.value = true
         }
         return flag

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // "Network back" against NetworkManager's own dispatcher: the real NetworkManager runs in a
 // network and mount namespace of its own (a veth pair, a keyfile profile, dns=none,
 // connectivity checks off, /sys mounted read-only for the namespace), on a private system bus,
@@ -9,18 +10,21 @@ import DBusKit
 import Foundation
 import Histogram
 import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 private let networkManager = "/usr/sbin/NetworkManager"
 private let dispatcher = "/usr/lib/NetworkManager/nm-dispatcher"
-private let nmName = "org.freedesktop.NetworkManager", nmPath = "/org/freedesktop/NetworkManager"
+private let nmName = "org.freedesktop.NetworkManager"
+private let nmPath = "/org/freedesktop/NetworkManager"
 
 /// Why the row cannot be measured here, or nil.
 func dispatcherSkipReason() -> String? {
     if getuid() != 0 { return "needs root for the network and mount namespaces (run make bench as root)" }
-    for tool in [networkManager, dispatcher, "/usr/bin/unshare", "/usr/sbin/ip"] where !FileManager.default.isExecutableFile(atPath: tool) {
+    for tool in [networkManager, dispatcher, "/usr/bin/unshare", "/usr/sbin/ip"]
+    where !FileManager.default.isExecutableFile(atPath: tool) {
         return "\(tool) is not installed (scripts/install-deps bench installs it)"
     }
     return nil
@@ -43,7 +47,8 @@ final class NamespacedNetworkManager {
         fifoPath = work + "/dispatcher.fifo"
         let fm = FileManager.default
         for dir in ["", "/conf.d", "/sysconf.d", "/connections", "/dispatcher.d"] {
-            try fm.createDirectory(atPath: work + dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try fm.createDirectory(
+                atPath: work + dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         }
         try """
         [main]
@@ -78,7 +83,9 @@ final class NamespacedNetworkManager {
         exit 0
         """.write(toFile: script, atomically: true, encoding: .utf8)
         try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        guard mkfifo(fifoPath, 0o600) == 0 else { throw BenchError("mkfifo \(fifoPath): \(String(cString: strerror(errno)))") }
+        guard mkfifo(fifoPath, 0o600) == 0 else {
+            throw BenchError("mkfifo \(fifoPath): \(String(cString: strerror(errno)))")
+        }
         let setupScript = work + "/netns.sh"
         try """
         #!/bin/sh
@@ -101,13 +108,17 @@ final class NamespacedNetworkManager {
         let owned = client.nameOwnedWatcher(nmName)
         var env = ProcessInfo.processInfo.environment
         env["DBUS_SYSTEM_BUS_ADDRESS"] = systemBus.address
-        process = try Child(["/usr/bin/unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "/bin/sh", setupScript],
-                            environment: env, outputPath: work + "/NetworkManager.log")
+        process = try Child(
+            ["/usr/bin/unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "/bin/sh", setupScript],
+            environment: env, outputPath: work + "/NetworkManager.log")
         try client.wait(timeout: 30, what: "NetworkManager on its bus (see \(work)/NetworkManager.log)") {
             owned.value || !process.isRunning
         }
-        guard process.isRunning else { throw BenchError("NetworkManager exited at start; see \(work)/NetworkManager.log") }
-        try client.connection.addMatch("type='signal',interface='\(nmName)',member='StateChanged'") { [weak self] signal in
+        guard process.isRunning else {
+            throw BenchError("NetworkManager exited at start; see \(work)/NetworkManager.log")
+        }
+        try client.connection.addMatch("type='signal',interface='\(nmName)',member='StateChanged'") {
+            [weak self] signal in
             if case .uint32(let state) = signal.arguments.first {
                 self?.state = state
                 if state == 70 { self?.connectedAt = now() }
@@ -127,8 +138,9 @@ final class NamespacedNetworkManager {
     private(set) var state: UInt32 = 0
 
     func currentState() throws -> UInt32 {
-        let reply = try client.call(destination: nmName, path: nmPath, interface: "org.freedesktop.DBus.Properties",
-                                    method: "Get", arguments: [.string(nmName), .string("State")])
+        let reply = try client.call(
+            destination: nmName, path: nmPath, interface: "org.freedesktop.DBus.Properties",
+            method: "Get", arguments: [.string(nmName), .string("State")])
         if case .uint32(let state) = reply.first?.unwrappingVariants { return state }
         throw BenchError("NetworkManager's State is not a uint32: \(reply)")
     }
@@ -139,7 +151,8 @@ final class NamespacedNetworkManager {
 
     /// NetworkManager's Enable: what `nmcli networking on|off` calls.
     func enable(_ on: Bool) throws {
-        _ = try client.call(destination: nmName, path: nmPath, interface: nmName, method: "Enable", arguments: [.bool(on)])
+        _ = try client.call(
+            destination: nmName, path: nmPath, interface: nmName, method: "Enable", arguments: [.bool(on)])
     }
 
     func stop() {
@@ -152,13 +165,17 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
     let figure = "Network back → handler, real NetworkManager in a namespace, p50 / p99"
     if let why = dispatcherSkipReason() {
         log("nm-dispatcher row skipped: \(why)")
-        return [Row(figure: figure, measured: "not measured", reference: "nm-dispatcher: not measured", ratio: nil,
-                    goal: "≤ 0.5×", met: nil, note: "skipped: \(why)")]
+        return [
+            Row(
+                figure: figure, measured: "not measured", reference: "nm-dispatcher: not measured", ratio: nil,
+                goal: "≤ 0.5×", met: nil, note: "skipped: \(why)")
+        ]
     }
     let client = try BusClient(address: bus.address)
     let nm = try NamespacedNetworkManager(workDirectory: setup.workDirectory, loop: client.loop)
     defer { nm.stop() }
-    let agent = try AgentProcess(setup: setup, bus: bus, name: "real-nm", config: benchConfig, systemBus: nm.systemBus.address)
+    let agent = try AgentProcess(
+        setup: setup, bus: bus, name: "real-nm", config: benchConfig, systemBus: nm.systemBus.address)
     defer { agent.stop() }
 
     // Both ends of the FIFO stay open here, so the script's write never blocks or fails.
@@ -196,7 +213,9 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
         if case .string(let tag) = signal.arguments[1] { finishedAt[tag] = now() }
     }
 
-    var agentTimes = makeLatencies(), scriptTimes = makeLatencies(), agentAfterConnected = makeLatencies()
+    var agentTimes = makeLatencies()
+    var scriptTimes = makeLatencies()
+    var agentAfterConnected = makeLatencies()
     var scriptAfterConnected = makeLatencies()
     for round in 0..<rounds {
         try nm.enable(false)
@@ -222,24 +241,34 @@ func dispatcherRows(setup: Setup, bus: PrivateBus, rounds: Int) throws -> [Row] 
         _ = scriptAfterConnected.record(script > connected ? script - connected : 0)
         try nm.waitForState(70, what: "NetworkManager connected again")
     }
-    let a50 = Double(agentTimes.valueAtPercentile(50)), a99 = Double(agentTimes.valueAtPercentile(99))
-    let s50 = Double(scriptTimes.valueAtPercentile(50)), s99 = Double(scriptTimes.valueAtPercentile(99))
-    let own50 = Double(agentAfterConnected.valueAtPercentile(50)), own99 = Double(agentAfterConnected.valueAtPercentile(99))
+    let a50 = Double(agentTimes.valueAtPercentile(50))
+    let a99 = Double(agentTimes.valueAtPercentile(99))
+    let s50 = Double(scriptTimes.valueAtPercentile(50))
+    let s99 = Double(scriptTimes.valueAtPercentile(99))
+    let own50 = Double(agentAfterConnected.valueAtPercentile(50))
+    let own99 = Double(agentAfterConnected.valueAtPercentile(99))
     let ds50 = Double(scriptAfterConnected.valueAtPercentile(50))
     let ds99 = Double(scriptAfterConnected.valueAtPercentile(99))
-    log("real NetworkManager: agent after NetworkManager's StateChanged(70) p50 \(formatDuration(nanoseconds: own50)) p99 \(formatDuration(nanoseconds: own99))")
-    log("real NetworkManager: agent p50 \(formatDuration(nanoseconds: a50)) p99 \(formatDuration(nanoseconds: a99)); nm-dispatcher script p50 \(formatDuration(nanoseconds: s50)) p99 \(formatDuration(nanoseconds: s99))")
+    log(
+        "real NetworkManager: agent after NetworkManager's StateChanged(70) p50 \(formatDuration(nanoseconds: own50)) p99 \(formatDuration(nanoseconds: own99))"
+    )
+    log(
+        "real NetworkManager: agent p50 \(formatDuration(nanoseconds: a50)) p99 \(formatDuration(nanoseconds: a99)); nm-dispatcher script p50 \(formatDuration(nanoseconds: s50)) p99 \(formatDuration(nanoseconds: s99))"
+    )
     // The goal's ratio: both timed from NetworkManager's StateChanged(CONNECTED_GLOBAL) signal
     // (from Enable(true) both mostly measure NetworkManager's own activation).
     let ratio = ds50 > 0 ? own50 / ds50 : .infinity
-    return [Row(figure: figure + " (\(rounds) rounds), from NetworkManager's StateChanged(CONNECTED_GLOBAL)",
-                measured: "\(formatDuration(nanoseconds: own50)) / \(formatDuration(nanoseconds: own99))",
-                reference: "nm-dispatcher script started: \(formatDuration(nanoseconds: ds50)) / "
-                    + formatDuration(nanoseconds: ds99),
-                ratio: ratio, goal: "≤ 0.5×", met: ratio <= 0.5,
-                note: "the agent's time runs until its no-op handler has finished, the dispatcher's only until "
-                    + "its script starts. From NetworkManager's Enable(true) call (both then mostly wait for "
-                    + "NetworkManager to activate the profile): agent p50 \(formatDuration(nanoseconds: a50)) / "
-                    + "p99 \(formatDuration(nanoseconds: a99)), dispatcher p50 \(formatDuration(nanoseconds: s50)) / "
-                    + "p99 \(formatDuration(nanoseconds: s99)).")]
+    return [
+        Row(
+            figure: figure + " (\(rounds) rounds), from NetworkManager's StateChanged(CONNECTED_GLOBAL)",
+            measured: "\(formatDuration(nanoseconds: own50)) / \(formatDuration(nanoseconds: own99))",
+            reference: "nm-dispatcher script started: \(formatDuration(nanoseconds: ds50)) / "
+                + formatDuration(nanoseconds: ds99),
+            ratio: ratio, goal: "≤ 0.5×", met: ratio <= 0.5,
+            note: "the agent's time runs until its no-op handler has finished, the dispatcher's only until "
+                + "its script starts. From NetworkManager's Enable(true) call (both then mostly wait for "
+                + "NetworkManager to activate the profile): agent p50 \(formatDuration(nanoseconds: a50)) / "
+                + "p99 \(formatDuration(nanoseconds: a99)), dispatcher p50 \(formatDuration(nanoseconds: s50)) / "
+                + "p99 \(formatDuration(nanoseconds: s99)).")
+    ]
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // 10,000 fuzzed calls from 4 clients at once (random methods, valid and invalid arguments),
 // while another client calls GetTags: its p99 beside its p99 with no fuzz, same agent, same run.
 import BGSyncValue

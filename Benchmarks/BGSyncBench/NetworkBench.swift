@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Network back → handler done: the mocked NetworkManager goes from disconnected to connected
 // with one registration due; timed until the agent reports the no-op handler's SyncFinished.
 import DBusKit
@@ -6,13 +7,16 @@ import Histogram
 
 /// The agent's side, measured against python-dbusmock (its signal leaves the mock when the
 /// SetGlobalConnectionState call returns; the time counts from just before that call).
-func networkBackLatencies(setup: Setup, bus: PrivateBus, network: MockNetworkManager, rounds: Int) throws -> (started: Latencies, finished: Latencies) {
+func networkBackLatencies(setup: Setup, bus: PrivateBus, network: MockNetworkManager, rounds: Int) throws -> (
+    started: Latencies, finished: Latencies
+) {
     try network.setState(MockNetworkManager.disconnected)
     let agent = try AgentProcess(setup: setup, bus: bus, name: "network", config: benchConfig, network: network)
     defer { agent.stop() }
     let client = try BusClient(address: bus.address)
     var online: Bool?
-    var startedAt: [String: UInt64] = [:], finishedAt: [String: UInt64] = [:]
+    var startedAt: [String: UInt64] = [:]
+    var finishedAt: [String: UInt64] = [:]
     try client.connection.addMatch(
         "type='signal',path='\(BusClient.path)',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'"
     ) { signal in
@@ -27,7 +31,8 @@ func networkBackLatencies(setup: Setup, bus: PrivateBus, network: MockNetworkMan
     try client.onAgentSignal("SyncFinished") { signal in
         if case .string(let tag) = signal.arguments[1] { finishedAt[tag] = now() }
     }
-    var started = makeLatencies(), finished = makeLatencies()
+    var started = makeLatencies()
+    var finished = makeLatencies()
     for round in 0..<rounds {
         let tag = "net\(round)"
         try client.register(app: "org.bench.Network", tag: tag)
@@ -46,10 +51,16 @@ func networkBackLatencies(setup: Setup, bus: PrivateBus, network: MockNetworkMan
 func networkRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throws -> [Row] {
     let rounds = 30
     let (started, finished) = try networkBackLatencies(setup: setup, bus: bus, network: network, rounds: rounds)
-    let p50 = Double(finished.valueAtPercentile(50)), p99 = Double(finished.valueAtPercentile(99))
-    log("network back (mock): SyncStarted p50 \(formatDuration(nanoseconds: Double(started.valueAtPercentile(50)))), SyncFinished p50 \(formatDuration(nanoseconds: p50)) p99 \(formatDuration(nanoseconds: p99))")
-    return [Row(figure: "Network back → no-op handler done, mocked NetworkManager, p50 / p99 (\(rounds) rounds)",
-                measured: "\(formatDuration(nanoseconds: p50)) / \(formatDuration(nanoseconds: p99))",
-                reference: "(no dispatcher with the mock; see the next row)", ratio: nil, goal: "for context", met: nil)]
+    let p50 = Double(finished.valueAtPercentile(50))
+    let p99 = Double(finished.valueAtPercentile(99))
+    log(
+        "network back (mock): SyncStarted p50 \(formatDuration(nanoseconds: Double(started.valueAtPercentile(50)))), SyncFinished p50 \(formatDuration(nanoseconds: p50)) p99 \(formatDuration(nanoseconds: p99))"
+    )
+    return [
+        Row(
+            figure: "Network back → no-op handler done, mocked NetworkManager, p50 / p99 (\(rounds) rounds)",
+            measured: "\(formatDuration(nanoseconds: p50)) / \(formatDuration(nanoseconds: p99))",
+            reference: "(no dispatcher with the mock; see the next row)", ratio: nil, goal: "for context", met: nil)
+    ]
         + (try dispatcherRows(setup: setup, bus: bus, rounds: 20))
 }

@@ -1,6 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
 // The processes the harness starts: private buses, the mocked NetworkManager, the agent. Each
 // is the harness's own and is stopped by `stop()` (and by the cleanup list at exit).
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,15 +26,15 @@ final class Child {
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
+            for pointer in cArgs + cEnv { free(pointer) }
         }
         // The harness blocks SIGINT/SIGTERM (a thread waits for them) and ignores SIGPIPE:
         // children start with neither.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t(), defaults = sigset_t()
+        var empty = sigset_t()
+        var defaults = sigset_t()
         sigemptyset(&empty)
         sigemptyset(&defaults)
         sigaddset(&defaults, SIGPIPE)
@@ -94,7 +96,8 @@ func stopBusDaemon(pid: Int32, directory: String) {
 
 private func isAlive(_ pid: Int32) -> Bool {
     guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let end = stat.lastIndex(of: ")") else { return false }
+        let end = stat.lastIndex(of: ")")
+    else { return false }
     // The state letter follows "pid (comm) ".
     return stat[stat.index(end, offsetBy: 2)...].first != "Z"
 }
@@ -121,7 +124,7 @@ func spawnAndWait(_ argv: [String]) -> (status: Int32, maxRSSKiB: Int) {
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     let cArgs = argv.map { strdup($0) } + [nil]
-    defer { cArgs.forEach { free($0) } }
+    defer { for pointer in cArgs { free(pointer) } }
     var pid: pid_t = 0
     guard posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ) == 0 else { return (-1, 0) }
     var status: Int32 = 0
@@ -138,7 +141,10 @@ final class PrivateBus {
     let pid: Int32
 
     init(system: Bool = false) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("bgsync-bench-bus-\(UUID().uuidString.prefix(8))").path
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "bgsync-bench-bus-\(UUID().uuidString.prefix(8))"
+            ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         address = "unix:path=\(directory)/bus"
         var arguments = ["--fork", "--print-pid=1", "--nopidfile"]
@@ -186,18 +192,23 @@ final class MockNetworkManager {
         client = try BusClient(address: systemBus.address)
         let env = ProcessInfo.processInfo.environment.merging(["DBUS_SYSTEM_BUS_ADDRESS": systemBus.address]) { $1 }
         let owned = client.nameOwnedWatcher("org.freedesktop.NetworkManager")
-        process = try Child(["/usr/bin/python3", "-m", "dbusmock", "--template", "networkmanager",
-                             "--parameters", "{\"State\": \(state)}"], environment: env)
+        process = try Child(
+            [
+                "/usr/bin/python3", "-m", "dbusmock", "--template", "networkmanager",
+                "--parameters", "{\"State\": \(state)}",
+            ], environment: env)
         try client.wait(timeout: 20, what: "the mock NetworkManager on its bus") { owned.value }
-        _ = try client.call(destination: "org.freedesktop.NetworkManager", path: "/org/freedesktop/NetworkManager",
-                            interface: "org.freedesktop.DBus.Mock", method: "AddProperty",
-                            arguments: [.string("org.freedesktop.NetworkManager"), .string("Metered"), .variant(.uint32(2))])
+        _ = try client.call(
+            destination: "org.freedesktop.NetworkManager", path: "/org/freedesktop/NetworkManager",
+            interface: "org.freedesktop.DBus.Mock", method: "AddProperty",
+            arguments: [.string("org.freedesktop.NetworkManager"), .string("Metered"), .variant(.uint32(2))])
     }
 
     func setState(_ state: UInt32) throws {
-        _ = try client.call(destination: "org.freedesktop.NetworkManager", path: "/org/freedesktop",
-                            interface: "org.freedesktop.DBus.Mock", method: "SetGlobalConnectionState",
-                            arguments: [.uint32(state)])
+        _ = try client.call(
+            destination: "org.freedesktop.NetworkManager", path: "/org/freedesktop",
+            interface: "org.freedesktop.DBus.Mock", method: "SetGlobalConnectionState",
+            arguments: [.uint32(state)])
     }
 
     func stop() {
@@ -214,15 +225,20 @@ final class AgentProcess {
     var pid: Int32 { process.pid }
 
     /// Starts the agent and, unless told otherwise, waits until it owns org.bgsync.
-    convenience init(setup: Setup, bus: PrivateBus, name: String, config: String, network: MockNetworkManager?,
-                     stateDirectory: String? = nil, waitReady: Bool = true) throws {
-        try self.init(setup: setup, bus: bus, name: name, config: config, systemBus: network?.systemBus.address,
-                      stateDirectory: stateDirectory, waitReady: waitReady)
+    convenience init(
+        setup: Setup, bus: PrivateBus, name: String, config: String, network: MockNetworkManager?,
+        stateDirectory: String? = nil, waitReady: Bool = true
+    ) throws {
+        try self.init(
+            setup: setup, bus: bus, name: name, config: config, systemBus: network?.systemBus.address,
+            stateDirectory: stateDirectory, waitReady: waitReady)
     }
 
     /// `systemBus`: where NetworkManager is (nil: --network always-online).
-    init(setup: Setup, bus: PrivateBus, name: String, config: String, systemBus: String?,
-         stateDirectory: String? = nil, waitReady: Bool = true) throws {
+    init(
+        setup: Setup, bus: PrivateBus, name: String, config: String, systemBus: String?,
+        stateDirectory: String? = nil, waitReady: Bool = true
+    ) throws {
         self.bus = bus
         let work = setup.workDirectory + "/" + name
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
@@ -232,11 +248,13 @@ final class AgentProcess {
         if let systemBus { env["DBUS_SYSTEM_BUS_ADDRESS"] = systemBus }
         let watcher = try BusClient(address: bus.address)
         let owned = watcher.nameOwnedWatcher("org.bgsync")
-        process = try Child([
-            setup.binDirectory + "/bgsyncd", "--address", bus.address, "--config", work + "/bgsyncd.conf", "--state-dir", self.stateDirectory,
-            "--plugin-dir", setup.pluginDirectory, "--worker", setup.binDirectory + "/bgsync-worker",
-            "--network", systemBus == nil ? "always-online" : "networkmanager", "--power", "ac",
-        ], environment: env, outputPath: work + "/agent.log")
+        process = try Child(
+            [
+                setup.binDirectory + "/bgsyncd", "--address", bus.address, "--config", work + "/bgsyncd.conf",
+                "--state-dir", self.stateDirectory,
+                "--plugin-dir", setup.pluginDirectory, "--worker", setup.binDirectory + "/bgsync-worker",
+                "--network", systemBus == nil ? "always-online" : "networkmanager", "--power", "ac",
+            ], environment: env, outputPath: work + "/agent.log")
         if waitReady {
             try watcher.wait(timeout: 60, what: "bgsyncd owning org.bgsync (see \(work)/agent.log)") {
                 owned.value || !self.process.isRunning

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Send while online: a finished message is renamed into an outbox and registered for the
 // `upload` handler while online; timed from Register until the POST reaches a real HTTP server
 // on loopback (Tests/HandlerTests/http_server.py, which stamps each request as it arrives).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where the binaries are, a scratch directory, and the plugin directory with the no-op handler.
 import Foundation
 
@@ -22,23 +23,30 @@ struct Setup {
             case "--bin": bin = iterator.next() ?? bin
             case "--root": root = iterator.next() ?? root
             case "--only": only = Set((iterator.next() ?? "").split(separator: ",").map(String.init))
-            default: throw BenchError("unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,send,storm,idle,startup,fuzz,rss]")
+            default:
+                throw BenchError(
+                    "unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,send,storm,idle,startup,fuzz,rss]"
+                )
             }
         }
         binDirectory = URL(fileURLWithPath: bin, relativeTo: URL(fileURLWithPath: root)).standardizedFileURL.path
         rootDirectory = root
         self.only = only
-        for tool in ["bgsyncd", "bgsync-worker"] where !FileManager.default.isExecutableFile(atPath: binDirectory + "/" + tool) {
+        for tool in ["bgsyncd", "bgsync-worker"]
+        where !FileManager.default.isExecutableFile(atPath: binDirectory + "/" + tool) {
             throw BenchError("\(binDirectory)/\(tool) is missing: run `swift build -c release` first (make bench does)")
         }
         workDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("bgsync-bench-\(getpid())").path
         pluginDirectory = workDirectory + "/plugins"
         scratchDirectories.with { $0.append(workDirectory) }
-        try FileManager.default.createDirectory(atPath: pluginDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: pluginDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755])
         let plugin = pluginDirectory + "/noop.so"
-        let status = try run(["/usr/bin/cc", "-shared", "-fPIC", "-O2", "-I", root + "/Sources/CBGSyncPlugin/include",
-                                             "-o", plugin, root + "/Tests/plugins/noop.c"])
+        let status = try run([
+            "/usr/bin/cc", "-shared", "-fPIC", "-O2", "-I", root + "/Sources/CBGSyncPlugin/include",
+            "-o", plugin, root + "/Tests/plugins/noop.c",
+        ])
         guard status == 0 else { throw BenchError("cannot compile Tests/plugins/noop.c (cc exited with \(status))") }
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: plugin)
     }
@@ -50,9 +58,9 @@ struct Setup {
 
 /// Agent configuration for the benchmarks: defaults, apart from a short event cap.
 let benchConfig = """
-[sync]
-event-timeout=30
-[limits]
-concurrent-events=4
-registrations-per-app=1000
-"""
+    [sync]
+    event-timeout=30
+    [limits]
+    concurrent-events=4
+    registrations-per-app=1000
+    """

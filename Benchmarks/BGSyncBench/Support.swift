@@ -1,9 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
 // Small helpers the scenarios share: time, threads, locked boxes, errors.
 import Foundation
+import Histogram
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Histogram
 
 /// Nanoseconds on CLOCK_MONOTONIC.
 func now() -> UInt64 {
@@ -49,7 +51,9 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 
 /// Latencies in nanoseconds, up to a minute, three significant digits.
 typealias Latencies = Histogram<UInt64>
-func makeLatencies() -> Latencies { Histogram(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three) }
+func makeLatencies() -> Latencies {
+    Histogram(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+}
 
 /// "123 µs", "4.5 ms", "1.23 s".
 func formatDuration(nanoseconds: Double) -> String {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one table the harness prints: each figure beside its reference from the same run.
 import Foundation
 
@@ -33,11 +34,16 @@ func printTable(_ rows: [Row], machine: String) {
 
 func machineDescription() -> String {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-        .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "?" } ?? "unknown CPU"
+    let model =
+        cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+        .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "?" }
+        ?? "unknown CPU"
     var name = utsname()
     uname(&name)
     let kernel = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
-    return "nproc \(ProcessInfo.processInfo.activeProcessorCount), \(model), Linux \(kernel), load average at start \(load)"
+    let load =
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(
+            separator: " ") ?? "?"
+    return
+        "nproc \(ProcessInfo.processInfo.activeProcessorCount), \(model), Linux \(kernel), load average at start \(load)"
 }

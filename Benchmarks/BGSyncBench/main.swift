@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
 // make bench: measures bgsyncd's figures against references taken in the same run and prints
 // one table (see BENCHMARKS.md). A tool to look at, not a test: it fails only when it cannot
 // measure.
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,7 +51,8 @@ do {
         log("send while online…")
         rows += try sendWhileOnlineRows(setup: setup, bus: bus)
     }
-    var workerRSS: Int?, agentRSS: Int?
+    var workerRSS: Int?
+    var agentRSS: Int?
     if setup.wants("storm") {
         log("reconnect storm…")
         let storm = try stormRows(setup: setup, bus: bus, network: network)
@@ -72,12 +75,14 @@ do {
     }
     if setup.wants("rss") {
         let dispatcher = try dispatcherRSSKiB()
-        rows.append(Row(
-            figure: "Idle RSS: agent (10,000 stored) / one worker",
-            measured: "\(agentRSS.map(formatBytes) ?? "not measured") / \(workerRSS.map(formatBytes) ?? "not measured")",
-            reference: "nm-dispatcher: \(dispatcher.map(formatBytes) ?? "not installed")", ratio: nil,
-            goal: "worker ≤ nm-dispatcher", met: workerRSS.flatMap { worker in dispatcher.map { worker <= $0 } },
-            note: "agent RSS is read after the idle window, a worker's halfway through the storm."))
+        rows.append(
+            Row(
+                figure: "Idle RSS: agent (10,000 stored) / one worker",
+                measured:
+                    "\(agentRSS.map(formatBytes) ?? "not measured") / \(workerRSS.map(formatBytes) ?? "not measured")",
+                reference: "nm-dispatcher: \(dispatcher.map(formatBytes) ?? "not installed")", ratio: nil,
+                goal: "worker ≤ nm-dispatcher", met: workerRSS.flatMap { worker in dispatcher.map { worker <= $0 } },
+                note: "agent RSS is read after the idle window, a worker's halfway through the storm."))
     }
 } catch {
     log("stopped: \(error)")

@@ -1,15 +1,17 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncNetwork
 import BGSyncPower
 import BGSyncStore
 import BGSyncWorkers
 import DBusKit
+import Foundation
 import Logging
 import MainLoop
-import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What `bgsyncd`'s command line can set. Everything else comes from bgsyncd.conf.
 public struct AgentOptions: Sendable {
@@ -78,10 +80,13 @@ public final class Agent {
             bus = try DBusConnection(bus: options.busAddress.map(BusAddress.address) ?? .session)
             guard try bus.requestName(ManagerService.busName) else {
                 throw AgentStartError(
-                    description: "another agent already owns \(ManagerService.busName) on this bus; only one bgsyncd runs per session")
+                    description:
+                        "another agent already owns \(ManagerService.busName) on this bus; only one bgsyncd runs per session"
+                )
             }
         } catch let error as DBusError {
-            throw AgentStartError(description: "cannot use the session bus for \(ManagerService.busName): \(error.message)")
+            throw AgentStartError(
+                description: "cannot use the session bus for \(ManagerService.busName): \(error.message)")
         }
         defer { bus.close() }
         let stateDirectory = options.stateDirectory ?? configuration.stateDirectory ?? AgentPaths.defaultStateDirectory
@@ -98,7 +103,9 @@ public final class Agent {
         let pluginDirectories = AgentReloader.pluginDirectories(options: options, configuration: configuration)
         let catalog = PluginCatalog.discover(directories: pluginDirectories, workerExecutable: worker, logger: logger)
         let handlerNames = catalog.handlers.keys.sorted()
-        logger.info("handlers: \(handlerNames.isEmpty ? "none (looked in \(pluginDirectories.joined(separator: ", ")))" : handlerNames.joined(separator: ", "))")
+        logger.info(
+            "handlers: \(handlerNames.isEmpty ? "none (looked in \(pluginDirectories.joined(separator: ", ")))" : handlerNames.joined(separator: ", "))"
+        )
         let workers = WorkerPool(
             loop: loop, workerExecutable: worker, catalog: catalog,
             maxWorkers: configuration.sync.concurrentEvents, logger: logger)
@@ -155,7 +162,10 @@ public final class Agent {
             loop: loop, options: options, configuration: configuration, workerExecutable: worker, scheduler: scheduler,
             workers: workers, service: service, builtIn: [AppHandler.info], logger: logger,
             loadConfiguration: { [unowned self] in self.loadConfiguration() })
-        defer { reloader.stop(); reload = nil }
+        defer {
+            reloader.stop()
+            reload = nil
+        }
         reload = reloader.reloadConfiguration
         bus.attach(to: loop)
         logger.info("ready on \(bus.uniqueName) as \(ManagerService.busName)")
@@ -169,7 +179,9 @@ public final class Agent {
         let files = options.configFile.map { [$0] } ?? AgentPaths.defaultConfigFiles
         for path in files {
             guard let text = readFile(path) else {
-                if options.configFile != nil { logger.warning("cannot read \(path): \(String(cString: strerror(errno)))") }
+                if options.configFile != nil {
+                    logger.warning("cannot read \(path): \(String(cString: strerror(errno)))")
+                }
                 continue
             }
             for diagnostic in configuration.apply(fileContents: text, path: path) {

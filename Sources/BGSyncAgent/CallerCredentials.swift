@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import CLinux
 import DBusKit
 import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Finds out whether a bus caller is sandboxed, as xdg-desktop-portal does: the bus tells us the
 /// caller's process (GetConnectionCredentials) and security label; the process's
@@ -181,7 +183,10 @@ enum ProcessIdentity {
         return state == "Z" || state == "X" || state == "x"
     }
 
-    enum ReadResult { case contents(String), failed(Int32) }
+    enum ReadResult {
+        case contents(String)
+        case failed(Int32)
+    }
 
     static func read(at directory: Int32, _ name: String, limit: Int = 65536) -> ReadResult {
         let fd = openat(directory, name, O_RDONLY | O_CLOEXEC | O_NOCTTY)

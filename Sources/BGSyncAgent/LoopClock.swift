@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import MainLoop
+
 import struct Foundation.Date
 
 /// The scheduler's clock on the real loop: system wall-clock time and one CLOCK_REALTIME

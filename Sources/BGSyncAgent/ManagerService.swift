@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
 import CBGSyncInterface
@@ -46,7 +47,8 @@ final class ManagerService: SyncObserver {
         self.logger = logger
         announcedNetwork = scheduler.network
         announcedPower = scheduler.power
-        access = CallerAccess(connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
+        access = CallerAccess(
+            connection: connection, logger: logger, handlers: { [unowned scheduler] in scheduler.handlers })
         let limit = Self.argumentLimit(optionsBytes: scheduler.settings.maxOptionsBytes)
         for method in Self.methods {
             switch method.body {
@@ -190,7 +192,8 @@ final class ManagerService: SyncObserver {
             "attempts": .uint32(registration.attempts),
             "max-attempts": .uint32(registration.maxAttempts),
             "next-attempt": .int64(
-                registration.state == .waiting ? Int64(clamping: registration.nextAttempt?.timeIntervalSince1970 ?? 0) : 0),
+                registration.state == .waiting
+                    ? Int64(clamping: registration.nextAttempt?.timeIntervalSince1970 ?? 0) : 0),
             "network": .string(registration.network.rawValue),
             "last-error": .string(registration.lastError),
             "options": .vardict(registration.options),
@@ -245,7 +248,8 @@ final class ManagerService: SyncObserver {
     }
 
     private static let tooManySubscribers = SyncError(
-        .quotaExceeded, "Too many signal subscriptions (\(SignalSubscribers.maxConnections) connections, "
+        .quotaExceeded,
+        "Too many signal subscriptions (\(SignalSubscribers.maxConnections) connections, "
             + "\(SignalSubscribers.maxAppsPerConnection) app ids each); subscribe to every app with \"\" instead.")
 
     /// The access check of a call naming `appID`. A caller allowed to name it hears of its
@@ -269,7 +273,8 @@ final class ManagerService: SyncObserver {
     // MARK: - Signals and properties
 
     func syncStarted(_ event: SyncEvent) {
-        logger.info("\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
+        logger.info(
+            "\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
         heldSignals.append { [unowned self] in
             send(
                 "SyncStarted", about: event.key.appID,
@@ -384,9 +389,11 @@ final class ManagerService: SyncObserver {
         Property(name: "Metered", signature: "b", get: { .bool($0.scheduler.network.metered) }),
         Property(name: "OnBattery", signature: "b", get: { .bool($0.scheduler.power.onBattery) }),
         Property(name: "PowerSaver", signature: "b", get: { .bool($0.scheduler.power.powerSaver) }),
-        Property(name: "Handlers", signature: "as", get: {
-            .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
-        }),
+        Property(
+            name: "Handlers", signature: "as",
+            get: {
+                .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
+            }),
         Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
     ]
 }
@@ -403,7 +410,9 @@ private struct Arguments {
     }
 
     private func mismatch(_ index: Int) -> SyncError {
-        .invalidArgument("\(call.member) got arguments of signature '\(call.signature)'; argument \(index + 1) is not what it expects.")
+        .invalidArgument(
+            "\(call.member) got arguments of signature '\(call.signature)'; argument \(index + 1) is not what it expects."
+        )
     }
 
     func string(_ index: Int) throws -> String {
@@ -439,10 +448,10 @@ private struct Arguments {
     }
 }
 
-private extension FixedWidthInteger {
+extension FixedWidthInteger {
     /// Whole seconds, rounded up and saturated: far-future times from huge intervals or retry
     /// hints must not crash the conversion.
-    init(clamping seconds: Double) {
+    fileprivate init(clamping seconds: Double) {
         if seconds.isNaN {
             self = 0
         } else if seconds >= Double(Self.max) {

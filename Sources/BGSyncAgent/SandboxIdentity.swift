@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The parsers for what identifies a sandbox: Flatpak's `.flatpak-info`, and the names snapd
 /// gives a snap's processes (the security tag in its AppArmor label and in its cgroup scope).
 /// Pure; the reading of /proc and the bus is in CallerCredentials.

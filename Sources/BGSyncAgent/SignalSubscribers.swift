@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Who receives which sync signals. SyncStarted and SyncFinished are never broadcast: each is
 /// sent to every connection that asked about its app id (a call naming it, or Subscribe) and
 /// to unsandboxed connections that subscribed to every app (`Subscribe("")`). A sandboxed

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncWorkers
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncWorkers
-import Logging
 
 /// Log lines on stderr: with a syslog `<N>` priority prefix when stderr goes to the journal
 /// (journald then stores the right level), readable `bgsyncd[pid]: level: message` lines otherwise.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Group commit of what callers change (Register, RegisterPeriodic, Unregister, Trigger).
 ///
 /// A caller's operation is queued; when no commit is in flight, every queued operation is worked

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import struct Foundation.Date
 
 /// What a registration needs from the power supply before it may fire (option `power`).

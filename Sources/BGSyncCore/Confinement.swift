@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Who registered a registration: recorded at Register from the caller's credentials and kept
 /// with the registration for its whole life, so that every event runs inside the boundary the
 /// registering app had, whatever that app does afterwards.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// How event slots (`concurrent-events`) are shared between apps. While several apps have work
 /// (an event running or one due), each may hold at most `slots / apps` of them (at least one),
 /// and an app that already holds one never takes the last free slot: that one is kept for an app

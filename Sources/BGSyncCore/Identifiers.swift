@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// One-off and periodic registrations live in separate tag namespaces, as on the web.
 public enum RegistrationKind: String, Sendable, Hashable, Codable, CaseIterable {
     case oneOff = "one-off"
@@ -29,23 +30,29 @@ public enum Identifiers {
     /// dot-separated elements of `[A-Za-z0-9_-]`, none empty or starting with a digit.
     public static func validateAppID(_ appID: String) throws(SyncError) {
         let bytes = Array(appID.utf8)
-        guard !bytes.isEmpty else { throw .invalidArgument("The app id is empty; use a reverse-DNS name such as org.example.Chat.") }
+        guard !bytes.isEmpty else {
+            throw .invalidArgument("The app id is empty; use a reverse-DNS name such as org.example.Chat.")
+        }
         guard bytes.count <= maxAppIDBytes else {
             throw .invalidArgument("The app id is \(bytes.count) bytes long; at most \(maxAppIDBytes) are allowed.")
         }
         let elements = appID.split(separator: ".", omittingEmptySubsequences: false)
         guard elements.count >= 2 else {
-            throw .invalidArgument("The app id '\(appID)' needs at least two dot-separated parts, such as org.example.Chat.")
+            throw .invalidArgument(
+                "The app id '\(appID)' needs at least two dot-separated parts, such as org.example.Chat.")
         }
         for element in elements {
             guard let first = element.utf8.first else {
                 throw .invalidArgument("The app id '\(appID)' has an empty part; parts are separated by single dots.")
             }
             guard !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
-                throw .invalidArgument("The app id '\(appID)' has a part starting with a digit ('\(element)'), which D-Bus names do not allow.")
+                throw .invalidArgument(
+                    "The app id '\(appID)' has a part starting with a digit ('\(element)'), which D-Bus names do not allow."
+                )
             }
             guard element.utf8.allSatisfy(isNameByte) else {
-                throw .invalidArgument("The app id '\(appID)' may only contain letters, digits, '_' and '-' between its dots.")
+                throw .invalidArgument(
+                    "The app id '\(appID)' may only contain letters, digits, '_' and '-' between its dots.")
             }
         }
     }
@@ -63,7 +70,9 @@ public enum Identifiers {
 
     public static func validateHandlerName(_ name: String) throws(SyncError) {
         guard !name.isEmpty, name.utf8.count <= maxHandlerNameBytes, name.utf8.allSatisfy(isNameByte) else {
-            throw .invalidArgument("The handler name '\(name.prefix(64))' is not valid: use letters, digits, '_' and '-', such as 'upload'.")
+            throw .invalidArgument(
+                "The handler name '\(name.prefix(64))' is not valid: use letters, digits, '_' and '-', such as 'upload'."
+            )
         }
     }
 

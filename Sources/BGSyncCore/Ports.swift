@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import struct Foundation.Date
 
 // The core's view of the outside world. Each port has a real implementation in a platform

@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
+
 import struct Foundation.Date
 
 /// Where a registration is in its life, as in the WICG Background Sync spec.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 
 /// A caller's Register or RegisterPeriodic, validated: the reserved option keys are read and
@@ -44,7 +45,9 @@ public struct RegistrationRequest: Sendable, Equatable {
         var rest = options
         if let value = rest.removeValue(forKey: ReservedKey.network) {
             guard let text = value.stringValue, let requirement = NetworkRequirement(rawValue: text) else {
-                throw .invalidArgument("Option 'network' must be the string 'any' or 'unmetered', not \(value.typeString) \(value.gvariantText).")
+                throw .invalidArgument(
+                    "Option 'network' must be the string 'any' or 'unmetered', not \(value.typeString) \(value.gvariantText)."
+                )
             }
             network = requirement
         } else {
@@ -52,7 +55,9 @@ public struct RegistrationRequest: Sendable, Equatable {
         }
         if let value = rest.removeValue(forKey: ReservedKey.maxAttempts) {
             guard let number = value.unsignedValue, number >= 1, number <= UInt64(UInt32.max) else {
-                throw .invalidArgument("Option 'max-attempts' must be a positive integer (type u), not \(value.typeString) \(value.gvariantText).")
+                throw .invalidArgument(
+                    "Option 'max-attempts' must be a positive integer (type u), not \(value.typeString) \(value.gvariantText)."
+                )
             }
             maxAttempts = UInt32(number)
         } else {
@@ -80,7 +85,8 @@ public struct RegistrationRequest: Sendable, Equatable {
             }
         }
         for (name, value) in rest where !value.isFinite {
-            throw .invalidArgument("Option '\(name)' contains a NaN or infinite number; options take finite numbers only.")
+            throw .invalidArgument(
+                "Option '\(name)' contains a NaN or infinite number; options take finite numbers only.")
         }
         self.options = rest
     }

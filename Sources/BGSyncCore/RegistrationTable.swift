@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The scheduler's registrations: the values side by side in one array, a dictionary from key to
 /// position. A `[RegistrationKey: Registration]` keeps each ~200-byte value in its hash table,
 /// whose bucket count is the next power of two above count / 0.75: 262,144 buckets for 100,000

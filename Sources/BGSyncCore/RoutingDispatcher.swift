@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Runs each event where its handler lives: handlers built into the agent (such as `app`, which
 /// waits on the bus instead of on a worker process) by name, everything else in `plugins` (the
 /// worker pool). The scheduler sees one dispatcher and cannot tell them apart: same outcomes,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import struct Foundation.Date
 
 // Conditions beyond "online": power, earliest start and expiry; what happens when a condition

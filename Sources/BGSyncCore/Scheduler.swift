@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
+
 import struct Foundation.Date
 
 /// The heart of bgsync: Background Sync semantics over registrations, with no I/O of its own.

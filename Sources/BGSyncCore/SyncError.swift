@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// An error the core reports to callers. A struct with a code, not an enum, so new codes can be
 /// added without breaking anyone who switches over the known ones.
 public struct SyncError: Error, Equatable, Sendable, CustomStringConvertible {

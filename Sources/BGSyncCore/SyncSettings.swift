@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The scheduler's knobs, with Chromium's defaults. Durations are seconds.
 public struct SyncSettings: Sendable, Equatable {
     public var maxAttempts: UInt32 = 3

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+import Logging
+import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
-import MainLoop
 
 /// The kernel's view of the network, used when NetworkManager is not there: online means a
 /// default route exists (IPv4 or IPv6); whether it is metered is unknown, so never metered.
@@ -69,12 +71,18 @@ final class KernelRouteMonitor {
 
     private static func openRouteSocket(logger: Logger) -> Int32 {
         let netlinkRoute: Int32 = 0  // NETLINK_ROUTE
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), netlinkRoute)
+        let fd = socket(
+            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            netlinkRoute)
         guard fd >= 0 else {
-            logger.error("Cannot follow route changes: netlink socket failed: \(String(cString: strerror(errno))). The kernel view will not update.")
+            logger.error(
+                "Cannot follow route changes: netlink socket failed: \(String(cString: strerror(errno))). The kernel view will not update."
+            )
             return -1
         }
-        let rtmgrpLink: UInt32 = 0x1, rtmgrpIPv4Route: UInt32 = 0x40, rtmgrpIPv6Route: UInt32 = 0x400
+        let rtmgrpLink: UInt32 = 0x1
+        let rtmgrpIPv4Route: UInt32 = 0x40
+        let rtmgrpIPv6Route: UInt32 = 0x400
         var address = NetlinkAddress(family: UInt16(AF_NETLINK), groups: rtmgrpLink | rtmgrpIPv4Route | rtmgrpIPv6Route)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -82,7 +90,9 @@ final class KernelRouteMonitor {
             }
         }
         guard bound == 0 else {
-            logger.error("Cannot follow route changes: binding the netlink socket failed: \(String(cString: strerror(errno))). The kernel view will not update.")
+            logger.error(
+                "Cannot follow route changes: binding the netlink socket failed: \(String(cString: strerror(errno))). The kernel view will not update."
+            )
             close(fd)
             return -1
         }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import Logging
 import MainLoop
@@ -96,7 +97,8 @@ final class SystemNetworkMonitor: NetworkMonitor {
         if let event = firstAnswer.wait(seconds: Self.firstAnswerTimeout) {
             absorb(event)
         } else {
-            logger.warning("NetworkManager did not answer within \(Self.firstAnswerTimeout) s; using the fallback until it does")
+            logger.warning(
+                "NetworkManager did not answer within \(Self.firstAnswerTimeout) s; using the fallback until it does")
         }
     }
 
@@ -153,7 +155,8 @@ final class SystemNetworkMonitor: NetworkMonitor {
         let message: Logger.Message
         switch new {
         case .networkManager:
-            message = old == nil
+            message =
+                old == nil
                 ? "Following NetworkManager (network \(status))"
                 : "NetworkManager is running again; following it (network \(status))"
         case .kernel:

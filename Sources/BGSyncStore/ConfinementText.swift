@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 
 /// The stored form of a registration's confinement: `unconfined`, or `KIND:APP-ID:ROOT` such as

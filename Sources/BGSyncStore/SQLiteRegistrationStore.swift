@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import Foundation
 import GRDB
@@ -252,7 +253,9 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
 
     private func openQueue() throws(SyncError) -> DatabaseQueue {
         guard let queue else {
-            throw SyncError(.storage, "The registration database \(path) was already closed; this is a bug in bgsyncd, please report it.")
+            throw SyncError(
+                .storage,
+                "The registration database \(path) was already closed; this is a bug in bgsyncd, please report it.")
         }
         return queue
     }
@@ -261,7 +264,10 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
-                throw SyncError(.storage, "Cannot keep registrations in \(directory): it exists and is not a directory. Move it aside, or set another state-dir in bgsyncd.conf.")
+                throw SyncError(
+                    .storage,
+                    "Cannot keep registrations in \(directory): it exists and is not a directory. Move it aside, or set another state-dir in bgsyncd.conf."
+                )
             }
             return
         }
@@ -269,7 +275,10 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw SyncError(.storage, "Cannot create the state directory \(directory) (\(describe(error))). Check that you may write to its parent, or set another state-dir in bgsyncd.conf.")
+            throw SyncError(
+                .storage,
+                "Cannot create the state directory \(directory) (\(describe(error))). Check that you may write to its parent, or set another state-dir in bgsyncd.conf."
+            )
         }
     }
 
@@ -280,15 +289,22 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
             // Check before anything writes to the file.
             let problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
             guard problems == ["ok"] else {
-                throw StoreFailure.damaged(path: path, detail: "quick_check: " + problems.prefix(3).joined(separator: "; "))
+                throw StoreFailure.damaged(
+                    path: path, detail: "quick_check: " + problems.prefix(3).joined(separator: "; "))
             }
             if try queue.read({ db in try migrator.hasBeenSuperseded(db) }) {
-                throw SyncError(.storage, "The registration database \(path) was written by a newer bgsync; this version cannot use it. Update bgsync, or move the file aside and restart.")
+                throw SyncError(
+                    .storage,
+                    "The registration database \(path) was written by a newer bgsync; this version cannot use it. Update bgsync, or move the file aside and restart."
+                )
             }
             try queue.writeWithoutTransaction { db in
                 let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
                 guard mode == "wal" else {
-                    throw SyncError(.storage, "Cannot switch \(path) to write-ahead logging (SQLite kept journal mode '\(mode ?? "?")'). Put the state directory on a local file system.")
+                    throw SyncError(
+                        .storage,
+                        "Cannot switch \(path) to write-ahead logging (SQLite kept journal mode '\(mode ?? "?")'). Put the state directory on a local file system."
+                    )
                 }
                 try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
             }

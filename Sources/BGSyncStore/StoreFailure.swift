@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import Foundation
 import GRDB
@@ -13,17 +14,29 @@ enum StoreFailure {
         let detail = database.message ?? "\(database.resultCode)"
         switch database.resultCode {
         case .SQLITE_FULL:
-            return SyncError(.storage, "\(capitalized(doing)) failed: the disk holding \(path) is full (\(detail)). Nothing was changed; free some space and try again.")
+            return SyncError(
+                .storage,
+                "\(capitalized(doing)) failed: the disk holding \(path) is full (\(detail)). Nothing was changed; free some space and try again."
+            )
         case .SQLITE_READONLY:
             return readOnly(path: path, doing: doing, detail: detail)
         case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
-            return SyncError(.storage, "Cannot open the registration database \(path) (\(detail)). Check that its directory exists and that you may read and write both; or set another state-dir in bgsyncd.conf.")
+            return SyncError(
+                .storage,
+                "Cannot open the registration database \(path) (\(detail)). Check that its directory exists and that you may read and write both; or set another state-dir in bgsyncd.conf."
+            )
         case .SQLITE_NOTADB, .SQLITE_CORRUPT:
             return damaged(path: path, detail: detail)
         case .SQLITE_BUSY, .SQLITE_LOCKED:
-            return SyncError(.storage, "\(capitalized(doing)) failed: \(path) is locked by another process (\(detail)). Is a second bgsyncd running? Stop it, or close whatever holds the file open.")
+            return SyncError(
+                .storage,
+                "\(capitalized(doing)) failed: \(path) is locked by another process (\(detail)). Is a second bgsyncd running? Stop it, or close whatever holds the file open."
+            )
         case .SQLITE_IOERR:
-            return SyncError(.storage, "\(capitalized(doing)) failed: input/output error on \(path) (\(detail)). Check the disk (see `dmesg`) and try again.")
+            return SyncError(
+                .storage,
+                "\(capitalized(doing)) failed: input/output error on \(path) (\(detail)). Check the disk (see `dmesg`) and try again."
+            )
         default:
             return SyncError(.storage, "\(capitalized(doing)) failed on the registration database \(path): \(detail).")
         }
@@ -44,11 +57,17 @@ enum StoreFailure {
 
     /// The file is not a database or fails its integrity check. bgsync never overwrites it.
     static func damaged(path: String, detail: String) -> SyncError {
-        SyncError(.storage, "The registration database \(path) is damaged (\(detail)). bgsyncd leaves it untouched: move it aside (mv '\(path)' '\(path).broken') and restart to begin with no registrations, or try `sqlite3 '\(path)' .recover` to rescue them.")
+        SyncError(
+            .storage,
+            "The registration database \(path) is damaged (\(detail)). bgsyncd leaves it untouched: move it aside (mv '\(path)' '\(path).broken') and restart to begin with no registrations, or try `sqlite3 '\(path)' .recover` to rescue them."
+        )
     }
 
     static func unreadableRow(path: String, key: String, column: String, found: String) -> SyncError {
-        SyncError(.storage, "The registration database \(path) holds a value bgsyncd cannot read: column \(column) of \(key) is \(found). Fix or delete that row with sqlite3, or move the file aside and restart.")
+        SyncError(
+            .storage,
+            "The registration database \(path) holds a value bgsyncd cannot read: column \(column) of \(key) is \(found). Fix or delete that row with sqlite3, or move the file aside and restart."
+        )
     }
 
     private static func capitalized(_ text: String) -> String { text.prefix(1).uppercased() + text.dropFirst() }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import GRDB
 
 /// The registrations table and its migrations. Never edit a shipped migration: add a new one.
@@ -12,25 +13,26 @@ enum StoreSchema {
             // Enumerations are kept as their raw strings so that the file reads well in sqlite3.
             // Dates are Unix seconds (REAL). `options` was the JSON of Swift's synthesised Codable
             // of the option enum until v2.
-            try db.execute(sql: """
-                CREATE TABLE registrations (
-                    app_id TEXT NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('one-off', 'periodic')),
-                    tag TEXT NOT NULL,
-                    handler TEXT NOT NULL,
-                    options TEXT NOT NULL,
-                    network TEXT NOT NULL CHECK (network IN ('any', 'unmetered')),
-                    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0),
-                    attempts INTEGER NOT NULL CHECK (attempts >= 0),
-                    state TEXT NOT NULL,
-                    next_attempt REAL,
-                    last_error TEXT NOT NULL DEFAULT '',
-                    min_interval REAL,
-                    interval_start REAL,
-                    sequence INTEGER NOT NULL,
-                    PRIMARY KEY (app_id, kind, tag)
-                )
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE registrations (
+                        app_id TEXT NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('one-off', 'periodic')),
+                        tag TEXT NOT NULL,
+                        handler TEXT NOT NULL,
+                        options TEXT NOT NULL,
+                        network TEXT NOT NULL CHECK (network IN ('any', 'unmetered')),
+                        max_attempts INTEGER NOT NULL CHECK (max_attempts >= 0),
+                        attempts INTEGER NOT NULL CHECK (attempts >= 0),
+                        state TEXT NOT NULL,
+                        next_attempt REAL,
+                        last_error TEXT NOT NULL DEFAULT '',
+                        min_interval REAL,
+                        interval_start REAL,
+                        sequence INTEGER NOT NULL,
+                        PRIMARY KEY (app_id, kind, tag)
+                    )
+                    """)
         }
         migrator.registerMigration("v2: options as GVariant text") { db in
             // `options` becomes one a{sv} in GVariant text, keys in byte order, as
@@ -42,12 +44,13 @@ enum StoreSchema {
         migrator.registerMigration("conditions: power, expires_at, not_before") { db in
             // NULL: the option was not given (power then counts as 'any', except that a periodic
             // registration waits while the profile is power-saver).
-            try db.execute(sql: """
-                ALTER TABLE registrations ADD COLUMN power TEXT
-                    CHECK (power IS NULL OR power IN ('any', 'ac', 'battery-not-low'));
-                ALTER TABLE registrations ADD COLUMN expires_at REAL;
-                ALTER TABLE registrations ADD COLUMN not_before REAL;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE registrations ADD COLUMN power TEXT
+                        CHECK (power IS NULL OR power IN ('any', 'ac', 'battery-not-low'));
+                    ALTER TABLE registrations ADD COLUMN expires_at REAL;
+                    ALTER TABLE registrations ADD COLUMN not_before REAL;
+                    """)
         }
         migrator.registerMigration("v3: confinement") { db in
             // Text a person can read in sqlite3: 'unconfined', or 'KIND:APP-ID:ROOT' (app ids have

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 
 /// A dispatcher whose events stay running until the test finishes them.

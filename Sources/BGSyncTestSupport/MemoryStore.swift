@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 
 /// A store in memory that can be told to fail, for the pure scheduler tests.

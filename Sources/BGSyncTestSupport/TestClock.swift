@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+
 import struct Foundation.Date
 
 /// A clock that only moves when told, so tests run years of back-off in microseconds.

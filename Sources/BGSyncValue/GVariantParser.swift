@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading GVariant text (`g_variant_parse`'s grammar, for the types D-Bus carries) into an
 // untyped tree; GVariantResolver settles the types.
 

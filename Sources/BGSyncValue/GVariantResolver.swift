@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Settling the types of parsed GVariant text, as g_variant_parse does: annotations first, then
 // what the elements of a container agree on, then int32/double for bare numbers.
 

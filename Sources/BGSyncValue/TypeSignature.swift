@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// D-Bus type signatures, checked without libdbus (the same rules: at most 255 bytes, 32
 /// nested arrays and 32 nested structures, dictionary entries only as array elements, with a
 /// basic key type, no empty structures).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Conveniences for reading replies and options, and for building arguments.
 extension Value {
     /// An `a{sv}` dictionary built from string keys, in the order given; values are wrapped in

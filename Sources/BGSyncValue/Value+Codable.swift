@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The designed stored and wire forms of values: GVariant text, never Swift's synthesised
 // Codable of an enum (unreadable in sqlite3 and tied to Swift's case names).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// One D-Bus / GVariant value, with enough type information to be sent or printed as-is:
 /// containers carry the signature of their elements so that empty arrays and dictionaries are
 /// still typed. The one value type of bgsync: the bus, the core's handler options, the store,

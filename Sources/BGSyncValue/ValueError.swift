@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Why text or bytes do not make a value.
 public struct ValueError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {

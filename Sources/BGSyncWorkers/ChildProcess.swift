@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 /// Why a child process could not be started.
 struct SpawnError: Error, CustomStringConvertible {
@@ -16,7 +18,9 @@ enum ChildProcess {
     /// becomes fd 3, and every other fd is closed. Signal dispositions and the signal mask are
     /// reset, so a signal the agent blocks (for a signalfd) or ignores is not blocked or ignored
     /// in the worker; only the stop signal starts blocked (see WireProtocol).
-    static func spawn(executable: String, arguments: [String], stdout: Int32 = 2, fd3: Int32? = nil) throws(SpawnError) -> pid_t {
+    static func spawn(executable: String, arguments: [String], stdout: Int32 = 2, fd3: Int32? = nil) throws(SpawnError)
+        -> pid_t
+    {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -62,7 +66,9 @@ enum ChildProcess {
             entries.append(String(cString: entry))
             index += 1
         }
-        if !entries.contains(where: { $0.hasPrefix("SWIFT_BACKTRACE=") }) { entries.append("SWIFT_BACKTRACE=enable=no") }
+        if !entries.contains(where: { $0.hasPrefix("SWIFT_BACKTRACE=") }) {
+            entries.append("SWIFT_BACKTRACE=enable=no")
+        }
         return entries
     }
 

@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MainLoop
 
 /// Reaps child processes from the loop without ever blocking it, and without touching the
 /// process-wide SIGCHLD disposition (other parts of the agent may start processes too): each
@@ -37,7 +39,9 @@ final class ChildReaper {
         guard let waiter = waiting[pid] else { return }
         guard let status = ChildProcess.reapIfExited(pid) else {
             if waiter.pidfd == nil {
-                waiter.timer = loop.addTimer(after: delay) { [unowned self] in self.check(pid, delay: min(delay * 2, 0.5)) }
+                waiter.timer = loop.addTimer(after: delay) { [unowned self] in
+                    self.check(pid, delay: min(delay * 2, 0.5))
+                }
             }
             return
         }

@@ -1,9 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncCore
+import Logging
+
+import class Foundation.FileManager
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
-import Logging
-import class Foundation.FileManager
 
 /// A handler plugin that passed its probe.
 public struct LoadedHandler: Sendable, Equatable {
@@ -74,7 +77,8 @@ public struct PluginCatalog: Sendable {
                     catalog.refused.append(RefusedPlugin(path: path, reason: reason))
                 case .usable(let handler):
                     if let first = catalog.handlers[handler.info.name] {
-                        let reason = "Handler '\(handler.info.name)' is already provided by \(first.path), which comes first; remove one of them."
+                        let reason =
+                            "Handler '\(handler.info.name)' is already provided by \(first.path), which comes first; remove one of them."
                         logger.warning("Not using handler plugin \(path): \(reason)")
                         catalog.refused.append(RefusedPlugin(path: path, reason: reason))
                     } else {
@@ -122,7 +126,8 @@ public struct PluginCatalog: Sendable {
         }
         let me = geteuid()
         guard info.st_uid == 0 || info.st_uid == me else {
-            return "It is owned by user \(info.st_uid), neither root nor the user running bgsync (\(me)); only files they own are loaded."
+            return
+                "It is owned by user \(info.st_uid), neither root nor the user running bgsync (\(me)); only files they own are loaded."
         }
         return nil
     }

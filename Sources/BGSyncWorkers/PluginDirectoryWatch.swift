@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MainLoop
 
 /// Tells when plugin files appear in, change in or leave the plugin directories (inotify), so
 /// the agent can look again without a restart. Changes come in bursts (dpkg unpacks a file as

@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncCore
 
 /// Runs `bgsync-worker --probe` on one plugin file and reads its report.
 enum PluginProbe {
@@ -36,7 +38,9 @@ enum PluginProbe {
         // Output ends when the probe exits; give it what is left of the time to do so.
         let (status, killed) = ChildProcess.waitOrKill(pid, timeout: deadline.remainingSeconds)
         if killed {
-            return .refused("Loading it did not finish within \(timeout.formatted) s (a library constructor may hang); it was stopped.")
+            return .refused(
+                "Loading it did not finish within \(timeout.formatted) s (a library constructor may hang); it was stopped."
+            )
         }
         let lines = output.split(separator: UInt8(ascii: "\n"))
         let report = lines.last.flatMap { try? WireProtocol.decode(ProbeReport.self, from: Array($0)) }

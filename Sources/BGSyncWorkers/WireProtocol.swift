@@ -1,10 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+
 import struct Foundation.Data
 import class Foundation.JSONDecoder
 import class Foundation.JSONEncoder
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The protocol between the agent and a `bgsync-worker` process.
 ///
@@ -42,7 +45,9 @@ public enum WireProtocol {
             throw WireError("A message of \(payload.count) bytes is larger than the \(maxFrameBytes)-byte frame limit.")
         }
         let length = UInt32(payload.count)
-        var bytes = [UInt8(length >> 24), UInt8((length >> 16) & 0xFF), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF)]
+        var bytes = [
+            UInt8(length >> 24), UInt8((length >> 16) & 0xFF), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF),
+        ]
         bytes.append(contentsOf: payload)
         return bytes
     }
@@ -104,7 +109,6 @@ public struct WorkerReply: Codable, Sendable, Equatable {
     }
 }
 
-
 /// What `bgsync-worker --probe` prints: the handler's self-description, or why it is refused.
 public struct ProbeReport: Codable, Sendable, Equatable {
     public var name: String?
@@ -162,7 +166,9 @@ public struct FrameDecoder: Sendable {
         guard buffer.count >= WireProtocol.headerBytes else { return nil }
         let length = WireProtocol.payloadLength(header: buffer)
         guard length <= WireProtocol.maxFrameBytes else {
-            throw WireError("The peer announced a frame of \(length) bytes, more than the \(WireProtocol.maxFrameBytes)-byte limit.")
+            throw WireError(
+                "The peer announced a frame of \(length) bytes, more than the \(WireProtocol.maxFrameBytes)-byte limit."
+            )
         }
         guard buffer.count >= WireProtocol.headerBytes + length else { return nil }
         let payload = Array(buffer[WireProtocol.headerBytes..<(WireProtocol.headerBytes + length)])

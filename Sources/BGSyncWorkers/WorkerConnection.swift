@@ -1,10 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import CLinux
 import MainLoop
+
 import struct Foundation.Date
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One event waiting for, or running in, a worker.
 struct WorkerJob {
@@ -49,7 +52,8 @@ final class WorkerConnection {
         }
         defer { close(pair[1]) }
         do {
-            pid = try ChildProcess.spawn(executable: workerExecutable, arguments: ["--serve", pluginPath], fd3: pair[1])
+            pid = try ChildProcess.spawn(
+                executable: workerExecutable, arguments: ["--serve", pluginPath], fd3: pair[1])
         } catch {
             close(pair[0])
             throw error
@@ -69,7 +73,9 @@ final class WorkerConnection {
     /// Sends queued bytes without blocking; watches for writability while some remain.
     func flush() -> Bool {
         while !outgoing.isEmpty {
-            let sent = outgoing.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            let sent = outgoing.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
             if sent < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { break }

@@ -1,10 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import Logging
 import MainLoop
+
 import struct Foundation.Date
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs events in `bgsync-worker` processes, one plugin per process and one event at a time per
 /// process. Idle workers are kept for the next event of their handler; at most `maxWorkers`
@@ -124,7 +127,9 @@ public final class WorkerPool: EventDispatcher {
             if workers.count >= maxWorkers {
                 let idle = workers.filter(\.isIdle)
                 guard let victim = idle.min(by: { $0.lastUsed < $1.lastUsed }) else { return }  // all busy: wait
-                logger.debug("Stopping the idle worker of handler '\(victim.handler)' (pid \(victim.pid)) to make room for '\(handler)'.")
+                logger.debug(
+                    "Stopping the idle worker of handler '\(victim.handler)' (pid \(victim.pid)) to make room for '\(handler)'."
+                )
                 retire(victim)
             }
             queue.removeFirst()
@@ -133,9 +138,11 @@ public final class WorkerPool: EventDispatcher {
                 continue
             }
             do {
-                let worker = try WorkerConnection(handler: handler, pluginPath: plugin.path, workerExecutable: workerExecutable)
+                let worker = try WorkerConnection(
+                    handler: handler, pluginPath: plugin.path, workerExecutable: workerExecutable)
                 workersStarted += 1
-                worker.watch = loop.addWatch(fd: worker.fd, events: .readable) { [unowned self, unowned worker] events in
+                worker.watch = loop.addWatch(fd: worker.fd, events: .readable) {
+                    [unowned self, unowned worker] events in
                     self.workerIsReady(worker, events: events)
                 }
                 workers.append(worker)
@@ -180,7 +187,9 @@ public final class WorkerPool: EventDispatcher {
         guard events.contains(.readable) || events.contains(.hangup) else { return }
         switch worker.readAvailable() {
         case .protocolError(let message):
-            logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' sent a malformed reply (\(message)); stopping it.")
+            logger.error(
+                "Worker pid \(worker.pid) of handler '\(worker.handler)' sent a malformed reply (\(message)); stopping it."
+            )
             workerDied(worker, why: "it broke the protocol", kill: true)
         case .replies(let replies, let closed):
             for reply in replies {
@@ -189,7 +198,9 @@ public final class WorkerPool: EventDispatcher {
                     continue
                 }
                 guard let job = worker.job, job.event.id == reply.eventID, let outcome = reply.outcome else {
-                    logger.error("Worker pid \(worker.pid) of handler '\(worker.handler)' answered event \(reply.eventID), which it was not running; stopping it.")
+                    logger.error(
+                        "Worker pid \(worker.pid) of handler '\(worker.handler)' answered event \(reply.eventID), which it was not running; stopping it."
+                    )
                     return workerDied(worker, why: "it broke the protocol", kill: true)
                 }
                 worker.job = nil
@@ -211,7 +222,8 @@ public final class WorkerPool: EventDispatcher {
     private func timedOut(_ worker: WorkerConnection) {
         guard let job = worker.job else { return }
         let cap = job.lastDone == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
-        let message = "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
+        let message =
+            "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
             + "killing worker pid \(worker.pid)."
         logger.warning("\(message)")
         worker.kill()  // now: without its job it would look idle to `retire`, which lets idle ones exit
@@ -228,7 +240,9 @@ public final class WorkerPool: EventDispatcher {
         worker.job = nil
         if kill { worker.kill() }
         if let job {
-            logger.warning("Handler '\(worker.handler)' crashed on \(job.event.key) (event \(job.event.id), worker pid \(worker.pid)): \(why).")
+            logger.warning(
+                "Handler '\(worker.handler)' crashed on \(job.event.key) (event \(job.event.id), worker pid \(worker.pid)): \(why)."
+            )
         }
         retire(worker)
         if let job { finish(job, .retry(after: nil, detail: "crashed")) }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "CBGSyncInterface.h"
 
 static const char xml[] = {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include <NetworkManager.h>
 
 /// The signature of GObject's "notify" signal handlers.

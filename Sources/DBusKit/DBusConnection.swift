@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import CDBus
 import MainLoop
@@ -17,7 +18,7 @@ public final class DBusConnection {
     private var closed = false
     private var disconnectReported = false
     private var subscriptions: [SignalSubscription] = []
-    private var nameOwners: [String: String] = [:]   // tracked well-known name → unique name
+    private var nameOwners: [String: String] = [:]  // tracked well-known name → unique name
     private var trackedNames: Set<String> = []
     private var exportedPaths: [String: ObjectIdentifier] = [:]
     private var filterInstalled = false
@@ -53,8 +54,9 @@ public final class DBusConnection {
         dbus_connection_set_exit_on_disconnect(connection, 0)
         raw = connection
         uniqueName = dbus_bus_get_unique_name(connection).map { String(cString: $0) } ?? ""
-        filterInstalled = dbus_connection_add_filter(
-            raw, filterFunction, Unmanaged.passUnretained(self).toOpaque(), nil) != 0
+        filterInstalled =
+            dbus_connection_add_filter(
+                raw, filterFunction, Unmanaged.passUnretained(self).toOpaque(), nil) != 0
     }
 
     deinit {
@@ -82,8 +84,10 @@ public final class DBusConnection {
 
     /// Blocking method call (for clients and tests). Timeout in seconds (infinity waits forever).
     /// Messages arriving meanwhile are queued and dispatched afterwards.
-    public func call(destination: String, path: String, interface: String, method: String,
-                     arguments: [Value] = [], timeout: Double = 25) throws(DBusError) -> [Value] {
+    public func call(
+        destination: String, path: String, interface: String, method: String,
+        arguments: [Value] = [], timeout: Double = 25
+    ) throws(DBusError) -> [Value] {
         let reply = try callForMessage(
             destination: destination, path: path, interface: interface, method: method, arguments: arguments,
             timeout: timeout)
@@ -93,8 +97,10 @@ public final class DBusConnection {
 
     /// `call`, returning the reply message itself (owned by the caller: unref it), for replies
     /// that carry what Value does not (file descriptors).
-    func callForMessage(destination: String, path: String, interface: String, method: String,
-                        arguments: [Value], timeout: Double) throws(DBusError) -> OpaquePointer {
+    func callForMessage(
+        destination: String, path: String, interface: String, method: String,
+        arguments: [Value], timeout: Double
+    ) throws(DBusError) -> OpaquePointer {
         try checkOpen()
         try Names.busName(destination)
         try Names.path(path)
@@ -105,7 +111,8 @@ public final class DBusConnection {
         }
         defer { dbus_message_unref(message) }
         try MessageCoding.append(arguments, to: message)
-        let milliseconds: Int32 = timeout.isFinite
+        let milliseconds: Int32 =
+            timeout.isFinite
             ? Int32(clamping: Int64(max(0, min(timeout, 1e9)) * 1000))
             : Int32.max  // DBUS_TIMEOUT_INFINITE
         var error = CDBus.DBusError()
@@ -247,14 +254,16 @@ public final class DBusConnection {
     private func track(_ name: String) throws(DBusError) {
         guard !trackedNames.contains(name) else { return }
         try Names.busName(name)
-        try busAddMatch("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-            + "member='NameOwnerChanged',arg0='\(name)'")
+        try busAddMatch(
+            "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                + "member='NameOwnerChanged',arg0='\(name)'")
         trackedNames.insert(name)
         do throws(DBusError) {
-            let reply = try call(destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
-                                 interface: "org.freedesktop.DBus", method: "GetNameOwner", arguments: [.string(name)])
+            let reply = try call(
+                destination: "org.freedesktop.DBus", path: "/org/freedesktop/DBus",
+                interface: "org.freedesktop.DBus", method: "GetNameOwner", arguments: [.string(name)])
             nameOwners[name] = reply.first?.stringValue
-        } catch where error.name == DBusError.prefix + "NameHasNoOwner" {
+        } catch  where error.name == DBusError.prefix + "NameHasNoOwner" {
             nameOwners[name] = nil
         }
     }
@@ -264,7 +273,9 @@ public final class DBusConnection {
             reportDisconnect()
             return DBUS_HANDLER_RESULT_HANDLED
         }
-        guard dbus_message_get_type(message) == DBUS_MESSAGE_TYPE_SIGNAL else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
+        guard dbus_message_get_type(message) == DBUS_MESSAGE_TYPE_SIGNAL else {
+            return DBUS_HANDLER_RESULT_NOT_YET_HANDLED
+        }
         let header = MessageHeader(message)
         guard let interface = header.interface else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
         var arguments: [Value]?
@@ -273,26 +284,30 @@ public final class DBusConnection {
             return arguments
         }
         if header.sender == "org.freedesktop.DBus", interface == "org.freedesktop.DBus",
-           header.member == "NameOwnerChanged", let args = decoded(), args.count == 3,
-           let name = args[0].stringValue, trackedNames.contains(name) {
+            header.member == "NameOwnerChanged", let args = decoded(), args.count == 3,
+            let name = args[0].stringValue, trackedNames.contains(name)
+        {
             let owner = args[2].stringValue ?? ""
             nameOwners[name] = owner.isEmpty ? nil : owner
         }
         if header.sender == "org.freedesktop.DBus", interface == "org.freedesktop.DBus",
-           header.member == "NameOwnerChanged", let args = decoded(), args.count == 3,
-           let name = args[0].stringValue, let watchers = ownerWatchers[name] {
+            header.member == "NameOwnerChanged", let args = decoded(), args.count == 3,
+            let name = args[0].stringValue, let watchers = ownerWatchers[name]
+        {
             let (old, new) = (args[1].stringValue ?? "", args[2].stringValue ?? "")
             for (id, handler) in watchers.sorted(by: { $0.key < $1.key }) where ownerWatchers[name]?[id] != nil {
                 handler(old, new)  // may cancel watches, this one or others
             }
         }
         let candidates = subscriptions.filter {
-            $0.rule.matchesHeader(sender: header.sender, path: header.path, interface: interface,
-                                  member: header.member, owners: nameOwners)
+            $0.rule.matchesHeader(
+                sender: header.sender, path: header.path, interface: interface,
+                member: header.member, owners: nameOwners)
         }
         guard !candidates.isEmpty, let args = decoded() else { return DBUS_HANDLER_RESULT_NOT_YET_HANDLED }
-        let signal = DBusSignal(sender: header.sender, path: header.path, interface: interface,
-                                member: header.member, arguments: args)
+        let signal = DBusSignal(
+            sender: header.sender, path: header.path, interface: interface,
+            member: header.member, arguments: args)
         for subscription in candidates where subscription.rule.matchesArguments(args) {
             subscription.handler(signal)
         }

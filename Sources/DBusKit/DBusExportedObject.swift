@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import CDBus
 import MainLoop
@@ -42,8 +43,8 @@ public final class DBusExportedObject {
     }
 
     private let introspectionXML: String
-    private var methods: [String: [String: Method]] = [:]       // interface → name → method
-    private var properties: [String: [Property]] = [:]          // interface → properties, in order
+    private var methods: [String: [String: Method]] = [:]  // interface → name → method
+    private var properties: [String: [Property]] = [:]  // interface → properties, in order
     private var exports: [(connection: Weak<DBusConnection>, path: String)] = []
 
     /// Calls served per loop iteration before the loop reads and polls again.
@@ -83,8 +84,10 @@ public final class DBusExportedObject {
     }
 
     /// Adds a property. Without `set` it is read-only: Set answers PropertyReadOnly.
-    public func addProperty(interface: String, name: String, signature: String,
-                            get: @escaping () -> Value, set: PropertySetter? = nil) {
+    public func addProperty(
+        interface: String, name: String, signature: String,
+        get: @escaping () -> Value, set: PropertySetter? = nil
+    ) {
         properties[interface, default: []].removeAll { $0.name == name }
         properties[interface, default: []].append(Property(name: name, signature: signature, get: get, set: set))
     }
@@ -101,8 +104,11 @@ public final class DBusExportedObject {
         ]
         exports.removeAll { $0.connection.value == nil }
         for export in exports {
-            guard let connection = export.connection.value, connection.isExporting(self, at: export.path) else { continue }
-            connection.emitSignal(path: export.path, interface: Self.properties, name: "PropertiesChanged", arguments: arguments)
+            guard let connection = export.connection.value, connection.isExporting(self, at: export.path) else {
+                continue
+            }
+            connection.emitSignal(
+                path: export.path, interface: Self.properties, name: "PropertiesChanged", arguments: arguments)
         }
     }
 
@@ -222,9 +228,9 @@ public final class DBusExportedObject {
         to message: OpaquePointer, _ header: MessageHeader, on connection: OpaquePointer
     ) throws(DBusError) -> [Value]? {
         let member = header.member
-        let where_ = "at object path '\(header.path)'"
+        let location = "at object path '\(header.path)'"
         if let interface = header.interface, !interfaces.contains(interface) {
-            throw .unknownInterface("No interface '\(interface)' \(where_)")
+            throw .unknownInterface("No interface '\(interface)' \(location)")
         }
         switch (header.interface, member) {
         case (Self.introspectable?, "Introspect"):
@@ -238,7 +244,9 @@ public final class DBusExportedObject {
         case (Self.properties?, "GetAll"):
             try expect("s", for: "GetAll", header)
             let interface = try MessageCoding.arguments(of: message, limit: Self.standardLimit)[0].stringValue ?? ""
-            guard interfaces.contains(interface) else { throw .unknownInterface("No interface '\(interface)' \(where_)") }
+            guard interfaces.contains(interface) else {
+                throw .unknownInterface("No interface '\(interface)' \(location)")
+            }
             var entries: [Value.DictEntry] = []
             for property in properties[interface] ?? [] {
                 entries.append(Value.DictEntry(key: .string(property.name), value: .variant(try value(of: property))))
@@ -252,8 +260,9 @@ public final class DBusExportedObject {
                 throw .propertyReadOnly("Property '\(interface).\(property.name)' is read-only")
             }
             guard case .variant(let newValue) = args[2], newValue.signature == property.signature else {
-                throw .invalidArgs("Property '\(interface).\(property.name)' has type '\(property.signature)', "
-                    + "got '\(args[2].unwrappingVariants.signature)'")
+                throw .invalidArgs(
+                    "Property '\(interface).\(property.name)' has type '\(property.signature)', "
+                        + "got '\(args[2].unwrappingVariants.signature)'")
             }
             try set(newValue)
             return []
@@ -267,12 +276,13 @@ public final class DBusExportedObject {
             found = methods.sorted { $0.key < $1.key }.lazy.compactMap { i, m in m[member].map { (i, $0) } }.first
         }
         guard let (interface, method) = found else {
-            throw .unknownMethod("No method '\(member)' in interface '\(header.interface ?? "")' \(where_)")
+            throw .unknownMethod("No method '\(member)' in interface '\(header.interface ?? "")' \(location)")
         }
         try expect(method.inSignature, for: "\(interface).\(member)", header)
-        let call = DBusMethodCall(sender: header.sender, path: header.path, interface: header.interface,
-                                  member: member, signature: header.signature,
-                                  arguments: try MessageCoding.arguments(of: message, limit: method.argumentLimit))
+        let call = DBusMethodCall(
+            sender: header.sender, path: header.path, interface: header.interface,
+            member: member, signature: header.signature,
+            arguments: try MessageCoding.arguments(of: message, limit: method.argumentLimit))
         switch method.body {
         case .immediate(let handler):
             return try handler(call)
@@ -294,7 +304,9 @@ public final class DBusExportedObject {
     }
 
     /// Finds a property; an empty interface name searches all interfaces (as the specification allows).
-    private func lookUp(_ interface: String, _ name: String, _ header: MessageHeader) throws(DBusError) -> (String, Property) {
+    private func lookUp(_ interface: String, _ name: String, _ header: MessageHeader) throws(DBusError) -> (
+        String, Property
+    ) {
         if interface.isEmpty {
             for (i, list) in properties.sorted(by: { $0.key < $1.key }) {
                 if let property = list.first(where: { $0.name == name }) { return (i, property) }
@@ -311,7 +323,9 @@ public final class DBusExportedObject {
     private func value(of property: Property) throws(DBusError) -> Value {
         let value = property.get()
         guard value.signature == property.signature else {
-            throw .failed("Property '\(property.name)' should have type '\(property.signature)' but its value has '\(value.signature)'")
+            throw .failed(
+                "Property '\(property.name)' should have type '\(property.signature)' but its value has '\(value.signature)'"
+            )
         }
         return value
     }

@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 import CDBus
 import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,7 +69,8 @@ final class LoopIntegration {
             var reads = 1
             var peek: UInt8 = 0
             while reads < 128, !invalidated, watches[watch] != nil, dbus_watch_get_enabled(watch) != 0,
-                  recv(fd, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0 {
+                recv(fd, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) > 0
+            {
                 _ = dbus_watch_handle(watch, DBUS_WATCH_READABLE.rawValue)
                 reads += 1
             }
@@ -110,7 +113,8 @@ final class LoopIntegration {
 
     func scheduleDispatchIfNeeded() {
         guard !invalidated, !dispatchScheduled,
-              dbus_connection_get_dispatch_status(connection) == DBUS_DISPATCH_DATA_REMAINS else { return }
+            dbus_connection_get_dispatch_status(connection) == DBUS_DISPATCH_DATA_REMAINS
+        else { return }
         scheduleDispatch()
     }
 

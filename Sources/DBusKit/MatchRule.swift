@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 
 /// The parts of a D-Bus match rule used to route received signals to their handler.
@@ -20,8 +21,15 @@ struct MatchRule {
             var quoted = false
             while let c = chars.first {
                 chars = chars.dropFirst()
-                if c == "'" { quoted.toggle(); continue }
-                if c == "\\", !quoted, chars.first == "'" { value.append("'"); chars = chars.dropFirst(); continue }
+                if c == "'" {
+                    quoted.toggle()
+                    continue
+                }
+                if c == "\\", !quoted, chars.first == "'" {
+                    value.append("'")
+                    chars = chars.dropFirst()
+                    continue
+                }
                 if c == ",", !quoted { break }
                 value.append(c)
             }
@@ -31,7 +39,9 @@ struct MatchRule {
         }
     }
 
-    func matchesHeader(sender: String, path: String, interface: String, member: String, owners: [String: String]) -> Bool {
+    func matchesHeader(sender: String, path: String, interface: String, member: String, owners: [String: String])
+        -> Bool
+    {
         if let type = fields["type"], type != "signal" { return false }
         if let wanted = fields["sender"] {
             let owner = wanted.hasPrefix(":") || wanted == "org.freedesktop.DBus" ? wanted : owners[wanted]
@@ -41,14 +51,19 @@ struct MatchRule {
         if let wanted = fields["member"], wanted != member { return false }
         if let wanted = fields["path"], wanted != path { return false }
         if let namespace = fields["path_namespace"],
-           !(namespace == "/" || path == namespace || path.hasPrefix(namespace + "/")) { return false }
+            !(namespace == "/" || path == namespace || path.hasPrefix(namespace + "/"))
+        {
+            return false
+        }
         return true
     }
 
     func matchesArguments(_ arguments: [Value]) -> Bool {
         for (key, wanted) in fields where key.hasPrefix("arg") {
             guard let index = Int(key.dropFirst(3)) else { continue }  // argNpath, arg0namespace: bus-side only
-            guard index < arguments.count, case .string(let value) = arguments[index], value == wanted else { return false }
+            guard index < arguments.count, case .string(let value) = arguments[index], value == wanted else {
+                return false
+            }
         }
         return true
     }

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
+import CDBus
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CDBus
 
 /// Reading and writing message bodies. Everything is checked before it reaches libdbus, whose
 /// own argument checks abort the process.
@@ -50,12 +52,14 @@ enum MessageCoding {
             }
         case .dictionary(let key, let valueSig, let entries):
             let sig = "a{" + key + valueSig + "}"
-            guard key.count == 1, DBusSignature.basicTypes.contains(key.first!), DBusSignature.isSingleCompleteType(sig) else {
+            guard key.count == 1, DBusSignature.basicTypes.contains(key.first!), DBusSignature.isSingleCompleteType(sig)
+            else {
                 throw .invalidSignature("'\(sig)' is not a valid dictionary type")
             }
             for entry in entries {
                 guard entry.key.signature == key, entry.value.signature == valueSig else {
-                    throw .invalidArgs("dictionary '\(sig)' holds an entry of '{\(entry.key.signature)\(entry.value.signature)}'")
+                    throw .invalidArgs(
+                        "dictionary '\(sig)' holds an entry of '{\(entry.key.signature)\(entry.value.signature)}'")
                 }
                 try validate(entry.key, depth: depth + 2)
                 try validate(entry.value, depth: depth + 2)

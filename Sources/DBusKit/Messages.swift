@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import CDBus
 
@@ -39,7 +40,8 @@ public struct DBusMethodCall: Sendable {
     public var signature: String
     public var arguments: [Value]
 
-    public init(sender: String, path: String, interface: String?, member: String, signature: String, arguments: [Value]) {
+    public init(sender: String, path: String, interface: String?, member: String, signature: String, arguments: [Value])
+    {
         self.sender = sender
         self.path = path
         self.interface = interface
@@ -77,7 +79,9 @@ enum Names {
     }
 
     static func busName(_ name: String) throws(DBusError) { try check(name, "bus name", dbus_validate_bus_name) }
-    static func interface(_ name: String) throws(DBusError) { try check(name, "interface name", dbus_validate_interface) }
+    static func interface(_ name: String) throws(DBusError) {
+        try check(name, "interface name", dbus_validate_interface)
+    }
     static func member(_ name: String) throws(DBusError) { try check(name, "member name", dbus_validate_member) }
     static func errorName(_ name: String) -> Bool {
         !name.utf8.contains(0) && name.withCString { dbus_validate_error_name($0, nil) } != 0

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import CDBus
 
 /// A watch on who owns a bus name, from `DBusConnection.watchNameOwner`. Cancel it when done:

@@ -1,4 +1,7 @@
-// libdbus defines its type codes as `((int) 'y')`, which Swift does not import.
+// SPDX-License-Identifier: Apache-2.0
+// libdbus defines its type codes as `((int) 'y')`, which Swift does not import. They keep
+// libdbus's own names, so the calls that use them read as the C API's documentation does.
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
 let DBUS_TYPE_INVALID: Int32 = 0
 let DBUS_TYPE_BYTE = Int32(UInt8(ascii: "y"))
 let DBUS_TYPE_BOOLEAN = Int32(UInt8(ascii: "b"))

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
-import CLinux
 
 /// A small single-threaded event loop over poll(2): file descriptor watches, monotonic timers and
 /// blocks posted from other threads. It sleeps until one of them has something to say; it

@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 extension MainLoop {
     /// Delivers `signals` (SIGTERM, SIGINT, ...) to `handler` on the loop thread through a

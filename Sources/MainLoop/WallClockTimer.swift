@@ -1,8 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
+import CLinux
+
+import struct Foundation.Date
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import struct Foundation.Date
-import CLinux
 
 /// One timer that fires at a wall-clock time (CLOCK_REALTIME, absolute), so a deadline such as
 /// "retry at 14:05" holds across suspend and clock changes. A clock change also fires it, so

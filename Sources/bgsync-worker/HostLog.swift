@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncWorkers
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncWorkers
 
 /// Log lines on stderr, which is the agent's (inherited): in the agent's voice. Under systemd
 /// (stderr is the journal) each line starts with a syslog `<N>` priority prefix, which journald

@@ -1,7 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncWorkers
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import BGSyncWorkers
 
 /// `bgsync-worker --probe PATH`: load and check the plugin, print one `ProbeReport` line.
 enum Probe {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // bgsync-worker: hosts one handler plugin in its own process, for the bgsync agent.
 //
 //   bgsync-worker --serve PLUGIN.so   run events the agent sends over fd 3 (see WireProtocol)

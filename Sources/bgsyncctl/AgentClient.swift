@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import DBusKit
 
@@ -20,8 +21,9 @@ struct AgentClient {
 
     func call(_ method: String, _ arguments: [Value] = []) throws(CLIFailure) -> [Value] {
         do throws(DBusError) {
-            return try connection.call(destination: Self.busName, path: Self.path, interface: Self.interface,
-                                       method: method, arguments: arguments)
+            return try connection.call(
+                destination: Self.busName, path: Self.path, interface: Self.interface,
+                method: method, arguments: arguments)
         } catch {
             throw CLIFailure(error)
         }
@@ -31,9 +33,10 @@ struct AgentClient {
     func properties() throws(CLIFailure) -> [String: Value] {
         let reply: [Value]
         do throws(DBusError) {
-            reply = try connection.call(destination: Self.busName, path: Self.path,
-                                        interface: "org.freedesktop.DBus.Properties", method: "GetAll",
-                                        arguments: [.string(Self.interface)])
+            reply = try connection.call(
+                destination: Self.busName, path: Self.path,
+                interface: "org.freedesktop.DBus.Properties", method: "GetAll",
+                arguments: [.string(Self.interface)])
         } catch {
             throw CLIFailure(error)
         }
@@ -42,7 +45,9 @@ struct AgentClient {
     }
 
     static func unexpected(_ method: String, _ reply: [Value]) -> CLIFailure {
-        CLIFailure(exitCode: ExitStatus.agentError,
-                   message: "unexpected reply to \(method) from bgsyncd: (\(reply.map(\.gvariantText).joined(separator: ", ")))")
+        CLIFailure(
+            exitCode: ExitStatus.agentError,
+            message:
+                "unexpected reply to \(method) from bgsyncd: (\(reply.map(\.gvariantText).joined(separator: ", ")))")
     }
 }

@@ -1,10 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Durations as people type them: 90, 90s, 15m, 1h, 1d, and sums like 1h30m.
 enum DurationText {
     static let units: [Character: UInt64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
 
     /// Seconds in `text`, or a usage failure saying what is accepted.
     static func seconds(_ text: String) throws(CLIFailure) -> UInt64 {
-        let bad = CLIFailure.usage("'\(text)' is not a duration; write seconds (90) or a number with a unit: 90s, 15m, 1h, 1d, 1w, 1h30m")
+        let bad = CLIFailure.usage(
+            "'\(text)' is not a duration; write seconds (90) or a number with a unit: 90s, 15m, 1h, 1d, 1w, 1h30m")
         var total: UInt64 = 0
         var digits = ""
         var sawUnit = false

@@ -1,6 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import DBusKit
 import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +63,7 @@ struct Monitor: ParsableCommand {
             _ = try connection.call(
                 destination: AgentClient.busName, path: AgentClient.path, interface: AgentClient.interface,
                 method: "Subscribe", arguments: [.string("")], timeout: 10)
-        } catch where error.name.hasSuffix(".ServiceUnknown") || error.name.hasSuffix(".NameHasNoOwner") {
+        } catch  where error.name.hasSuffix(".ServiceUnknown") || error.name.hasSuffix(".NameHasNoOwner") {
             return
         } catch {
             FileHandleOutput.standardError("bgsyncctl: cannot subscribe to the agent's signals: \(error.message)\n")
@@ -72,22 +74,33 @@ struct Monitor: ParsableCommand {
         let args = signal.arguments
         switch (signal.interface, signal.member) {
         case (AgentClient.interface, "SyncStarted") where args.count == 4:
-            let app = args[0].stringValue ?? "", tag = args[1].stringValue ?? ""
-            let attempt = args[2].int64Value ?? 0, lastChance = args[3].boolValue ?? false
+            let app = args[0].stringValue ?? ""
+            let tag = args[1].stringValue ?? ""
+            let attempt = args[2].int64Value ?? 0
+            let lastChance = args[3].boolValue ?? false
             return json
-                ? JSON.object([("signal", JSON.string("SyncStarted")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
-                               ("attempt", "\(attempt)"), ("last_chance", lastChance ? "true" : "false")])
+                ? JSON.object([
+                    ("signal", JSON.string("SyncStarted")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
+                    ("attempt", "\(attempt)"), ("last_chance", lastChance ? "true" : "false"),
+                ])
                 : "SyncStarted   \(app) \(tag) attempt=\(attempt)\(lastChance ? " last-chance" : "")"
         case (AgentClient.interface, "SyncFinished") where args.count == 4:
-            let app = args[0].stringValue ?? "", tag = args[1].stringValue ?? ""
-            let outcome = args[2].stringValue ?? "", detail = args[3].stringValue ?? ""
+            let app = args[0].stringValue ?? ""
+            let tag = args[1].stringValue ?? ""
+            let outcome = args[2].stringValue ?? ""
+            let detail = args[3].stringValue ?? ""
             return json
-                ? JSON.object([("signal", JSON.string("SyncFinished")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
-                               ("outcome", JSON.string(outcome)), ("detail", JSON.string(detail))])
+                ? JSON.object([
+                    ("signal", JSON.string("SyncFinished")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
+                    ("outcome", JSON.string(outcome)), ("detail", JSON.string(detail)),
+                ])
                 : "SyncFinished  \(app) \(tag) \(outcome)\(detail.isEmpty ? "" : ": " + detail)"
         case (AgentClient.interface, "SyncProgress") where args.count == 5:
-            let app = args[0].stringValue ?? "", tag = args[1].stringValue ?? ""
-            let done = args[2].uint64Value ?? 0, total = args[3].uint64Value ?? 0, text = args[4].stringValue ?? ""
+            let app = args[0].stringValue ?? ""
+            let tag = args[1].stringValue ?? ""
+            let done = args[2].uint64Value ?? 0
+            let total = args[3].uint64Value ?? 0
+            let text = args[4].stringValue ?? ""
             return json
                 ? JSON.object([
                     ("signal", JSON.string("SyncProgress")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
@@ -96,7 +109,9 @@ struct Monitor: ParsableCommand {
                 : "SyncProgress  \(app) \(tag) " + (total > 0 ? "\(done)/\(total)" : "\(done)")
                     + (text.isEmpty ? "" : ": " + text)
         case ("org.freedesktop.DBus.Properties", "PropertiesChanged") where args.count >= 2:
-            guard args[0].stringValue == AgentClient.interface, case .dictionary(_, _, let entries) = args[1] else { return nil }
+            guard args[0].stringValue == AgentClient.interface, case .dictionary(_, _, let entries) = args[1] else {
+                return nil
+            }
             if json {
                 return JSON.object([("signal", JSON.string("PropertiesChanged")), ("changed", JSON.text(args[1]))])
             }

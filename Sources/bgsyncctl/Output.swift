@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import DBusKit
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -90,6 +92,8 @@ enum Human {
         let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S %Z", &parts)
         let text = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let delta = unixSeconds - Int64(Glibc.time(nil))
-        return delta >= 0 ? "\(text) (in \(DurationText.describe(delta, approximate: true)))" : "\(text) (\(DurationText.describe(-delta, approximate: true)) ago)"
+        return delta >= 0
+            ? "\(text) (in \(DurationText.describe(delta, approximate: true)))"
+            : "\(text) (\(DurationText.describe(-delta, approximate: true)) ago)"
     }
 }

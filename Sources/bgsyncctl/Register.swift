@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import DBusKit
 
@@ -17,7 +18,10 @@ struct Register: ParsableCommand {
         let agent = try AgentClient(shared)
         _ = try agent.call("Register", [.string(appID), .string(tag), .string(handler), options])
         if shared.json {
-            print(JSON.object([("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("kind", JSON.string("one-off"))]))
+            print(
+                JSON.object([
+                    ("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("kind", JSON.string("one-off")),
+                ]))
         } else {
             print("Registered one-off sync '\(tag)' for \(appID) (handler \(handler)).")
         }

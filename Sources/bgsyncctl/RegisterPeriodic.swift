@@ -1,10 +1,13 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import DBusKit
 
 struct RegisterPeriodic: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Register a periodic sync: the handler runs at most once per interval while the network allows.",
-        discussion: "Example: bgsyncctl register-periodic org.example.News headlines exec --every 1h -o \"command=['fetch-news']\"")
+        discussion:
+            "Example: bgsyncctl register-periodic org.example.News headlines exec --every 1h -o \"command=['fetch-news']\""
+    )
 
     @OptionGroup var shared: SharedOptions
     @Argument(help: "Application id, e.g. org.example.News.") var appID: String
@@ -18,12 +21,18 @@ struct RegisterPeriodic: ParsableCommand {
         let interval = try DurationText.seconds(every)
         let options = try registration.dictionary()
         let agent = try AgentClient(shared)
-        _ = try agent.call("RegisterPeriodic", [.string(appID), .string(tag), .string(handler), .uint64(interval), options])
+        _ = try agent.call(
+            "RegisterPeriodic", [.string(appID), .string(tag), .string(handler), .uint64(interval), options])
         if shared.json {
-            print(JSON.object([("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("kind", JSON.string("periodic")),
-                               ("min-interval", "\(interval)")]))
+            print(
+                JSON.object([
+                    ("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("kind", JSON.string("periodic")),
+                    ("min-interval", "\(interval)"),
+                ]))
         } else {
-            print("Registered periodic sync '\(tag)' for \(appID) every \(DurationText.describe(Int64(interval))) (handler \(handler)).")
+            print(
+                "Registered periodic sync '\(tag)' for \(appID) every \(DurationText.describe(Int64(interval))) (handler \(handler))."
+            )
         }
     }
 }

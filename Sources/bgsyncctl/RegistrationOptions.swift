@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import BGSyncValue
 import DBusKit
@@ -7,9 +8,11 @@ struct RegistrationOptions: ParsableArguments {
     /// An option for the handler. The value is read as `gsettings set` reads one: GVariant text
     /// when it parses (`-o "command=['sh','-c','echo hi']"`, `-o 'retries=uint32 5'`), a plain
     /// string otherwise (`-o url=https://example.org`).
-    @Option(name: [.customShort("o"), .customLong("option")], help: ArgumentHelp(
-        "A handler option, key=value; the value is GVariant text when it parses, else a string. Repeatable.",
-        valueName: "key=value"))
+    @Option(
+        name: [.customShort("o"), .customLong("option")],
+        help: ArgumentHelp(
+            "A handler option, key=value; the value is GVariant text when it parses, else a string. Repeatable.",
+            valueName: "key=value"))
     var options: [String] = []
 
     @Option(help: ArgumentHelp("Network to wait for: any or unmetered (reserved option 'network').", valueName: "kind"))
@@ -18,17 +21,20 @@ struct RegistrationOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Attempts before giving up (reserved option 'max-attempts').", valueName: "n"))
     var maxAttempts: UInt32?
 
-    @Option(help: ArgumentHelp(
-        "Power to wait for: any, ac or battery-not-low (reserved option 'power').", valueName: "kind"))
+    @Option(
+        help: ArgumentHelp(
+            "Power to wait for: any, ac or battery-not-low (reserved option 'power').", valueName: "kind"))
     var power: String?
 
-    @Option(help: ArgumentHelp(
-        "Give up, as 'expired', if not done within this many seconds (reserved option 'expires-after').",
-        valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Give up, as 'expired', if not done within this many seconds (reserved option 'expires-after').",
+            valueName: "seconds"))
     var expiresAfter: UInt64?
 
-    @Option(help: ArgumentHelp(
-        "Do not fire for this many seconds (reserved option 'not-before').", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Do not fire for this many seconds (reserved option 'not-before').", valueName: "seconds"))
     var notBefore: UInt64?
 
     func dictionary() throws(CLIFailure) -> Value {

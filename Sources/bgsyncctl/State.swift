@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import DBusKit
 
@@ -11,7 +12,8 @@ struct State: ParsableCommand {
         let properties = try AgentClient(shared).properties()
         if shared.json {
             let order = ["Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version"]
-            let members = order.compactMap { key in properties[key].map { (key, JSON.text($0)) } }
+            let members =
+                order.compactMap { key in properties[key].map { (key, JSON.text($0)) } }
                 + properties.keys.filter { !order.contains($0) }.sorted().map { ($0, JSON.text(properties[$0]!)) }
             print(JSON.object(members))
             return

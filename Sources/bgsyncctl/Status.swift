@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import BGSyncValue
 import DBusKit
@@ -24,11 +25,13 @@ struct Status: ParsableCommand {
     func run() throws {
         let reply = try AgentClient(shared).call("GetRegistration", [.string(appID), .string(tag)])
         guard reply.count == 1, case .dictionary(_, _, let entries) = reply[0],
-              let registration = reply[0].stringKeyedDictionary else {
+            let registration = reply[0].stringKeyedDictionary
+        else {
             throw AgentClient.unexpected("GetRegistration", reply)
         }
         if shared.json {
-            let members = [("app_id", JSON.string(appID)), ("tag", JSON.string(tag))]
+            let members =
+                [("app_id", JSON.string(appID)), ("tag", JSON.string(tag))]
                 + entries.map { ($0.key.stringValue ?? "", JSON.text($0.value)) }
             print(JSON.object(members))
             return
@@ -50,7 +53,8 @@ struct Status: ParsableCommand {
             lines.append((key, Human.value(entry.value)))  // keys a newer agent adds
         }
         if let options = registration["options"]?.unwrappingVariants,
-           case .dictionary(_, _, let optionEntries) = options, !optionEntries.isEmpty {
+            case .dictionary(_, _, let optionEntries) = options, !optionEntries.isEmpty
+        {
             for (index, option) in optionEntries.enumerated() {
                 let text = "\(option.key.stringValue ?? "?")=\(option.value.unwrappingVariants.gvariantText)"
                 lines.append((index == 0 ? "options" : "", text))

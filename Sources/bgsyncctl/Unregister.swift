@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import DBusKit
 
@@ -16,7 +17,10 @@ struct Unregister: ParsableCommand {
         let reply = try AgentClient(shared).call(method, [.string(appID), .string(tag)])
         guard reply.count == 1, let removed = reply[0].boolValue else { throw AgentClient.unexpected(method, reply) }
         if shared.json {
-            print(JSON.object([("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("removed", removed ? "true" : "false")]))
+            print(
+                JSON.object([
+                    ("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("removed", removed ? "true" : "false"),
+                ]))
         } else if removed {
             print("Unregistered \(periodic ? "periodic" : "one-off") sync '\(tag)' for \(appID).")
         }

@@ -1,5 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0
 // Entry point: parse, run, and map failures to the documented exit codes (see BGSyncCtl).
 import ArgumentParser
+
 #if canImport(Glibc)
 import Glibc
 #endif

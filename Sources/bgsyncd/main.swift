@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import BGSyncAgent
 import BGSyncNetwork
@@ -16,16 +17,21 @@ struct BGSyncDaemon: ParsableCommand {
     @Option(help: ArgumentHelp("Read only this configuration file.", valueName: "path"))
     var config: String?
 
-    @Option(help: ArgumentHelp("Keep the registration database here (default: $XDG_STATE_HOME/bgsync).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp("Keep the registration database here (default: $XDG_STATE_HOME/bgsync).", valueName: "dir"))
     var stateDir: String?
 
-    @Option(help: ArgumentHelp("Load handlers from this directory (repeatable; replaces the defaults).", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp("Load handlers from this directory (repeatable; replaces the defaults).", valueName: "dir"))
     var pluginDir: [String] = []
 
     @Option(help: ArgumentHelp("The bgsync-worker executable.", valueName: "path"))
     var worker: String?
 
-    @Option(help: "How to tell whether the machine is online: \(NetworkMode.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(
+        help:
+            "How to tell whether the machine is online: \(NetworkMode.allCases.map(\.rawValue).joined(separator: ", "))."
+    )
     var network: NetworkMode = .automatic
 
     @Option(help: "How to tell the power supply: \(PowerMode.allCases.map(\.rawValue).joined(separator: ", ")).")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncTestSupport
 import BGSyncValue
@@ -162,7 +163,12 @@ import Testing
         }
         let monitor = try listen("monitor", subscribe: "")
         let bystander = try listen("bystander", subscribe: "org.example.Other")
-        defer { _ = try? signals.run { monitor.value.close(); bystander.value.close() } }
+        defer {
+            _ = try? signals.run {
+                monitor.value.close()
+                bystander.value.close()
+            }
+        }
 
         try register("outbox")
         try onServer { world in
@@ -177,7 +183,9 @@ import Testing
         #expect(seen.map(\.member) == ["SyncStarted", "SyncFinished"])
         #expect(seen.first?.arguments == [.string(Self.app), .string("outbox"), .uint32(1), .bool(false)])
         #expect(
-            seen.last?.arguments == [.string(Self.app), .string("outbox"), .string("succeeded"), .string("3 files sent")])
+            seen.last?.arguments == [
+                .string(Self.app), .string("outbox"), .string("succeeded"), .string("3 files sent"),
+            ])
         #expect(try call("GetTags", [.string(Self.app)]).first?.arrayValue == [], "a one-off ends with its success")
         // A round trip on the bystander's connection: a signal sent to it before would be in by now.
         _ = try signals.run {

@@ -1,6 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncTestSupport
 import BGSyncValue
+
 import struct Foundation.Date
 
 /// A scheduler wired to fakes, with short names for what the tests do most.
@@ -12,9 +14,11 @@ final class Harness {
     let scheduler: Scheduler
     static let handlers = ["upload": HandlerInfo(name: "upload", description: "Uploads", sandboxSafe: true)]
 
-    init(settings: SyncSettings = SyncSettings(), network: NetworkStatus = .offline, power: PowerStatus = .ac,
-         stored: [Registration] = [], now: Date = Date(timeIntervalSince1970: 1_700_000_000),
-         random: @escaping () -> Double = { 0.5 }) throws {
+    init(
+        settings: SyncSettings = SyncSettings(), network: NetworkStatus = .offline, power: PowerStatus = .ac,
+        stored: [Registration] = [], now: Date = Date(timeIntervalSince1970: 1_700_000_000),
+        random: @escaping () -> Double = { 0.5 }
+    ) throws {
         clock = TestClock(start: now)
         store = MemoryStore(stored)
         scheduler = Scheduler(
@@ -29,8 +33,10 @@ final class Harness {
     }
 
     func registerPeriodic(_ tag: String = "news", every interval: Double, options: [String: Value] = [:]) throws {
-        try scheduler.register(RegistrationRequest(
-            appID: "org.example.Chat", tag: tag, kind: .periodic, handler: "upload", options: options, minInterval: interval))
+        try scheduler.register(
+            RegistrationRequest(
+                appID: "org.example.Chat", tag: tag, kind: .periodic, handler: "upload", options: options,
+                minInterval: interval))
     }
 
     func key(_ tag: String = "outbox", kind: RegistrationKind = .oneOff) -> RegistrationKey {

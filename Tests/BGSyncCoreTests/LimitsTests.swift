@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
 import Testing
@@ -9,8 +10,10 @@ struct LimitsTests {
         return nil
     }
 
-    @Test(arguments: ["", "chat", "org..example", ".org.example", "org.example.", "org.1example", "org.exa mple", "org.exämple",
-                      "a." + String(repeating: "b", count: 254)])
+    @Test(arguments: [
+        "", "chat", "org..example", ".org.example", "org.example.", "org.1example", "org.exa mple", "org.exämple",
+        "a." + String(repeating: "b", count: 254),
+    ])
     func badAppIDsAreRefused(_ appID: String) {
         #expect(code { try Identifiers.validateAppID(appID) } == .invalidArgument)
     }

@@ -1,9 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import DBusKit
 import Foundation
 import MainLoop
 import TestKit
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,8 +31,11 @@ final class StandInAgent {
         connection = try DBusConnection(bus: .address(address))
         object = DBusExportedObject(introspectionXML: "<node/>")
         let i = Self.interface
-        func record(_ name: String, _ signature: String, _ reply: @escaping (DBusMethodCall) throws(DBusError) -> [Value]) {
-            object.addMethod(interface: i, name: name, inSignature: signature) { [unowned self] call throws(DBusError) in
+        func record(
+            _ name: String, _ signature: String, _ reply: @escaping (DBusMethodCall) throws(DBusError) -> [Value]
+        ) {
+            object.addMethod(interface: i, name: name, inSignature: signature) {
+                [unowned self] call throws(DBusError) in
                 self.calls.append(call)
                 return try reply(call)
             }
@@ -43,7 +48,8 @@ final class StandInAgent {
         record("UnregisterPeriodic", "ss") { _ in [.bool(false)] }
         record("GetRegistration", "ss") { call throws(DBusError) in
             guard call.arguments[1].stringValue == "outbox" else {
-                throw DBusError(name: "org.bgsync.Error.NotFound", message: "no registration 'missing' for org.example.App")
+                throw DBusError(
+                    name: "org.bgsync.Error.NotFound", message: "no registration 'missing' for org.example.App")
             }
             return [Self.registration]
         }
@@ -68,7 +74,8 @@ final class StandInAgent {
 
     init() throws {
         bus = try PrivateBus()
-        let address = bus.address, loop = server.loop
+        let address = bus.address
+        let loop = server.loop
         agent = Unchecked(value: try server.run { try StandInAgent(address: address, loop: loop) })
         // The test bundle and bgsyncctl are built into the same directory.
         let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
@@ -82,7 +89,9 @@ final class StandInAgent {
         bus.kill()
     }
 
-    func ctl(_ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    func ctl(_ arguments: [String], environment: [String: String]? = nil) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build bgsyncctl first (swift build)")
         let args = environment == nil ? ["--address", bus.address] : []
         guard let command = arguments.first else { return try runProgram(binary, arguments) }
@@ -95,21 +104,25 @@ final class StandInAgent {
     }
 
     @Test func registerSendsOptionsReadLikeGsettings() throws {
-        let result = try ctl(["register", "org.example.App", "outbox", "exec",
-                              "-o", "command=['sh','-c','echo hi']", "-o", "retries=uint32 5",
-                              "-o", "url=https://example.org/a b", "-o", "max-attempts=4", "--network", "unmetered"])
+        let result = try ctl([
+            "register", "org.example.App", "outbox", "exec",
+            "-o", "command=['sh','-c','echo hi']", "-o", "retries=uint32 5",
+            "-o", "url=https://example.org/a b", "-o", "max-attempts=4", "--network", "unmetered",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("Registered one-off sync 'outbox' for org.example.App"))
         let calls = try received()
         try #require(calls.count == 1)
         #expect(calls[0].member == "Register")
-        #expect(calls[0].arguments == [
-            .string("org.example.App"), .string("outbox"), .string("exec"),
-            .stringVariantDictionary([
-                ("command", .stringArray(["sh", "-c", "echo hi"])), ("retries", .uint32(5)),
-                ("url", .string("https://example.org/a b")), ("max-attempts", .uint32(4)), ("network", .string("unmetered")),
-            ]),
-        ])
+        #expect(
+            calls[0].arguments == [
+                .string("org.example.App"), .string("outbox"), .string("exec"),
+                .stringVariantDictionary([
+                    ("command", .stringArray(["sh", "-c", "echo hi"])), ("retries", .uint32(5)),
+                    ("url", .string("https://example.org/a b")), ("max-attempts", .uint32(4)),
+                    ("network", .string("unmetered")),
+                ]),
+            ])
     }
 
     @Test func registerPeriodicReadsDurations() throws {
@@ -123,12 +136,14 @@ final class StandInAgent {
     }
 
     @Test func usageErrorsExitTwoWithoutCallingTheAgent() throws {
-        for arguments in [["register-periodic", "a.b", "t", "exec", "--every", "5x"],
-                          ["register-periodic", "a.b", "t", "exec", "--every", "0"],
-                          ["register", "a.b", "t", "exec", "-o", "novalue"],
-                          ["register", "a.b", "t", "exec", "--network", "wifi"],
-                          ["register", "a.b", "t"],
-                          ["frobnicate"]] {
+        for arguments in [
+            ["register-periodic", "a.b", "t", "exec", "--every", "5x"],
+            ["register-periodic", "a.b", "t", "exec", "--every", "0"],
+            ["register", "a.b", "t", "exec", "-o", "novalue"],
+            ["register", "a.b", "t", "exec", "--network", "wifi"],
+            ["register", "a.b", "t"],
+            ["frobnicate"],
+        ] {
             let result = try ctl(arguments)
             #expect(result.status == 2, "\(arguments): \(result.stderr)")
             #expect(!result.stderr.isEmpty)
@@ -175,7 +190,9 @@ final class StandInAgent {
         let result = try ctl(["state"])
         #expect(result.status == 0)
         #expect(result.stdout == "online:    yes\nmetered:   no\nhandlers:  exec, upload\nversion:   1\n")
-        #expect(try ctl(["state", "--json"]).stdout == "{\"Online\":true,\"Metered\":false,\"Handlers\":[\"exec\",\"upload\"],\"Version\":1}\n")
+        #expect(
+            try ctl(["state", "--json"]).stdout
+                == "{\"Online\":true,\"Metered\":false,\"Handlers\":[\"exec\",\"upload\"],\"Version\":1}\n")
     }
 
     @Test func sessionBusAddressFromTheEnvironmentIsHonoured() throws {
@@ -200,10 +217,12 @@ final class StandInAgent {
         let agent = agent
         try server.run {
             let a = agent.value
-            a.connection.emitSignal(path: StandInAgent.path, interface: StandInAgent.interface, name: "SyncStarted",
-                                    arguments: [.string("org.example.App"), .string("outbox"), .uint32(2), .bool(true)])
-            a.connection.emitSignal(path: StandInAgent.path, interface: StandInAgent.interface, name: "SyncFinished",
-                                    arguments: [.string("org.example.App"), .string("outbox"), .string("success"), .string("")])
+            a.connection.emitSignal(
+                path: StandInAgent.path, interface: StandInAgent.interface, name: "SyncStarted",
+                arguments: [.string("org.example.App"), .string("outbox"), .uint32(2), .bool(true)])
+            a.connection.emitSignal(
+                path: StandInAgent.path, interface: StandInAgent.interface, name: "SyncFinished",
+                arguments: [.string("org.example.App"), .string("outbox"), .string("success"), .string("")])
             a.object.propertiesChanged(interface: StandInAgent.interface, names: ["Online"])
         }
         let output = monitor.collect(timeout: 10) { $0.split(separator: "\n").count >= 3 }
@@ -230,7 +249,8 @@ extension BGSyncCtlTests {
                 arguments: [.string("org.example.App"), .string("outbox"), .string("failure"), .string("HTTP 503")])
         }
         let line = monitor.collect(timeout: 10) { $0.hasSuffix("\n") }
-        #expect(line == "{\"signal\":\"SyncFinished\",\"app_id\":\"org.example.App\",\"tag\":\"outbox\","
-            + "\"outcome\":\"failure\",\"detail\":\"HTTP 503\"}\n")
+        #expect(
+            line == "{\"signal\":\"SyncFinished\",\"app_id\":\"org.example.App\",\"tag\":\"outbox\","
+                + "\"outcome\":\"failure\",\"detail\":\"HTTP 503\"}\n")
     }
 }

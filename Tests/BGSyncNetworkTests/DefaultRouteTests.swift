@@ -1,12 +1,15 @@
-@testable import BGSyncNetwork
+// SPDX-License-Identifier: Apache-2.0
 import Testing
+
+@testable import BGSyncNetwork
 
 /// Reading the kernel's routing tables as /proc prints them.
 struct DefaultRouteTests {
     static let ipv4Header = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
 
     @Test func ipv4DefaultRouteCounts() {
-        let table = Self.ipv4Header
+        let table =
+            Self.ipv4Header
             + "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
             + "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
         #expect(DefaultRoute.inIPv4Table(table))

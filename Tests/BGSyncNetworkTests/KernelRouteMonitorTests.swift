@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncNetwork
 import Foundation
@@ -18,8 +19,10 @@ struct KernelRouteMonitorTests {
     }
 
     /// The child's half, in a network namespace of its own (no routes at first); a no-op otherwise.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment[childMarker] != nil,
-                   "runs only as the child of kernelViewFollowsDefaultRouteChanges"))
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment[childMarker] != nil,
+            "runs only as the child of kernelViewFollowsDefaultRouteChanges"))
     func followsRoutesInsideANetworkNamespace() throws {
         let harness = MonitorHarness { makeNetworkMonitor(mode: .kernel, loop: $0, logger: $1) }
         harness.monitor.start()

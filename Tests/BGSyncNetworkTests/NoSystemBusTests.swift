@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncNetwork
 import Foundation
@@ -16,14 +17,17 @@ struct NoSystemBusTests {
     }
 
     /// The child's half; a no-op in a normal run.
-    @Test(.enabled(if: ProcessInfo.processInfo.environment[childMarker] != nil,
-                   "runs only as the child of fallsBackToTheKernelWhenThereIsNoSystemBus"))
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment[childMarker] != nil,
+            "runs only as the child of fallsBackToTheKernelWhenThereIsNoSystemBus"))
     func withoutSystemBus() throws {
         let harness = MonitorHarness { makeNetworkMonitor(mode: .automatic, loop: $0, logger: $1) }
         harness.monitor.start()
         #expect(harness.monitor.status == (try systemHasDefaultRoute() ? .online : .offline))
-        #expect(harness.log.messages.contains {
-            $0.contains("Cannot reach NetworkManager") && $0.contains("following the kernel's default route")
-        }, "log: \(harness.log.messages)")
+        #expect(
+            harness.log.messages.contains {
+                $0.contains("Cannot reach NetworkManager") && $0.contains("following the kernel's default route")
+            }, "log: \(harness.log.messages)")
     }
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncNetwork
 import Foundation
@@ -8,8 +9,10 @@ import Testing
 /// (test_network_real_nm.py::test_swift_monitor_follows_the_real_networkmanager), which sets
 /// BGSYNC_REAL_NM=1 and DBUS_SYSTEM_BUS_ADDRESS to the harness's private system bus.
 struct RealNetworkManagerTests {
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["BGSYNC_REAL_NM"] == "1",
-                   "needs the real NetworkManager of Tests/integration/netns.py; run by test_network_real_nm.py"))
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment["BGSYNC_REAL_NM"] == "1",
+            "needs the real NetworkManager of Tests/integration/netns.py; run by test_network_real_nm.py"))
     func followsARealNetworkManager() throws {
         let harness = MonitorHarness { makeNetworkMonitor(mode: .networkManager, loop: $0, logger: $1) }
         harness.monitor.start()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import Foundation
 import Testing
@@ -51,7 +52,10 @@ import Testing
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         var model: [RegistrationKey: Registration] = [:]
-        var checked = 0, acknowledged = 0, savedFiring = 0, inFlightApplied = 0
+        var checked = 0
+        var acknowledged = 0
+        var savedFiring = 0
+        var inFlightApplied = 0
 
         for round in 0..<Self.kills {
             let child = try CrashChild(binary: binary, arguments: ["run", directory.path, String(round)])
@@ -104,6 +108,8 @@ import Testing
             model = loaded  // Carry on from what is on disk, in-flight operation included.
             checked += loaded.count
         }
-        print("store crash test: \(Self.kills) SIGKILLs after \(acknowledged) acknowledged operations (\(savedFiring) saves of firing registrations); \(checked) registrations checked after reopening; the in-flight operation had landed \(inFlightApplied) times")
+        print(
+            "store crash test: \(Self.kills) SIGKILLs after \(acknowledged) acknowledged operations (\(savedFiring) saves of firing registrations); \(checked) registrations checked after reopening; the in-flight operation had landed \(inFlightApplied) times"
+        )
     }
 }

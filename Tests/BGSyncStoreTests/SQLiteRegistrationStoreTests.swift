@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
 import Foundation
@@ -36,12 +37,14 @@ import Testing
         let raw = try DatabaseQueue(path: store.path)
         defer { try? raw.close() }
         let columns = try raw.read { db in try db.columns(in: "registrations").map(\.name) }
-        #expect(columns == [
-            "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
-            "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
-            "power", "expires_at", "not_before", "confinement",
-        ])
-        let row = try raw.read { db in try Row.fetchOne(db, sql: "SELECT next_attempt, kind, state FROM registrations") }
+        #expect(
+            columns == [
+                "app_id", "kind", "tag", "handler", "options", "network", "max_attempts", "attempts", "state",
+                "next_attempt", "last_error", "min_interval", "interval_start", "sequence",
+                "power", "expires_at", "not_before", "confinement",
+            ])
+        let row = try raw.read { db in try Row.fetchOne(db, sql: "SELECT next_attempt, kind, state FROM registrations")
+        }
         #expect(row?["next_attempt"] == 1_763_000_000.5)
         #expect(row?["kind"] == "one-off")
         #expect(row?["state"] == "waiting")
@@ -55,18 +58,20 @@ import Testing
         let old = try DatabaseQueue(path: directory.file("registrations.sqlite3"))
         var v1 = DatabaseMigrator()
         v1.registerMigration("v1: registrations") { db in
-            try db.execute(sql: """
-                CREATE TABLE registrations (
-                    app_id TEXT NOT NULL, kind TEXT NOT NULL, tag TEXT NOT NULL, handler TEXT NOT NULL,
-                    options TEXT NOT NULL, network TEXT NOT NULL, max_attempts INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL, state TEXT NOT NULL, next_attempt REAL,
-                    last_error TEXT NOT NULL DEFAULT '', min_interval REAL, interval_start REAL,
-                    sequence INTEGER NOT NULL, PRIMARY KEY (app_id, kind, tag))
-                """)
-            try db.execute(sql: """
-                INSERT INTO registrations VALUES ('org.example.Old', 'one-off', 't', 'upload', '{}', 'any', 3, 0,
-                    'pending', NULL, '', NULL, NULL, 1)
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE registrations (
+                        app_id TEXT NOT NULL, kind TEXT NOT NULL, tag TEXT NOT NULL, handler TEXT NOT NULL,
+                        options TEXT NOT NULL, network TEXT NOT NULL, max_attempts INTEGER NOT NULL,
+                        attempts INTEGER NOT NULL, state TEXT NOT NULL, next_attempt REAL,
+                        last_error TEXT NOT NULL DEFAULT '', min_interval REAL, interval_start REAL,
+                        sequence INTEGER NOT NULL, PRIMARY KEY (app_id, kind, tag))
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO registrations VALUES ('org.example.Old', 'one-off', 't', 'upload', '{}', 'any', 3, 0,
+                        'pending', NULL, '', NULL, NULL, 1)
+                    """)
         }
         try v1.migrate(old)
         try old.close()
@@ -91,12 +96,13 @@ import Testing
         var migrator = StoreSchema.migrator
         try migrator.migrate(old, upTo: "v1: registrations")
         try old.write { db in
-            try db.execute(sql: """
-                INSERT INTO registrations (app_id, kind, tag, handler, options, network, max_attempts, attempts,
-                    state, next_attempt, last_error, min_interval, interval_start, sequence)
-                VALUES ('org.example.Chat', 'one-off', 'outbox', 'upload', '{}', 'any', 3, 1, 'pending',
-                    NULL, '', NULL, NULL, 7)
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO registrations (app_id, kind, tag, handler, options, network, max_attempts, attempts,
+                        state, next_attempt, last_error, min_interval, interval_start, sequence)
+                    VALUES ('org.example.Chat', 'one-off', 'outbox', 'upload', '{}', 'any', 3, 1, 'pending',
+                        NULL, '', NULL, NULL, 7)
+                    """)
         }
         try old.close()
         migrator = StoreSchema.migrator  // silence "never mutated"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import Foundation
 import GRDB
@@ -135,7 +136,8 @@ import Testing
 
         let reopened = try SQLiteRegistrationStore(directory: directory.path)
         defer { reopened.close() }
-        #expect(Fixtures.bySequence(try reopened.loadAll()) == [Fixtures.simple("small", sequence: 1), Fixtures.oneOff])
+        #expect(
+            Fixtures.bySequence(try reopened.loadAll()) == [Fixtures.simple("small", sequence: 1), Fixtures.oneOff])
     }
 
     @Test func aDatabaseFromANewerVersionIsNotTouched() throws {
@@ -145,7 +147,9 @@ import Testing
         try store.save(Fixtures.oneOff)
         store.close()
         let raw = try DatabaseQueue(path: store.path)
-        try raw.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9: from the future')") }
+        try raw.write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v9: from the future')")
+        }
         try raw.close()
 
         let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
 import Foundation
@@ -7,7 +8,8 @@ struct TemporaryDirectory {
     let path: String
 
     init() {
-        var template = Array((NSTemporaryDirectory() as NSString).appendingPathComponent("bgsync-store-XXXXXX").utf8CString)
+        var template = Array(
+            (NSTemporaryDirectory() as NSString).appendingPathComponent("bgsync-store-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed: \(String(cString: strerror(errno)))") }
         path = String(cString: made)
     }
@@ -43,18 +45,23 @@ enum Fixtures {
         "string": .string("héllo \"wörld\"\n\t✉"), "empty": .string(""),
         "path": .objectPath("/org/example/Chat"), "signature": .signature("a{sv}"),
         "none": .array(elementSignature: "s", []),
-        "list": .array(elementSignature: "v", [.variant(.int32(1)), .variant(.string("two")), .variant(.variant(.bool(false)))]),
-        "map": .dictionary(keySignature: "s", valueSignature: "a(ix)", [
-            .init(key: .string("a"), value: .array(elementSignature: "(ix)", [.structure([.int32(1), .int64(-2)])])),
-            .init(key: .string("b"), value: .array(elementSignature: "(ix)", [])),
-        ]),
+        "list": .array(
+            elementSignature: "v", [.variant(.int32(1)), .variant(.string("two")), .variant(.variant(.bool(false)))]),
+        "map": .dictionary(
+            keySignature: "s", valueSignature: "a(ix)",
+            [
+                .init(
+                    key: .string("a"), value: .array(elementSignature: "(ix)", [.structure([.int32(1), .int64(-2)])])),
+                .init(key: .string("b"), value: .array(elementSignature: "(ix)", [])),
+            ]),
         "tuple": .structure([.uint64(0), .structure([.double(1e300), .objectPath("/")]), .variant(.signature(""))]),
     ]
 
     static let oneOff = Registration(
         key: RegistrationKey(appID: "org.example.Chat", tag: "outbox ✉ «1»", kind: .oneOff),
         handler: "upload", options: everyOption, network: .unmetered, maxAttempts: 5, attempts: 2,
-        state: .waiting, nextAttempt: Date(timeIntervalSince1970: 1_763_000_000.5), lastError: "HTTP 503 from example.org",
+        state: .waiting, nextAttempt: Date(timeIntervalSince1970: 1_763_000_000.5),
+        lastError: "HTTP 503 from example.org",
         sequence: 42, power: .batteryNotLow, expiresAt: Date(timeIntervalSince1970: 1_763_086_400.25),
         notBefore: Date(timeIntervalSince1970: 1_762_999_000))
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 
 /// Generated values of every D-Bus type, nested containers included, with the awkward cases

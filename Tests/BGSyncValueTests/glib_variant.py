@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """GLib's own GVariant text, for BGSyncValueTests: reads lines `TYPE<TAB>TEXT` (TYPE may be
 empty: parse without a type) on stdin, answers each with `OK<TAB>TYPE<TAB>g_variant_print(v, TRUE)`
 or `ERR<TAB>message` on stdout, in order."""

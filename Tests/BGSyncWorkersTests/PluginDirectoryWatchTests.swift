@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncWorkers
 import Foundation
 import MainLoop
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Plugin directories watched with inotify, and log lines kept to one line")
 struct PluginDirectoryWatchTests {
@@ -52,14 +54,16 @@ struct PluginDirectoryWatchTests {
         #expect(changes == 0)
     }
 
-    @Test("control characters are written out; text and tabs stay", arguments: [
-        ("plain text", "plain text"),
-        ("x\n<0>forged", "x\\n<0>forged"),
-        ("cr\rlf", "cr\\rlf"),
-        ("tab\there", "tab\there"),
-        ("bell\u{07}del\u{7F}", "bell\\x07del\\x7f"),
-        ("ünïcode ✓", "ünïcode ✓"),
-    ])
+    @Test(
+        "control characters are written out; text and tabs stay",
+        arguments: [
+            ("plain text", "plain text"),
+            ("x\n<0>forged", "x\\n<0>forged"),
+            ("cr\rlf", "cr\\rlf"),
+            ("tab\there", "tab\there"),
+            ("bell\u{07}del\u{7F}", "bell\\x07del\\x7f"),
+            ("ünïcode ✓", "ünïcode ✓"),
+        ])
     func escape(input: String, expected: String) {
         #expect(JournalStream.escape(input) == expected)
     }

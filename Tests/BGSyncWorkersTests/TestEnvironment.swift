@@ -1,14 +1,16 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
 import BGSyncWorkers
 import Foundation
-import TestKit
 import Logging
 import MainLoop
+import TestKit
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the worker tests need from the build: the bgsync-worker binary and the C test plugins,
 /// compiled once per test run into a temporary directory.
@@ -41,9 +43,13 @@ enum TestEnvironment {
     }
 
     /// The worker and plugins, or a recorded issue saying what is missing.
-    static func require(sourceLocation: SourceLocation = #_sourceLocation) -> (worker: String, plugins: CompiledPlugins)? {
+    static func require(sourceLocation: SourceLocation = #_sourceLocation) -> (
+        worker: String, plugins: CompiledPlugins
+    )? {
         guard let worker = workerExecutable else {
-            Issue.record("bgsync-worker is not built next to the tests; run `swift build --build-tests` (it builds all products) first.", sourceLocation: sourceLocation)
+            Issue.record(
+                "bgsync-worker is not built next to the tests; run `swift build --build-tests` (it builds all products) first.",
+                sourceLocation: sourceLocation)
             return nil
         }
         switch plugins {
@@ -82,7 +88,9 @@ enum TestEnvironment {
     static func makeTemporaryDirectory(prefix: String) throws -> String {
         let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
         var template = Array((base + "\(prefix).XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestSetupError("mkdtemp failed: \(String(cString: strerror(errno)))") }
+        guard let made = mkdtemp(&template) else {
+            throw TestSetupError("mkdtemp failed: \(String(cString: strerror(errno)))")
+        }
         return String(cString: made)
     }
 
@@ -112,14 +120,18 @@ final class PoolHarness {
 
     init(worker: String, catalog: PluginCatalog, maxWorkers: Int = 2) {
         self.maxWorkers = maxWorkers
-        pool = WorkerPool(loop: loop, workerExecutable: worker, catalog: catalog, maxWorkers: maxWorkers, logger: TestEnvironment.logger)
+        pool = WorkerPool(
+            loop: loop, workerExecutable: worker, catalog: catalog, maxWorkers: maxWorkers,
+            logger: TestEnvironment.logger)
     }
 
     /// A pool for some of the test plugins, without probing them.
-    convenience init(worker: String, plugins: TestEnvironment.CompiledPlugins, handlers: [String], maxWorkers: Int = 2) {
+    convenience init(worker: String, plugins: TestEnvironment.CompiledPlugins, handlers: [String], maxWorkers: Int = 2)
+    {
         var catalog = PluginCatalog()
         for name in handlers {
-            catalog.handlers[name] = LoadedHandler(info: HandlerInfo(name: name, description: name, sandboxSafe: false), path: plugins.path(name))
+            catalog.handlers[name] = LoadedHandler(
+                info: HandlerInfo(name: name, description: name, sandboxSafe: false), path: plugins.path(name))
         }
         self.init(worker: worker, catalog: catalog, maxWorkers: maxWorkers)
     }
@@ -129,14 +141,20 @@ final class PoolHarness {
     /// Dispatches `events` and runs the loop until every completion has come, or `timeout`
     /// seconds pass (a missing completion is then nil). Records an issue for a completion
     /// called twice or synchronously inside dispatch.
-    func run(_ events: [SyncEvent], timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) -> [HandlerOutcome?] {
+    func run(_ events: [SyncEvent], timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation)
+        -> [HandlerOutcome?]
+    {
         var outcomes = [HandlerOutcome?](repeating: nil, count: events.count)
         var calls = [Int](repeating: 0, count: events.count)
         var remaining = events.count
         for (index, event) in events.enumerated() {
             var insideDispatch = true
             pool.dispatch(event) { outcome in
-                if insideDispatch { Issue.record("The completion of event \(event.id) was called inside dispatch.", sourceLocation: sourceLocation) }
+                if insideDispatch {
+                    Issue.record(
+                        "The completion of event \(event.id) was called inside dispatch.",
+                        sourceLocation: sourceLocation)
+                }
                 calls[index] += 1
                 if calls[index] == 1 { remaining -= 1 }
                 outcomes[index] = outcome
@@ -156,7 +174,9 @@ final class PoolHarness {
         return outcomes
     }
 
-    func run(_ event: SyncEvent, timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) -> HandlerOutcome? {
+    func run(_ event: SyncEvent, timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation)
+        -> HandlerOutcome?
+    {
         run([event], timeout: timeout, sourceLocation: sourceLocation)[0]
     }
 }

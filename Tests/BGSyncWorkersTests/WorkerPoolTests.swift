@@ -1,11 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncWorkers
 import Foundation
 import MainLoop
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Worker pool with real worker processes")
 struct WorkerPoolTests {
@@ -14,7 +16,8 @@ struct WorkerPoolTests {
         guard let (worker, plugins) = TestEnvironment.require() else { return }
         let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["ok"])
         let event = makeEvent(handler: "ok", options: ["greeting": .string("hello")], attempt: 2, lastChance: true)
-        #expect(harness.run(event) == .success(detail: "ok org.example.Chat/outbox attempt 2 last-chance greeting=hello"))
+        #expect(
+            harness.run(event) == .success(detail: "ok org.example.Chat/outbox attempt 2 last-chance greeting=hello"))
     }
 
     @Test("retry with a hint, and failure, come back as the handler said")
@@ -51,18 +54,25 @@ struct WorkerPoolTests {
     func startFailures() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }
         let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["init-fails"])
-        let refusal = HandlerOutcome.retry(after: nil, detail: "handler 'init-fails' failed to start (its init returned false)")
-        #expect(harness.run([makeEvent(id: 1, handler: "init-fails"), makeEvent(id: 2, handler: "init-fails")]) == [refusal, refusal])
+        let refusal = HandlerOutcome.retry(
+            after: nil, detail: "handler 'init-fails' failed to start (its init returned false)")
+        #expect(
+            harness.run([makeEvent(id: 1, handler: "init-fails"), makeEvent(id: 2, handler: "init-fails")]) == [
+                refusal, refusal,
+            ])
 
         var catalog = PluginCatalog()
-        catalog.handlers["ok"] = LoadedHandler(info: HandlerInfo(name: "ok", description: "", sandboxSafe: true), path: plugins.path("ok"))
+        catalog.handlers["ok"] = LoadedHandler(
+            info: HandlerInfo(name: "ok", description: "", sandboxSafe: true), path: plugins.path("ok"))
         let broken = PoolHarness(worker: "/nonexistent/bgsync-worker", catalog: catalog)
         let outcome = broken.run(makeEvent(handler: "ok"))
         guard case .retry(nil, let detail) = outcome else {
             Issue.record("Expected a retry, got \(String(describing: outcome))")
             return
         }
-        #expect(detail == "could not start the handler: Cannot start /nonexistent/bgsync-worker: No such file or directory.")
+        #expect(
+            detail == "could not start the handler: Cannot start /nonexistent/bgsync-worker: No such file or directory."
+        )
     }
 
     @Test("a handler still running at the deadline is killed and the event is a 'timeout'")
@@ -75,7 +85,9 @@ struct WorkerPoolTests {
         #expect(elapsed >= 0.45 && elapsed < 5, "timed out after \(elapsed) s")
         #expect(harness.pool.workerCount == 0)
         // The pool is still usable.
-        #expect(harness.run(makeEvent(id: 2, handler: "ok")) == .success(detail: "ok org.example.Chat/outbox attempt 1 greeting=(none)"))
+        #expect(
+            harness.run(makeEvent(id: 2, handler: "ok"))
+                == .success(detail: "ok org.example.Chat/outbox attempt 1 greeting=(none)"))
     }
 
     @Test("a burst of 200 events reuses at most maxWorkers processes")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import DBusKit
 import Foundation
@@ -29,10 +30,13 @@ import Testing
         bus.kill()
     }
 
-    func call(_ method: String, _ arguments: [Value] = [], interface: String = TestService.interface,
-              path: String = TestService.path) throws(DBusError) -> [Value] {
-        try client.call(destination: TestService.name, path: path, interface: interface, method: method,
-                        arguments: arguments, timeout: 10)
+    func call(
+        _ method: String, _ arguments: [Value] = [], interface: String = TestService.interface,
+        path: String = TestService.path
+    ) throws(DBusError) -> [Value] {
+        try client.call(
+            destination: TestService.name, path: path, interface: interface, method: method,
+            arguments: arguments, timeout: 10)
     }
 
     func echo(_ value: Value) throws(DBusError) -> Value? {
@@ -55,8 +59,9 @@ import Testing
         .array(elementSignature: "v", [.variant(.string("x")), .variant(.uint64(1))]),
         .dictionary(keySignature: "s", valueSignature: "v", []),
         .stringVariantDictionary([("a", .int32(1)), ("b", .stringArray(["x", "y"])), ("c", .variant(.bool(true)))]),
-        .dictionary(keySignature: "u", valueSignature: "(sd)",
-                    [Value.DictEntry(key: .uint32(1), value: .structure([.string("one"), .double(1)]))]),
+        .dictionary(
+            keySignature: "u", valueSignature: "(sd)",
+            [Value.DictEntry(key: .uint32(1), value: .structure([.string("one"), .double(1)]))]),
         .structure([.byte(1), .structure([.string("in"), .array(elementSignature: "y", [])])]),
         .variant(.variant(.variant(.int32(3)))),
     ])
@@ -158,7 +163,9 @@ import Testing
         #expect(method?.name == "org.freedesktop.DBus.Error.UnknownMethod")
         let interface = #expect(throws: DBusError.self) { try self.call("Echo", interface: "org.example.Other") }
         #expect(interface?.name == "org.freedesktop.DBus.Error.UnknownInterface")
-        let object = #expect(throws: DBusError.self) { try self.call("Echo", [.variant(.int32(1))], path: "/elsewhere") }
+        let object = #expect(throws: DBusError.self) {
+            try self.call("Echo", [.variant(.int32(1))], path: "/elsewhere")
+        }
         #expect(object != nil)
     }
 
@@ -175,20 +182,26 @@ import Testing
 
     @Test func propertiesGetGetAllAndSet() throws {
         let properties = "org.freedesktop.DBus.Properties"
-        #expect(try call("Get", [.string(TestService.interface), .string("Count")], interface: properties)
-            == [.variant(.uint32(7))])
+        #expect(
+            try call("Get", [.string(TestService.interface), .string("Count")], interface: properties)
+                == [.variant(.uint32(7))])
         let all = try call("GetAll", [.string(TestService.interface)], interface: properties)
-        #expect(all.first?.stringKeyedDictionary == ["Count": .variant(.uint32(7)), "Label": .variant(.string("start"))])
+        #expect(
+            all.first?.stringKeyedDictionary == ["Count": .variant(.uint32(7)), "Label": .variant(.string("start"))])
 
         let readOnly = #expect(throws: DBusError.self) {
-            try self.call("Set", [.string(TestService.interface), .string("Count"), .variant(.uint32(1))], interface: properties)
+            try self.call(
+                "Set", [.string(TestService.interface), .string("Count"), .variant(.uint32(1))], interface: properties)
         }
         #expect(readOnly?.name == "org.freedesktop.DBus.Error.PropertyReadOnly")
-        _ = try call("Set", [.string(TestService.interface), .string("Label"), .variant(.string("new"))], interface: properties)
-        #expect(try call("Get", [.string(TestService.interface), .string("Label")], interface: properties)
-            == [.variant(.string("new"))])
+        _ = try call(
+            "Set", [.string(TestService.interface), .string("Label"), .variant(.string("new"))], interface: properties)
+        #expect(
+            try call("Get", [.string(TestService.interface), .string("Label")], interface: properties)
+                == [.variant(.string("new"))])
         let wrongType = #expect(throws: DBusError.self) {
-            try self.call("Set", [.string(TestService.interface), .string("Label"), .variant(.uint32(1))], interface: properties)
+            try self.call(
+                "Set", [.string(TestService.interface), .string("Label"), .variant(.uint32(1))], interface: properties)
         }
         #expect(wrongType?.name == "org.freedesktop.DBus.Error.InvalidArgs")
         let unknown = #expect(throws: DBusError.self) {
@@ -202,11 +215,15 @@ import Testing
         client.attach(to: loop)
         var said: [DBusSignal] = []
         var changed: [DBusSignal] = []
-        try client.addMatch("type='signal',sender='\(TestService.name)',interface='\(TestService.interface)',member='Said'") {
+        try client.addMatch(
+            "type='signal',sender='\(TestService.name)',interface='\(TestService.interface)',member='Said'"
+        ) {
             said.append($0)
         }
-        try client.addMatch("type='signal',sender='\(TestService.name)',interface='org.freedesktop.DBus.Properties',"
-            + "member='PropertiesChanged',path='\(TestService.path)'") { changed.append($0) }
+        try client.addMatch(
+            "type='signal',sender='\(TestService.name)',interface='org.freedesktop.DBus.Properties',"
+                + "member='PropertiesChanged',path='\(TestService.path)'"
+        ) { changed.append($0) }
         _ = try call("Emit", [.string("hello")])
         let deadline = MainLoop.monotonicNow() + 5_000_000_000
         while (said.isEmpty || changed.isEmpty) && MainLoop.monotonicNow() < deadline {
@@ -217,11 +234,12 @@ import Testing
         #expect(said[0].path == TestService.path)
         #expect(said[0].sender == serverState.value.0.uniqueName)
         try #require(changed.count == 1)
-        #expect(changed[0].arguments == [
-            .string(TestService.interface),
-            .stringVariantDictionary([("Count", .uint32(8))]),
-            .array(elementSignature: "s", []),
-        ])
+        #expect(
+            changed[0].arguments == [
+                .string(TestService.interface),
+                .stringVariantDictionary([("Count", .uint32(8))]),
+                .array(elementSignature: "s", []),
+            ])
     }
 
     @Test func aRuleNamingAWellKnownSenderFollowsWhoeverOwnsItLater() throws {
@@ -244,44 +262,77 @@ import Testing
     }
 
     // Needs busctl from the systemd package (scripts/install-deps check installs it).
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/busctl"), "busctl (systemd) is not installed"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/busctl"), "busctl (systemd) is not installed"))
     func busctlCallsAsAUserWouldTypeThem() throws {
         let busctl = "/usr/bin/busctl"
-        let concat = try runProgram(busctl, ["--address=\(bus.address)", "call", TestService.name, TestService.path,
-                                             TestService.interface, "Concat", "ss", "foo", "bar"])
+        let concat = try runProgram(
+            busctl,
+            [
+                "--address=\(bus.address)", "call", TestService.name, TestService.path,
+                TestService.interface, "Concat", "ss", "foo", "bar",
+            ])
         #expect(concat.status == 0, "\(concat.stderr)")
         #expect(concat.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "s \"foobar\"")
-        let echo = try runProgram(busctl, ["--address=\(bus.address)", "call", TestService.name, TestService.path,
-                                           TestService.interface, "Echo", "v", "a{sv}", "1", "k", "u", "5"])
+        let echo = try runProgram(
+            busctl,
+            [
+                "--address=\(bus.address)", "call", TestService.name, TestService.path,
+                TestService.interface, "Echo", "v", "a{sv}", "1", "k", "u", "5",
+            ])
         #expect(echo.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "v a{sv} 1 \"k\" u 5")
-        let wrong = try runProgram(busctl, ["--address=\(bus.address)", "call", TestService.name, TestService.path,
-                                            TestService.interface, "Concat", "s", "foo"])
+        let wrong = try runProgram(
+            busctl,
+            [
+                "--address=\(bus.address)", "call", TestService.name, TestService.path,
+                TestService.interface, "Concat", "s", "foo",
+            ])
         #expect(wrong.status != 0)
         #expect(wrong.stderr.contains("expects arguments of signature 'ss'"))
         // Parent paths are introspectable too (libdbus lists the children), so `busctl tree` finds the object.
         let tree = try runProgram(busctl, ["--address=\(bus.address)", "tree", TestService.name])
         #expect(tree.stdout.contains(TestService.path), "\(tree.stdout)\(tree.stderr)")
-        let property = try runProgram(busctl, ["--address=\(bus.address)", "get-property", TestService.name,
-                                               TestService.path, TestService.interface, "Count"])
+        let property = try runProgram(
+            busctl,
+            [
+                "--address=\(bus.address)", "get-property", TestService.name,
+                TestService.path, TestService.interface, "Count",
+            ])
         #expect(property.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "u 7")
     }
 
     // Needs gdbus from libglib2.0-bin (scripts/install-deps check installs it).
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/gdbus"), "gdbus (libglib2.0-bin) is not installed"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/gdbus"),
+            "gdbus (libglib2.0-bin) is not installed"))
     func gdbusCallsAsAUserWouldTypeThem() throws {
         let gdbus = "/usr/bin/gdbus"
-        let result = try runProgram(gdbus, ["call", "--address", bus.address, "--dest", TestService.name,
-                                            "--object-path", TestService.path, "--method", "\(TestService.interface).Concat",
-                                            "foo", "bar"])
+        let result = try runProgram(
+            gdbus,
+            [
+                "call", "--address", bus.address, "--dest", TestService.name,
+                "--object-path", TestService.path, "--method", "\(TestService.interface).Concat",
+                "foo", "bar",
+            ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "('foobar',)")
-        let echo = try runProgram(gdbus, ["call", "--address", bus.address, "--dest", TestService.name,
-                                          "--object-path", TestService.path, "--method", "\(TestService.interface).Echo",
-                                          "<{'a': <uint32 5>}>"])
+        let echo = try runProgram(
+            gdbus,
+            [
+                "call", "--address", bus.address, "--dest", TestService.name,
+                "--object-path", TestService.path, "--method", "\(TestService.interface).Echo",
+                "<{'a': <uint32 5>}>",
+            ])
         #expect(echo.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "(<{'a': <uint32 5>}>,)")
-        let failing = try runProgram(gdbus, ["call", "--address", bus.address, "--dest", TestService.name,
-                                             "--object-path", TestService.path, "--method", "\(TestService.interface).Fail",
-                                             "nope"])
+        let failing = try runProgram(
+            gdbus,
+            [
+                "call", "--address", bus.address, "--dest", TestService.name,
+                "--object-path", TestService.path, "--method", "\(TestService.interface).Fail",
+                "nope",
+            ])
         #expect(failing.status != 0)
         #expect(failing.stderr.contains("org.example.Error.Custom"))
     }

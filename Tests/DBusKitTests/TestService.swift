@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import DBusKit
 import MainLoop
 import TestKit
@@ -65,8 +66,9 @@ enum TestService {
             throw DBusError(name: "org.example.Error.Custom", message: call.arguments[0].stringValue ?? "")
         }
         object.addMethod(interface: interface, name: "Emit", inSignature: "s") { [weak connection] call in
-            connection?.emitSignal(path: path, interface: interface, name: "Said",
-                                   arguments: [call.arguments[0], .uint32(42)])
+            connection?.emitSignal(
+                path: path, interface: interface, name: "Said",
+                arguments: [call.arguments[0], .uint32(42)])
             state.count += 1
             object.propertiesChanged(interface: interface, names: ["Count"])
             return []
@@ -82,8 +84,9 @@ enum TestService {
         }
         object.addDeferredMethod(interface: interface, name: "Dropped", inSignature: "") { _, _ in }
         object.addProperty(interface: interface, name: "Count", signature: "u") { .uint32(state.count) }
-        object.addProperty(interface: interface, name: "Label", signature: "s", get: { .string(state.label) },
-                           set: { value in state.label = value.stringValue ?? "" })
+        object.addProperty(
+            interface: interface, name: "Label", signature: "s", get: { .string(state.label) },
+            set: { value in state.label = value.stringValue ?? "" })
         connection.export(object, at: path)
         connection.attach(to: loop)
         guard try connection.requestName(name) else { throw DBusError.failed("could not own \(name)") }

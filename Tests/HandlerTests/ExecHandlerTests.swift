@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import BGSyncValue
 import ExecHandler
@@ -6,15 +7,19 @@ import Testing
 
 @Suite struct ExecHandlerTests {
     func run(_ command: Value, seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false) -> HandlerResult {
-        ExecHandler().handle(event(["command": command], seconds: seconds, attempt: attempt, lastChance: lastChance), log: .discard)
+        ExecHandler().handle(
+            event(["command": command], seconds: seconds, attempt: attempt, lastChance: lastChance), log: .discard)
     }
 
     @Test func childSeesTheEventInItsEnvironment() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let out = directory.path + "/env"
-        let script = "printf '%s|%s|%s|%s|%s' \"$BGSYNC_APP_ID\" \"$BGSYNC_TAG\" \"$BGSYNC_ATTEMPT\" \"$BGSYNC_LAST_CHANCE\" \"$HOME\" > \"$1\""
-        #expect(run(["/bin/sh", "-c", script, "sh", .init(stringLiteral: out)], attempt: 3, lastChance: true).detail == "/bin/sh succeeded")
+        let script =
+            "printf '%s|%s|%s|%s|%s' \"$BGSYNC_APP_ID\" \"$BGSYNC_TAG\" \"$BGSYNC_ATTEMPT\" \"$BGSYNC_LAST_CHANCE\" \"$HOME\" > \"$1\""
+        #expect(
+            run(["/bin/sh", "-c", script, "sh", .init(stringLiteral: out)], attempt: 3, lastChance: true).detail
+                == "/bin/sh succeeded")
         let home = ProcessInfo.processInfo.environment["HOME"] ?? ""
         #expect(directory.read("env") == "org.example.App|outbox|3|1|\(home)")
         #expect(run(["/bin/sh", "-c", "test \"$BGSYNC_LAST_CHANCE\" = 0"]) == .success("/bin/sh succeeded"))
@@ -23,7 +28,9 @@ import Testing
     @Test func exitStatusDecidesTheOutcome() {
         #expect(run("/bin/true") == .success("/bin/true succeeded"))
         #expect(run(["/bin/sh", "-c", "exit 75"]) == .retry(after: nil, "/bin/sh asked to retry (exit 75)"))
-        #expect(run(["/bin/sh", "-c", "echo starting >&2; echo disk full >&2; exit 3"]) == .retry(after: nil, "exited with status 3: disk full"))
+        #expect(
+            run(["/bin/sh", "-c", "echo starting >&2; echo disk full >&2; exit 3"])
+                == .retry(after: nil, "exited with status 3: disk full"))
         #expect(run(["/bin/sh", "-c", "kill -TERM $$"]) == .retry(after: nil, "killed by signal 15 (Terminated)"))
     }
 
@@ -53,7 +60,10 @@ import Testing
         let started = Date()
         // A grandchild in the background, and a shell that ignores SIGTERM.
         let result = run(
-            ["/bin/sh", "-c", "trap '' TERM; sleep 60 & echo $! > \"$1\"; wait; sleep 60", "sh", .init(stringLiteral: pidFile)],
+            [
+                "/bin/sh", "-c", "trap '' TERM; sleep 60 & echo $! > \"$1\"; wait; sleep 60", "sh",
+                .init(stringLiteral: pidFile),
+            ],
             seconds: 2)
         let elapsed = Date().timeIntervalSince(started)
 
@@ -63,7 +73,8 @@ import Testing
         }
         #expect(detail.hasPrefix("timed out after"))
         #expect(elapsed < 2, "the child must be gone before the event's deadline")
-        let grandchild = try #require(directory.read("pid").flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let grandchild = try #require(
+            directory.read("pid").flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         #expect(waitUntilGone(grandchild, timeout: 5), "the background grandchild must be killed too")
     }
 }
@@ -75,7 +86,10 @@ private let execLibrary = URL(fileURLWithPath: CommandLine.arguments[0]).deletin
 @Suite struct ExecWorkerDeathTests {
     /// A stand-in worker (exec_worker.py) loads the real library through the C ABI and runs a
     /// command; SIGKILL of the worker must take the command with it.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: execLibrary), "needs libbgsync-handler-exec.so: run `swift build --build-tests` first"))
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: execLibrary),
+            "needs libbgsync-handler-exec.so: run `swift build --build-tests` first"))
     func commandDiesWithTheWorker() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -96,7 +110,8 @@ private let execLibrary = URL(fileURLWithPath: CommandLine.arguments[0]).deletin
             let count = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
             if count > 0 { text += String(decoding: buffer[..<count], as: UTF8.self) }
         }
-        let command = try #require(Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), "the command never started")
+        let command = try #require(
+            Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), "the command never started")
         #expect(kill(command, 0) == 0)
 
         worker.kill()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import Foundation
 import NotifyHandler
@@ -15,7 +16,8 @@ import Testing
 
     @Test func showsTheNotificationThroughTheDaemon() throws {
         try withPrivateBus(daemon: true) { bus, handler in
-            let result = handler.handle(event(["summary": "Messages sent", "body": "3 messages went out"]), log: .discard)
+            let result = handler.handle(
+                event(["summary": "Messages sent", "body": "3 messages went out"]), log: .discard)
             #expect(result == .success("notification shown"))
 
             bus.writeLine("calls")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import BGSyncValue
 import CBGSyncPlugin
@@ -50,7 +51,7 @@ final class FakeEvent {
     private var strings: [UnsafeMutablePointer<CChar>] = []
 
     init(options: [String: Value]) { self.options = options }
-    deinit { strings.forEach { free($0) } }
+    deinit { for pointer in strings { free(pointer) } }
 
     /// A C string that lives as long as the event.
     func c(_ text: String) -> UnsafePointer<CChar> {
@@ -60,7 +61,9 @@ final class FakeEvent {
     }
 
     var pointer: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
-    static func from(_ pointer: OpaquePointer?) -> FakeEvent { Unmanaged.fromOpaque(UnsafeRawPointer(pointer!)).takeUnretainedValue() }
+    static func from(_ pointer: OpaquePointer?) -> FakeEvent {
+        Unmanaged.fromOpaque(UnsafeRawPointer(pointer!)).takeUnretainedValue()
+    }
     static func option(_ event: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> Value? {
         from(event).options[String(cString: name!)]?.unwrappingVariants
     }
@@ -117,7 +120,9 @@ func fakeHost() -> bgsync_host {
     host.option_text = { event, name in
         FakeEvent.option(event, name).map { FakeEvent.from(event).c($0.gvariantText) }
     }
-    host.log = { event, priority, message in FakeEvent.from(event).logs.append("\(priority) \(String(cString: message!))") }
+    host.log = { event, priority, message in
+        FakeEvent.from(event).logs.append("\(priority) \(String(cString: message!))")
+    }
     host.open_path = { _, _, _ in -ENOENT }
     return host
 }
@@ -160,7 +165,10 @@ func fakeHost() -> bgsync_host {
         #expect(result.status == BGSYNC_STATUS_RETRY.rawValue)
         #expect(result.retry_after == 4.5)
         let detail = withUnsafeBytes(of: result.detail) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        #expect(detail == "org.example.Chat|outbox|3|true|false|2000000000|command,count,flag,headers,url|https://example.org/x|/bin/echo hi|B=2,A=1|7|true|7.0|as|true")
+        #expect(
+            detail
+                == "org.example.Chat|outbox|3|true|false|2000000000|command,count,flag,headers,url|https://example.org/x|/bin/echo hi|B=2,A=1|7|true|7.0|as|true"
+        )
         #expect(event.logs == ["6 echo for org.example.Chat"])
 
         // A detail too long for the buffer is cut at a character boundary, NUL-terminated.
@@ -199,7 +207,9 @@ func fakeHost() -> bgsync_host {
     }
 
     @Test func swiftOptionsReadBackTyped() {
-        let options = HandlerOptions(["b": true, "d": 2.5, "i": 3, "s": "x", "as": ["p", "q"], "kv": ["k": "v"], "y": .bytes([1, 2])])
+        let options = HandlerOptions([
+            "b": true, "d": 2.5, "i": 3, "s": "x", "as": ["p", "q"], "kv": ["k": "v"], "y": .bytes([1, 2]),
+        ])
         #expect(options.names == ["as", "b", "d", "i", "kv", "s", "y"])
         #expect(options.bool("b") == true && options.bool("s") == nil)
         #expect(options.double("d") == 2.5 && options.double("i") == 3)

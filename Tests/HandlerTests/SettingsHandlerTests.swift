@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import Foundation
 import SettingsHandler
@@ -14,7 +15,8 @@ import Testing
     }
 
     func sync() -> HandlerResult {
-        SettingsHandler().handle(event(["file": .string(file), "url": .string(server.url("/settings"))]), log: .discard)
+        SettingsHandler().handle(
+            event(["file": .string(file), "url": .string(server.url("/settings"))]), log: .discard)
     }
 
     @Test func firstUploadCreatesThenLaterOnesCarryIfMatch() throws {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
 import BGSyncValue
@@ -73,7 +74,9 @@ import UploadHandler
         try server.program(responses: [["status": 400]])
         let result = UploadHandler().handle(
             event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
-        let left = outbox.names(), failed = outbox.names("failed"), kept = outbox.read("failed/bad")
+        let left = outbox.names()
+        let failed = outbox.names("failed")
+        let kept = outbox.read("failed/bad")
         outbox.remove()
 
         #expect(result == .success("sent 1 file, 1 rejected (moved to failed/)"))
@@ -148,10 +151,12 @@ import UploadHandler
         try outbox.write("3", "three", age: 10)
         let stop = StopFlag()
         // The agent's stop comes after the first file was accepted.
-        let control = HandlerControl(cancelled: { stop.isSet }, progress: { done, _, _ in
-            if done == 1 { stop.set() }
-            return nil
-        })
+        let control = HandlerControl(
+            cancelled: { stop.isSet },
+            progress: { done, _, _ in
+                if done == 1 { stop.set() }
+                return nil
+            })
         let result = UploadHandler().handle(
             event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))], control: control),
             log: .discard)
@@ -189,13 +194,15 @@ import UploadHandler
 
     @Test func badOptionsFailWithoutSending() throws {
         #expect(upload(extra: ["url": "ftp://example.org/x"]).detail.contains("http or https"))
-        guard case .failure(let missing) = UploadHandler().handle(event(["url": "http://127.0.0.1/"]), log: .discard) else {
+        guard case .failure(let missing) = UploadHandler().handle(event(["url": "http://127.0.0.1/"]), log: .discard)
+        else {
             Issue.record("a missing outbox must fail")
             return
         }
         #expect(missing.contains("'outbox' is missing"))
-        #expect(UploadHandler().handle(event(["outbox": "outbox", "url": "http://127.0.0.1/"]), log: .discard)
-            == .failure("option 'outbox' must be an absolute path, not 'outbox'"))
+        #expect(
+            UploadHandler().handle(event(["outbox": "outbox", "url": "http://127.0.0.1/"]), log: .discard)
+                == .failure("option 'outbox' must be an absolute path, not 'outbox'"))
         guard case .failure = upload(extra: ["headers": ["not", "a", "dictionary"]]) else {
             Issue.record("headers of the wrong type must fail")
             return

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 
 // Short option literals for handler tests: `["url": "http://…", "command": ["true"],

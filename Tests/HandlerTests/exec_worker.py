@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A stand-in worker for the exec test: loads libbgsync-handler-exec.so through the C ABI with a
 minimal host table (ctypes), and handles one event whose command is argv[2:]. The test kills
 this process with SIGKILL to check the command dies with it.

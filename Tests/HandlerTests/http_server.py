@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A programmable HTTP server on loopback for the handler tests.
 
 Prints its port on stdout, then serves until killed (or stdin closes, unless --until-killed).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A private session bus with python-dbusmock's notification_daemon, for the notify test.
 
 Prints the bus address on stdout once the mock owns org.freedesktop.Notifications. Then each

@@ -1,10 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+// SPDX-License-Identifier: Apache-2.0
 import Foundation
 import MainLoop
 import Synchronization
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The loop is driven with `iterate(timeout:)` so every test is bounded: a test that waits for
 /// something the loop never delivers fails after its timeout instead of hanging.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // store-crash-child: the process BGSyncStoreTests kills with SIGKILL mid-write.
 //
 //   store-crash-child run DIRECTORY ROUND    saves, updates and deletes registrations until killed
@@ -37,17 +38,23 @@ func someDate<G: RandomNumberGenerator>(_ random: inout G) -> Date {
 func someOptions<G: RandomNumberGenerator>(_ random: inout G, index: Int) -> [String: Value] {
     var options: [String: Value] = ["url": .string("https://example.org/outbox/\(index)")]
     if Bool.random(using: &random) {
-        options["headers"] = .dictionary(keySignature: "s", valueSignature: "v", [
-            .init(key: .string("Authorization"), value: .variant(.string("Bearer \(index)"))),
-            .init(key: .string("X-Count"), value: .variant(.uint64(UInt64.random(in: 0...UInt64.max, using: &random)))),
-        ])
+        options["headers"] = .dictionary(
+            keySignature: "s", valueSignature: "v",
+            [
+                .init(key: .string("Authorization"), value: .variant(.string("Bearer \(index)"))),
+                .init(
+                    key: .string("X-Count"), value: .variant(.uint64(UInt64.random(in: 0...UInt64.max, using: &random)))
+                ),
+            ])
         options["parts"] = .array(elementSignature: "(sd)", [.structure([.string("a"), .double(0.5)])])
         options["empty"] = .array(elementSignature: "s", [])
     }
     return options
 }
 
-func someRegistration<G: RandomNumberGenerator>(_ random: inout G, round: Int, index: Int, sequence: Int64) -> Registration {
+func someRegistration<G: RandomNumberGenerator>(_ random: inout G, round: Int, index: Int, sequence: Int64)
+    -> Registration
+{
     let kind: RegistrationKind = Int.random(in: 0..<4, using: &random) == 0 ? .periodic : .oneOff
     let state = RegistrationState.allCases.randomElement(using: &random)!
     return Registration(
@@ -117,7 +124,9 @@ func bench(directory: String, count: Int, synchronous: SQLiteRegistrationStore.S
             for registration in registrations { try store.save(registration) }
         }
         let micros = Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
-        print("synchronous=\(synchronous.rawValue): \(count) saves in \(Int(micros / 1000)) ms, \(Int(micros / Double(count))) µs per save")
+        print(
+            "synchronous=\(synchronous.rawValue): \(count) saves in \(Int(micros / 1000)) ms, \(Int(micros / Double(count))) µs per save"
+        )
         store.close()
     } catch {
         fail("\(error)")
@@ -132,7 +141,9 @@ case (4, "run"):
     run(directory: arguments[2], round: round)
 case (5, "bench"):
     guard let count = Int(arguments[3]), count > 0 else { fail("COUNT must be a positive number") }
-    guard let mode = SQLiteRegistrationStore.Synchronous(rawValue: arguments[4].uppercased()) else { fail("say full or normal") }
+    guard let mode = SQLiteRegistrationStore.Synchronous(rawValue: arguments[4].uppercased()) else {
+        fail("say full or normal")
+    }
     bench(directory: arguments[2], count: count, synchronous: mode)
 default:
     fail("usage: store-crash-child run DIRECTORY ROUND | bench DIRECTORY COUNT full|normal")

@@ -1,9 +1,11 @@
+// SPDX-License-Identifier: Apache-2.0
 import Dispatch
 import Foundation
+import MainLoop
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MainLoop
 
 /// Hands a non-Sendable value across threads where the test guarantees one thread at a time.
 public struct Unchecked<T>: @unchecked Sendable {
@@ -32,7 +34,9 @@ public final class LoopThread: @unchecked Sendable {
             box.result = Result { try work.value() }
             done.signal()
         }
-        guard done.wait(timeout: .now() + 10) == .success else { throw TestSetupError("the loop thread did not answer in 10 s") }
+        guard done.wait(timeout: .now() + 10) == .success else {
+            throw TestSetupError("the loop thread did not answer in 10 s")
+        }
         return try box.result!.get()
     }
 

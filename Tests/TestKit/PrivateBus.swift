@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,7 +36,8 @@ public final class PrivateBus: @unchecked Sendable {
                 errors: .file(directory + "/dbus-daemon.log"))
             // dbus-daemon prints its address once it listens; end of file means it failed.
             guard let line = try daemon.readLine(timeout: 10), !line.isEmpty else {
-                throw TestSetupError("dbus-daemon exited without printing an address: \(Self.read(directory + "/dbus-daemon.log"))")
+                throw TestSetupError(
+                    "dbus-daemon exited without printing an address: \(Self.read(directory + "/dbus-daemon.log"))")
             }
             address = line
         } catch {

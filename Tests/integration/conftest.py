@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for bgsync's integration tests: a private dbus-daemon per test, the real agent on
 it, and a real client (dbus-python) that records the agent's signals.
 

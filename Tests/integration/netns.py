@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real NetworkManager in a throwaway network namespace, for end-to-end tests.
 
 What it builds (root only; everything is removed again on exit, also when a test fails):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A dbus-daemon of our own for tests and the demo, never the user's bus."""
 
 import os

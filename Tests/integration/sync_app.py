@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A stand-in app for the `app` handler's tests, started by the bus through a service file
 (real activation): owns APP_ID, exports org.bgsync.App at APP_ID's GApplication path and
 answers Sync as MODE says:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `app` handler with a real dbus-daemon doing real activation: the bus's configuration lists
 a services directory holding the apps' .service files, the agent calls org.bgsync.App.Sync on
 the app id, and the bus starts the app. The example app (examples/python-gio/chat.py) sends its

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """bgsyncctl against the real agent, as a user and a script would run it."""
 
 import json

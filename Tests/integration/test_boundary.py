@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The sandbox boundary after Register, with real processes as root: a client in a Flatpak-like
 mount namespace (its root holds `.flatpak-info`, as bwrap sets it up) behind a real
 `xdg-dbus-proxy --filter --talk=org.bgsync` (as Flatpak gives an app with --talk-name), and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Conditions as a user meets them, with real parts: python-dbusmock's UPower and
 power-profiles-daemon on a private system bus, its NetworkManager going offline during a slow
 upload to a real HTTP server on loopback, handlers reporting progress (and stalling), a message

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The web article's Emojoy story, for real: the agent in a network namespace follows a real
 NetworkManager; the user goes offline, sends a chat message (the app puts it in its outbox and
 registers an upload), closes the app, goes online, and the message reaches the server exactly

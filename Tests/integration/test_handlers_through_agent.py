@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Handlers as the agent runs them: in worker processes, with the time cap, and with the shipped
 handlers doing real work (a command, an upload to a real HTTP server on loopback)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """App isolation with real processes: a client inside a mount namespace whose root holds a
 `.flatpak-info` (as Flatpak's bwrap sets it up), and one inside a `snap.NAME.*.scope` cgroup (as
 snapd does). The agent finds them from their credentials on the bus and /proc, and holds each to

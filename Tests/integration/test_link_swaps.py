@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Link swaps after Register, end to end: a Flatpak-like app (its root holds `.flatpak-info`)
 registers `upload` and `settings` for paths inside its data directory while offline, then swaps
 the outbox, a parent directory and a file for symbolic links to the user's ~/.ssh. When the

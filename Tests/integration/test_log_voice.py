@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One log voice (issue 17): the workers' lines read like the agent's own on a terminal or in a
 file, and keep their `<N>` priority prefix when stderr is the journal (JOURNAL_STREAM names it),
 for journald to read."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """org.bgsync.Manager on a private session bus: every method, signal, property and error, as
 apps and users reach them (dbus-python, busctl, gdbus)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The agent following a mocked NetworkManager (python-dbusmock's networkmanager template) on a
 private system bus: offline registrations wait, going online fires them once, metered
 connections hold back unmetered-only ones, and NetworkManager may come and go."""

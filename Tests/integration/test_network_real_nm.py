@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The real-NetworkManager harness (netns.py) does what the agent's end-to-end tests rely on.
 
 Run as root: /usr/bin/python3 -m pytest Tests/integration/test_network_real_nm.py

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Hostile input on the bus: many thousands of random and mutated calls to every method, floods,
 and one app flooding Register while another app's calls must still be answered promptly.
 

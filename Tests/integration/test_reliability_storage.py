@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The registration database under stress, through the agent binary: a full disk, a damaged or
 unreadable file, and the session bus going away."""
 

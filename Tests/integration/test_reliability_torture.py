@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Crash torture: concurrent clients register, unregister and complete syncs while the agent is
 killed with SIGKILL at random moments and restarted. After every restart:
 

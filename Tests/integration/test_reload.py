@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """New handlers and configuration without a restart (issue 17): SIGHUP re-reads bgsyncd.conf,
 and plugins that appear in or leave the plugin directory are picked up (inotify). Neither drops
 a registration or a running event; `Handlers` changes with PropertiesChanged. The real agent,

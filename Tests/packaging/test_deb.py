@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Debian packages, built, linted, installed and used as a user would use them.
 
 Slow (a release build) and it changes this machine: it installs bgsyncd and

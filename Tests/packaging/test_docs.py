@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The packaging's texts agree with the code and with each other. Fast: no build, no root.
 
 Run alone with `/usr/bin/python3 -m pytest -q Tests/packaging/test_docs.py`; `make deb-check`

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "bad-name": a handler name apps could not pass to Register. */
 #include "bgsync-plugin.h"
 

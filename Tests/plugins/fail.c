@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "fail": gives up. */
 #include <stdio.h>
 #include "bgsync-plugin.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "growth1": the growth-1 fields. Its state lives in plugin data (no globals):
  * init_with_data allocates it, handle_with_data counts events in it and reads the path option
  * "file" through host->open_path (the first bytes, or the errno) and keeps the string option

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "hang": never returns from handle. */
 #include <unistd.h>
 #include "bgsync-plugin.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "init-fails": its init refuses to run, so no event ever reaches handle. */
 #include <stdlib.h>
 #include "bgsync-plugin.h"

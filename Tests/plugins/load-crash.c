@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "load-crash": crashes as soon as it is loaded (in a library constructor), so
  * discovery must survive its probe and refuse it. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "noop": succeeds at once; the detail is the worker's pid, so tests can count the
  * processes that served a burst. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "ok": succeeds; the detail names the event and the "greeting" option. */
 #include <stdio.h>
 #include "bgsync-plugin.h"

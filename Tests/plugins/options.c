@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "options": echoes every option, in the order option_name gives them, into the
  * detail as "name:type=value;". The value is read with the typed accessor for its type; options
  * named "text-..." are read with option_text instead, "double-..." with option_double. Fails

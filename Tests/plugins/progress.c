@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "progress": reports progress every "interval" seconds (default 0.2) for "steps"
  * steps (default 10), then succeeds with "done N steps". With "stall_after" = k it stops
  * reporting after step k and sleeps until killed. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "retry": asks to be retried in no less than 42 seconds, or as many as its
  * "retry-after" option says (0: no hint, the normal back-off). */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "segfault": crashes in handle, after printing junk to stdout (which must not
  * reach the protocol). With the option crash=false it succeeds instead, naming its pid. */
 #include <stdio.h>

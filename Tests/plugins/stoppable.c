@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "stoppable": waits on the host's cancel fd (option "seconds", default 30) and
  * returns RETRY "stopped" when the agent asks it to stop, SUCCESS "not stopped" otherwise. The
  * detail says whether `cancelled` agreed with the fd. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "too-small": declares a struct_size below the first form of bgsync_plugin. */
 #include "bgsync-plugin.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "wrong-abi": claims an ABI version this bgsync does not speak. Its handle must
  * never be called. */
 #include <stdlib.h>

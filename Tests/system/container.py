@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A Debian bookworm booted with systemd-nspawn, driven from outside as root and as its user.
 
 The container shares the host's network (no --private-network): it has the host's default

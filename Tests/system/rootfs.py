@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Debian bookworm tree the system test boots, made by debootstrap once and cached.
 
 The cache lives under .build-system/ (or $BGSYNC_SYSTEM_CACHE), in a directory named after a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """bgsync's Debian packages on a booted Debian bookworm: the user session under systemd, D-Bus
 activation, a reboot, the journal, an upgrade from the state-v1 database, a handler package
 installed while the agent runs, and purge. Issue 17; README, "The Debian package".

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Chat in C with GDBus: the example app of ../python-gio, for apps written in C.
  *
  *   org.example.ChatC send [--server URL] TEXT   put TEXT in the outbox, ask bgsync for a sync, quit

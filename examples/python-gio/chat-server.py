@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A chat server for the example, on loopback: prints each message POSTed to it, one a line,
 and appends it to --log. With --background it forks once it listens and prints its pid, so a
 script can go on at once without racing it."""

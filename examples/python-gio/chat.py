@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Chat: a small desktop app whose outbox bgsync sends, with the app's own code.
 
     chat.py send [--server URL] TEXT   put TEXT in the outbox, ask bgsync for a sync, quit

@@ -1,4 +1,6 @@
+// SPDX-License-Identifier: Apache-2.0
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -78,7 +80,8 @@ public enum BlockingHTTP {
         return box.get() ?? .failure(HTTPFailure(code: .network, message: "no response"))
     }
 
-    private static func outcome(data: Data?, response: URLResponse?, error: Error?) -> Result<HTTPResponse, HTTPFailure> {
+    private static func outcome(data: Data?, response: URLResponse?, error: Error?) -> Result<HTTPResponse, HTTPFailure>
+    {
         if let error {
             let urlError = error as? URLError
             if urlError?.code == .timedOut {

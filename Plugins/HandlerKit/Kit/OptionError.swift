@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// A registration's options that the handler cannot use. Retrying cannot help, so handlers
 /// turn it into `.failure(error.message)`.
 public struct OptionError: Error, Equatable, Sendable {
@@ -22,7 +23,8 @@ extension HandlerOptions {
     /// A string option that must be present and non-empty.
     public func requireString(_ name: String) throws(OptionError) -> String {
         guard let actual = type(name) else {
-            throw OptionError(.missing, option: name, "option '\(name)' is missing: pass it as a string in Register's options")
+            throw OptionError(
+                .missing, option: name, "option '\(name)' is missing: pass it as a string in Register's options")
         }
         guard let value = string(name) else {
             throw OptionError(.wrongType, option: name, "option '\(name)' must be a string (s), not \(actual)")
@@ -56,7 +58,8 @@ extension HandlerOptions {
     public func optionalStringPairs(_ name: String) throws(OptionError) -> [(key: String, value: String)] {
         guard let actual = type(name) else { return [] }
         guard let pairs = stringPairs(name) else {
-            throw OptionError(.wrongType, option: name, "option '\(name)' must be a dictionary of strings (a{ss}), not \(actual)")
+            throw OptionError(
+                .wrongType, option: name, "option '\(name)' must be a dictionary of strings (a{ss}), not \(actual)")
         }
         return pairs
     }

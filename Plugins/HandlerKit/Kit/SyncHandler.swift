@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Foundation
 
 /// A handler: the code that does the work of a sync event ("upload the outbox").
@@ -51,7 +52,11 @@ public enum HandlerResult: Equatable, Sendable {
 public struct HandlerLog {
     /// Syslog priorities, as BGSYNC_LOG_* in the C header.
     public enum Priority: Int32, Sendable {
-        case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+        case error = 3
+        case warning = 4
+        case notice = 5
+        case info = 6
+        case debug = 7
     }
 
     private let sink: (Priority, String) -> Void

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import CExecSpawn
 import Foundation
@@ -62,11 +63,14 @@ public struct ExecHandler: SyncHandler {
     static func argv(_ options: HandlerOptions) throws(OptionError) -> [String] {
         switch options.type("command") {
         case nil:
-            throw OptionError(.missing, option: "command", "option 'command' is missing: pass the program and its arguments as an array of strings (as)")
+            throw OptionError(
+                .missing, option: "command",
+                "option 'command' is missing: pass the program and its arguments as an array of strings (as)")
         case "as":
             let argv = options.strings("command") ?? []
             guard let program = argv.first, !program.isEmpty else {
-                throw OptionError(.invalid, option: "command", "option 'command' is empty: it needs at least the program")
+                throw OptionError(
+                    .invalid, option: "command", "option 'command' is empty: it needs at least the program")
             }
             guard !argv.contains(where: { $0.utf8.contains(0) }) else {
                 throw OptionError(.invalid, option: "command", "option 'command' contains a NUL character")
@@ -79,7 +83,9 @@ public struct ExecHandler: SyncHandler {
             }
             return [program]
         case let other?:
-            throw OptionError(.wrongType, option: "command", "option 'command' must be an array of strings (as) or a program (s), not \(other)")
+            throw OptionError(
+                .wrongType, option: "command",
+                "option 'command' must be an array of strings (as) or a program (s), not \(other)")
         }
     }
 
@@ -91,7 +97,7 @@ public struct ExecHandler: SyncHandler {
     private static func spawn(argv: [String], environment: [String: String]) -> Spawned {
         let cArgv = argv.map { strdup($0) }
         let cEnv = environment.map { strdup("\($0.key)=\($0.value)") }
-        defer { (cArgv + cEnv).forEach { free($0) } }
+        defer { for pointer in cArgv + cEnv { free(pointer) } }
         var child = exec_child(pid: 0, stderr_fd: -1, pid_fd: -1)
         let error = (cArgv.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { argvBuffer in
             (cEnv.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { envBuffer in
@@ -101,7 +107,9 @@ public struct ExecHandler: SyncHandler {
         return error == 0 ? .started(child) : .failed(errno: error)
     }
 
-    static func result(_ ending: ChildRun.Ending, stderrTail: String?, program: String, log: HandlerLog) -> HandlerResult {
+    static func result(_ ending: ChildRun.Ending, stderrTail: String?, program: String, log: HandlerLog)
+        -> HandlerResult
+    {
         let said = stderrTail.map { ": \($0)" } ?? ""
         switch ending {
         case .exited(0):

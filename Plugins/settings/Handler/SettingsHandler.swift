@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
 import Foundation
@@ -29,7 +30,8 @@ public struct SettingsHandler: SyncHandler {
     public init() {}
 
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
-        let files: SettingsFiles, url: URL
+        let files: SettingsFiles
+        let url: URL
         do {
             let path = try event.options.requirePath("file")
             let text = try event.options.requireString("url")
@@ -97,7 +99,8 @@ public struct SettingsHandler: SyncHandler {
     }
 
     /// After a 412: keep the server's copy beside the file for the app to merge.
-    private func fetchServerCopy(url: URL, files: SettingsFiles, event: HandlerEvent, log: HandlerLog) -> HandlerResult {
+    private func fetchServerCopy(url: URL, files: SettingsFiles, event: HandlerEvent, log: HandlerLog) -> HandlerResult
+    {
         var get = URLRequest(url: url)
         get.httpMethod = "GET"
         switch BlockingHTTP.send(get, timeout: event.timeBudget) {
@@ -116,7 +119,8 @@ public struct SettingsHandler: SyncHandler {
             try? files.saveETag(nil)
             return .retry(after: nil, "the server copy was deleted; will upload anew")
         case .success(let response):
-            return .retry(after: response.retryAfter(), "conflict, but fetching the server copy failed: HTTP \(response.status)")
+            return .retry(
+                after: response.retryAfter(), "conflict, but fetching the server copy failed: HTTP \(response.status)")
         }
     }
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
 import Foundation
@@ -34,7 +35,10 @@ public struct UploadHandler: SyncHandler {
     public init() {}
 
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
-        let outbox: Outbox, url: URL, method: String, headers: [(key: String, value: String)]
+        let outbox: Outbox
+        let url: URL
+        let method: String
+        let headers: [(key: String, value: String)]
         do {
             let path = try event.options.requirePath("outbox")
             let text = try event.options.requireString("url")
@@ -57,7 +61,10 @@ public struct UploadHandler: SyncHandler {
             return .failure("\(error)")
         }
 
-        var sent = 0, rejected = 0, changed = 0, bytes: Int64 = 0
+        var sent = 0
+        var rejected = 0
+        var changed = 0
+        var bytes: Int64 = 0
         // A file the app replaced while it was being sent is ready again: look once more (a
         // few times at most), rather than spending an attempt on it.
         for _ in 0..<Self.passes {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// What `bgsyncd.conf` can set. Files are applied in order on top of the built-in defaults, so
 /// a later file (say ~/.config over /etc) overrides an earlier one key by key.
 public struct AgentConfiguration: Sendable, Equatable {

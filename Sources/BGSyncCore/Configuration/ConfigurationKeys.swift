@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The table of `bgsyncd.conf` keys, in the manner of systemd-timesyncd's gperf table: each
 /// "section.key" maps to a setter that parses the value, checks it and sets one field.
 struct ConfigurationKey: Sendable {
@@ -24,11 +25,21 @@ enum ConfigurationKeys {
             configuration.sync.maxAttempts = UInt32(value)
             return nil
         },
-        seconds("sync", "retry-initial-delay", \.sync.retryInitialDelay, rule: "a duration in seconds > 0, such as 300, 0.2 or 5min") { $0 > 0 },
+        seconds(
+            "sync", "retry-initial-delay", \.sync.retryInitialDelay,
+            rule: "a duration in seconds > 0, such as 300, 0.2 or 5min"
+        ) { $0 > 0 },
         number("sync", "retry-factor", \.sync.retryFactor, rule: "a number ≥ 1") { $0 >= 1 },
-        number("sync", "retry-jitter", \.sync.retryJitter, rule: "a fraction from 0 to 1 (0 turns jitter off)") { $0 >= 0 && $0 <= 1 },
-        seconds("sync", "event-timeout", \.sync.eventTimeout, rule: "a duration in seconds > 0, such as 180 or 3min") { $0 > 0 },
-        seconds("sync", "min-periodic-interval", \.sync.minPeriodicInterval, rule: "a duration in seconds > 0, such as 900 or 15min") { $0 > 0 },
+        number("sync", "retry-jitter", \.sync.retryJitter, rule: "a fraction from 0 to 1 (0 turns jitter off)") {
+            $0 >= 0 && $0 <= 1
+        },
+        seconds("sync", "event-timeout", \.sync.eventTimeout, rule: "a duration in seconds > 0, such as 180 or 3min") {
+            $0 > 0
+        },
+        seconds(
+            "sync", "min-periodic-interval", \.sync.minPeriodicInterval,
+            rule: "a duration in seconds > 0, such as 900 or 15min"
+        ) { $0 > 0 },
         seconds("sync", "event-stall-timeout", \.sync.eventStallTimeout, rule: "a duration in seconds > 0") {
             $0 > 0
         },
@@ -49,7 +60,8 @@ enum ConfigurationKeys {
                 return nil
             }
             guard ConfigurationValues.isAbsolutePath(text) else {
-                return "state-dir must be an absolute path (starting with /; ~ and $VARIABLES are not expanded), \(ConfigurationValues.got(text))"
+                return
+                    "state-dir must be an absolute path (starting with /; ~ and $VARIABLES are not expanded), \(ConfigurationValues.got(text))"
             }
             configuration.stateDirectory = text
             return nil
@@ -61,7 +73,8 @@ enum ConfigurationKeys {
                 return nil
             }
             if let relative = directories.first(where: { !ConfigurationValues.isAbsolutePath($0) }) {
-                return "plugin-dirs must be absolute paths separated by ';' (~ and $VARIABLES are not expanded); '\(relative)' is not absolute"
+                return
+                    "plugin-dirs must be absolute paths separated by ';' (~ and $VARIABLES are not expanded); '\(relative)' is not absolute"
             }
             configuration.pluginDirectories = directories
             return nil

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// Readers for configuration values. Each returns the value, or a message saying what the key
 /// accepts and what it got.
 enum ConfigurationValues {

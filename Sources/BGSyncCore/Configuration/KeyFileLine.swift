@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// The lines of a key file in the format of systemd and NetworkManager: `[section]` headers,
 /// `key=value` assignments, and `#` or `;` comment lines; surrounding whitespace is ignored.
 /// There are no trailing comments: everything after `=` is the value.
@@ -31,7 +32,10 @@ struct KeyFileLine: Equatable {
                 }
             } else if let equals = line.firstIndex(of: "=") {
                 let key = trimmed(line[..<equals])
-                content = key.isEmpty ? .malformed(String(line)) : .assignment(key: String(key), value: String(trimmed(line[line.index(after: equals)...])))
+                content =
+                    key.isEmpty
+                    ? .malformed(String(line))
+                    : .assignment(key: String(key), value: String(trimmed(line[line.index(after: equals)...])))
             } else {
                 content = .malformed(String(line))
             }

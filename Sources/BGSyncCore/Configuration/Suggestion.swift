@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /// "Did you mean" for misspelt section and key names.
 enum Suggestion {
     /// The candidate nearest to `word` (case-insensitive edit distance), if it is near enough to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * bgsync-plugin.h: the handler plugin ABI of bgsync. This header is the whole contract.
  *

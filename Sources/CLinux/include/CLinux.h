@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Linux system headers that Swift's Glibc module does not export, and small C functions for the
  * system calls Swift cannot call directly: variadic ones (prctl), ones glibc does not wrap or
  * wraps only in newer versions (openat2, pidfd_open, close_range), and ones Swift's Glibc module

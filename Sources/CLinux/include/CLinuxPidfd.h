@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* What the agent asks of a pidfd (from clinux_pidfd_open, or the bus's ProcessFD). Errors come back as
    negated errno values, as from the other clinux_ functions. */
 #pragma once

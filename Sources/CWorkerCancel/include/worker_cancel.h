@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* The worker's side of "stop this event": while an event runs, the agent queues the stop signal
  * to the worker with sigqueue(2), the event's id as its value. The handler records the id and
  * makes an eventfd readable. In C because a signal handler may touch only lock-free atomics and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 import Foundation
 import TestKit
 
@@ -10,8 +11,10 @@ final class NetworkManagerMock {
     /// a `Metered` property (the template has none) and the given state.
     init(state: UInt32, metered: UInt32 = 0) throws(TestSetupError) {
         try start()
-        try run(["gdbus", "call", "--system", "--dest", Self.name, "--object-path", Self.managerPath,
-                 "--method", "org.freedesktop.DBus.Mock.AddProperty", Self.name, "Metered", "<uint32 \(metered)>"])
+        try run([
+            "gdbus", "call", "--system", "--dest", Self.name, "--object-path", Self.managerPath,
+            "--method", "org.freedesktop.DBus.Mock.AddProperty", Self.name, "Metered", "<uint32 \(metered)>",
+        ])
         try setState(state)
     }
 
@@ -33,23 +36,29 @@ final class NetworkManagerMock {
         self.process = nil
         process.kill()
         for _ in 0..<100 {
-            let answer = try? output(["gdbus", "call", "--system", "--dest", "org.freedesktop.DBus",
-                                      "--object-path", "/org/freedesktop/DBus",
-                                      "--method", "org.freedesktop.DBus.NameHasOwner", Self.name])
+            let answer = try? output([
+                "gdbus", "call", "--system", "--dest", "org.freedesktop.DBus",
+                "--object-path", "/org/freedesktop/DBus",
+                "--method", "org.freedesktop.DBus.NameHasOwner", Self.name,
+            ])
             if answer?.contains("false") ?? true { return }
         }
     }
 
     func setState(_ state: UInt32) throws(TestSetupError) {
-        try run(["gdbus", "call", "--system", "--dest", Self.name, "--object-path", "/org/freedesktop",
-                 "--method", "org.freedesktop.DBus.Mock.SetGlobalConnectionState", "\(state)"])
+        try run([
+            "gdbus", "call", "--system", "--dest", Self.name, "--object-path", "/org/freedesktop",
+            "--method", "org.freedesktop.DBus.Mock.SetGlobalConnectionState", "\(state)",
+        ])
     }
 
     /// An NMMetered value: 1 yes, 2 no, 3 guess-yes, 4 guess-no.
     func setMetered(_ metered: UInt32) throws(TestSetupError) {
-        try run(["gdbus", "call", "--system", "--dest", Self.name, "--object-path", "/org/freedesktop",
-                 "--method", "org.freedesktop.DBus.Mock.SetProperty",
-                 Self.managerPath, Self.name, "Metered", "<uint32 \(metered)>"])
+        try run([
+            "gdbus", "call", "--system", "--dest", Self.name, "--object-path", "/org/freedesktop",
+            "--method", "org.freedesktop.DBus.Mock.SetProperty",
+            Self.managerPath, Self.name, "Metered", "<uint32 \(metered)>",
+        ])
     }
 
     private static let name = "org.freedesktop.NetworkManager"

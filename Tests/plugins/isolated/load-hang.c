@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Test plugin "load-hang": never finishes loading (it sleeps in a library constructor), so
  * discovery must give up on its probe in bounded time. Kept apart from the other test plugins
  * so that only the test about it waits for that. */

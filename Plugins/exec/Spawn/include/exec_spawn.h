@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* Starting a child for the exec handler: fork and exec in C, because what must happen in the
  * child between the two (a process group, a parent-death signal) cannot be done from Swift
  * after fork in a threaded process, nor by posix_spawn (it has no parent-death signal). */
