@@ -86,7 +86,7 @@ final class SystemNetworkMonitor: NetworkMonitor {
     }
 
     private func startClientThread() {
-        let firstAnswer = FirstAnswer()
+        let firstAnswer = FirstValue<NetworkManagerEvent>()
         let target = LoopBound(self)
         let thread = NetworkManagerClientThread { [loop] event in
             firstAnswer.offer(event)

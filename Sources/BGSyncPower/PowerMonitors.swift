@@ -61,7 +61,7 @@ final class SystemPowerMonitor: PowerMonitor {
 
     func start() {
         guard thread == nil else { return }
-        let first = FirstPowerAnswer()
+        let first = FirstValue<PowerEvent>()
         let target = PowerLoopBound(self)
         let thread = PowerClientThread(bus: bus) { [loop] event in
             first.offer(event)
@@ -98,26 +98,6 @@ final class SystemPowerMonitor: PowerMonitor {
         status = next
         logger.debug("Power is now \(next)")
         if notify { onChange?(next) }
-    }
-}
-
-/// Holds the bus thread's first event so `start()` can wait for it, boundedly.
-private final class FirstPowerAnswer: Sendable {
-    private let event = Mutex<PowerEvent?>(nil)
-    private let arrived = DispatchSemaphore(value: 0)
-
-    func offer(_ newEvent: PowerEvent) {
-        let isFirst = event.withLock { held in
-            guard held == nil else { return false }
-            held = newEvent
-            return true
-        }
-        if isFirst { arrived.signal() }
-    }
-
-    func wait(seconds: Double) -> PowerEvent? {
-        guard arrived.wait(timeout: .now() + seconds) == .success else { return nil }
-        return event.withLock { $0 }
     }
 }
 

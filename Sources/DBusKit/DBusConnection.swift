@@ -102,15 +102,9 @@ public final class DBusConnection {
         arguments: [Value], timeout: Double
     ) throws(DBusError) -> OpaquePointer {
         try checkOpen()
-        try Names.busName(destination)
-        try Names.path(path)
-        try Names.interface(interface)
-        try Names.member(method)
-        guard let message = dbus_message_new_method_call(destination, path, interface, method) else {
-            throw .noMemory("out of memory")
-        }
+        let message = try Self.methodCall(
+            destination: destination, path: path, interface: interface, method: method, arguments: arguments)
         defer { dbus_message_unref(message) }
-        try MessageCoding.append(arguments, to: message)
         let milliseconds: Int32 =
             timeout.isFinite
             ? Int32(clamping: Int64(max(0, min(timeout, 1e9)) * 1000))
@@ -124,6 +118,27 @@ public final class DBusConnection {
         }
         dbus_error_free(&error)
         return reply
+    }
+
+    /// A method call message with checked names and `arguments` appended, owned by the caller
+    /// (unref it): the one place blocking and asynchronous calls build their messages.
+    static func methodCall(
+        destination: String, path: String, interface: String, method: String, arguments: [Value]
+    ) throws(DBusError) -> OpaquePointer {
+        try Names.busName(destination)
+        try Names.path(path)
+        try Names.interface(interface)
+        try Names.member(method)
+        guard let message = dbus_message_new_method_call(destination, path, interface, method) else {
+            throw .noMemory("out of memory")
+        }
+        do throws(DBusError) {
+            try MessageCoding.append(arguments, to: message)
+        } catch {
+            dbus_message_unref(message)
+            throw error
+        }
+        return message
     }
 
     /// Queues a signal; an attached connection writes it from the loop, otherwise call `flush()`.

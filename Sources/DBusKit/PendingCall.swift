@@ -144,15 +144,9 @@ extension DBusConnection {
         completion: @escaping (DBusReply) -> Void
     ) throws(DBusError) -> DBusPendingCall {
         guard isConnected else { throw .disconnected("the D-Bus connection is closed") }
-        try Names.busName(destination)
-        try Names.path(path)
-        try Names.interface(interface)
-        try Names.member(method)
-        guard let message = dbus_message_new_method_call(destination, path, interface, method) else {
-            throw .noMemory("out of memory")
-        }
+        let message = try Self.methodCall(
+            destination: destination, path: path, interface: interface, method: method, arguments: arguments)
         defer { dbus_message_unref(message) }
-        try MessageCoding.append(arguments, to: message)
         dbus_message_set_auto_start(message, autoStart ? 1 : 0)
         // libdbus takes milliseconds as an int; INT32_MAX means "never". At least 1 ms: 0 would
         // make the bus default (25 s) apply.

@@ -190,4 +190,17 @@ struct MainLoopTests {
         timer.arm(at: Date.distantPast)
         #expect(spin(loop) { fired == 2 }, "a date in the past fires at once")
     }
+
+    @Test func firstValueKeepsTheFirstOfferAndWaitsBoundedly() {
+        let nothing = FirstValue<Int>()
+        let start = MainLoop.monotonicNow()
+        #expect(nothing.wait(seconds: 0.05) == nil)
+        #expect(MainLoop.monotonicNow() - start >= 50_000_000, "waited its time, no longer a signal")
+        let first = FirstValue<Int>()
+        Thread {
+            first.offer(1)
+            first.offer(2)
+        }.start()
+        #expect(first.wait(seconds: 5) == 1)
+    }
 }
