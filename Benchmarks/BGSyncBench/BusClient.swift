@@ -73,10 +73,15 @@ final class BusClient {
         return flag
     }
 
-    /// Calls `handler` for each signal of the agent's interface named `member`.
+    /// Calls `handler` for each signal of the agent's interface named `member`. The agent sends
+    /// sync signals only to subscribers: this connection subscribes to every app (it is
+    /// unsandboxed), as `bgsyncctl monitor` does. The agent must be running.
     func onAgentSignal(_ member: String, _ handler: @escaping (DBusSignal) -> Void) throws {
         try connection.addMatch(
             "type='signal',path='\(Self.path)',interface='\(Self.interface)',member='\(member)'", handler)
+        _ = try call(
+            destination: Self.name, path: Self.path, interface: Self.interface, method: "Subscribe",
+            arguments: [.string("")])
     }
 
     /// Handles bus traffic until `condition` holds; throws after `timeout` seconds.

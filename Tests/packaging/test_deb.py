@@ -299,6 +299,9 @@ def test_a_registered_sync_runs_the_installed_exec_handler(session_bus, tmp_path
     DBusGMainLoop(set_as_default=True)
     connection = dbus.bus.BusConnection(session_bus.address)
     connection.add_signal_receiver(on_signal, dbus_interface="org.bgsync.Manager", member_keyword="member")
+    # Sync signals go only to subscribers. This call also starts the installed agent by D-Bus
+    # activation (the package's service file), before the Register below.
+    connection.call_blocking("org.bgsync", "/org/bgsync/Manager", "org.bgsync.Manager", "Subscribe", "s", [""])
     GLib.io_add_watch(reader, GLib.PRIORITY_DEFAULT, GLib.IO_IN | GLib.IO_HUP, on_output)
     GLib.timeout_add_seconds(60, loop.quit)
 
