@@ -114,6 +114,7 @@ define sanitized-suite
 	rm -rf $(SANITIZER_LOGS)/$(4) && mkdir -p $(SANITIZER_LOGS)/$(4)
 	@status=0; \
 	$(2)="$(3):log_path=$(SANITIZER_LOGS)/$(4)/report" \
+	  LSAN_OPTIONS="suppressions=$(CURDIR)/Tests/sanitizers/lsan.supp:print_suppressions=0" \
 	  BGSYNC_BIN="$$($(SWIFT) build --sanitize=$(1) --scratch-path .build-$(4) $(5) --show-bin-path)" \
 	  $(PYTHON) -m pytest -q -s $(PYTEST_ARGS) Tests/integration || status=$$?; \
 	cd $(SANITIZER_LOGS)/$(4); \
