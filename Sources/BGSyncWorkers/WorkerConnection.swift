@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+import BGSyncWire
 import CLinux
 import MainLoop
 
@@ -90,7 +91,7 @@ final class WorkerConnection {
     enum ReadResult {
         /// Complete replies, and whether the worker has gone since (end of file or a read error).
         /// A worker may answer and then exit, as it does when its plugin cannot start.
-        case replies([WorkerReply], closed: Bool)
+        case replies([WireReply], closed: Bool)
         case protocolError(String)
     }
 
@@ -109,10 +110,10 @@ final class WorkerConnection {
             closed = true
             break
         }
-        var replies: [WorkerReply] = []
+        var replies: [WireReply] = []
         do {
             while let payload = try incoming.next() {
-                replies.append(try WireProtocol.decode(WorkerReply.self, from: payload))
+                replies.append(try WireProtocol.decode(WireReply.self, from: payload))
             }
         } catch {
             return .protocolError("\(error)")
