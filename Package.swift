@@ -145,7 +145,7 @@ let package = Package(
             dependencies: [
                 "BGSyncHandlerKit", "BGSyncHandlerHTTP", "BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin", "TestKit",
             ],
-            path: "Tests/HandlerTestKit", exclude: ["http_server.py", "exec_worker.py", "notify_bus.py"]),
+            path: "Tests/HandlerTestKit", exclude: ["http_server.py", "exec_worker.py"]),
         .testTarget(name: "BGSyncValueTests", dependencies: ["BGSyncValue", "TestKit"], exclude: ["glib_variant.py"]),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
@@ -197,8 +197,10 @@ let package = Package(
             dependencies: ["UploadHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
         .testTarget(
             name: "SettingsHandlerTests", dependencies: ["SettingsHandler", "BGSyncHandlerKit", "HandlerTestKit"]),
+        // notify: python-dbusmock's notification daemon on a PrivateBus of each test's own.
         .testTarget(
-            name: "NotifyHandlerTests", dependencies: ["NotifyHandler", "BGSyncHandlerKit", "HandlerTestKit"]),
+            name: "NotifyHandlerTests",
+            dependencies: ["NotifyHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit", "TestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CBGSyncPlugin
 import Foundation
-import HandlerTestKit
 import Testing
 
 @testable import BGSyncHandlerKit

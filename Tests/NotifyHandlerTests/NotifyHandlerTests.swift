@@ -1,43 +1,36 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
+import BGSyncValue
 import Foundation
 import HandlerTestKit
 import NotifyHandler
+import TestKit
 import Testing
 
-/// Each test has its own private session bus (never the user's).
+/// Each test has its own private session bus from TestKit (never the user's).
 @Suite struct NotifyHandlerTests {
-    /// Runs `body` with a private bus from notify_bus.py and a handler connected to it.
-    private func withPrivateBus<T>(daemon: Bool, _ body: (ScriptProcess, NotifyHandler) throws -> T) throws -> T {
-        let bus = try ScriptProcess("notify_bus.py", arguments: daemon ? [] : ["--no-daemon"])
-        defer { bus.stop() }
-        let address = try bus.readLine(timeout: 20)
-        return try body(bus, NotifyHandler(sessionBusAddress: address))
-    }
-
     @Test func showsTheNotificationThroughTheDaemon() throws {
-        try withPrivateBus(daemon: true) { bus, handler in
-            let result = handler.handle(
-                event(["summary": "Messages sent", "body": "3 messages went out"]), log: .discard)
-            #expect(result == .success("notification shown"))
+        let bus = try PrivateBus()
+        let daemon = try NotificationDaemonMock(bus: bus)
+        let result = NotifyHandler(sessionBusAddress: bus.address).handle(
+            event(["summary": "Messages sent", "body": "3 messages went out"]), log: .discard)
+        #expect(result == .success("notification shown"))
 
-            bus.writeLine("calls")
-            let calls = try JSONSerialization.jsonObject(with: Data(try bus.readLine().utf8)) as? [[Any]]
-            let call = try #require(calls?.first)
-            #expect(calls?.count == 1)
-            // app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout
-            #expect(call[0] as? String == "org.example.App")
-            #expect(call[3] as? String == "Messages sent")
-            #expect(call[4] as? String == "3 messages went out")
-            #expect((call[6] as? [String: Any])?["desktop-entry"] as? String == "org.example.App")
-        }
+        let calls = try daemon.notifyCalls()
+        let call = try #require(calls.first)
+        #expect(calls.count == 1)
+        // app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout
+        try #require(call.count == 8)
+        #expect(call[0].stringValue == "org.example.App")
+        #expect(call[3].stringValue == "Messages sent")
+        #expect(call[4].stringValue == "3 messages went out")
+        #expect(call[6].stringKeyedDictionary?["desktop-entry"]?.stringValue == "org.example.App")
     }
 
     @Test func noNotificationDaemonIsARetry() throws {
-        try withPrivateBus(daemon: false) { _, handler in
-            let result = handler.handle(event(["summary": "Hello"]), log: .discard)
-            #expect(result == .retry(after: nil, "no notification daemon on the session bus"))
-        }
+        let bus = try PrivateBus()
+        let result = NotifyHandler(sessionBusAddress: bus.address).handle(event(["summary": "Hello"]), log: .discard)
+        #expect(result == .retry(after: nil, "no notification daemon on the session bus"))
     }
 
     @Test func missingSummaryFails() {
@@ -46,5 +39,52 @@ import Testing
             return
         }
         #expect(detail.contains("'summary' is missing"))
+    }
+}
+
+/// python-dbusmock's `notification_daemon` template on `bus` (given by its address), stopped
+/// when this goes away.
+final class NotificationDaemonMock {
+    private static let name = "org.freedesktop.Notifications"
+    private let bus: PrivateBus
+    private let process: ChildProcess
+
+    /// Starts the mock and waits until it owns org.freedesktop.Notifications (gdbus wait follows
+    /// NameOwnerChanged: it returns as soon as the name is owned).
+    init(bus: PrivateBus) throws {
+        self.bus = bus
+        let environment = ProcessInfo.processInfo.environment.merging(["DBUS_SESSION_BUS_ADDRESS": bus.address]) {
+            $1
+        }
+        process = try ChildProcess(
+            ["/usr/bin/python3", "-m", "dbusmock", "--template", "notification_daemon"], environment: environment,
+            errors: .file(bus.directory + "/notification_daemon.log"))
+        do {
+            try runChecked(["gdbus", "wait", "--address", bus.address, "--timeout", "20", Self.name])
+        } catch {
+            process.kill()
+            throw error
+        }
+    }
+
+    deinit { process.kill() }
+
+    /// The arguments of each Notify call the mock received, in order (its GetMethodCalls, a(tav)).
+    func notifyCalls() throws -> [[Value]] {
+        let text = try runChecked([
+            "gdbus", "call", "--address", bus.address, "--dest", Self.name,
+            "--object-path", "/org/freedesktop/Notifications",
+            "--method", "org.freedesktop.DBus.Mock.GetMethodCalls", "Notify",
+        ])
+        let reply = try Value.parse(gvariantText: text.trimmingCharacters(in: .whitespacesAndNewlines), as: "(a(tav))")
+        guard case .structure(let fields) = reply, let calls = fields.first?.arrayValue else {
+            throw TestFailure("GetMethodCalls answered \(text)")
+        }
+        return try calls.map { call in
+            guard case .structure(let parts) = call, parts.count == 2, let arguments = parts[1].arrayValue else {
+                throw TestFailure("GetMethodCalls answered \(text)")
+            }
+            return arguments.map(\.unwrappingVariants)
+        }
     }
 }
