@@ -10,7 +10,8 @@ import FoundationNetworking
 #endif
 
 /// A helper script of this directory (Tests/HandlerTestKit) run with /usr/bin/python3: its stdout
-/// read line by line (with a timeout), its stdin closed to make it stop.
+/// read line by line (with a timeout), its stdin closed to make it stop. Found through #filePath,
+/// so the scripts stay in the source tree and are not copied into the build.
 public final class ScriptProcess {
     private let child: ChildProcess
 
@@ -28,8 +29,6 @@ public final class ScriptProcess {
         }
         return line
     }
-
-    public func writeLine(_ line: String) { child.writeLine(line) }
 
     /// SIGKILL, as when a worker is killed; reaps it.
     public func kill() { child.kill() }
