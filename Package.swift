@@ -157,6 +157,14 @@ let package = Package(
         // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
         .target(name: "TestKit", dependencies: ["MainLoop"], path: "Tests/TestKit"),
+        // What the handler tests share: helper scripts, a loopback HTTP server, events whose files
+        // the worker's own ConfinedFiles opens.
+        .target(
+            name: "HandlerTestKit",
+            dependencies: [
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "BGSyncValue", "BGSyncWire", "CBGSyncPlugin", "TestKit",
+            ],
+            path: "Tests/HandlerTestKit", exclude: ["http_server.py", "exec_worker.py"]),
         .testTarget(name: "BGSyncValueTests", dependencies: ["BGSyncValue", "TestKit"], exclude: ["glib_variant.py"]),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
@@ -192,13 +200,27 @@ let package = Package(
             dependencies: [
                 "BGSyncNetwork", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log"),
             ]),
+        // The handlers' tests, one target per module; what they share is in HandlerTestKit.
         .testTarget(
-            name: "HandlerTests",
+            name: "BGSyncHandlerKitTests",
             dependencies: [
-                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "CBGSyncPlugin", "BGSyncWire",
-                "ExecHandler", "UploadHandler", "SettingsHandler", "NotifyHandler", "TestKit",
-            ],
-            exclude: ["http_server.py", "notify_bus.py", "exec_worker.py"]),
+                "BGSyncHandlerKit", "BGSyncValue", "CBGSyncPlugin", "HandlerTestKit",
+                // SandboxedFileTests: HandlerFiles on the worker's ConfinedFiles, driven by these two.
+                "UploadHandler", "SettingsHandler",
+            ]),
+        .testTarget(name: "BGSyncHandlerHTTPTests", dependencies: ["BGSyncHandlerHTTP"]),
+        .testTarget(
+            name: "ExecHandlerTests",
+            dependencies: ["ExecHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
+        .testTarget(
+            name: "UploadHandlerTests",
+            dependencies: ["UploadHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
+        .testTarget(
+            name: "SettingsHandlerTests", dependencies: ["SettingsHandler", "BGSyncHandlerKit", "HandlerTestKit"]),
+        // notify: python-dbusmock's notification daemon on a PrivateBus of each test's own.
+        .testTarget(
+            name: "NotifyHandlerTests",
+            dependencies: ["NotifyHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit", "TestKit"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Send while online: a finished message is renamed into an outbox and registered for the
 // `upload` handler while online; timed from Register until the POST reaches a real HTTP server
-// on loopback (Tests/HandlerTests/http_server.py, which stamps each request as it arrives).
+// on loopback (Tests/HandlerTestKit/http_server.py, which stamps each request as it arrives).
 // Reference, same run and same server: a `curl` process posting the same body.
 import DBusKit
 import Foundation
@@ -97,7 +97,7 @@ private final class InboxServer {
     init(setup: Setup, work: String) throws {
         let output = work + "/server.out"
         process = try Child(
-            ["/usr/bin/python3", setup.rootDirectory + "/Tests/HandlerTests/http_server.py", "--until-killed"],
+            ["/usr/bin/python3", setup.rootDirectory + "/Tests/HandlerTestKit/http_server.py", "--until-killed"],
             outputPath: output)
         let deadline = Date().addingTimeInterval(15)
         var port: String?

@@ -112,14 +112,14 @@ final class SandboxedWorkerTests {
     }
 }
 
-/// Tests/HandlerTests/http_server.py on a loopback port, in its own process (TestKit's).
+/// Tests/HandlerTestKit/http_server.py on a loopback port, in its own process (TestKit's).
 final class LoopbackServer {
     private let child: TestKit.ChildProcess
     let port: Int
 
     init() throws {
         child = try TestKit.ChildProcess(
-            ["/usr/bin/python3", TestEnvironment.repositoryRoot + "/Tests/HandlerTests/http_server.py"], input: true,
+            ["/usr/bin/python3", TestEnvironment.repositoryRoot + "/Tests/HandlerTestKit/http_server.py"], input: true,
             errors: .inherit)
         guard let line = try child.readLine(timeout: 10), let port = Int(line) else {
             throw TestSetupError("http_server.py printed no port")

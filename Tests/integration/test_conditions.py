@@ -25,7 +25,7 @@ DEVICE = "org.freedesktop.UPower.Device"
 PPD = "net.hadess.PowerProfiles"
 PPD_PATH = "/net/hadess/PowerProfiles"
 PROPS = "org.freedesktop.DBus.Properties"
-HTTP_SERVER = pathlib.Path(__file__).resolve().parent.parent / "HandlerTests" / "http_server.py"
+HTTP_SERVER = pathlib.Path(__file__).resolve().parent.parent / "HandlerTestKit" / "http_server.py"
 
 
 class Mock:
@@ -83,7 +83,7 @@ def power_agent(agent_factory, system_bus, **kwargs):
 
 
 class Server:
-    """Tests/HandlerTests/http_server.py: a real HTTP server on loopback."""
+    """Tests/HandlerTestKit/http_server.py: a real HTTP server on loopback."""
 
     def __init__(self):
         self.process = subprocess.Popen(["/usr/bin/python3", str(HTTP_SERVER)], stdin=subprocess.PIPE,

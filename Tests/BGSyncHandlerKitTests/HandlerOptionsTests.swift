@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import CBGSyncPlugin
+import HandlerTestKit
 import Testing
 
 @testable import BGSyncHandlerKit

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncHandlerHTTP
 import BGSyncHandlerKit
 import BGSyncValue
 import Foundation
+import HandlerTestKit
 import Testing
 import UploadHandler
 
@@ -208,14 +208,5 @@ import UploadHandler
             return
         }
         #expect(try server.received().isEmpty)
-    }
-
-    @Test func retryAfterReadsSecondsAndHTTPDates() {
-        let now = Date(timeIntervalSince1970: 784_111_777)  // Sun, 06 Nov 1994 08:49:37 GMT
-        #expect(RetryAfter.seconds("120", now: now) == 120)
-        #expect(RetryAfter.seconds("Sun, 06 Nov 1994 08:50:37 GMT", now: now) == 60)
-        #expect(RetryAfter.seconds("Sunday, 06-Nov-94 08:49:47 GMT", now: now) == 10)
-        #expect(RetryAfter.seconds("Sun Nov  6 08:49:37 1994", now: now) == 0)
-        #expect(RetryAfter.seconds("soon", now: now) == nil)
     }
 }

@@ -2,6 +2,7 @@
 import BGSyncHandlerKit
 import BGSyncValue
 import Foundation
+import HandlerTestKit
 import SettingsHandler
 import Testing
 import UploadHandler

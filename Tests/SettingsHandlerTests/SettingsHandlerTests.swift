@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import Foundation
+import HandlerTestKit
 import SettingsHandler
 import Testing
 

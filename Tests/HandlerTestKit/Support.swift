@@ -4,18 +4,18 @@ import BGSyncHandlerKit
 import BGSyncValue
 import Foundation
 import TestKit
-import Testing
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
 
-/// A helper script of this directory run with /usr/bin/python3: its stdout read line by
-/// line (with a timeout), its stdin closed to make it stop.
-final class ScriptProcess {
+/// A helper script of this directory (Tests/HandlerTestKit) run with /usr/bin/python3: its stdout
+/// read line by line (with a timeout), its stdin closed to make it stop. Found through #filePath,
+/// so the scripts stay in the source tree and are not copied into the build.
+public final class ScriptProcess {
     private let child: ChildProcess
 
-    init(_ script: String, arguments: [String] = []) throws {
+    public init(_ script: String, arguments: [String] = []) throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(script).path
         child = try ChildProcess(["/usr/bin/python3", path] + arguments, input: true, errors: .inherit)
     }
@@ -23,46 +23,44 @@ final class ScriptProcess {
     deinit { stop() }
 
     /// The next line of stdout, waiting at most `timeout` seconds.
-    func readLine(timeout: Double = 10) throws -> String {
+    public func readLine(timeout: Double = 10) throws -> String {
         guard let line = try child.readLine(timeout: timeout) else {
             throw TestFailure("python3 script ended before printing a line")
         }
         return line
     }
 
-    func writeLine(_ line: String) { child.writeLine(line) }
-
     /// SIGKILL, as when a worker is killed; reaps it.
-    func kill() { child.kill() }
+    public func kill() { child.kill() }
 
     /// Closes stdin (the script's cue to clean up and exit); SIGKILL if it has not after 10 s.
-    func stop() {
+    public func stop() {
         guard child.isRunning else { return }
         child.closeInput()
         if child.wait(seconds: 10) == nil { child.kill() }
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
-/// Tests/HandlerTests/http_server.py on a loopback port.
-final class TestHTTPServer {
+/// Tests/HandlerTestKit/http_server.py on a loopback port.
+public final class TestHTTPServer {
     private let script: ScriptProcess
-    let port: Int
+    public let port: Int
 
-    init() throws {
+    public init() throws {
         script = try ScriptProcess("http_server.py")
         guard let port = Int(try script.readLine()) else { throw TestFailure("http_server.py printed no port") }
         self.port = port
     }
 
-    func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
+    public func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
 
     /// Queues scripted responses and sets ETag resources (see http_server.py).
-    func program(responses: [[String: Any]] = [], resources: [String: [String: String]] = [:]) throws {
+    public func program(responses: [[String: Any]] = [], resources: [String: [String: String]] = [:]) throws {
         var request = URLRequest(url: URL(string: url("/_control/script"))!)
         request.httpMethod = "POST"
         request.httpBody = try JSONSerialization.data(withJSONObject: ["responses": responses, "resources": resources])
@@ -71,15 +69,15 @@ final class TestHTTPServer {
         }
     }
 
-    struct Received {
-        var method: String
-        var path: String
-        var headers: [String: String]
-        var body: String
+    public struct Received {
+        public var method: String
+        public var path: String
+        public var headers: [String: String]
+        public var body: String
     }
 
     /// What the server received, in order.
-    func received() throws -> [Received] {
+    public func received() throws -> [Received] {
         let request = URLRequest(url: URL(string: url("/_control/requests"))!)
         guard case .success(let response) = BlockingHTTP.send(request, timeout: 5),
             let list = try JSONSerialization.jsonObject(with: response.body) as? [[String: Any]]
@@ -93,19 +91,19 @@ final class TestHTTPServer {
 }
 
 /// A fresh directory, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
+public struct TemporaryDirectory {
+    public let path: String
 
-    init() throws {
+    public init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("bgsync-handler-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
 
     /// Writes `content` to `name`, last modified `age` seconds ago.
     @discardableResult
-    func write(_ name: String, _ content: String, age: Double = 10) throws -> String {
+    public func write(_ name: String, _ content: String, age: Double = 10) throws -> String {
         let file = path + "/" + name
         try Data(content.utf8).write(to: URL(fileURLWithPath: file))
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -age)], ofItemAtPath: file)
@@ -113,29 +111,23 @@ struct TemporaryDirectory {
     }
 
     /// Sets the modification time of `name`.
-    func touch(_ name: String, at date: Date) throws {
+    public func touch(_ name: String, at date: Date) throws {
         try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path + "/" + name)
     }
 
-    func read(_ name: String) -> String? {
+    public func read(_ name: String) -> String? {
         FileManager.default.contents(atPath: path + "/" + name).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    func names(_ subdirectory: String = "") -> [String] {
+    public func names(_ subdirectory: String = "") -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path + "/" + subdirectory)) ?? []).sorted()
     }
-}
-
-/// Collects a handler's log lines.
-final class LogLines {
-    var lines: [(HandlerLog.Priority, String)] = []
-    var log: HandlerLog { HandlerLog { [self] in lines.append(($0, $1)) } }
 }
 
 /// An event with `options`, whose files the worker's own code opens: beneath `root` when given
 /// (a sandboxed app's event), as an unconfined app's otherwise. `control` stands for the agent's
 /// stop and takes the progress reports.
-func event(
+public func event(
     _ options: [String: Value], seconds: Double = 10, attempt: UInt32 = 1, lastChance: Bool = false,
     root: String? = nil, useOpenat2: Bool = true, control: HandlerControl = HandlerControl()
 ) -> HandlerEvent {
@@ -146,9 +138,10 @@ func event(
 }
 
 /// A flag set from one thread and read from another (the agent's stop, in handler tests).
-final class StopFlag: @unchecked Sendable {
+public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
+    public init() {}
+    public var isSet: Bool { lock.withLock { value } }
+    public func set() { lock.withLock { value = true } }
 }

@@ -3,6 +3,7 @@ import BGSyncHandlerKit
 import BGSyncValue
 import CBGSyncPlugin
 import Foundation
+import HandlerTestKit
 import Testing
 
 /// A handler that reports, in its detail, everything it read through HandlerKit.

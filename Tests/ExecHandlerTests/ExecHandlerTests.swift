@@ -3,6 +3,7 @@ import BGSyncHandlerKit
 import BGSyncValue
 import ExecHandler
 import Foundation
+import HandlerTestKit
 import Testing
 
 @Suite struct ExecHandlerTests {
