@@ -192,7 +192,9 @@ public final class Scheduler {
         while progress, running.count < limit {
             progress = false
             let waiting = readyQueue.appsInTurn()
-            let active = Set(waiting).union(held.keys).count
+            // Apps with work: those waiting, and those running something with nothing waiting
+            // (counted over the few running apps, not by hashing every waiting one).
+            let active = waiting.count + held.keys.count { !readyQueue.hasPending($0) }
             for app in waiting where running.count < limit {
                 let mine = held[app] ?? 0
                 let share = FairShare.share(slots: limit, activeApps: active)
