@@ -115,14 +115,18 @@ enum RegistrationRow {
 
     private static func text(_ row: Row, _ column: Column) throws(BadColumn) -> String {
         let stored: DatabaseValue = row[column.rawValue]
-        guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column.name, found: "\(stored)") }
+        guard let text = String.fromDatabaseValue(stored) else {
+            throw BadColumn(column: column.name, found: "\(stored)")
+        }
         return text
     }
 
     private static func optionalText(_ row: Row, _ column: Column) throws(BadColumn) -> String? {
         let stored: DatabaseValue = row[column.rawValue]
         if stored.isNull { return nil }
-        guard let text = String.fromDatabaseValue(stored) else { throw BadColumn(column: column.name, found: "\(stored)") }
+        guard let text = String.fromDatabaseValue(stored) else {
+            throw BadColumn(column: column.name, found: "\(stored)")
+        }
         return text
     }
 
