@@ -90,8 +90,11 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         var bad: (key: String, column: RegistrationRow.BadColumn)?
         do {
             try queue.read { db in
-                let rows = try Row.fetchCursor(db, sql: RegistrationRow.selectSQL)
-                while let row = try rows.next() {
+                let statement = try db.makeStatement(sql: RegistrationRow.selectSQL)
+                let row = RegistrationRow.ColumnReader(statement: statement.sqliteStatement)
+                // The cursor steps the statement; each row is read from it in place.
+                let rows = try Row.fetchCursor(statement)
+                while try rows.next() != nil {
                     do throws(RegistrationRow.BadColumn) {
                         each(try RegistrationRow.registration(from: row))
                     } catch {

@@ -175,4 +175,27 @@ import Testing
         #expect(error?.message.contains("state") == true)
         #expect(error?.message.contains("'exploded'") == true)
     }
+
+    @Test(
+        "a column of the wrong type is reported by key, column and value, not trapped on",
+        arguments: [
+            ("attempts = 'many'", "attempts", "'many'"), ("sequence = 1.5", "sequence", "1.5"),
+            ("max_attempts = 5000000000", "max_attempts", "5000000000"), ("next_attempt = 'soon'", "next_attempt", "'soon'"),
+        ])
+    func aColumnOfTheWrongType(assignment: String, column: String, found: String) throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.simple("typed", sequence: 1))
+        store.close()
+        let raw = try DatabaseQueue(path: store.path)
+        try raw.write { db in try db.execute(sql: "UPDATE registrations SET \(assignment)") }
+        try raw.close()
+
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        let error = #expect(throws: SyncError.self) { try reopened.loadAll() }
+        #expect(error?.message.contains("column \(column) of ") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains(" is \(found).") == true, "\(error?.message ?? "")")
+    }
 }
