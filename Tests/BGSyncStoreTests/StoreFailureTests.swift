@@ -180,7 +180,8 @@ import Testing
         "a column of the wrong type is reported by key, column and value, not trapped on",
         arguments: [
             ("attempts = 'many'", "attempts", "'many'"), ("sequence = 1.5", "sequence", "1.5"),
-            ("max_attempts = 5000000000", "max_attempts", "5000000000"), ("next_attempt = 'soon'", "next_attempt", "'soon'"),
+            ("max_attempts = 5000000000", "max_attempts", "5000000000"),
+            ("next_attempt = 'soon'", "next_attempt", "'soon'"),
         ])
     func aColumnOfTheWrongType(assignment: String, column: String, found: String) throws {
         let directory = TemporaryDirectory()
