@@ -157,19 +157,24 @@ import Testing
         #expect(error?.message.contains("newer bgsync") == true)
     }
 
-    @Test func aRowEditedIntoNonsenseIsReportedByKeyAndColumn() throws {
+    /// The error of loading a store whose one row ("edited") was changed by `sql`, by hand.
+    func loadAfterEditing(_ sql: String) throws -> SyncError? {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteRegistrationStore(directory: directory.path)
         try store.save(Fixtures.simple("edited", sequence: 1))
         store.close()
         let raw = try DatabaseQueue(path: store.path)
-        try raw.write { db in try db.execute(sql: "UPDATE registrations SET state = 'exploded'") }
+        try raw.write { db in try db.execute(sql: sql) }
         try raw.close()
 
         let reopened = try SQLiteRegistrationStore(directory: directory.path)
         defer { reopened.close() }
-        let error = #expect(throws: SyncError.self) { try reopened.loadAll() }
+        return #expect(throws: SyncError.self) { try reopened.loadAll() }
+    }
+
+    @Test func aRowEditedIntoNonsenseIsReportedByKeyAndColumn() throws {
+        let error = try loadAfterEditing("UPDATE registrations SET state = 'exploded'")
         #expect(error?.code == .storage)
         #expect(error?.message.contains("org.example.Mail/edited") == true)
         #expect(error?.message.contains("state") == true)
@@ -184,19 +189,7 @@ import Testing
             ("next_attempt = 'soon'", "next_attempt", "'soon'"),
         ])
     func aColumnOfTheWrongType(assignment: String, column: String, found: String) throws {
-        let directory = TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try SQLiteRegistrationStore(directory: directory.path)
-        try store.save(Fixtures.simple("typed", sequence: 1))
-        store.close()
-        let raw = try DatabaseQueue(path: store.path)
-        try raw.write { db in try db.execute(sql: "UPDATE registrations SET \(assignment)") }
-        try raw.close()
-
-        let reopened = try SQLiteRegistrationStore(directory: directory.path)
-        defer { reopened.close() }
-        let error = #expect(throws: SyncError.self) { try reopened.loadAll() }
-        #expect(error?.message.contains("column \(column) of ") == true, "\(error?.message ?? "")")
-        #expect(error?.message.contains(" is \(found).") == true, "\(error?.message ?? "")")
+        let error = try loadAfterEditing("UPDATE registrations SET \(assignment)")
+        #expect(error?.message.contains("column \(column) of org.example.Mail/edited is \(found).") == true)
     }
 }
