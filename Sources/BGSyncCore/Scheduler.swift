@@ -109,11 +109,16 @@ public final class Scheduler {
 
     // MARK: - Queries
 
+    /// One scan of the table for an app that has registrations (only their order and tags are
+    /// copied out); none at all for an app that has none.
     public func tags(appID: String, kind: RegistrationKind) -> [String] {
-        registrations.values
-            .filter { $0.key.appID == appID && $0.key.kind == kind }
-            .sorted { $0.sequence < $1.sequence }
-            .map(\.key.tag)
+        guard perApp[appID] != nil else { return [] }
+        var found: [(sequence: Int64, tag: String)] = []
+        for registration in registrations.values where registration.key.appID == appID && registration.key.kind == kind
+        {
+            found.append((registration.sequence, registration.key.tag))
+        }
+        return found.sorted { $0.sequence < $1.sequence }.map(\.tag)
     }
 
     public func registration(_ key: RegistrationKey) -> Registration? { registrations[key] }

@@ -40,6 +40,8 @@ final class WorkerConnection {
     /// Set by a reload while it runs an event: stop it once that event is done.
     var retireWhenDone = false
     private var incoming = FrameDecoder()
+    /// Kept between reads (a new zeroed 16 KiB array per readable event showed in the storm's profile).
+    private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
     private var outgoing: [UInt8] = []
 
     var isIdle: Bool { job == nil }
@@ -97,12 +99,11 @@ final class WorkerConnection {
 
     /// Reads what is available without blocking and returns the complete replies in it.
     func readAvailable() -> ReadResult {
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         var closed = false
         while true {
-            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            let got = readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if got > 0 {
-                incoming.append(buffer[..<got])
+                incoming.append(readBuffer[..<got])
                 continue
             }
             if got < 0 && errno == EINTR { continue }
