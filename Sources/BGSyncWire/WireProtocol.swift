@@ -31,6 +31,24 @@ public enum WireProtocol {
     /// A frame larger than this is a broken peer, not a big event (options are capped at 64 KiB).
     public static let maxFrameBytes = 16 * 1024 * 1024
     public static let headerBytes = 4
+    /// The most bytes of an outcome's detail or a progress text the agent takes from a worker:
+    /// a plugin's own detail is at most BGSYNC_DETAIL_SIZE - 1 (255) bytes, the worker's own
+    /// messages (a plugin that cannot load, with its path) fit, and a plugin writing frames of
+    /// its own to fd 3 cannot make the agent store and announce megabytes.
+    public static let maxReplyTextBytes = 4096
+    /// `text` cut to `maxReplyTextBytes`, at a character boundary, with an ellipsis.
+    public static func fitted(_ text: String) -> String {
+        guard text.utf8.count > maxReplyTextBytes else { return text }
+        let limit = maxReplyTextBytes - "…".utf8.count
+        var result = ""
+        var used = 0
+        for character in text {
+            used += character.utf8.count
+            guard used <= limit else { break }
+            result.append(character)
+        }
+        return result + "…"
+    }
     /// The signal that asks a worker to stop its running event.
     public static let stopSignal = SIGUSR1
 

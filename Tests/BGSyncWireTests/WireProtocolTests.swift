@@ -76,6 +76,25 @@ import Testing
         #expect(error?.message.contains("same bgsync") == true)
     }
 
+    @Test("a reply's text over the limit is refused; the worker cuts its own at a character boundary")
+    func replyTextLimit() throws {
+        let long = String(repeating: "é", count: WireProtocol.maxReplyTextBytes)  // twice the bytes
+        let outcome = WireReply.outcome(eventID: 1, .failure(detail: long))
+        #expect(throws: WireError.self) { try WireProtocol.decode(WireReply.self, from: Self.payload(outcome)) }
+        let progress = WireReply.progress(eventID: 1, done: 0, total: 0, text: long)
+        #expect(throws: WireError.self) { try WireProtocol.decode(WireReply.self, from: Self.payload(progress)) }
+
+        let fitted = WireOutcome.failure(detail: long).fitted
+        let back = try WireProtocol.decode(WireReply.self, from: Self.payload(WireReply.outcome(eventID: 1, fitted)))
+        guard case .outcome(_, .failure(let detail)) = back else {
+            Issue.record("not a failure: \(back)")
+            return
+        }
+        #expect(detail.utf8.count <= WireProtocol.maxReplyTextBytes && detail.hasSuffix("…"))
+        #expect(detail.dropLast().allSatisfy { $0 == "é" })
+        #expect(WireOutcome.success(detail: "short").fitted == .success(detail: "short"))
+    }
+
     @Test("a count larger than the payload is refused before anything is allocated for it")
     func hugeCount() throws {
         var writer = WireWriter()
