@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import subprocess
+import time
 
 from conftest import BIN, Client, PrivateBus
 
@@ -69,12 +70,29 @@ def test_trigger_and_periodic(bus, agent_factory):
     client.wait_finished("news")
 
 
-def read_line(stream, timeout=15.0):
-    """One line from a child's pipe, or an error after `timeout` seconds (never hangs the suite)."""
-    ready, _, _ = select.select([stream], [], [], timeout)
-    if not ready:
-        raise AssertionError(f"no line within {timeout} s")
-    return stream.readline()
+class LineReader:
+    """Lines from a child's pipe, read from its fd into a buffer of our own: select() on a
+    buffered file object misses a line already read into the object's buffer (SyncStarted and
+    SyncFinished written together came back in one read, and the second was never seen)."""
+
+    def __init__(self, stream):
+        self.fd = stream.fileno()
+        self.buffer = b""
+
+    def read_line(self, timeout=15.0):
+        """One line, "" at end of file, or an error after `timeout` seconds (never hangs the suite)."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"no line within {timeout} s")
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                rest, self.buffer = self.buffer, b""
+                return rest.decode()
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode() + "\n"
 
 
 def test_monitor_prints_syncs_as_they_happen(bus, agent):
@@ -83,11 +101,12 @@ def test_monitor_prints_syncs_as_they_happen(bus, agent):
                                stderr=subprocess.PIPE, text=True, bufsize=1)
     try:
         # The monitor says on stderr once it is subscribed; only then can nothing be missed.
-        assert "monitoring" in read_line(monitor.stderr)
+        assert "monitoring" in LineReader(monitor.stderr).read_line()
         ctl(bus, "register", APP, "watched", "ok")
         lines = []
+        output = LineReader(monitor.stdout)
         while not any("watched" in line and "succeeded" in line for line in lines):
-            line = read_line(monitor.stdout)
+            line = output.read_line()
             assert line, "monitor exited early"
             lines.append(line)
         assert any("watched" in line and "start" in line.lower() for line in lines)
@@ -103,17 +122,19 @@ def test_monitor_hears_every_app_again_after_the_agent_restarts(bus, agent):
     monitor = subprocess.Popen([str(BIN / "bgsyncctl"), "monitor"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, bufsize=1)
     try:
-        assert "monitoring" in read_line(monitor.stderr)
+        assert "monitoring" in LineReader(monitor.stderr).read_line()
         agent.stop()
         agent.start()
         # Its new subscription goes out when it sees the new owner: register until one is heard.
         heard = []
+        output = LineReader(monitor.stdout)
         for n in range(50):
             ctl(bus, "register", f"org.example.App{n}", "after", "ok")
-            ready, _, _ = select.select([monitor.stdout], [], [], 0.2)
-            if ready:
-                heard.append(read_line(monitor.stdout))
+            try:
+                heard.append(output.read_line(timeout=0.2))
                 break
+            except AssertionError:
+                continue
         assert heard and "org.example.App" in heard[0], heard
     finally:
         monitor.send_signal(signal.SIGINT)
