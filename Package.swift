@@ -9,8 +9,9 @@
 //   DBusKit           libdbus-1 wrapper (CDBus): marshals BGSyncValue values, knows nothing of sync
 //   BGSyncStore       SQLite through GRDB
 //   BGSyncNetwork     NetworkManager through libnm (CLibNM), kernel-route fallback
-//   BGSyncWorkers     the agent's side of handler workers: spawning, framing, time cap; and the
-//                     host's file functions (ConfinedFiles), which bgsync-worker serves to plugins
+//   BGSyncWire        what the agent and bgsync-worker share, without Foundation: the protocol's
+//                     frames and messages, the host's file functions (ConfinedFiles), log escaping
+//   BGSyncWorkers     the agent's side of handler workers: spawning, the pool, time caps, probes
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
 //   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
 //   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
@@ -19,6 +20,16 @@
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
+
+/// What the worker's modules are built with: no implicit import of _Concurrency and
+/// _StringProcessing, which they do not use, so the worker does not load those libraries (and
+/// libdispatch, which _Concurrency pulls in).
+let workerLean: [SwiftSetting] = [
+    .unsafeFlags([
+        "-Xfrontend", "-disable-implicit-concurrency-module-import",
+        "-Xfrontend", "-disable-implicit-string-processing-module-import",
+    ])
+]
 
 /// Handler libraries export only `bgsync_plugin_entry` (see Plugins/HandlerKit/export.map).
 let handlerExports: [LinkerSetting] = [
@@ -44,9 +55,13 @@ let package = Package(
     ],
     targets: [
         // Pure core.
-        .target(name: "BGSyncValue"),
+        .target(name: "BGSyncValue", swiftSettings: workerLean),
         .target(name: "BGSyncCore", dependencies: ["BGSyncValue"]),
         .target(name: "MainLoop", dependencies: ["CLinux"]),
+        // bgsync-worker links only this, BGSyncValue and C: no Foundation, whose libraries (ICU
+        // among them) were most of an idle worker's memory.
+        .target(
+            name: "BGSyncWire", dependencies: ["BGSyncValue", "CBGSyncPlugin", "CLinux"], swiftSettings: workerLean),
 
         // C libraries, one module each.
         .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
@@ -72,12 +87,14 @@ let package = Package(
         .target(
             name: "BGSyncWorkers",
             dependencies: [
-                "BGSyncCore", "MainLoop", "CLinux", "CBGSyncPlugin", .product(name: "Logging", package: "swift-log"),
+                "BGSyncCore", "BGSyncWire", "MainLoop", "CLinux", .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "BGSyncAgent",
             dependencies: [
-                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWorkers", "BGSyncValue", "DBusKit",
+                "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWire", "BGSyncWorkers",
+                "BGSyncValue",
+                "DBusKit",
                 "MainLoop", "CBGSyncInterface", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -96,7 +113,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
-            name: "bgsync-worker", dependencies: ["BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin", "CWorkerCancel"]),
+            name: "bgsync-worker",
+            dependencies: ["BGSyncValue", "BGSyncWire", "CBGSyncPlugin", "CLinux", "CWorkerCancel"],
+            swiftSettings: workerLean),
 
         // Handlers shipped with bgsync. They see only the C header, never the agent.
         // Each handler is a plain Swift type (tested directly) plus a one-line C export target,
@@ -143,12 +162,13 @@ let package = Package(
         .target(
             name: "HandlerTestKit",
             dependencies: [
-                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "BGSyncValue", "BGSyncWorkers", "CBGSyncPlugin", "TestKit",
+                "BGSyncHandlerKit", "BGSyncHandlerHTTP", "BGSyncValue", "BGSyncWire", "CBGSyncPlugin", "TestKit",
             ],
             path: "Tests/HandlerTestKit", exclude: ["http_server.py", "exec_worker.py"]),
         .testTarget(name: "BGSyncValueTests", dependencies: ["BGSyncValue", "TestKit"], exclude: ["glib_variant.py"]),
         .testTarget(name: "BGSyncCoreTests", dependencies: ["BGSyncCore", "BGSyncTestSupport"]),
         .testTarget(name: "MainLoopTests", dependencies: ["MainLoop"]),
+        .testTarget(name: "BGSyncWireTests", dependencies: ["BGSyncWire", "BGSyncValue", "CBGSyncPlugin", "TestKit"]),
         .testTarget(
             name: "BGSyncStoreTests",
             dependencies: [

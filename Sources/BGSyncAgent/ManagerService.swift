@@ -12,7 +12,8 @@ final class ManagerService: SyncObserver {
     static let busName = "org.bgsync"
     static let objectPath = "/org/bgsync/Manager"
     static let interface = "org.bgsync.Manager"
-    static let interfaceVersion: UInt32 = 1
+    /// 2: sync signals are unicast to subscribers (1 broadcast them); Subscribe and SyncProgress.
+    static let interfaceVersion: UInt32 = 2
     static let introspectionXML = String(cString: bgsync_manager_interface_xml())
 
     /// One table from the core's error codes to D-Bus error names.

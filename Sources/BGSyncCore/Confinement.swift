@@ -7,7 +7,9 @@ public enum Confinement: Sendable, Equatable, Hashable, Codable {
     case unconfined
     /// A Flatpak or Snap app, held to `appID` and to the paths beneath `root` (its own data
     /// directory, with links resolved once at Register).
-    case sandboxed(kind: SandboxKind, appID: String, root: String)
+    /// Boxed (indirect): most registrations are unconfined, and the table holds one value per
+    /// registration, so the two strings would cost every one of them 26 bytes more.
+    indirect case sandboxed(kind: SandboxKind, appID: String, root: String)
 
     /// The directory every app-named path must stay beneath, or nil when unconfined.
     public var root: String? {

@@ -24,24 +24,31 @@ struct FairQueue {
     /// Apps with a queue, in the order they get their turn; `cursor` is whose turn is next.
     private var turns: [String] = []
     private var cursor = 0
+    /// A queue ran empty since `appsInTurn` last dropped the empty ones (a scan of every app).
+    private var emptied = false
 
     enum Decision { case take, keep, drop }
 
     mutating func append(_ key: RegistrationKey) {
-        if queues[key.appID] == nil {
-            queues[key.appID] = ReadyQueue()
-            turns.append(key.appID)
-        }
-        queues[key.appID]!.append(key)
+        if queues[key.appID] == nil { turns.append(key.appID) }
+        queues[key.appID, default: ReadyQueue()].append(key)
     }
+
+    /// How many apps have pending keys, and whether `app` is one of them (after `appsInTurn`
+    /// dropped the emptied queues).
+    var appCount: Int { turns.count }
+    func hasPending(_ app: String) -> Bool { queues[app] != nil }
 
     /// The apps with pending keys, starting with the one whose turn it is; the next call starts
     /// one further on, so no app is always first.
     mutating func appsInTurn() -> [String] {
-        turns.removeAll { app in
-            guard queues[app]?.isEmpty ?? true else { return false }
-            queues[app] = nil
-            return true
+        if emptied {
+            emptied = false
+            turns.removeAll { app in
+                guard queues[app]?.isEmpty ?? true else { return false }
+                queues[app] = nil
+                return true
+            }
         }
         guard !turns.isEmpty else {
             cursor = 0
@@ -53,20 +60,23 @@ struct FairQueue {
     }
 
     /// Pops `app`'s first key that `decide` takes; keys it keeps stay at the front in their
-    /// order, keys it drops are forgotten (stale entries).
+    /// order, keys it drops are forgotten (stale entries). The queue is changed where it lies
+    /// in the dictionary: a copy taken out and put back copied all its keys on every pop (the
+    /// copy shares storage with the dictionary's), which made a storm quadratic in each app's keys.
     mutating func popFirst(of app: String, _ decide: (RegistrationKey) -> Decision) -> RegistrationKey? {
-        guard var queue = queues[app] else { return nil }
+        guard let index = queues.index(forKey: app) else { return nil }
         var kept: [RegistrationKey] = []
         var taken: RegistrationKey?
-        while taken == nil, let key = queue.popFirst() {
+        while taken == nil, let key = queues.values[index].popFirst() {
             switch decide(key) {
             case .take: taken = key
             case .keep: kept.append(key)
             case .drop: break
             }
         }
-        queue.prepend(kept)
-        queues[app] = queue  // an emptied queue stays until appsInTurn drops it with its turn
+        queues.values[index].prepend(kept)
+        // An emptied queue stays until appsInTurn drops it with its turn.
+        if queues.values[index].isEmpty { emptied = true }
         return taken
     }
 }

@@ -34,13 +34,13 @@ public struct Registration: Sendable, Equatable, Codable {
     public var state: RegistrationState
     /// When a waiting registration becomes pending again. Wall-clock, so it holds across
     /// reboots and suspend. Nil unless `state == .waiting`.
-    public var nextAttempt: Date?
+    @PackedOptional public var nextAttempt: Date?
     /// The detail of the last failed attempt, empty when there was none.
     public var lastError: String
     /// Periodic only: the minimum interval in seconds.
-    public var minInterval: Double?
+    @PackedOptional public var minInterval: Double?
     /// Periodic only: when the current interval started (registration, last fire or give-up).
-    public var intervalStart: Date?
+    @PackedOptional public var intervalStart: Date?
     /// Registration order, for `GetTags`.
     public var sequence: Int64
     /// Who registered it, and so the boundary its events run within.
@@ -49,9 +49,9 @@ public struct Registration: Sendable, Equatable, Codable {
     /// registration then waits while the power profile is power-saver).
     public var power: PowerRequirement?
     /// Option `expires-after`: not done by then, it ends with outcome `expired`.
-    public var expiresAt: Date?
+    @PackedOptional public var expiresAt: Date?
     /// Option `not-before`: it does not fire earlier.
-    public var notBefore: Date?
+    @PackedOptional public var notBefore: Date?
 
     public init(
         key: RegistrationKey, handler: String, options: [String: Value] = [:],
@@ -201,4 +201,50 @@ public struct NetworkStatus: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { online ? (metered ? "online (metered)" : "online") : "offline" }
+}
+
+/// An optional time or number in 8 bytes: an `Optional<Date>` or `Optional<Double>` takes 16
+/// (its tag and padding), and the scheduler's table holds one `Registration` per registration,
+/// with five of them (Registration: 200 → 160 bytes, 4 MB at 100,000 registrations). None is
+/// stored as -infinity, which no time or interval bgsync keeps can be.
+@propertyWrapper
+public struct PackedOptional<Wrapped: PackableAsDouble>: Sendable, Equatable {
+    private var packed: Double
+
+    public init(wrappedValue: Wrapped?) { packed = wrappedValue?.packedDouble ?? -.infinity }
+
+    public var wrappedValue: Wrapped? {
+        get { packed == -.infinity ? nil : Wrapped(packedDouble: packed) }
+        set { packed = newValue?.packedDouble ?? -.infinity }
+    }
+}
+
+/// A value `PackedOptional` keeps as one Double, exactly.
+public protocol PackableAsDouble: Sendable {
+    var packedDouble: Double { get }
+    init(packedDouble: Double)
+}
+
+extension PackedOptional: Codable where Wrapped: Codable {
+    /// Coded as the optional it stands for.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        self.init(wrappedValue: container.decodeNil() ? nil : try container.decode(Wrapped.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
+    }
+}
+
+extension Double: PackableAsDouble {
+    public var packedDouble: Double { self }
+    public init(packedDouble: Double) { self = packedDouble }
+}
+
+extension Date: PackableAsDouble {
+    /// `timeIntervalSinceReferenceDate` is a Date's own storage, so the round trip is exact.
+    public var packedDouble: Double { timeIntervalSinceReferenceDate }
+    public init(packedDouble: Double) { self.init(timeIntervalSinceReferenceDate: packedDouble) }
 }

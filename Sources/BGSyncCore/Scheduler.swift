@@ -84,31 +84,41 @@ public final class Scheduler {
         // Sized once: growing by doubling held the old and the new table at once (the peak).
         if let count = store.storedCount() { registrations.reserveCapacity(count) }
         // One copy of each app id (an app has up to registrations-per-app rows; an id longer than
-        // 15 bytes is a heap string per row otherwise: 5 MiB of a 100,000-row start).
-        var appIDs: [String: String] = [:]
+        // 15 bytes is a heap string per row otherwise: 5 MiB of a 100,000-row start), and its
+        // count, kept here and handed to `perApp` at the end (keys are unique in the store: each
+        // row is new), which saves hashing the app id twice more per row.
+        var appIDs: [String: (shared: String, count: Int)] = [:]
         try store.forEachStored { stored in
             var registration = stored.durable
-            if let known = appIDs[registration.key.appID] {
-                registration.key.appID = known
-            } else {
-                appIDs[registration.key.appID] = registration.key.appID
-            }
-            setRegistration(registration.key, registration)
+            registration.key.appID = Self.counted(&appIDs[registration.key.appID, default: (registration.key.appID, 0)])
+            registrations.updateValue(registration, forKey: registration.key)
             nextSequence = max(nextSequence, registration.sequence + 1)
             if registration.state == .pending { pending.append((registration.sequence, registration.key)) }
         }
+        perApp = appIDs.mapValues(\.count)
         pending.sort { $0.sequence < $1.sequence }
         for entry in pending { readyQueue.append(entry.key) }
         wakeup()
     }
 
+    /// Counts one more row of an app and returns its shared id (one hash of the id per row).
+    private static func counted(_ entry: inout (shared: String, count: Int)) -> String {
+        entry.count += 1
+        return entry.shared
+    }
+
     // MARK: - Queries
 
+    /// One scan of the table for an app that has registrations (only their order and tags are
+    /// copied out); none at all for an app that has none.
     public func tags(appID: String, kind: RegistrationKind) -> [String] {
-        registrations.values
-            .filter { $0.key.appID == appID && $0.key.kind == kind }
-            .sorted { $0.sequence < $1.sequence }
-            .map(\.key.tag)
+        guard perApp[appID] != nil else { return [] }
+        var found: [(sequence: Int64, tag: String)] = []
+        for registration in registrations.values where registration.key.appID == appID && registration.key.kind == kind
+        {
+            found.append((registration.sequence, registration.key.tag))
+        }
+        return found.sorted { $0.sequence < $1.sequence }.map(\.tag)
     }
 
     public func registration(_ key: RegistrationKey) -> Registration? { registrations[key] }
@@ -192,7 +202,9 @@ public final class Scheduler {
         while progress, running.count < limit {
             progress = false
             let waiting = readyQueue.appsInTurn()
-            let active = Set(waiting).union(held.keys).count
+            // Apps with work: those waiting, and those running something with nothing waiting
+            // (counted over the few running apps, not by hashing every waiting one).
+            let active = waiting.count + held.keys.count { !readyQueue.hasPending($0) }
             for app in waiting where running.count < limit {
                 let mine = held[app] ?? 0
                 let share = FairShare.share(slots: limit, activeApps: active)

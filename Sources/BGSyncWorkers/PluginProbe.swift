@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+import BGSyncWire
 
 #if canImport(Glibc)
 import Glibc
@@ -43,9 +44,13 @@ enum PluginProbe {
             )
         }
         let lines = output.split(separator: UInt8(ascii: "\n"))
-        let report = lines.last.flatMap { try? WireProtocol.decode(ProbeReport.self, from: Array($0)) }
+        let report = lines.last.flatMap { try? ProbeReport(jsonLine: Array($0)) }
         if let error = report?.error { return .refused(error) }
-        if status.exitCode == 0, let handler = report?.handler { return .usable(handler) }
+        do {
+            if status.exitCode == 0, let handler = try report?.handler() { return .usable(handler) }
+        } catch {
+            return .refused(error.message)
+        }
         if status.signal != nil { return .refused("Loading it crashed: the probe \(status).") }
         return .refused("The probe \(status) without a usable report; is \(workerExecutable) from this bgsync?")
     }

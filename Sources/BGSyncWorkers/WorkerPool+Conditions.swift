@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncWire
 import MainLoop
 
 import struct Foundation.Date

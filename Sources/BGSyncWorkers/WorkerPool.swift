@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+import BGSyncWire
 import Logging
 import MainLoop
 
@@ -158,7 +159,7 @@ public final class WorkerPool: EventDispatcher {
     private func start(_ job: WorkerJob, on worker: WorkerConnection) {
         let frame: [UInt8]
         do {
-            frame = try WireProtocol.frame(WorkerRequest(event: job.event))
+            frame = try WireProtocol.frame(WireEvent(job.event))
         } catch {
             return finish(job, .failure(detail: "the event's options cannot be sent to the handler: \(error)"))
         }
@@ -193,11 +194,16 @@ public final class WorkerPool: EventDispatcher {
             workerDied(worker, why: "it broke the protocol", kill: true)
         case .replies(let replies, let closed):
             for reply in replies {
-                if let progress = reply.progress {
-                    guard progressed(worker, eventID: reply.eventID, progress) else { return }
+                let outcome: WireOutcome
+                switch reply {
+                case .progress(let eventID, let done, let total, let text):
+                    let progress = SyncProgress(done: done, total: total, text: text)
+                    guard progressed(worker, eventID: eventID, progress) else { return }
                     continue
+                case .outcome(_, let wire):
+                    outcome = wire
                 }
-                guard let job = worker.job, job.event.id == reply.eventID, let outcome = reply.outcome else {
+                guard let job = worker.job, job.event.id == reply.eventID else {
                     logger.error(
                         "Worker pid \(worker.pid) of handler '\(worker.handler)' answered event \(reply.eventID), which it was not running; stopping it."
                     )
@@ -207,7 +213,7 @@ public final class WorkerPool: EventDispatcher {
                 worker.deadlineTimer = nil
                 worker.endGrace(on: loop)
                 worker.lastUsed = MainLoop.monotonicNow()
-                finish(job, outcome)
+                finish(job, HandlerOutcome(outcome))
                 if worker.retireWhenDone {
                     retire(worker)
                     startQueued()

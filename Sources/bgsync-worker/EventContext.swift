@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncCore
 import BGSyncValue
-import BGSyncWorkers
-
-import struct Foundation.Date
+import BGSyncWire
 
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +9,7 @@ import Glibc
 /// The `bgsync_event` a plugin sees: an event plus the C strings and buffers handed out for it,
 /// all freed together when `handle` has returned (the ABI's lifetime rule).
 final class EventContext {
-    let event: SyncEvent
+    let event: WireEvent
     /// Option names in byte order, as `option_name` indexes them.
     let names: [String]
     /// The file functions, held beneath the event's confinement root.
@@ -20,18 +17,19 @@ final class EventContext {
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
     private var buffers: [String: UnsafeMutableRawPointer] = [:]
 
-    /// What `deadline` answers: the event's cap, then moved by progress (see `progressed`).
-    private(set) var deadline: Date
+    /// What `deadline` answers (seconds since the epoch): the event's cap, then moved by
+    /// progress (see `progressed`).
+    private(set) var deadline: Double
     private var lastDone: UInt64?
-    private var lastProgressSent: Date?
+    private var lastProgressSent: Double?
     /// A report held back by the rate limit, sent before the outcome so the agent ends with the last.
-    var heldProgress: SyncProgress?
+    var heldProgress: WireReply?
 
-    init(event: SyncEvent) {
+    init(event: WireEvent) {
         self.event = event
         deadline = event.deadline
         names = event.options.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        files = ConfinedFiles(root: event.confinement.root)
+        files = ConfinedFiles(root: event.root)
     }
 
     deinit {
@@ -42,15 +40,22 @@ final class EventContext {
     /// At most this often a progress frame goes to the agent; reports in between are dropped.
     static let progressFrameInterval = 0.05
 
+    /// Wall-clock seconds since the epoch, as the agent's deadlines count them.
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
     /// A progress report: moves the deadline when `done` changed (as the agent does) and returns
     /// what should go to the agent now: nothing within `progressFrameInterval` of the last frame
     /// (the report is held, and goes later or before the outcome).
-    func progressed(_ progress: SyncProgress, now: Date = Date()) -> SyncProgress? {
-        if lastDone != progress.done {
-            lastDone = progress.done
+    func progressed(_ progress: WireReply, done: UInt64, now: Double = EventContext.now()) -> WireReply? {
+        if lastDone != done {
+            lastDone = done
             deadline = event.deadline(afterProgressAt: now)
         }
-        if let last = lastProgressSent, now.timeIntervalSince(last) < Self.progressFrameInterval {
+        if let last = lastProgressSent, now - last < Self.progressFrameInterval {
             heldProgress = progress
             return nil
         }

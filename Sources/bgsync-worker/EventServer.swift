@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncCore
-import BGSyncWorkers
+import BGSyncWire
 import CBGSyncPlugin
 import CLinux
 import CWorkerCancel
@@ -45,7 +44,7 @@ enum EventServer {
         } catch {
             return refuseEvents(because: error.message, detail: "handler could not be loaded: " + error.message)
         }
-        HostLog.handlerName = plugin.info.name
+        HostLog.handlerName = plugin.name
         let host = HostTable.make()
         // The plugin's own pointer, from init_with_data to handle_with_data and deinit; never read here.
         var pluginData: UnsafeMutableRawPointer?
@@ -57,8 +56,8 @@ enum EventServer {
         }
         guard started else {
             return refuseEvents(
-                because: "Handler '\(plugin.info.name)' (\(path)) failed to start: its init returned false.",
-                detail: "handler '\(plugin.info.name)' failed to start (its init returned false)")
+                because: "Handler '\(plugin.name)' (\(path)) failed to start: its init returned false.",
+                detail: "handler '\(plugin.name)' failed to start (its init returned false)")
         }
         // A normal end (the agent closed fd 3, or is gone): the plugin frees what it holds.
         defer { plugin.fields.deinit?(host, pluginData) }
@@ -75,9 +74,9 @@ enum EventServer {
                     "Bad frame from the agent: \(error.message)")
                 return 1
             }
-            let request: WorkerRequest
+            let event: WireEvent
             do {
-                request = try WireProtocol.decode(WorkerRequest.self, from: payload)
+                event = try WireProtocol.decode(WireEvent.self, from: payload)
             } catch {
                 // The agent and this worker come from different bgsync versions.
                 HostLog.line(
@@ -86,15 +85,15 @@ enum EventServer {
                 )
                 return 1
             }
-            let outcome = handle(request.event, plugin: plugin, host: host, pluginData: pluginData)
-            guard reply(WorkerReply(eventID: request.event.id, outcome: outcome)) else { return 0 }
+            let outcome = handle(event, plugin: plugin, host: host, pluginData: pluginData)
+            guard reply(.outcome(eventID: event.id, outcome)) else { return 0 }
         }
     }
 
     /// Runs one event through the plugin and reads its result.
     static func handle(
-        _ event: SyncEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>, pluginData: UnsafeMutableRawPointer?
-    ) -> HandlerOutcome {
+        _ event: WireEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>, pluginData: UnsafeMutableRawPointer?
+    ) -> WireOutcome {
         bgsync_cancel_begin(event.id)  // a stop names its event: one for an earlier event is not this
         let context = EventContext(event: event)
         var result = bgsync_result()
@@ -109,9 +108,7 @@ enum EventServer {
                 plugin.fields.handle?(host, context.opaque, &result)  // the loader checked one is set
             }
         }
-        if let held = context.heldProgress {
-            _ = reply(WorkerReply(eventID: event.id, progress: held))
-        }
+        if let held = context.heldProgress { _ = reply(held) }
         let detail = withUnsafeBytes(of: &result.detail) { raw -> String in
             let bytes = raw.prefix(Int(BGSYNC_DETAIL_SIZE) - 1)
             return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
@@ -126,7 +123,7 @@ enum EventServer {
             return .failure(detail: detail)
         default:
             return .failure(
-                detail: "handler '\(plugin.info.name)' returned an unknown status \(result.status)"
+                detail: "handler '\(plugin.name)' returned an unknown status \(result.status)"
                     + (detail.isEmpty ? "" : ": " + detail))
         }
     }
@@ -138,9 +135,9 @@ enum EventServer {
         HostLog.line(priority: 3, prefix: "bgsync-worker", reason)
         var decoder = FrameDecoder()
         if let payload = try? readFrame(&decoder),
-            let request = try? WireProtocol.decode(WorkerRequest.self, from: payload)
+            let event = try? WireProtocol.decode(WireEvent.self, from: payload)
         {
-            _ = reply(WorkerReply(eventID: request.event.id, outcome: .retry(after: nil, detail: detail)))
+            _ = reply(.outcome(eventID: event.id, .retry(after: nil, detail: detail)))
         }
         return 1
     }
@@ -164,7 +161,7 @@ enum EventServer {
         }
     }
 
-    static func reply(_ message: WorkerReply) -> Bool {
+    static func reply(_ message: WireReply) -> Bool {
         guard let frame = try? WireProtocol.frame(message) else { return false }
         return FD.writeAll(fd, frame)
     }

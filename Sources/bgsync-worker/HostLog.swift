@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncWorkers
+import BGSyncWire
 
 #if canImport(Glibc)
 import Glibc

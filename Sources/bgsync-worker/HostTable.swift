@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncCore
 import BGSyncValue
-import BGSyncWorkers
+import BGSyncWire
 import CBGSyncPlugin
 import CWorkerCancel
 
@@ -21,16 +20,16 @@ enum HostTable {
 
         host.app_id = { event in
             guard let context = EventContext.from(event) else { return nil }
-            return context.cString("app") { context.event.key.appID }
+            return context.cString("app") { context.event.appID }
         }
         host.tag = { event in
             guard let context = EventContext.from(event) else { return nil }
-            return context.cString("tag") { context.event.key.tag }
+            return context.cString("tag") { context.event.tag }
         }
         host.attempt = { event in EventContext.from(event)?.event.attempt ?? 0 }
         host.last_chance = { event in EventContext.from(event)?.event.lastChance ?? false }
-        host.deadline = { event in EventContext.from(event)?.deadline.timeIntervalSince1970 ?? 0 }
-        host.periodic = { event in EventContext.from(event)?.event.key.kind == .periodic }
+        host.deadline = { event in EventContext.from(event)?.deadline ?? 0 }
+        host.periodic = { event in EventContext.from(event)?.event.periodic ?? false }
 
         // The typed accessors read options by BGSyncValue's rules (`Value+Accessors.swift`),
         // the same ones HandlerKit's `HandlerOptions` applies: one set of rules for every reader.
@@ -105,7 +104,7 @@ enum HostTable {
             let context = EventContext.from(event)
             let text = message.map { String(cString: $0) } ?? ""
             HostLog.line(
-                priority: priority, prefix: HostLog.prefix(app: context?.event.key.appID, tag: context?.event.key.tag),
+                priority: priority, prefix: HostLog.prefix(app: context?.event.appID, tag: context?.event.tag),
                 text)
         }
 
@@ -123,9 +122,10 @@ enum HostTable {
         host.cancel_fd = { _ in bgsync_cancel_fd() }
         host.progress = { event, done, total, text in
             guard let context = EventContext.from(event) else { return }
-            let report = SyncProgress(done: done, total: total, text: HostTable.progressText(text))
-            guard let progress = context.progressed(report) else { return }
-            _ = EventServer.reply(WorkerReply(eventID: context.event.id, progress: progress))
+            let report = WireReply.progress(
+                eventID: context.event.id, done: done, total: total, text: HostTable.progressText(text))
+            guard let progress = context.progressed(report, done: done) else { return }
+            _ = EventServer.reply(progress)
         }
     }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncCore
+import BGSyncWire
 import CBGSyncPlugin
 
 #if canImport(Glibc)
@@ -17,7 +17,10 @@ struct LoadedPlugin {
     let path: String
     /// The plugin's struct as far as its `struct_size` covers it; later fields zero (NULL).
     let fields: bgsync_plugin
-    let info: HandlerInfo
+    let name: String
+    /// What `--probe` reports: the handler's name (checked by the agent, which refuses a bad
+    /// one), description, sandbox safety and declared options.
+    let info: ProbeReport
 
     /// dlopens `path` (never dlclosed: unloading Swift libraries is unsafe), finds the entry
     /// point and checks what it returns. Nothing of the plugin but its entry point and its
@@ -46,11 +49,6 @@ struct LoadedPlugin {
             throw LoadError("\(path) has no handler name (bgsync_plugin.name is NULL).")
         }
         let name = String(cString: namePointer)
-        do {
-            try Identifiers.validateHandlerName(name)
-        } catch {
-            throw LoadError("\(path): \(error.message)")
-        }
         guard fields.handle != nil || fields.handle_with_data != nil else {
             throw LoadError(
                 "\(path) (handler '\(name)') has no handle function "
@@ -61,8 +59,8 @@ struct LoadedPlugin {
         let pathOptions = try declaredOptions(fields.path_options, field: "path_options", path: path)
         let urlOptions = try declaredOptions(fields.url_options, field: "url_options", path: path)
         return LoadedPlugin(
-            path: path, fields: fields,
-            info: HandlerInfo(
+            path: path, fields: fields, name: name,
+            info: ProbeReport(
                 name: name, description: description, sandboxSafe: fields.sandbox_safe, pathOptions: pathOptions,
                 urlOptions: urlOptions))
     }

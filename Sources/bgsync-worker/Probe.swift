@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncWorkers
+import BGSyncWire
 
 #if canImport(Glibc)
 import Glibc
@@ -20,14 +20,14 @@ enum Probe {
         let status: Int32
         do {
             let loaded = try LoadedPlugin.load(path: path)
-            report = ProbeReport(handler: loaded.info)
+            report = loaded.info
             status = 0
         } catch {
             HostLog.line(priority: 3, prefix: "bgsync-worker", error.message)
             report = ProbeReport(error: error.message)
             status = 1
         }
-        guard var bytes = try? WireProtocol.jsonLine(report) else { return 1 }
+        var bytes = report.jsonLine
         bytes.append(UInt8(ascii: "\n"))
         guard FD.writeAll(reportFD, bytes) else { return 1 }
         return status

@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 import MainLoop
 
@@ -79,8 +80,9 @@ struct Monitor: ParsableCommand {
             let attempt = args[2].int64Value ?? 0
             let lastChance = args[3].boolValue ?? false
             return json
-                ? JSON.object([
-                    ("signal", JSON.string("SyncStarted")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
+                ? JSONText.object([
+                    ("signal", JSONText.string("SyncStarted")), ("app_id", JSONText.string(app)),
+                    ("tag", JSONText.string(tag)),
                     ("attempt", "\(attempt)"), ("last_chance", lastChance ? "true" : "false"),
                 ])
                 : "SyncStarted   \(app) \(tag) attempt=\(attempt)\(lastChance ? " last-chance" : "")"
@@ -90,9 +92,10 @@ struct Monitor: ParsableCommand {
             let outcome = args[2].stringValue ?? ""
             let detail = args[3].stringValue ?? ""
             return json
-                ? JSON.object([
-                    ("signal", JSON.string("SyncFinished")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
-                    ("outcome", JSON.string(outcome)), ("detail", JSON.string(detail)),
+                ? JSONText.object([
+                    ("signal", JSONText.string("SyncFinished")), ("app_id", JSONText.string(app)),
+                    ("tag", JSONText.string(tag)),
+                    ("outcome", JSONText.string(outcome)), ("detail", JSONText.string(detail)),
                 ])
                 : "SyncFinished  \(app) \(tag) \(outcome)\(detail.isEmpty ? "" : ": " + detail)"
         case (AgentClient.interface, "SyncProgress") where args.count == 5:
@@ -102,9 +105,10 @@ struct Monitor: ParsableCommand {
             let total = args[3].uint64Value ?? 0
             let text = args[4].stringValue ?? ""
             return json
-                ? JSON.object([
-                    ("signal", JSON.string("SyncProgress")), ("app_id", JSON.string(app)), ("tag", JSON.string(tag)),
-                    ("done", "\(done)"), ("total", "\(total)"), ("text", JSON.string(text)),
+                ? JSONText.object([
+                    ("signal", JSONText.string("SyncProgress")), ("app_id", JSONText.string(app)),
+                    ("tag", JSONText.string(tag)),
+                    ("done", "\(done)"), ("total", "\(total)"), ("text", JSONText.string(text)),
                 ])
                 : "SyncProgress  \(app) \(tag) " + (total > 0 ? "\(done)/\(total)" : "\(done)")
                     + (text.isEmpty ? "" : ": " + text)
@@ -113,13 +117,17 @@ struct Monitor: ParsableCommand {
                 return nil
             }
             if json {
-                return JSON.object([("signal", JSON.string("PropertiesChanged")), ("changed", JSON.text(args[1]))])
+                return JSONText.object([
+                    ("signal", JSONText.string("PropertiesChanged")), ("changed", JSONText.text(args[1])),
+                ])
             }
             let changes = entries.map { "\($0.key.stringValue ?? "?")=\(Human.value($0.value))" }
             return "Changed       " + changes.joined(separator: " ")
         default:
             return json
-                ? JSON.object([("signal", JSON.string(signal.member)), ("arguments", JSON.text(.structure(args)))])
+                ? JSONText.object([
+                    ("signal", JSONText.string(signal.member)), ("arguments", JSONText.text(.structure(args))),
+                ])
                 : "\(signal.member) " + args.map(\.gvariantText).joined(separator: " ")
         }
     }

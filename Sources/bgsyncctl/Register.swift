@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 
 struct Register: ParsableCommand {
@@ -19,8 +20,9 @@ struct Register: ParsableCommand {
         _ = try agent.call("Register", [.string(appID), .string(tag), .string(handler), options])
         if shared.json {
             print(
-                JSON.object([
-                    ("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("kind", JSON.string("one-off")),
+                JSONText.object([
+                    ("app_id", JSONText.string(appID)), ("tag", JSONText.string(tag)),
+                    ("kind", JSONText.string("one-off")),
                 ]))
         } else {
             print("Registered one-off sync '\(tag)' for \(appID) (handler \(handler)).")

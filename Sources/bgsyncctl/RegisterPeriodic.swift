@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 
 struct RegisterPeriodic: ParsableCommand {
@@ -25,8 +26,9 @@ struct RegisterPeriodic: ParsableCommand {
             "RegisterPeriodic", [.string(appID), .string(tag), .string(handler), .uint64(interval), options])
         if shared.json {
             print(
-                JSON.object([
-                    ("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("kind", JSON.string("periodic")),
+                JSONText.object([
+                    ("app_id", JSONText.string(appID)), ("tag", JSONText.string(tag)),
+                    ("kind", JSONText.string("periodic")),
                     ("min-interval", "\(interval)"),
                 ]))
         } else {

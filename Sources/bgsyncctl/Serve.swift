@@ -130,12 +130,13 @@ struct Serve: ParsableCommand {
         let periodic = event["periodic"]?.boolValue ?? false
         let deadline = event["deadline"]?.int64Value ?? 0
         if json {
-            return JSON.object([
-                ("call", JSON.string("Sync")), ("sender", JSON.string(call.sender)), ("tag", JSON.string(tag)),
+            return JSONText.object([
+                ("call", JSONText.string("Sync")), ("sender", JSONText.string(call.sender)),
+                ("tag", JSONText.string(tag)),
                 ("attempt", "\(attempt)"), ("last_chance", lastChance ? "true" : "false"),
                 ("periodic", periodic ? "true" : "false"), ("deadline_us", "\(deadline)"),
-                ("options", JSON.object(options.map { ($0.key, JSON.text($0.value)) })),
-                ("outcome", JSON.string(outcome)),
+                ("options", JSONText.object(options.map { ($0.key, JSONText.text($0.value)) })),
+                ("outcome", JSONText.string(outcome)),
             ])
         }
         var text = "Sync \(tag) attempt=\(attempt)\(lastChance ? " last-chance" : "")\(periodic ? " periodic" : "")"

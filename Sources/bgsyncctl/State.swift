@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 
 struct State: ParsableCommand {
@@ -13,9 +14,9 @@ struct State: ParsableCommand {
         if shared.json {
             let order = ["Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version"]
             let members =
-                order.compactMap { key in properties[key].map { (key, JSON.text($0)) } }
-                + properties.keys.filter { !order.contains($0) }.sorted().map { ($0, JSON.text(properties[$0]!)) }
-            print(JSON.object(members))
+                order.compactMap { key in properties[key].map { (key, JSONText.text($0)) } }
+                + properties.keys.filter { !order.contains($0) }.sorted().map { ($0, JSONText.text(properties[$0]!)) }
+            print(JSONText.object(members))
             return
         }
         func show(_ key: String) -> String { properties[key].map(Human.value) ?? "?" }

@@ -31,9 +31,9 @@ struct Status: ParsableCommand {
         }
         if shared.json {
             let members =
-                [("app_id", JSON.string(appID)), ("tag", JSON.string(tag))]
-                + entries.map { ($0.key.stringValue ?? "", JSON.text($0.value)) }
-            print(JSON.object(members))
+                [("app_id", JSONText.string(appID)), ("tag", JSONText.string(tag))]
+                + entries.map { ($0.key.stringValue ?? "", JSONText.text($0.value)) }
+            print(JSONText.object(members))
             return
         }
         var lines = [("app", appID), ("tag", tag)]

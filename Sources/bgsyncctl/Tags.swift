@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 
 struct Tags: ParsableCommand {
@@ -15,7 +16,7 @@ struct Tags: ParsableCommand {
         guard reply.count == 1, let items = reply[0].arrayValue else { throw AgentClient.unexpected(method, reply) }
         let tags = items.compactMap(\.stringValue)
         if shared.json {
-            print("[" + tags.map(JSON.string).joined(separator: ",") + "]")
+            print("[" + tags.map(JSONText.string).joined(separator: ",") + "]")
         } else {
             for tag in tags { print(tag) }
         }

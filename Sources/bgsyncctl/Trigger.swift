@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 
 struct Trigger: ParsableCommand {
@@ -13,7 +14,10 @@ struct Trigger: ParsableCommand {
     func run() throws {
         _ = try AgentClient(shared).call("Trigger", [.string(appID), .string(tag)])
         if shared.json {
-            print(JSON.object([("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("triggered", "true")]))
+            print(
+                JSONText.object([
+                    ("app_id", JSONText.string(appID)), ("tag", JSONText.string(tag)), ("triggered", "true"),
+                ]))
         } else {
             print("Triggered '\(tag)' for \(appID).")
         }

@@ -1,5 +1,6 @@
-// SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
 import DBusKit
 
 struct Unregister: ParsableCommand {
@@ -18,8 +19,9 @@ struct Unregister: ParsableCommand {
         guard reply.count == 1, let removed = reply[0].boolValue else { throw AgentClient.unexpected(method, reply) }
         if shared.json {
             print(
-                JSON.object([
-                    ("app_id", JSON.string(appID)), ("tag", JSON.string(tag)), ("removed", removed ? "true" : "false"),
+                JSONText.object([
+                    ("app_id", JSONText.string(appID)), ("tag", JSONText.string(tag)),
+                    ("removed", removed ? "true" : "false"),
                 ]))
         } else if removed {
             print("Unregistered \(periodic ? "periodic" : "one-off") sync '\(tag)' for \(appID).")

@@ -157,22 +157,39 @@ import Testing
         #expect(error?.message.contains("newer bgsync") == true)
     }
 
-    @Test func aRowEditedIntoNonsenseIsReportedByKeyAndColumn() throws {
+    /// The error of loading a store whose one row ("edited") was changed by `sql`, by hand.
+    func loadAfterEditing(_ sql: String) throws -> SyncError? {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteRegistrationStore(directory: directory.path)
         try store.save(Fixtures.simple("edited", sequence: 1))
         store.close()
         let raw = try DatabaseQueue(path: store.path)
-        try raw.write { db in try db.execute(sql: "UPDATE registrations SET state = 'exploded'") }
+        try raw.write { db in try db.execute(sql: sql) }
         try raw.close()
 
         let reopened = try SQLiteRegistrationStore(directory: directory.path)
         defer { reopened.close() }
-        let error = #expect(throws: SyncError.self) { try reopened.loadAll() }
+        return #expect(throws: SyncError.self) { try reopened.loadAll() }
+    }
+
+    @Test func aRowEditedIntoNonsenseIsReportedByKeyAndColumn() throws {
+        let error = try loadAfterEditing("UPDATE registrations SET state = 'exploded'")
         #expect(error?.code == .storage)
         #expect(error?.message.contains("org.example.Mail/edited") == true)
         #expect(error?.message.contains("state") == true)
         #expect(error?.message.contains("'exploded'") == true)
+    }
+
+    @Test(
+        "a column of the wrong type is reported by key, column and value, not trapped on",
+        arguments: [
+            ("attempts = 'many'", "attempts", "'many'"), ("sequence = 1.5", "sequence", "1.5"),
+            ("max_attempts = 5000000000", "max_attempts", "5000000000"),
+            ("next_attempt = 'soon'", "next_attempt", "'soon'"),
+        ])
+    func aColumnOfTheWrongType(assignment: String, column: String, found: String) throws {
+        let error = try loadAfterEditing("UPDATE registrations SET \(assignment)")
+        #expect(error?.message.contains("column \(column) of org.example.Mail/edited is \(found).") == true)
     }
 }

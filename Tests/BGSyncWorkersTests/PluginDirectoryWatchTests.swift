@@ -8,7 +8,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite("Plugin directories watched with inotify, and log lines kept to one line")
+@Suite("Plugin directories watched with inotify")
 struct PluginDirectoryWatchTests {
     /// Iterates `loop` until `done()` or `timeout` seconds (a bounded wait on the loop's own events).
     private func iterate(_ loop: MainLoop, timeout: Double, until done: () -> Bool) {
@@ -52,20 +52,6 @@ struct PluginDirectoryWatchTests {
         watch.onChange = { changes += 1 }
         iterate(loop, timeout: 0.5) { false }
         #expect(changes == 0)
-    }
-
-    @Test(
-        "control characters are written out; text and tabs stay",
-        arguments: [
-            ("plain text", "plain text"),
-            ("x\n<0>forged", "x\\n<0>forged"),
-            ("cr\rlf", "cr\\rlf"),
-            ("tab\there", "tab\there"),
-            ("bell\u{07}del\u{7F}", "bell\\x07del\\x7f"),
-            ("ünïcode ✓", "ünïcode ✓"),
-        ])
-    func escape(input: String, expected: String) {
-        #expect(JournalStream.escape(input) == expected)
     }
 }
 

@@ -10,7 +10,7 @@ import Testing
 import Glibc
 #endif
 
-/// The shipped upload and settings plugins in a real bgsync-worker, handed a WorkerRequest whose
+/// The shipped upload and settings plugins in a real bgsync-worker, handed an event whose
 /// event is a sandboxed app's (root = a temporary "app data" directory), against the real
 /// loopback HTTP server of the handler tests. The app swaps its outbox, or its settings file's
 /// directory, for a symbolic link to the user's files after Register.

@@ -86,12 +86,7 @@ enum TestEnvironment {
     }
 
     static func makeTemporaryDirectory(prefix: String) throws -> String {
-        let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
-        var template = Array((base + "\(prefix).XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else {
-            throw TestSetupError("mkdtemp failed: \(String(cString: strerror(errno)))")
-        }
-        return String(cString: made)
+        try TestKit.makeTemporaryDirectory(prefix: prefix)
     }
 
     /// Runs a command to completion; throws with its output if it fails.

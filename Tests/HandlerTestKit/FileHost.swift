@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
 import BGSyncValue
-import BGSyncWorkers
+import BGSyncWire
 import CBGSyncPlugin
 import Foundation
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-import BGSyncWorkers
+import BGSyncWire
 import CBGSyncPlugin
 import Foundation
+import TestKit
 import Testing
 
 #if canImport(Glibc)
@@ -16,8 +17,8 @@ final class ConfinedFilesTests {
     let outside: String
 
     init() throws {
-        root = try TestEnvironment.makeTemporaryDirectory(prefix: "bgsync-root")
-        outside = try TestEnvironment.makeTemporaryDirectory(prefix: "bgsync-outside")
+        root = try makeTemporaryDirectory(prefix: "bgsync-root")
+        outside = try makeTemporaryDirectory(prefix: "bgsync-outside")
         try FileManager.default.createDirectory(atPath: root + "/dir/sub", withIntermediateDirectories: true)
         try Data("inside".utf8).write(to: URL(fileURLWithPath: root + "/dir/file"))
         try Data("SECRET".utf8).write(to: URL(fileURLWithPath: outside + "/key"))

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
+
+/// Agent → worker: run one event. The worker's view of the core's `SyncEvent`: what the ABI's
+/// host functions answer, with times as seconds since the Unix epoch (the worker links no
+/// Foundation, so no `Date`). `root` is the registration's confinement root, beneath which the
+/// worker's file functions (`ConfinedFiles`) keep every app-named path; nil when unconfined.
+public struct WireEvent: WireMessage, Equatable {
+    public static let kind = UInt8(ascii: "E")
+
+    public var id: UInt64
+    public var appID: String
+    public var tag: String
+    public var periodic: Bool
+    public var options: [String: Value]
+    public var attempt: UInt32
+    public var lastChance: Bool
+    /// When the event's time cap runs out.
+    public var deadline: Double
+    public var root: String?
+    /// Once the handler reports progress it is held to this many seconds without progress
+    /// instead of `deadline`, and never past `ceiling` (both nil: `deadline` alone).
+    public var stallTimeout: Double?
+    public var ceiling: Double?
+
+    public init(
+        id: UInt64, appID: String, tag: String, periodic: Bool, options: [String: Value], attempt: UInt32,
+        lastChance: Bool, deadline: Double, root: String?, stallTimeout: Double?, ceiling: Double?
+    ) {
+        self.id = id
+        self.appID = appID
+        self.tag = tag
+        self.periodic = periodic
+        self.options = options
+        self.attempt = attempt
+        self.lastChance = lastChance
+        self.deadline = deadline
+        self.root = root
+        self.stallTimeout = stallTimeout
+        self.ceiling = ceiling
+    }
+
+    public init(from reader: inout WireReader) throws(WireError) {
+        id = try reader.u64()
+        appID = try reader.string()
+        tag = try reader.string()
+        periodic = try reader.bool()
+        options = try reader.options()
+        attempt = try reader.u32()
+        lastChance = try reader.bool()
+        deadline = try reader.double()
+        root = try reader.optionalString()
+        stallTimeout = try reader.optionalDouble()
+        ceiling = try reader.optionalDouble()
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(id)
+        writer.string(appID)
+        writer.string(tag)
+        writer.bool(periodic)
+        writer.options(options)
+        writer.u32(attempt)
+        writer.bool(lastChance)
+        writer.double(deadline)
+        writer.optionalString(root)
+        writer.optionalDouble(stallTimeout)
+        writer.optionalDouble(ceiling)
+    }
+
+    /// When the handler is killed if it reported progress at `lastProgress` (and nothing since):
+    /// the core's `SyncEvent.deadline(afterProgressAt:)`, which the agent applies to the same numbers.
+    public func deadline(afterProgressAt lastProgress: Double) -> Double {
+        guard let stallTimeout, let ceiling else { return deadline }
+        return min(lastProgress + stallTimeout, ceiling)
+    }
+}
+
+/// Worker → agent: how far the event `eventID` got (any number, while it runs), then what the
+/// handler made of it.
+public enum WireReply: WireMessage, Equatable {
+    public static let kind = UInt8(ascii: "R")
+
+    case progress(eventID: UInt64, done: UInt64, total: UInt64, text: String)
+    case outcome(eventID: UInt64, WireOutcome)
+
+    public var eventID: UInt64 {
+        switch self {
+        case .progress(let id, _, _, _), .outcome(let id, _): id
+        }
+    }
+
+    public init(from reader: inout WireReader) throws(WireError) {
+        let form = try reader.u8()
+        let eventID = try reader.u64()
+        switch form {
+        case UInt8(ascii: "p"):
+            self = .progress(
+                eventID: eventID, done: try reader.u64(), total: try reader.u64(), text: try reader.string())
+        case UInt8(ascii: "o"):
+            self = .outcome(eventID: eventID, try WireOutcome(from: &reader))
+        default:
+            throw WireError("\(form) is not a reply form")
+        }
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        switch self {
+        case .progress(let eventID, let done, let total, let text):
+            writer.u8(UInt8(ascii: "p"))
+            writer.u64(eventID)
+            writer.u64(done)
+            writer.u64(total)
+            writer.string(text)
+        case .outcome(let eventID, let outcome):
+            writer.u8(UInt8(ascii: "o"))
+            writer.u64(eventID)
+            outcome.encode(to: &writer)
+        }
+    }
+}
+
+/// What a handler returned: the core's `HandlerOutcome` on the wire.
+public enum WireOutcome: Sendable, Equatable {
+    case success(detail: String)
+    /// `after`: the handler's lower bound on the wait (seconds), nil for the back-off's own.
+    case retry(after: Double?, detail: String)
+    case failure(detail: String)
+
+    init(from reader: inout WireReader) throws(WireError) {
+        let status = try reader.u8()
+        switch status {
+        case UInt8(ascii: "s"): self = .success(detail: try reader.string())
+        case UInt8(ascii: "r"): self = .retry(after: try reader.optionalDouble(), detail: try reader.string())
+        case UInt8(ascii: "f"): self = .failure(detail: try reader.string())
+        default: throw WireError("\(status) is not an outcome")
+        }
+    }
+
+    func encode(to writer: inout WireWriter) {
+        switch self {
+        case .success(let detail):
+            writer.u8(UInt8(ascii: "s"))
+            writer.string(detail)
+        case .retry(let after, let detail):
+            writer.u8(UInt8(ascii: "r"))
+            writer.optionalDouble(after)
+            writer.string(detail)
+        case .failure(let detail):
+            writer.u8(UInt8(ascii: "f"))
+            writer.string(detail)
+        }
+    }
+}

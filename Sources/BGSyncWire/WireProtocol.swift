@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The protocol between the agent and a `bgsync-worker` process.
+///
+/// The worker is started with `bgsync-worker --serve PLUGIN` and one end of a `SOCK_STREAM`
+/// socketpair as fd 3 (stdin is /dev/null; stdout and stderr go to the agent's stderr, so a
+/// plugin printing to stdout cannot disturb the protocol). Both directions carry frames: a
+/// 4-byte big-endian payload length, then that many bytes of one message (`WireMessage`, a
+/// compact binary form: the worker loads no Foundation to read it, see Package.swift).
+///
+///   agent  → worker   `WireEvent`      one event
+///   worker → agent    `WireReply`      progress (any number, while the event runs), then its
+///                                      outcome, before the next event is read
+///   agent  → worker   SIGUSR1          stop the running event (a condition was lost), queued
+///                                      with sigqueue(2), the event's id as its value
+///
+/// One event at a time: the agent sends the next event only after the outcome. The stop is a
+/// signal, not a frame, so the worker learns of it while the plugin's `handle` blocks its one
+/// thread; it names its event, so a late one never stops the next. The worker starts with the
+/// signal blocked (a stop before it is ready waits, pending) and takes it on one thread of its
+/// own, so it never interrupts a plugin's call. The worker exits when fd 3 reaches end of file.
+/// `bgsync-worker --probe PLUGIN` instead prints one `ProbeReport` as a JSON line on stdout and
+/// exits (0 when the plugin is usable, 1 when it is refused).
+public enum WireProtocol {
+    /// The fd the worker finds its end of the socket on.
+    public static let workerFD: Int32 = 3
+    /// A frame larger than this is a broken peer, not a big event (options are capped at 64 KiB).
+    public static let maxFrameBytes = 16 * 1024 * 1024
+    public static let headerBytes = 4
+    /// The signal that asks a worker to stop its running event.
+    public static let stopSignal = SIGUSR1
+
+    /// The frame for `message`: length header and payload.
+    public static func frame(_ message: some WireMessage) throws(WireError) -> [UInt8] {
+        var writer = WireWriter()
+        writer.reserveHeader()
+        writer.u8(type(of: message).kind)
+        message.encode(to: &writer)
+        return try writer.finishFrame()
+    }
+
+    /// Reads a payload as `Message`: its kind byte must match and every byte must be used.
+    public static func decode<Message: WireMessage>(
+        _ type: Message.Type, from payload: [UInt8]
+    ) throws(WireError) -> Message {
+        var reader = WireReader(payload)
+        let kind = try reader.u8()
+        guard kind == Message.kind else {
+            throw WireError(
+                "expected a message of kind \(Message.kind), got \(kind); "
+                    + "are bgsyncd and bgsync-worker from the same bgsync?")
+        }
+        let message = try Message(from: &reader)
+        guard reader.isAtEnd else { throw WireError("\(reader.remaining) bytes left after a message of kind \(kind)") }
+        return message
+    }
+
+    /// The payload length announced by a 4-byte header.
+    public static func payloadLength(header: some Collection<UInt8>) -> Int {
+        header.prefix(headerBytes).reduce(0) { $0 << 8 | Int($1) }
+    }
+}
+
+/// A malformed frame or message.
+public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Splits a byte stream into frame payloads. Feed it what `read` returned; take the payloads.
+public struct FrameDecoder: Sendable {
+    private var buffer: [UInt8] = []
+    /// Where the next frame starts in `buffer`; consumed bytes are dropped in one go when
+    /// the buffer is drained, not frame by frame (which moved the rest each time).
+    private var start = 0
+    public init() {}
+
+    public mutating func append(_ bytes: some Sequence<UInt8>) {
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// The next complete payload, nil if more bytes are needed. Throws on an oversized frame,
+    /// after which the stream is unusable.
+    public mutating func next() throws(WireError) -> [UInt8]? {
+        guard buffer.count - start >= WireProtocol.headerBytes else { return nil }
+        let length = WireProtocol.payloadLength(header: buffer[start...])
+        guard length <= WireProtocol.maxFrameBytes else {
+            throw WireError(
+                "The peer announced a frame of \(length) bytes, more than the \(WireProtocol.maxFrameBytes)-byte limit."
+            )
+        }
+        let payloadStart = start + WireProtocol.headerBytes
+        guard buffer.count - payloadStart >= length else { return nil }
+        let payload = Array(buffer[payloadStart..<(payloadStart + length)])
+        start = payloadStart + length
+        if start == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            start = 0
+        }
+        return payload
+    }
+
+    /// Bytes received but not yet part of a complete frame.
+    public var pendingByteCount: Int { buffer.count - start }
+}

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncValue
+import BGSyncWire
+import Foundation
+import Testing
+
+/// The agent↔worker messages in their binary form: what one end writes, the other reads back
+/// exactly; a short, long or hostile payload is a named error, never a crash.
+@Suite struct WireProtocolTests {
+    static let everyKind: [String: Value] = [
+        "byte": .byte(7), "bool": .bool(true), "int16": .int16(-2), "uint16": .uint16(65535),
+        "int32": .int32(.min), "uint32": .uint32(3), "int64": .int64(-1 << 40), "uint64": .uint64(.max),
+        "double": .double(-0.5), "string": .string("/home/u/outbox ✓"), "path": .objectPath("/org/x"),
+        "signature": .signature("a{sv}"), "blob": .bytes([0, 1, 255]), "empty-blob": .bytes([]),
+        "strv": .array(elementSignature: "s", [.string("a"), .string("")]),
+        "empty": .array(elementSignature: "(is)", []),
+        "headers": .stringVariantDictionary([("A", .string("b")), ("N", .uint32(1))]),
+        "struct": .structure([.int32(1), .variant(.variant(.string("deep")))]),
+        "": .string("an empty name"),
+    ]
+
+    static func event(options: [String: Value] = everyKind, root: String? = "/home/u/.var/app/org.x") -> WireEvent {
+        WireEvent(
+            id: 42, appID: "org.example.App", tag: "send\n<0>", periodic: true, options: options, attempt: 3,
+            lastChance: false, deadline: 1_790_000_000.25, root: root, stallTimeout: 60, ceiling: 1_790_003_600)
+    }
+
+    /// The payload of `message`'s frame, after checking the header names its length.
+    static func payload(_ message: some WireMessage) throws -> [UInt8] {
+        let frame = try WireProtocol.frame(message)
+        #expect(WireProtocol.payloadLength(header: frame) == frame.count - WireProtocol.headerBytes)
+        return Array(frame.dropFirst(WireProtocol.headerBytes))
+    }
+
+    @Test("an event reads back as written, options of every type included")
+    func eventRoundTrip() throws {
+        for event in [Self.event(), Self.event(options: [:], root: nil)] {
+            #expect(try WireProtocol.decode(WireEvent.self, from: Self.payload(event)) == event)
+        }
+    }
+
+    @Test("NaN and infinities travel as the same doubles")
+    func nonFinite() throws {
+        let options: [String: Value] = ["nan": .double(.nan), "inf": .double(-.infinity)]
+        let back = try WireProtocol.decode(WireEvent.self, from: Self.payload(Self.event(options: options)))
+        #expect(back.options["nan"]?.doubleValue?.isNaN == true)
+        #expect(back.options["inf"]?.doubleValue == -.infinity)
+    }
+
+    @Test(
+        "every reply reads back as written",
+        arguments: [
+            WireReply.progress(eventID: 1, done: 3, total: 10, text: "3 of 10 ✓"),
+            .outcome(eventID: 2, .success(detail: "")),
+            .outcome(eventID: .max, .retry(after: 1.5, detail: "HTTP 503")),
+            .outcome(eventID: 4, .retry(after: nil, detail: "crashed")),
+            .outcome(eventID: 5, .failure(detail: "HTTP 404")),
+        ])
+    func replyRoundTrip(reply: WireReply) throws {
+        #expect(try WireProtocol.decode(WireReply.self, from: Self.payload(reply)) == reply)
+    }
+
+    @Test("every cut of an event's payload is an error, not a crash")
+    func truncated() throws {
+        let payload = try Self.payload(Self.event())
+        for length in 0..<payload.count {
+            #expect(throws: WireError.self) { try WireProtocol.decode(WireEvent.self, from: Array(payload[..<length])) }
+        }
+        #expect(throws: WireError.self) { try WireProtocol.decode(WireEvent.self, from: payload + [0]) }
+    }
+
+    @Test("a message of another kind is refused by name")
+    func wrongKind() throws {
+        let payload = try Self.payload(WireReply.outcome(eventID: 1, .success(detail: "")))
+        let error = #expect(throws: WireError.self) { try WireProtocol.decode(WireEvent.self, from: payload) }
+        #expect(error?.message.contains("same bgsync") == true)
+    }
+
+    @Test("a count larger than the payload is refused before anything is allocated for it")
+    func hugeCount() throws {
+        var writer = WireWriter()
+        writer.u8(WireEvent.kind)
+        writer.u64(1)
+        writer.u32(.max)  // the app id's length
+        #expect(throws: WireError.self) { try WireProtocol.decode(WireEvent.self, from: writer.bytes) }
+        var options = WireWriter()
+        options.u32(.max)  // option count
+        var reader = WireReader(options.bytes)
+        #expect(throws: WireError.self) { try reader.options() }
+    }
+
+    @Test("a value nested deeper than D-Bus allows is refused")
+    func tooDeep() throws {
+        var value = Value.string("x")
+        for _ in 0...WireReader.maxValueDepth { value = .variant(value) }
+        var writer = WireWriter()
+        writer.value(value)
+        var reader = WireReader(writer.bytes)
+        #expect(throws: WireError.self) { try reader.value() }
+    }
+
+    @Test("random bytes never crash the reader")
+    func randomBytes() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0..<64, using: &generator)
+            var bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            if !bytes.isEmpty, Bool.random(using: &generator) { bytes[0] = WireEvent.kind }
+            _ = try? WireProtocol.decode(WireEvent.self, from: bytes)
+            _ = try? WireProtocol.decode(WireReply.self, from: bytes)
+        }
+    }
+
+    @Test("frames split anywhere in a stream come out whole, in order")
+    func frameDecoder() throws {
+        let frames = try (0..<50).map { index in
+            try WireProtocol.frame(WireReply.progress(eventID: UInt64(index), done: 0, total: 0, text: "t\(index)"))
+        }
+        let stream = frames.flatMap { $0 }
+        for chunk in [1, 3, 7, 64, stream.count] {
+            var decoder = FrameDecoder()
+            var got: [UInt64] = []
+            for start in stride(from: 0, to: stream.count, by: chunk) {
+                decoder.append(stream[start..<min(start + chunk, stream.count)])
+                while let payload = try decoder.next() {
+                    got.append(try WireProtocol.decode(WireReply.self, from: payload).eventID)
+                }
+            }
+            #expect(got == Array(0..<50))
+            #expect(decoder.pendingByteCount == 0)
+        }
+    }
+
+    @Test("an announced frame over the limit ends the stream")
+    func oversizedFrame() {
+        var decoder = FrameDecoder()
+        decoder.append([0x7F, 0xFF, 0xFF, 0xFF])
+        #expect(throws: WireError.self) { try decoder.next() }
+    }
+
+    @Test("the probe's JSON line, written without Foundation, reads back with Foundation's decoder")
+    func probeReportJSON() throws {
+        let hostile = "q\"b\\s/\n\r\t\u{0}\u{1F}\u{7F} ✓ 𝄞"
+        let reports = [
+            ProbeReport(
+                name: "upload", description: hostile, sandboxSafe: true, pathOptions: ["outbox", hostile],
+                urlOptions: []),
+            ProbeReport(error: hostile),
+        ]
+        for report in reports {
+            let line = report.jsonLine
+            #expect(!line.contains(UInt8(ascii: "\n")))
+            #expect(try JSONDecoder().decode(ProbeReport.self, from: Data(line)) == report)
+        }
+    }
+}
