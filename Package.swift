@@ -3,7 +3,7 @@
 // bgsync: Background Sync for Linux desktop apps.
 //
 // Module map (each C library is touched by exactly one module):
-//   BGSyncValue       pure: the one D-Bus/GVariant value type, its GVariant text (print, parse)
+//   BGSyncValue       pure: the one D-Bus/GVariant value type, its GVariant text (print, parse), JSON text
 //   BGSyncCore        pure core: registrations, scheduling, configuration, errors; no I/O
 //   MainLoop          a poll(2) loop: fds, timers, cross-thread posts
 //   DBusKit           libdbus-1 wrapper (CDBus): marshals BGSyncValue values, knows nothing of sync

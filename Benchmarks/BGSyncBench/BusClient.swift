@@ -35,10 +35,10 @@ final class BusClient {
             arguments: arguments, timeout: timeout)
     }
 
-    func register(app: String, tag: String, handler: String = "noop") throws {
+    func register(app: String, tag: String, handler: String = "noop", options: [(String, Value)] = []) throws {
         _ = try call(
             destination: Self.name, path: Self.path, interface: Self.interface, method: "Register",
-            arguments: [.string(app), .string(tag), .string(handler), .stringVariantDictionary([])])
+            arguments: [.string(app), .string(tag), .string(handler), .stringVariantDictionary(options)])
     }
 
     func getTags(app: String) throws -> Int {

@@ -43,7 +43,12 @@ func stormRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) throw
     // GetTags from another client all along, on its own thread. It asks about an app outside
     // the storm: a connection that names an app id hears that app's sync signals (unicast, which
     // no match rule filters), so asking about the storm's apps would time the probe's own
-    // backlog of 20,000 signals (p99 ~100 ms) and double dbus-daemon's routing.
+    // backlog of 20,000 signals (p99 ~100 ms) and double dbus-daemon's routing. The bystander
+    // has registrations of its own that wait (not-before a day), so each answer scans the table.
+    let bystander = try BusClient(address: bus.address)
+    for tag in 0..<3 {
+        try bystander.register(app: "org.bench.Bystander", tag: "b\(tag)", options: [("not-before", .uint32(86_400))])
+    }
     let stormOver = Locked(false)
     let getTags = Locked(makeLatencies())
     let probeDone = DispatchSemaphore(value: 0)

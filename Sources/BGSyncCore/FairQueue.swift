@@ -34,9 +34,7 @@ struct FairQueue {
         queues[key.appID, default: ReadyQueue()].append(key)
     }
 
-    /// How many apps have pending keys, and whether `app` is one of them (after `appsInTurn`
-    /// dropped the emptied queues).
-    var appCount: Int { turns.count }
+    /// Whether `app` has pending keys (after `appsInTurn` dropped the emptied queues).
     func hasPending(_ app: String) -> Bool { queues[app] != nil }
 
     /// The apps with pending keys, starting with the one whose turn it is; the next call starts

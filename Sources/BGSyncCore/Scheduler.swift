@@ -25,7 +25,7 @@ public final class Scheduler {
     let dispatcher: any EventDispatcher
     private let unitRandom: () -> Double
 
-    /// Change only through `setRegistration`, which keeps `perApp` in step.
+    /// Change only through `setRegistration`, which keeps `perApp` in step (`start` fills both).
     private(set) var registrations = RegistrationTable()
     /// How many registrations each app has (the quota check, O(1)).
     private(set) var perApp: [String: Int] = [:]
@@ -85,13 +85,17 @@ public final class Scheduler {
         if let count = store.storedCount() { registrations.reserveCapacity(count) }
         // One copy of each app id (an app has up to registrations-per-app rows; an id longer than
         // 15 bytes is a heap string per row otherwise: 5 MiB of a 100,000-row start), and its
-        // count, kept here and handed to `perApp` at the end (keys are unique in the store: each
-        // row is new), which saves hashing the app id twice more per row.
+        // count, kept here and handed to `perApp` at the end, which saves hashing the app id twice
+        // more per row. A row counts only if its key is new: Swift compares tags as Unicode text,
+        // SQLite's key as bytes, so two rows (a composed and a decomposed "café") are one key.
         var appIDs: [String: (shared: String, count: Int)] = [:]
         try store.forEachStored { stored in
             var registration = stored.durable
-            registration.key.appID = Self.counted(&appIDs[registration.key.appID, default: (registration.key.appID, 0)])
-            registrations.updateValue(registration, forKey: registration.key)
+            let shared = appIDs[registration.key.appID]?.shared ?? registration.key.appID
+            registration.key.appID = shared
+            if registrations.updateValue(registration, forKey: registration.key) == nil {
+                appIDs[shared, default: (shared, 0)].count += 1
+            }
             nextSequence = max(nextSequence, registration.sequence + 1)
             if registration.state == .pending { pending.append((registration.sequence, registration.key)) }
         }
@@ -99,12 +103,6 @@ public final class Scheduler {
         pending.sort { $0.sequence < $1.sequence }
         for entry in pending { readyQueue.append(entry.key) }
         wakeup()
-    }
-
-    /// Counts one more row of an app and returns its shared id (one hash of the id per row).
-    private static func counted(_ entry: inout (shared: String, count: Int)) -> String {
-        entry.count += 1
-        return entry.shared
     }
 
     // MARK: - Queries

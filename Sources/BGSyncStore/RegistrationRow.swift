@@ -128,17 +128,29 @@ enum RegistrationRow {
             return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
         }
 
-        private func found(_ column: Column) -> String {
-            switch type(column) {
+        private func rawBytes(_ column: Column) -> UnsafeRawBufferPointer {
+            let count = Int(sqlite3_column_bytes(statement, Int32(column.rawValue)))
+            return UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, Int32(column.rawValue)), count: count)
+        }
+
+        /// How a bad value reads in the error; `stored` is its type, read before any conversion.
+        private func found(_ column: Column, _ stored: Int32? = nil) -> String {
+            switch stored ?? type(column) {
             case SQLITE_NULL: "NULL"
             case SQLITE_TEXT: "'\(anyText(column) ?? "")'"
+            case SQLITE_BLOB: "a BLOB of \(sqlite3_column_bytes(statement, Int32(column.rawValue))) bytes, not UTF-8"
             default: anyText(column) ?? "?"
             }
         }
 
+        /// TEXT, or a BLOB of UTF-8 (what `sqlite3` writes for `X'…'`), as GRDB read both.
         func text(_ column: Column) throws(BadColumn) -> String {
-            guard type(column) == SQLITE_TEXT, let text = anyText(column) else {
-                throw BadColumn(column: column.name, found: found(column))
+            // The type is read before the value: SQLite's own conversion of it makes it undefined.
+            let stored = type(column)
+            guard stored == SQLITE_TEXT || stored == SQLITE_BLOB, let text = anyText(column),
+                stored == SQLITE_TEXT || text.utf8.elementsEqual(rawBytes(column))
+            else {
+                throw BadColumn(column: column.name, found: found(column, stored))
             }
             return text
         }
@@ -167,7 +179,11 @@ enum RegistrationRow {
         func real(_ column: Column) throws(BadColumn) -> Double? {
             switch type(column) {
             case SQLITE_NULL: return nil
-            case SQLITE_FLOAT: return sqlite3_column_double(statement, Int32(column.rawValue))
+            case SQLITE_FLOAT:
+                // Never infinite: -infinity is how a Registration keeps "none" (PackedOptional).
+                let number = sqlite3_column_double(statement, Int32(column.rawValue))
+                guard number.isFinite else { throw BadColumn(column: column.name, found: "\(number)") }
+                return number
             case SQLITE_INTEGER: return Double(sqlite3_column_int64(statement, Int32(column.rawValue)))
             default: throw BadColumn(column: column.name, found: found(column))
             }

@@ -106,8 +106,10 @@ public struct WireReader: Sendable {
         return value
     }
 
-    public mutating func string() throws(WireError) -> String {
+    /// A string of at most `maxBytes` bytes of UTF-8 (invalid sequences replaced).
+    public mutating func string(maxBytes: Int = .max) throws(WireError) -> String {
         let length = try count()
+        guard length <= maxBytes else { throw WireError("a text of \(length) bytes, over its \(maxBytes)-byte limit") }
         defer { offset += length }
         return String(decoding: bytes[offset..<(offset + length)], as: UTF8.self)
     }

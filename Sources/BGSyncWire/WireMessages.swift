@@ -96,7 +96,8 @@ public enum WireReply: WireMessage, Equatable {
         switch form {
         case UInt8(ascii: "p"):
             self = .progress(
-                eventID: eventID, done: try reader.u64(), total: try reader.u64(), text: try reader.string())
+                eventID: eventID, done: try reader.u64(), total: try reader.u64(),
+                text: try reader.string(maxBytes: WireProtocol.maxReplyTextBytes))
         case UInt8(ascii: "o"):
             self = .outcome(eventID: eventID, try WireOutcome(from: &reader))
         default:
@@ -130,10 +131,23 @@ public enum WireOutcome: Sendable, Equatable {
     init(from reader: inout WireReader) throws(WireError) {
         let status = try reader.u8()
         switch status {
-        case UInt8(ascii: "s"): self = .success(detail: try reader.string())
-        case UInt8(ascii: "r"): self = .retry(after: try reader.optionalDouble(), detail: try reader.string())
-        case UInt8(ascii: "f"): self = .failure(detail: try reader.string())
+        case UInt8(ascii: "s"): self = .success(detail: try Self.detail(&reader))
+        case UInt8(ascii: "r"): self = .retry(after: try reader.optionalDouble(), detail: try Self.detail(&reader))
+        case UInt8(ascii: "f"): self = .failure(detail: try Self.detail(&reader))
         default: throw WireError("\(status) is not an outcome")
+        }
+    }
+
+    private static func detail(_ reader: inout WireReader) throws(WireError) -> String {
+        try reader.string(maxBytes: WireProtocol.maxReplyTextBytes)
+    }
+
+    /// The same outcome with its detail cut to what the agent accepts (at a character boundary).
+    public var fitted: WireOutcome {
+        switch self {
+        case .success(let detail): .success(detail: WireProtocol.fitted(detail))
+        case .retry(let after, let detail): .retry(after: after, detail: WireProtocol.fitted(detail))
+        case .failure(let detail): .failure(detail: WireProtocol.fitted(detail))
         }
     }
 

@@ -23,13 +23,32 @@ import Glibc
 /// signal blocked (a stop before it is ready waits, pending) and takes it on one thread of its
 /// own, so it never interrupts a plugin's call. The worker exits when fd 3 reaches end of file.
 /// `bgsync-worker --probe PLUGIN` instead prints one `ProbeReport` as a JSON line on stdout and
-/// exits (0 when the plugin is usable, 1 when it is refused).
+/// exits (0 when the plugin loaded, 1 when it cannot be; the agent then checks the report, the
+/// handler's name among it, with the rules of every name a caller gives).
 public enum WireProtocol {
     /// The fd the worker finds its end of the socket on.
     public static let workerFD: Int32 = 3
     /// A frame larger than this is a broken peer, not a big event (options are capped at 64 KiB).
     public static let maxFrameBytes = 16 * 1024 * 1024
     public static let headerBytes = 4
+    /// The most bytes of an outcome's detail or a progress text the agent takes from a worker:
+    /// a plugin's own detail is at most BGSYNC_DETAIL_SIZE - 1 (255) bytes, the worker's own
+    /// messages (a plugin that cannot load, with its path) fit, and a plugin writing frames of
+    /// its own to fd 3 cannot make the agent store and announce megabytes.
+    public static let maxReplyTextBytes = 4096
+    /// `text` cut to `maxReplyTextBytes`, at a character boundary, with an ellipsis.
+    public static func fitted(_ text: String) -> String {
+        guard text.utf8.count > maxReplyTextBytes else { return text }
+        let limit = maxReplyTextBytes - "…".utf8.count
+        var result = ""
+        var used = 0
+        for character in text {
+            used += character.utf8.count
+            guard used <= limit else { break }
+            result.append(character)
+        }
+        return result + "…"
+    }
     /// The signal that asks a worker to stop its running event.
     public static let stopSignal = SIGUSR1
 
@@ -50,12 +69,17 @@ public enum WireProtocol {
         let kind = try reader.u8()
         guard kind == Message.kind else {
             throw WireError(
-                "expected a message of kind \(Message.kind), got \(kind); "
+                "expected a message of kind '\(Self.letter(Message.kind))', got '\(Self.letter(kind))'; "
                     + "are bgsyncd and bgsync-worker from the same bgsync?")
         }
         let message = try Message(from: &reader)
         guard reader.isAtEnd else { throw WireError("\(reader.remaining) bytes left after a message of kind \(kind)") }
         return message
+    }
+
+    /// A kind byte as the letter it is meant to be, or its number.
+    static func letter(_ kind: UInt8) -> String {
+        (0x21...0x7E).contains(kind) ? String(UnicodeScalar(kind)) : "\\x\(String(kind, radix: 16))"
     }
 
     /// The payload length announced by a 4-byte header.
@@ -74,9 +98,12 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
 /// Splits a byte stream into frame payloads. Feed it what `read` returned; take the payloads.
 public struct FrameDecoder: Sendable {
     private var buffer: [UInt8] = []
-    /// Where the next frame starts in `buffer`; consumed bytes are dropped in one go when
-    /// the buffer is drained, not frame by frame (which moved the rest each time).
+    /// Where the next frame starts in `buffer`. Consumed bytes are dropped in one go, when the
+    /// buffer is drained or they are most of it and over `compactionBytes` (not frame by frame,
+    /// which moved the rest each time; never only when drained, or a peer that always leaves
+    /// half a frame behind would make the buffer grow without end).
     private var start = 0
+    public static let compactionBytes = 64 * 1024
     public init() {}
 
     public mutating func append(_ bytes: some Sequence<UInt8>) {
@@ -104,10 +131,15 @@ public struct FrameDecoder: Sendable {
         if start == buffer.count {
             buffer.removeAll(keepingCapacity: true)
             start = 0
+        } else if start > Self.compactionBytes, start * 2 > buffer.count {
+            buffer.removeFirst(start)
+            start = 0
         }
         return payload
     }
 
     /// Bytes received but not yet part of a complete frame.
     public var pendingByteCount: Int { buffer.count - start }
+    /// Bytes held, consumed or not (what the decoder costs in memory).
+    public var heldByteCount: Int { buffer.count }
 }

@@ -1,5 +1,5 @@
-import BGSyncCore
 // SPDX-License-Identifier: Apache-2.0
+import BGSyncCore
 import BGSyncWire
 import MainLoop
 

@@ -86,7 +86,7 @@ enum EventServer {
                 return 1
             }
             let outcome = handle(event, plugin: plugin, host: host, pluginData: pluginData)
-            guard reply(.outcome(eventID: event.id, outcome)) else { return 0 }
+            guard reply(.outcome(eventID: event.id, outcome.fitted)) else { return 0 }
         }
     }
 
@@ -137,7 +137,7 @@ enum EventServer {
         if let payload = try? readFrame(&decoder),
             let event = try? WireProtocol.decode(WireEvent.self, from: payload)
         {
-            _ = reply(.outcome(eventID: event.id, .retry(after: nil, detail: detail)))
+            _ = reply(.outcome(eventID: event.id, WireOutcome.retry(after: nil, detail: detail).fitted))
         }
         return 1
     }

@@ -4,7 +4,8 @@
 //   bgsync-worker --serve PLUGIN.so   run events the agent sends over fd 3 (see WireProtocol)
 //   bgsync-worker --probe PLUGIN.so   print what the plugin is as one JSON line, and exit
 //
-// Exit status: 0 done, 1 the plugin was refused or failed to start, 2 bad usage.
+// Exit status: 0 done, 1 the plugin could not be loaded or failed to start, 2 bad usage. The agent
+// checks what a probe reports (the handler's name among it) before it uses a plugin.
 #if canImport(Glibc)
 import Glibc
 #endif

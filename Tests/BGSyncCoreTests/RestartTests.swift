@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncTestSupport
+import Foundation
 import Testing
 
 @Suite("What survives a restart")
@@ -59,5 +60,59 @@ struct RestartTests {
         try h.register("c")
         _ = try h.scheduler.unregister(h.key("c"))
         #expect(h.store.urgencies.suffix(2) == [.acknowledged, .acknowledged])
+    }
+
+    @Test("the quota counts what was stored: full after a restart, and a removal frees a place")
+    func quotaAfterRestart() throws {
+        var settings = SyncSettings()
+        settings.registrationsPerApp = 3
+        let first = try Harness(settings: settings)
+        for tag in ["a", "b", "c"] { try first.register(tag) }
+        try first.register("x", app: "org.example.Other")
+        let second = try Harness(settings: settings, stored: Array(first.store.rows.values))
+        #expect(throws: SyncError.self) { try second.register("d") }
+        try second.register("y", app: "org.example.Other")
+        _ = try second.scheduler.unregister(second.key("a"))
+        try second.register("d")
+        #expect(second.scheduler.tags(appID: "org.example.Chat", kind: .oneOff) == ["b", "c", "d"])
+    }
+
+    @Test("two stored rows that Swift sees as one key (composed and decomposed text) count once")
+    func oneKeyTwoRows() throws {
+        var settings = SyncSettings()
+        settings.registrationsPerApp = 2
+        let first = try Harness(settings: settings)
+        try first.register("caf\u{E9}")
+        var twin = try #require(first.store.rows.values.first)
+        twin.key.tag = "cafe\u{301}"  // the same tag to Swift, other bytes to SQLite
+        let second = try Harness(settings: settings, stored: Array(first.store.rows.values) + [twin])
+        #expect(second.scheduler.count == 1)
+        try second.register("other")  // one place left, not none
+        #expect(throws: SyncError.self) { try second.register("third") }
+    }
+}
+
+@Suite("PackedOptional: optional times in 8 bytes")
+struct PackedOptionalTests {
+    @Test("none, a date and a number read back exactly, compare and code as the optionals they stand for")
+    func roundTrip() throws {
+        var registration = Registration(
+            key: RegistrationKey(appID: "org.example.Chat", tag: "t", kind: .periodic), handler: "upload",
+            maxAttempts: 3, sequence: 1)
+        #expect(registration.nextAttempt == nil && registration.minInterval == nil)
+        let date = Date(timeIntervalSinceReferenceDate: 812_345_678.123_456_789)
+        registration.nextAttempt = date
+        registration.minInterval = 900.5
+        #expect(registration.nextAttempt == date)
+        #expect(registration.minInterval == 900.5)
+        var other = registration
+        #expect(other == registration)
+        other.nextAttempt = nil
+        #expect(other != registration)
+        #expect(MemoryLayout<PackedOptional<Date>>.size == 8)
+
+        let coded = try JSONDecoder().decode(Registration.self, from: JSONEncoder().encode(other))
+        #expect(coded == other)
+        #expect(String(decoding: try JSONEncoder().encode(other), as: UTF8.self).contains("\"nextAttempt\":null"))
     }
 }

@@ -186,10 +186,25 @@ import Testing
         arguments: [
             ("attempts = 'many'", "attempts", "'many'"), ("sequence = 1.5", "sequence", "1.5"),
             ("max_attempts = 5000000000", "max_attempts", "5000000000"),
-            ("next_attempt = 'soon'", "next_attempt", "'soon'"),
+            ("next_attempt = 'soon'", "next_attempt", "'soon'"), ("next_attempt = -1e999", "next_attempt", "-inf"),
+            ("handler = X'FF00'", "handler", "a BLOB of 2 bytes, not UTF-8"),
         ])
     func aColumnOfTheWrongType(assignment: String, column: String, found: String) throws {
         let error = try loadAfterEditing("UPDATE registrations SET \(assignment)")
         #expect(error?.message.contains("column \(column) of org.example.Mail/edited is \(found).") == true)
+    }
+
+    @Test func textWrittenAsABlobOfUTF8StillLoads() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(Fixtures.simple("blob", sequence: 1))
+        store.close()
+        let raw = try DatabaseQueue(path: store.path)
+        try raw.write { db in try db.execute(sql: "UPDATE registrations SET handler = CAST(handler AS BLOB)") }
+        try raw.close()
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        #expect(try reopened.loadAll().map(\.handler) == ["exec"])
     }
 }
