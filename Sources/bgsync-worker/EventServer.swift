@@ -28,8 +28,8 @@ enum EventServer {
         if clinux_close_range(UInt32(fd), UInt32.max, CLINUX_CLOSE_RANGE_CLOEXEC) != 0 {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)  // Linux < 5.11
         }
-        // Plugins printing to stdout end up in the log, never in the protocol.
-        _ = dup2(2, 1)
+        // Plugins printing to stdout or stderr end up in the log, escaped, never in the protocol.
+        PluginOutput.capture()
 
         // Before the plugin is loaded: threads it starts must inherit the blocked stop signal.
         if bgsync_cancel_install(WireProtocol.stopSignal) != 0 {

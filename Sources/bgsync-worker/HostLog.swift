@@ -9,9 +9,19 @@ import Glibc
 /// (stderr is the journal) each line starts with a syslog `<N>` priority prefix, which journald
 /// reads; elsewhere it reads `bgsync-worker[PID]: level: …`, as the agent's own lines do.
 enum HostLog {
-    /// Set once the plugin is known, to tag lines written outside an event.
-    nonisolated(unsafe) static var handlerName = ""
-    private static let journal = JournalStream.isStderr()
+    /// Set once the plugin is known, to tag lines written outside an event. Read by the plugin
+    /// output thread too (`PluginOutput`), hence the lock.
+    static var handlerName: String {
+        get { nameLock.withLock { name } }
+        set { nameLock.withLock { name = newValue } }
+    }
+    nonisolated(unsafe) private static var name = ""
+    private static let nameLock = Lock()
+    /// Where the worker's own lines go: the real stderr (the agent's, or the journal), kept
+    /// aside by `PluginOutput`, whose pipe takes fd 2 for the plugin's output.
+    nonisolated(unsafe) static var fd: Int32 = 2
+    /// Decided once, on the real stderr (`PluginOutput.capture` asks before it takes fd 2).
+    static let journal = JournalStream.isStderr()
 
     static func line(priority: Int32, prefix: String, _ message: String) {
         let level = min(max(priority, 0), 7)
@@ -27,7 +37,7 @@ enum HostLog {
     }
 
     static func writeRaw(_ text: String) {
-        _ = FD.writeAll(2, Array(text.utf8))
+        _ = FD.writeAll(fd, Array(text.utf8))
     }
 
     /// The prefix for lines about an event: handler, then app id and tag.
@@ -68,5 +78,20 @@ enum FD {
             guard got > 0 else { return nil }
             return Array(buffer[..<got])
         }
+    }
+}
+
+/// A pthread mutex (the worker links no Foundation and no Synchronization).
+final class Lock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
     }
 }

@@ -15,7 +15,7 @@ enum Probe {
         let reportFD = dup(1)
         guard reportFD >= 0 else { return 1 }
         _ = fcntl(reportFD, F_SETFD, FD_CLOEXEC)
-        _ = dup2(2, 1)
+        PluginOutput.capture()
         let report: ProbeReport
         let status: Int32
         do {

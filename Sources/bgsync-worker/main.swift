@@ -18,9 +18,13 @@ let usage = """
 
 let arguments = CommandLine.arguments
 if arguments.count == 3, arguments[1] == "--probe" {
-    exit(Probe.run(path: arguments[2]))
+    let status = Probe.run(path: arguments[2])
+    PluginOutput.finish()
+    exit(status)
 } else if arguments.count == 3, arguments[1] == "--serve" {
-    exit(EventServer.run(path: arguments[2]))
+    let status = EventServer.run(path: arguments[2])
+    PluginOutput.finish()
+    exit(status)
 } else {
     HostLog.writeRaw(usage)
     exit(2)

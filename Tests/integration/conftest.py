@@ -28,7 +28,7 @@ TEST_PLUGIN_SOURCES = ROOT / "Tests" / "plugins"
 HEADER_DIR = ROOT / "Sources" / "CBGSyncPlugin" / "include"
 # The C test plugins the agent tests use (the worker tests use more, such as ones that crash
 # while loading; those cost every agent start a probe and add nothing here).
-INTEGRATION_PLUGINS = ["ok", "retry", "fail", "segfault", "hang", "noop", "options", "wrong-abi", "no-symbol",
+INTEGRATION_PLUGINS = ["ok", "retry", "fail", "segfault", "hang", "noop", "options", "wrong-abi", "no-symbol", "noisy",
                        "stoppable", "progress"]
 
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)

@@ -83,3 +83,30 @@ def test_a_callers_tag_cannot_start_a_journal_line_of_its_own(bus, tmp_path, plu
     lines = run_exec_event(bus, tmp_path, plugin_dir, journal=True, tag="x\n<0>FORGED by a caller")
     assert all(re.match(r"<[3-7]>", line) for line in lines if line), lines  # no <0> of the caller's
     assert any("x\\n<0>FORGED by a caller" in line for line in lines if line.startswith("<7>handler exec: ")), lines
+
+
+def test_a_plugins_own_output_cannot_start_a_journal_line_of_its_own(bus, tmp_path, plugin_dir):
+    """What a plugin prints (stdout, stderr, while loading and while handling) reaches the log a
+    line at a time, escaped and under the worker's own prefix at notice: its <N> stays text."""
+    read_end, write_end = os.pipe()
+    info = os.fstat(write_end)
+    env = dict(os.environ, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
+    agent = subprocess.Popen(agent_command(bus, tmp_path, plugin_dir), stdout=write_end, stderr=write_end, env=env)
+    os.close(write_end)
+    try:
+        output = read_until(read_end, b"ready on")
+        client = Client(bus)
+        client.register(APP, "noisy", "noisy", {})
+        client.wait_finished("noisy")
+        output += read_until(read_end, b"no newline at the end")
+    finally:
+        agent.terminate()
+        agent.wait(timeout=20)
+        os.close(read_end)
+    lines = output.decode(errors="replace").splitlines()
+    assert all(re.match(r"<[3-7]>", line) for line in lines if line), lines  # no <0>, <1> or <2> of its own
+    printed = [line for line in lines if "(output): " in line]
+    for text in ["<0>FORGED while loading", "<1>FORGED on stdout", "<2>FORGED on stderr", "noisy: to stdout",
+                 "noisy: \\x1b[31mred\\x1b[0m and a bell\\x07", "noisy: no newline at the end"]:
+        assert any(line.startswith("<5>") and line.endswith(": " + text) for line in printed), (text, printed)
+

@@ -154,8 +154,9 @@ typedef struct bgsync_host {
 
     /* --- Services --- */
     /* Writes a line to the agent's log, tagged with the handler and the event. `priority` is a
-     * BGSYNC_LOG_* level. `event` may be NULL (in `init`, say). Anything a plugin writes to
-     * stdout or stderr also reaches the agent's log, without a priority. */
+     * BGSYNC_LOG_* level. `event` may be NULL (in `init`, say). Anything the plugin, or a command
+     * it runs, writes to stdout or stderr also reaches the agent's log, a line at a time, escaped,
+     * at notice, tagged with the handler only. */
     void (*log)(const bgsync_event *event, int priority, const char *message);
 
     /* --- Added in growth 1: files beneath the registration's root (see "Files" below) ---
