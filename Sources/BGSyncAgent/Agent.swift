@@ -143,8 +143,10 @@ public final class Agent {
             scheduler.powerChanged(status)
             service.networkChanged()
         }
-        workers.onProgress = { event, progress in
-            scheduler.progressReported(key: event.key, eventID: event.id, progress)
+        // Weak: the scheduler owns the pool (through its dispatcher), so a strong capture here
+        // would keep both, and all they hold, alive past `serve`.
+        workers.onProgress = { [weak scheduler] event, progress in
+            scheduler?.progressReported(key: event.key, eventID: event.id, progress)
         }
         do {
             try scheduler.start()

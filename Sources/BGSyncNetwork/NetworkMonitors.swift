@@ -88,9 +88,11 @@ final class SystemNetworkMonitor: NetworkMonitor {
     private func startClientThread() {
         let firstAnswer = FirstValue<NetworkManagerEvent>()
         let target = LoopBound(self)
-        let thread = NetworkManagerClientThread { [loop] event in
+        // The thread may outlive the agent's loop (stop() does not wait for it): it must not own it,
+        // or the loop and all its closures hold on to the agent's objects at exit.
+        let thread = NetworkManagerClientThread { [weak loop] event in
             firstAnswer.offer(event)
-            loop.post { target.monitor?.receive(event) }
+            loop?.post { target.monitor?.receive(event) }
         }
         clientThread = thread
         thread.start()

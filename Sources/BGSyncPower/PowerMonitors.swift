@@ -63,9 +63,11 @@ final class SystemPowerMonitor: PowerMonitor {
         guard thread == nil else { return }
         let first = FirstValue<PowerEvent>()
         let target = PowerLoopBound(self)
-        let thread = PowerClientThread(bus: bus) { [loop] event in
+        // The thread may outlive the agent's loop (stop() does not wait for it): it must not own it,
+        // or the loop and all its closures hold on to the agent's objects at exit.
+        let thread = PowerClientThread(bus: bus) { [weak loop] event in
             first.offer(event)
-            loop.post { target.monitor?.receive(event, notify: true) }
+            loop?.post { target.monitor?.receive(event, notify: true) }
         }
         self.thread = thread
         thread.start()

@@ -28,7 +28,7 @@ public final class WorkerPool: EventDispatcher {
     private var catalog: PluginCatalog
     private var maxWorkers: Int
     let logger: Logger
-    private let reaper: ChildReaper
+    let reaper: ChildReaper
     var workers: [WorkerConnection] = []
     /// Events with no free worker yet, oldest first.
     private var queue: [WorkerJob] = []
@@ -95,7 +95,7 @@ public final class WorkerPool: EventDispatcher {
     /// (shutdown waits this long in all).
     public static let deinitGrace = 2.0
     /// SIGKILL timers of retired idle workers not yet reaped, by pid.
-    private var graceTimers: [pid_t: MainLoop.Timer] = [:]
+    private(set) var graceTimers: [pid_t: MainLoop.Timer] = [:]
 
     func queuedIndex(of eventID: UInt64) -> Int? { queue.firstIndex { $0.event.id == eventID } }
     func dequeue(at index: Int) -> WorkerJob { queue.remove(at: index) }

@@ -80,25 +80,27 @@ struct Serve: ParsableCommand {
             if let retryAfter, outcome == .retry { result.append(("retry-after", .double(retryAfter))) }
             answered += 1
             if let count, answered >= count {
-                // After the reply is queued: send it, then go.
-                loop.addTimer(after: 0) {
-                    connection.flush()
-                    Glibc.exit(ExitStatus.ok)
-                }
+                loop.stop()  // after this iteration, which queues the reply; `run` sends it below
             }
             return [.string(outcome.rawValue), .stringVariantDictionary(result)]
         }
         connection.export(object, at: path)
         connection.attach(to: loop)
+        var lost = false
         connection.onDisconnect = {
-            FileHandleOutput.standardError("bgsyncctl: the bus connection was lost\n")
-            Glibc.exit(ExitStatus.unreachable)
+            lost = true
+            loop.stop()
         }
         FileHandleOutput.standardError("bgsyncctl: serving \(Self.interface) for \(appID) at \(path); Ctrl-C to stop\n")
         if !noTrigger { triggerWaiting(agent) }
         signal(SIGINT) { _ in _exit(0) }
         signal(SIGTERM) { _ in _exit(0) }
         loop.run()
+        // Returning, not exit(3) from inside the loop: closing unexports the object (the
+        // connection holds it until then) and the loop, object and connection go with this frame.
+        connection.flush()
+        connection.close()
+        if lost { throw CLIFailure(exitCode: ExitStatus.unreachable, message: "the bus connection was lost") }
     }
 
     /// Asks the agent to run the app's one-off syncs now. The calls they bring wait in the

@@ -5,10 +5,12 @@ import DBusKit
 import Foundation
 import Logging
 import MainLoop
+import Synchronization
 import TestKit
 import Testing
 
 @testable import BGSyncAgent
+@testable import DBusKit
 
 /// AppHandler on a private bus, with apps played by connections in this process: one that
 /// answers on its own loop thread, one that owns the name and never reads (hung), one that leaves
@@ -129,4 +131,44 @@ import Testing
         let (outcome, _) = try run(event(timeout: -1))
         #expect(outcome == .retry(after: nil, detail: "timeout"))
     }
+
+    /// Each registration of an app that is neither running nor activatable asks the bus twice
+    /// (NameHasOwner, ListActivatableNames) and logs a warning. Once the answers are in, nothing
+    /// of the calls stays on the connection, and the handler is freed when its owner lets go:
+    /// what a registration leaves behind cannot pile up in a long-running agent.
+    @Test func registrationsLeaveNoCallsAndNoHandlerBehind() throws {
+        let lines = RecordedLines()
+        var owner: AppHandler? = AppHandler(
+            connection: agent, loop: loop, logger: Logger(label: "test") { _ in RecordingLogHandler(lines: lines) })
+        weak let handler = owner
+        let registrations = 50
+        for n in 0..<registrations {
+            owner?.registered(RegistrationKey(appID: Self.app, tag: "tag\(n)", kind: .oneOff))
+        }
+        let warning = "uses handler 'app', but"
+        let deadline = Date().addingTimeInterval(15)
+        while lines.count(warning) < registrations && Date() < deadline { _ = loop.iterate(timeout: 0.5) }
+        #expect(lines.count(warning) == registrations)
+        #expect(agent.pendingCalls.isEmpty, "\(agent.pendingCalls.count) calls still held by the connection")
+        owner = nil
+        #expect(handler == nil, "the handler outlived its owner")
+    }
+}
+
+/// Log lines, recorded from any thread.
+private final class RecordedLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    func count(_ text: String) -> Int { lines.withLock { $0.filter { $0.contains(text) }.count } }
+}
+
+private struct RecordingLogHandler: LogHandler {
+    let lines: RecordedLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { lines.append("\(event.level): \(event.message)") }
 }

@@ -2,6 +2,7 @@
 import BGSyncCore
 import BGSyncNetwork
 import Foundation
+import MainLoop
 import Testing
 
 /// The monitor against python-dbusmock's NetworkManager on a private system bus.
@@ -28,6 +29,22 @@ struct NetworkManagerMonitorTests {
         try mock.setState(Self.disconnected)
         harness.waitForChanges(1)
         #expect(harness.changes == [.offline])
+    }
+
+    /// The libnm thread ends soon after the monitor goes, not at once (stop() does not wait): it
+    /// must not own the loop meanwhile, or at the agent's exit the loop, and what hangs on it,
+    /// is still in use.
+    @Test func theClientThreadDoesNotKeepTheLoopAlive() throws {
+        let mock = try NetworkManagerMock(state: Self.connectedGlobal)
+        defer { mock.stop() }
+        weak var loop: MainLoop?
+        do {
+            let harness = MonitorHarness { makeNetworkMonitor(mode: .automatic, loop: $0, logger: $1) }
+            harness.monitor.start()
+            #expect(harness.monitor.status == .online)
+            loop = harness.loop
+        }
+        #expect(loop == nil, "the loop outlived the monitor and its owner")
     }
 
     @Test func onlineOnlyWhenConnectedGlobal() throws {

@@ -77,6 +77,19 @@ import Testing
         #expect(harness.log.count("UPower is not running; counting as on AC") == 1)
     }
 
+    /// The bus thread ends soon after the monitor goes, not at once (stop() does not wait): it
+    /// must not own the loop meanwhile, or at the agent's exit the loop, and what hangs on it,
+    /// is still in use.
+    @Test func theBusThreadDoesNotKeepTheLoopAlive() {
+        weak var loop: MainLoop?
+        do {
+            let harness = PowerHarness(bus: bus.address)
+            harness.monitor.start()  // no UPower: the thread stays, waiting for it to appear
+            loop = harness.loop
+        }
+        #expect(loop == nil, "the loop outlived the monitor and its owner")
+    }
+
     @Test func withoutASystemBusTheMachineCountsAsOnAC() {
         let harness = PowerHarness(bus: "unix:path=/nonexistent/bgsync-test/system_bus_socket")
         harness.monitor.start()

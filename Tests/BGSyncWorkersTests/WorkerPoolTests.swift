@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
-import BGSyncWorkers
 import Foundation
 import MainLoop
 import Testing
+
+@testable import BGSyncWorkers
 
 #if canImport(Glibc)
 import Glibc
@@ -143,5 +144,41 @@ struct WorkerPoolTests {
         for pid in pids {
             #expect(kill(pid, 0) == -1 && errno == ESRCH, "worker \(pid) is still there")
         }
+    }
+
+    @Test("retiring workers over and over leaves no process, timer or worker object behind")
+    func retirementsLeaveNothingBehind() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        struct Seen { weak var worker: WorkerConnection? }
+        var seen: [Seen] = []
+        var pids: [pid_t] = []
+        weak var pool: WorkerPool?
+        do {
+            // One slot, two handlers taking turns: every event retires the other handler's idle worker.
+            let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["ok", "noop"], maxWorkers: 1)
+            pool = harness.pool
+            let events = 20
+            for n in 0..<events {
+                let outcome = harness.run(makeEvent(id: UInt64(n), handler: n % 2 == 0 ? "ok" : "noop"))
+                guard case .success = outcome else {
+                    Issue.record("Event \(n) ended as \(String(describing: outcome))")
+                    return
+                }
+                seen += harness.pool.workers.map { Seen(worker: $0) }
+                pids += harness.pool.workerProcessIDs
+            }
+            #expect(harness.pool.workersStarted == events)
+            // A retired idle worker exits by itself (end of file on its socket); the reaper hears it.
+            let deadline = Date().addingTimeInterval(10)
+            while harness.pool.reaper.count > 0, Date() < deadline { harness.loop.iterate(timeout: 0.2) }
+            #expect(harness.pool.reaper.count == 0, "retired workers not reaped")
+            #expect(harness.pool.graceTimers.isEmpty, "SIGKILL timers left for reaped workers")
+            for pid in pids.dropLast() {
+                #expect(kill(pid, 0) == -1 && errno == ESRCH, "retired worker \(pid) is still there")
+            }
+            let alive = seen.filter { $0.worker != nil }.count
+            #expect(alive == 1, "\(alive) worker objects alive; only the last worker is in use")
+        }
+        #expect(pool == nil, "the pool outlived its owner")
     }
 }
