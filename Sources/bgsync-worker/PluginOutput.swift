@@ -12,6 +12,7 @@ import Glibc
 enum PluginOutput {
     /// Posted by the reader thread when it has written everything (end of file); nil until it runs.
     nonisolated(unsafe) private static var drained: UnsafeMutablePointer<sem_t>?
+    nonisolated(unsafe) private static var reader: pthread_t?
     /// A line longer than this is written in pieces (a plugin printing megabytes without a newline
     /// cannot make the worker hold them).
     static let maxLineBytes = 4096
@@ -47,7 +48,7 @@ enum PluginOutput {
                 return nil
             }, UnsafeMutableRawPointer(bitPattern: Int(readEnd)))
         if started == 0 {
-            pthread_detach(thread)
+            reader = thread
         } else {  // no thread: put stdout and stderr back rather than fill a pipe no one reads
             drained = nil
             _ = dup2(realStderr, 1)
@@ -67,7 +68,12 @@ enum PluginOutput {
         let nanoseconds = Int(until.tv_nsec) + Int(timeout * 1e9)
         until.tv_sec += nanoseconds / 1_000_000_000
         until.tv_nsec = nanoseconds % 1_000_000_000
-        while sem_timedwait(drained, &until) != 0, errno == EINTR {}
+        var waited = sem_timedwait(drained, &until)
+        while waited != 0, errno == EINTR { waited = sem_timedwait(drained, &until) }
+        // Drained: the reader is returning; join it, so that the process never exits while a
+        // thread of it is half gone (LeakSanitizer then reports "thread was not suspended").
+        // Not drained (a command still holds the pipe): leave it blocked in poll.
+        if waited == 0, let reader { pthread_join(reader, nil) }
     }
 
     /// The reader: whole lines to the log, a long one in pieces, the rest at end of file.

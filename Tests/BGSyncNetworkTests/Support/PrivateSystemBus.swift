@@ -16,8 +16,9 @@ enum PrivateSystemBus {
             let bus = try PrivateBus(kind: .system)
             setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address, 1)
             keptBus.withLock { $0 = bus }
-            // The daemon is killed at exit: statics are never deinitialised.
-            atexit { keptBus.withLock { $0 = nil } }
+            // The daemon is killed at exit: statics are never deinitialised, and `shared` keeps
+            // the bus too, so letting go of it here would not end the daemon.
+            atexit { keptBus.withLock { $0?.kill() } }
             return .success(bus)
         } catch {
             return .failure(error)
