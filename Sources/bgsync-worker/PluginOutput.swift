@@ -83,21 +83,27 @@ enum PluginOutput {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while true {
             // A line without its newline goes out once the plugin has been quiet for a while.
-            if poll(&entry, 1, pending.isEmpty ? -1 : Self.partialLineWaitMilliseconds) == 0 {
+            let ready = poll(&entry, 1, pending.isEmpty ? -1 : Self.partialLineWaitMilliseconds)
+            if ready == 0 {
                 write(pending[...])
                 pending.removeAll()
                 continue
             }
+            if ready < 0 && errno == EINTR { continue }
             let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else { break }
             pending += buffer[..<got]
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n"))
-                ?? (pending.count >= maxLineBytes ? maxLineBytes : nil)
-            {
-                let line = pending[..<newline]
-                write(line)
-                pending.removeFirst(min(newline + 1, pending.count))
+            while true {
+                if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    write(pending[..<newline])
+                    pending.removeFirst(newline + 1)
+                } else if pending.count >= maxLineBytes {
+                    write(pending[..<maxLineBytes])
+                    pending.removeFirst(maxLineBytes)
+                } else {
+                    break
+                }
             }
         }
         if !pending.isEmpty { write(pending[...]) }

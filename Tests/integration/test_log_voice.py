@@ -109,4 +109,7 @@ def test_a_plugins_own_output_cannot_start_a_journal_line_of_its_own(bus, tmp_pa
     for text in ["<0>FORGED while loading", "<1>FORGED on stdout", "<2>FORGED on stderr", "noisy: to stdout",
                  "noisy: \\x1b[31mred\\x1b[0m and a bell\\x07", "noisy: no newline at the end"]:
         assert any(line.startswith("<5>") and line.endswith(": " + text) for line in printed), (text, printed)
+    # The 5000-byte line comes in pieces (the worker holds at most 4096 bytes of a line), none lost.
+    pieces = [line.split("(output): ", 1)[1] for line in printed if line.split("(output): ", 1)[1].startswith("xx")]
+    assert "".join(pieces) == "x" * 5000 and len(pieces) == 2, [len(piece) for piece in pieces]
 

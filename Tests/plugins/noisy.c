@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Test plugin "noisy": prints to stdout and stderr while loading and while handling an event,
- * lines made to look like journal entries of their own (with a <N> priority) and with control
- * characters, and a last line without a newline. The worker must log each line escaped, under
- * its own prefix. Succeeds. */
+ * lines made to look like journal entries of their own (with a <N> priority), control characters,
+ * a line of 5000 bytes, and a last line without a newline. The worker must log each line escaped,
+ * under its own prefix. Succeeds. */
 #include <stdio.h>
 #include "bgsync-plugin.h"
 
@@ -15,6 +15,8 @@ static void handle(const bgsync_host *host, const bgsync_event *event, bgsync_re
     (void)event;
     printf("noisy: to stdout\n<1>FORGED on stdout\n");
     fflush(stdout);
+    for (int i = 0; i < 5000; i++) fputc('x', stderr); /* a line longer than the worker takes at once */
+    fputc('\n', stderr);
     fprintf(stderr, "noisy: \x1b[31mred\x1b[0m and a bell\a\n<2>FORGED on stderr\nnoisy: no newline at the end");
     fflush(stderr);
     result->status = BGSYNC_STATUS_SUCCESS;
