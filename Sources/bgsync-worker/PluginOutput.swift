@@ -95,7 +95,8 @@ enum PluginOutput {
             guard got > 0 else { break }
             pending += buffer[..<got]
             while true {
-                if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                // A line is cut at maxLineBytes whether or not its newline came in the same read.
+                if let newline = pending.firstIndex(of: UInt8(ascii: "\n")), newline <= maxLineBytes {
                     write(pending[..<newline])
                     pending.removeFirst(newline + 1)
                 } else if pending.count >= maxLineBytes {
