@@ -156,7 +156,9 @@ let package = Package(
 
         // Test doubles and tests. TestKit: the one way tests start child processes and private buses.
         .target(name: "BGSyncTestSupport", dependencies: ["BGSyncCore"]),
-        .target(name: "TestKit", dependencies: ["MainLoop"], path: "Tests/TestKit"),
+        .target(
+            name: "TestKit", dependencies: ["MainLoop", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestKit"),
         // What the handler tests share: helper scripts, a loopback HTTP server, events whose files
         // the worker's own ConfinedFiles opens.
         .target(

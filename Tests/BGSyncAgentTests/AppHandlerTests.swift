@@ -137,9 +137,8 @@ import Testing
     /// of the calls stays on the connection, and the handler is freed when its owner lets go:
     /// what a registration leaves behind cannot pile up in a long-running agent.
     @Test func registrationsLeaveNoCallsAndNoHandlerBehind() throws {
-        let lines = RecordedLines()
-        var owner: AppHandler? = AppHandler(
-            connection: agent, loop: loop, logger: Logger(label: "test") { _ in RecordingLogHandler(lines: lines) })
+        let lines = LogRecorder()
+        var owner: AppHandler? = AppHandler(connection: agent, loop: loop, logger: lines.logger())
         weak let handler = owner
         let registrations = 50
         for n in 0..<registrations {
@@ -153,22 +152,4 @@ import Testing
         owner = nil
         #expect(handler == nil, "the handler outlived its owner")
     }
-}
-
-/// Log lines, recorded from any thread.
-private final class RecordedLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    func count(_ text: String) -> Int { lines.withLock { $0.filter { $0.contains(text) }.count } }
-}
-
-private struct RecordingLogHandler: LogHandler {
-    let lines: RecordedLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .debug
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) { lines.append("\(event.level): \(event.message)") }
 }

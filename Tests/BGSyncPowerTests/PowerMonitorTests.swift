@@ -101,14 +101,13 @@ import Testing
 /// A monitor, its loop, its log and every status it reported.
 final class PowerHarness {
     let loop = MainLoop()
-    let log = LogLines()
+    let log = LogRecorder()
     let monitor: any PowerMonitor
     private(set) var changes: [PowerStatus] = []
 
     init(bus: String) {
-        var logger = Logger(label: "test.power") { [log] _ in LogLinesHandler(lines: log) }
-        logger.logLevel = .debug
-        monitor = makePowerMonitor(mode: .upower, loop: loop, logger: logger, bus: .address(bus))
+        monitor = makePowerMonitor(
+            mode: .upower, loop: loop, logger: log.logger(label: "test.power"), bus: .address(bus))
         monitor.onChange = { [unowned self] status in changes.append(status) }
     }
 
@@ -122,22 +121,4 @@ final class PowerHarness {
         }
         return true
     }
-}
-
-final class LogLines: Sendable {
-    private let lines = Mutex<[String]>([])
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    func contains(_ text: String) -> Bool { lines.withLock { $0.contains { $0.contains(text) } } }
-    func count(_ text: String) -> Int { lines.withLock { $0.filter { $0.contains(text) }.count } }
-}
-
-private struct LogLinesHandler: LogHandler {
-    let lines: LogLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .debug
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-    func log(event: LogEvent) { lines.append("\(event.level): \(event.message)") }
 }

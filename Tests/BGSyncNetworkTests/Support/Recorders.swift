@@ -3,36 +3,7 @@ import BGSyncCore
 import Logging
 import MainLoop
 import Synchronization
-
-/// Keeps every log message, to check what a person reading the log would see.
-final class LogRecorder: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var messages: [String] { lines.withLock { $0 } }
-
-    func logger() -> Logger {
-        var logger = Logger(label: "test.network") { _ in RecordingHandler(recorder: self) }
-        logger.logLevel = .debug
-        return logger
-    }
-
-    fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
-}
-
-private struct RecordingHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .debug
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        recorder.append("\(event.level): \(event.message)")
-    }
-}
+import TestKit
 
 /// A monitor under test, its loop, and every status it reported through `onChange`.
 final class MonitorHarness {
@@ -42,7 +13,7 @@ final class MonitorHarness {
     private(set) var changes: [NetworkStatus] = []
 
     init(make: (MainLoop, Logger) -> any NetworkMonitor) {
-        monitor = make(loop, log.logger())
+        monitor = make(loop, log.logger(label: "test.network"))
         monitor.onChange = { [unowned self] status in self.changes.append(status) }
     }
 
