@@ -1,22 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
+import TestKit
 
 /// Generated values of every D-Bus type, nested containers included, with the awkward cases
 /// (empty arrays, quotes, backslashes, control and non-ASCII characters, byte strings, doubles,
 /// integer extremes). Deterministic: a seed gives the same values on every run.
 struct ValueGenerator {
-    private var state: UInt64
+    private var random: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { random = SplitMix64(seed: seed) }
 
-    /// SplitMix64.
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { random.next() }
 
     mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }

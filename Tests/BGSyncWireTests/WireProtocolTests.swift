@@ -2,6 +2,7 @@
 import BGSyncValue
 import BGSyncWire
 import Foundation
+import TestKit
 import Testing
 
 /// The agent↔worker messages in their binary form: what one end writes, the other reads back
@@ -187,18 +188,5 @@ import Testing
             #expect(!line.contains(UInt8(ascii: "\n")))
             #expect(try JSONDecoder().decode(ProbeReport.self, from: Data(line)) == report)
         }
-    }
-}
-
-/// A seeded generator (SplitMix64), so that a failing run can be repeated.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
