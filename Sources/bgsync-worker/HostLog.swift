@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,11 +13,10 @@ enum HostLog {
     /// Set once the plugin is known, to tag lines written outside an event. Read by the plugin
     /// output thread too (`PluginOutput`), hence the lock.
     static var handlerName: String {
-        get { nameLock.withLock { name } }
-        set { nameLock.withLock { name = newValue } }
+        get { name.withLock { $0 } }
+        set { name.withLock { $0 = newValue } }
     }
-    nonisolated(unsafe) private static var name = ""
-    private static let nameLock = Lock()
+    private static let name = Mutex("")
     /// Where the worker's own lines go: the real stderr (the agent's, or the journal), kept
     /// aside by `PluginOutput`, whose pipe takes fd 2 for the plugin's output.
     nonisolated(unsafe) static var fd: Int32 = 2
@@ -78,20 +78,5 @@ enum FD {
             guard got > 0 else { return nil }
             return Array(buffer[..<got])
         }
-    }
-}
-
-/// A pthread mutex (the worker links no Foundation and no Synchronization).
-final class Lock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    func withLock<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
     }
 }
