@@ -20,7 +20,7 @@ import dbus
 import pytest
 
 from conftest import BIN, ROOT, Agent, Client, PrivateBus, wait_until
-from test_network_dbusmock import CONNECTED_GLOBAL, DISCONNECTED, MockNetworkManager
+from test_network_dbusmock import CONNECTED_GLOBAL, DISCONNECTED, nm  # noqa: F401  (the offline NetworkManager mock)
 
 CHAT = "org.example.Chat"
 SYNC_APP = pathlib.Path(__file__).parent / "sync_app.py"
@@ -138,16 +138,6 @@ def bus(apps):
     b = PrivateBus(service_dirs=[apps.services], env=apps.env)
     yield b
     b.stop()
-
-
-@pytest.fixture
-def nm():
-    system = PrivateBus("system")
-    mock = MockNetworkManager(system)
-    mock.start(state=DISCONNECTED)
-    yield mock
-    mock.stop()
-    system.stop()
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ import pytest
 
 from conftest import Client, wait_until
 from test_boundary import FLAT, OTHER, snap_cgroup, start_flatpak_behind_proxy, start_in_cgroup
-from test_network_dbusmock import CONNECTED_GLOBAL, MockNetworkManager
-from conftest import PrivateBus
+from test_network_dbusmock import CONNECTED_GLOBAL, nm  # noqa: F401  (the mocked NetworkManager fixture)
 
 SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- the user's key"
 
@@ -45,16 +44,6 @@ def server():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
-
-
-@pytest.fixture
-def nm():
-    system = PrivateBus("system")
-    mock = MockNetworkManager(system)
-    mock.start()
-    yield mock
-    mock.stop()
-    system.stop()
 
 
 def old(path):
