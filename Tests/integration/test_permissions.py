@@ -333,3 +333,29 @@ def test_a_sandboxed_caller_sees_only_its_own_app_in_listapps(isolated_agent, bu
     (tmp_path / "anonymous").mkdir()
     results = run_in_flatpak_sandbox(tmp_path / "anonymous", bus, "", [["ListApps", [], ""]])
     assert results[0][0] == "org.bgsync.Error.AccessDenied", results
+
+
+def test_a_forged_changed_signal_is_ignored_and_a_deleted_entry_switches_back_on(agent_factory, bus, store):
+    """Any process on the session bus can emit a signal named like the store's: only the store's
+    own (from the owner of its name) counts."""
+    agent = agent_factory().start()
+    forger = bus.connect()
+    forged = dbus.lowlevel.SignalMessage(PS_PATH, PS_NAME, "Changed")
+    forged.append("bgsync", "bgsync", False, dbus.Byte(0, variant_level=1),
+                  dbus.Dictionary({OTHER: dbus.Array(["no"], signature="s")}, signature="sas"),
+                  signature="ssbva{sas}")
+    forger.send_message(forged)
+    forger.flush()
+    # A real change after the forged one, from the real store: once it is followed, the forged
+    # one (sent before it) has been seen and must have done nothing.
+    store.set("bgsync", APP, ["no"])
+    agent.wait_for_log(off(APP))
+    assert off(OTHER) not in agent.log_text()
+    client = Client(bus)
+    client.register(OTHER, "mail", "ok")
+    client.wait_finished("mail")
+    # `flatpak permission-remove bgsync bgsync`: the whole entry goes (Changed with deleted).
+    store.store.Delete("bgsync", "bgsync")
+    agent.wait_for_log(on(APP))
+    client.register(APP, "outbox", "ok")
+    client.wait_finished("outbox")
