@@ -60,6 +60,14 @@ final class PermissionStoreMonitor: AppPermissions {
                     destination: Self.busName, path: Self.objectPath, interface: Self.interface, method: "Lookup",
                     arguments: [.string(entry.table), .string(entry.id)], timeout: Self.startTimeout)
                 deniedByTable[entry.table] = Self.deniedApps(reply.first)
+            } catch  where Self.isTimeout(error) {
+                // A store that does not answer in time is not waited for twice: the agent starts
+                // with every app allowed, and the answers apply when they come.
+                logger.warning(
+                    "the permission store did not answer within \(Self.startTimeout) s; every app may sync until it does"
+                )
+                reread()
+                break
             } catch {
                 apply(error, table: entry.table)
             }
@@ -107,7 +115,7 @@ final class PermissionStoreMonitor: AppPermissions {
         switch error.name {
         case "org.freedesktop.portal.Error.NotFound":
             deniedByTable[table] = []
-        case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
+        case _ where Self.isAbsent(error):
             if !saidAbsent {
                 logger.info("no permission store on the session bus (\(error.message)); every app may sync")
             }
@@ -117,6 +125,20 @@ final class PermissionStoreMonitor: AppPermissions {
             logger.warning(
                 "cannot read table '\(table)' of the permission store: \(error.message); keeping what was known")
         }
+    }
+
+    /// No store on this bus: not activatable, or its activation failed (Spawn.*).
+    static func isAbsent(_ error: DBusError) -> Bool {
+        ["org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"].contains(error.name)
+            || error.name.hasPrefix("org.freedesktop.DBus.Error.Spawn.")
+    }
+
+    static func isTimeout(_ error: DBusError) -> Bool {
+        [
+            "org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Timeout",
+            "org.freedesktop.DBus.Error.TimedOut",
+        ]
+        .contains(error.name)
     }
 
     private func update(notify: Bool) {

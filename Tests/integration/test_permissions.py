@@ -359,3 +359,21 @@ def test_a_forged_changed_signal_is_ignored_and_a_deleted_entry_switches_back_on
     agent.wait_for_log(on(APP))
     client.register(APP, "outbox", "ok")
     client.wait_finished("outbox")
+
+
+def test_a_store_that_does_not_answer_does_not_hold_up_the_agent(agent_factory, bus, store):
+    """The store running but stopped (SIGSTOP): the agent waits for it a few seconds at most,
+    starts with every app allowed, and applies the answer once the store answers."""
+    store.set("bgsync", APP, ["no"])
+    pid = store.pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        agent = agent_factory().start()
+        assert "did not answer within" in agent.log_text()
+        client = Client(bus)
+        client.register(OTHER, "mail", "ok")
+        client.wait_finished("mail")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    agent.wait_for_log(off(APP))
+    assert error_name(lambda: client.register(APP, "outbox", "ok")) == "org.bgsync.Error.NotAllowed"
