@@ -208,10 +208,13 @@ extension Scheduler {
     public func appSummary(_ appID: String) -> AppSummary? {
         var summary = AppSummary()
         var known = false
-        for registration in registrations.values where registration.key.appID == appID {
-            known = true
-            summary.registrations += 1
-            if registration.state == .pending || registration.state == .waiting { summary.waiting += 1 }
+        // Like GetTags: one scan for an app that has registrations, none for one that has none.
+        if perApp[appID] != nil {
+            for registration in registrations.values where registration.key.appID == appID {
+                known = true
+                summary.registrations += 1
+                if registration.state == .pending || registration.state == .waiting { summary.waiting += 1 }
+            }
         }
         for key in running.keys where key.appID == appID {
             known = true

@@ -210,7 +210,7 @@ public final class Scheduler {
             // Apps with work: those waiting, and those running something with nothing waiting
             // (counted over the few running apps, not by hashing every waiting one).
             let active = waiting.count + held.keys.count { denied.contains($0) || !readyQueue.hasPending($0) }
-            for app in waiting where running.count < limit && !denied.contains(app) {
+            for app in waiting where running.count < limit {
                 let mine = held[app] ?? 0
                 let share = FairShare.share(slots: limit, activeApps: active)
                 guard FairShare.mayStart(held: mine, share: share, free: limit - running.count) else { continue }
