@@ -56,6 +56,8 @@ public struct AppActivity: Sendable {
     public static let window: Int64 = 30
 
     private var days: [String: [Int64: ActivityDay]] = [:]
+    /// The day `prune` last ran for, so an agent that runs for months prunes once a day too.
+    private var prunedDay: Int64?
 
     public init() {}
 
@@ -67,6 +69,7 @@ public struct AppActivity: Sendable {
     /// Drops the days before the window, keeping each app's latest. Returns the dropped ones (for
     /// the store to delete).
     public mutating func prune(now: Date) -> [ActivityDay] {
+        prunedDay = ActivityDay.day(of: now)
         let first = ActivityDay.day(of: now) - Self.window + 1
         var dropped: [ActivityDay] = []
         for (app, byDay) in days {
@@ -77,6 +80,12 @@ public struct AppActivity: Sendable {
             }
         }
         return dropped
+    }
+
+    /// `prune`, when it has not run yet on the day of `now`.
+    public mutating func pruneOncePerDay(now: Date) -> [ActivityDay] {
+        guard prunedDay != ActivityDay.day(of: now) else { return [] }
+        return prune(now: now)
     }
 
     /// An event of `appID` ended at `date`: adds its bytes to the day and makes it the last

@@ -172,6 +172,9 @@ extension Scheduler {
 
     /// An event of `key` ended: its bytes and outcome go into the app's day.
     func recordActivity(_ key: RegistrationKey, _ result: SyncOutcome, _ outcome: HandlerOutcome, now: Date) {
+        for old in activity.pruneOncePerDay(now: now) {
+            do throws(SyncError) { try store.deleteActivity(old) } catch { observer?.storageFailed(error) }
+        }
         let day = activity.record(
             appID: key.appID, at: now, outcome: result, bytesSent: outcome.bytesSent,
             bytesReceived: outcome.bytesReceived)

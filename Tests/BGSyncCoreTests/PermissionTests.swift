@@ -163,6 +163,18 @@ struct PermissionTests {
         #expect(store.activity.count == 1)
     }
 
+    @Test func anAgentRunningForMonthsKeepsOnlyTheWindow() throws {
+        let (h, _) = try Self.harness()
+        for _ in 0..<90 {
+            try h.register()
+            h.dispatcher.finishLast(HandlerOutcome(.success(detail: "sent"), bytesSent: 1))
+            h.clock.advance(by: 86_400)
+        }
+        #expect(h.store.activity.count <= Int(AppActivity.window) + 1, "days before the window stay on disk")
+        let summary = try #require(h.scheduler.appSummary(Self.chat))
+        #expect(summary.bytesSent == UInt64(AppActivity.window) - 1, "the 29 days before today, none today")
+    }
+
     @Test func byteCountsSaturateInsteadOfWrapping() throws {
         let (h, _) = try Self.harness()
         try h.register("a")
