@@ -115,6 +115,9 @@ public final class Agent {
         network.start()
         let power = makePowerMonitor(mode: options.power, loop: loop, logger: logger)
         power.start()
+        // Before the scheduler starts: nothing the user switched off may run, not even once.
+        let permissions: any AppPermissions = PermissionStoreMonitor(connection: bus, logger: logger)
+        permissions.start()
         // `app` runs in the agent (AppHandler says why), every other handler in a worker.
         let appHandler = AppHandler(connection: bus, loop: loop, logger: logger)
         let handlers = RoutingDispatcher.handlers(
@@ -123,7 +126,7 @@ public final class Agent {
         let scheduler = Scheduler(
             settings: configuration.sync, clock: LoopClock(loop: loop), store: store,
             dispatcher: RoutingDispatcher(builtIn: [AppHandler.info.name: appHandler], plugins: workers),
-            handlers: handlers.handlers, network: network.status, power: power.status)
+            handlers: handlers.handlers, network: network.status, power: power.status, denied: permissions.denied)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
         service.registered = { if $0.handler == AppHandler.info.name { appHandler.registered($0.key) } }
         scheduler.observer = service
@@ -143,6 +146,7 @@ public final class Agent {
             scheduler.powerChanged(status)
             service.networkChanged()
         }
+        permissions.onChange = { (denied: Set<String>) in scheduler.permissionsChanged(denied) }
         // Weak: the scheduler owns the pool (through its dispatcher), so a strong capture here
         // would keep both, and all they hold, alive past `serve`.
         workers.onProgress = { [weak scheduler] event, progress in

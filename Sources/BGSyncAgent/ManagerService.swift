@@ -13,7 +13,8 @@ final class ManagerService: SyncObserver {
     static let objectPath = "/org/bgsync/Manager"
     static let interface = "org.bgsync.Manager"
     /// 2: sync signals are unicast to subscribers (1 broadcast them); Subscribe and SyncProgress.
-    static let interfaceVersion: UInt32 = 2
+    /// 3: ListApps, NotAllowed and GetRegistration's `allowed` (the user switching apps off).
+    static let interfaceVersion: UInt32 = 3
     static let introspectionXML = String(cString: bgsync_manager_interface_xml())
 
     /// One table from the core's error codes to D-Bus error names.
@@ -24,6 +25,7 @@ final class ManagerService: SyncObserver {
         .quotaExceeded: "org.bgsync.Error.QuotaExceeded",
         .accessDenied: "org.bgsync.Error.AccessDenied",
         .storage: "org.bgsync.Error.Storage",
+        .notAllowed: "org.bgsync.Error.NotAllowed",
     ]
 
     private let scheduler: Scheduler
@@ -213,6 +215,7 @@ final class ManagerService: SyncObserver {
         if let start = registration.notBefore {
             fields["not-before"] = .int64(Int64(clamping: start.timeIntervalSince1970))
         }
+        fields["allowed"] = .bool(scheduler.isAllowed(registration.key.appID))
         if let progress = scheduler.progress(registration.key) {
             fields["progress"] = .structure([.uint64(progress.done), .uint64(progress.total), .string(progress.text)])
         }
@@ -225,6 +228,36 @@ final class ManagerService: SyncObserver {
         scheduler.trigger(appID: key.appID, tag: key.tag) { error in
             answer(error.map { .failure($0) } ?? .success([]))
         }
+    }
+
+    /// ListApps() → a{sa{sv}}: every app with registrations or history, as a settings panel shows
+    /// it; a sandboxed caller gets its own app only (or nothing).
+    private func listApps(_ call: DBusMethodCall) throws -> [Value] {
+        let caller = try access.caller(call.sender)
+        let apps: [String: AppSummary]
+        if caller.isSandboxed {
+            let own = try SandboxPolicy.ownAppID(of: caller)
+            apps = scheduler.appSummary(own).map { [own: $0] } ?? [:]
+        } else {
+            apps = scheduler.appSummaries()
+        }
+        let entries = apps.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { app, summary in
+            Value.DictEntry(key: .string(app), value: Self.fields(of: summary))
+        }
+        return [.dictionary(keySignature: "s", valueSignature: "a{sv}", entries)]
+    }
+
+    static func fields(of summary: AppSummary) -> Value {
+        .vardict([
+            "registrations": .uint32(summary.registrations),
+            "waiting": .uint32(summary.waiting),
+            "running": .uint32(summary.running),
+            "allowed": .bool(summary.allowed),
+            "last-sync": .int64(summary.lastSync.map { Int64(clamping: $0.timeIntervalSince1970) } ?? 0),
+            "last-outcome": .string(summary.lastOutcome),
+            "bytes-sent": .uint64(summary.bytesSent),
+            "bytes-received": .uint64(summary.bytesReceived),
+        ])
     }
 
     /// Subscribe(s app_id): this connection hears SyncStarted/SyncFinished of `app_id`, or of
@@ -377,6 +410,7 @@ final class ManagerService: SyncObserver {
         Method(name: "UnregisterPeriodic", signature: "ss", body: .afterCommit { $0.unregister(.periodic) }),
         Method(name: "Trigger", signature: "ss", body: .afterCommit { $0.trigger }),
         Method(name: "Subscribe", signature: "s", body: .now { $0.subscribeCall }),
+        Method(name: "ListApps", signature: "", body: .now { $0.listApps }),
     ]
 
     private struct Property: Sendable {

@@ -114,7 +114,7 @@ enum SandboxPolicy {
         return confinement
     }
 
-    private static func ownAppID(of caller: CallerSandbox) throws(SyncError) -> String {
+    static func ownAppID(of caller: CallerSandbox) throws(SyncError) -> String {
         guard let own = caller.ownAppID else {
             throw SyncError(
                 .accessDenied,

@@ -61,6 +61,7 @@ extension Scheduler {
         let maxAttempts: UInt32
         do throws(SyncError) {
             maxAttempts = try validate(request)
+            try checkAllowed(request.key.appID)
             // Over its quota with no Unregister of its own in flight (only that could make room):
             // answered now, not queued behind commits (an app flooding past its quota costs no
             // one a commit, and its refusals no wait).
@@ -82,6 +83,11 @@ extension Scheduler {
     /// Fires now, skipping any back-off wait (or, for a periodic one, the rest of its interval),
     /// but not the network requirement. Looks at the one-off tag first, then the periodic one.
     public func trigger(appID: String, tag: String, reply: @escaping (SyncError?) -> Void) {
+        do throws(SyncError) {
+            try checkAllowed(appID)
+        } catch {
+            return reply(error)
+        }
         enqueue(.trigger(appID: appID, tag: tag)) { reply($0.failure) }
     }
 

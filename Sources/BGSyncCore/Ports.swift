@@ -29,6 +29,9 @@ public enum StoreWrite: Sendable, Equatable {
     /// Inserts or replaces the registration with the same key.
     case save(Registration)
     case delete(RegistrationKey)
+    /// Inserts or replaces one day of an app's activity (never in a caller's batch).
+    case saveActivity(ActivityDay)
+    case deleteActivity(ActivityDay)
 }
 
 /// Durable storage of registrations, throwing a `SyncError` with code `.storage` (naming the file)
@@ -49,10 +52,21 @@ public protocol RegistrationStore: AnyObject {
     /// made. Runs after every write made before it. `completion` may run before `commit` returns
     /// (a store with no disk) or later (the commit on another thread).
     func commit(_ writes: [StoreWrite], completion: @escaping (SyncError?) -> Void)
+    /// Hands every stored day of app activity (ListApps' history) to `each`.
+    func forEachActivity(_ each: (ActivityDay) -> Void) throws(SyncError)
+    /// Writes one day of an app's activity (replacing the stored one), or deletes it; nobody
+    /// waits for either (`.background`).
+    func saveActivity(_ day: ActivityDay) throws(SyncError)
+    func deleteActivity(_ day: ActivityDay) throws(SyncError)
 }
 
 extension RegistrationStore {
     public func storedCount() -> Int? { nil }
+
+    /// A store without history: ListApps then knows only what runs now.
+    public func forEachActivity(_ each: (ActivityDay) -> Void) throws(SyncError) {}
+    public func saveActivity(_ day: ActivityDay) throws(SyncError) {}
+    public func deleteActivity(_ day: ActivityDay) throws(SyncError) {}
 
     public func save(_ registration: Registration) throws(SyncError) { try save(registration, urgency: .acknowledged) }
     public func delete(_ key: RegistrationKey) throws(SyncError) { try delete(key, urgency: .acknowledged) }
@@ -103,5 +117,17 @@ extension SyncObserver {
 public protocol PowerMonitor: AnyObject {
     var status: PowerStatus { get }
     var onChange: ((PowerStatus) -> Void)? { get set }
+    func start()
+}
+
+/// Which apps the user switched off (the desktop's permission store: GNOME Settings' "Run in
+/// background", `bgsyncctl deny`). Calls `onChange` on the scheduler's thread after every change.
+/// An app not named is allowed: no store, or no entry, means allowed.
+public protocol AppPermissions: AnyObject {
+    /// The apps switched off now.
+    var denied: Set<String> { get }
+    var onChange: ((Set<String>) -> Void)? { get set }
+    /// Reads the current state (before the scheduler starts, so nothing runs that is switched off)
+    /// and follows its changes.
     func start()
 }

@@ -131,21 +131,43 @@ public struct SyncEvent: Sendable, Equatable, Codable {
     }
 }
 
-/// What a handler made of one event.
-public enum HandlerOutcome: Sendable, Equatable, Codable {
-    /// Done: a one-off registration is removed.
-    case success(detail: String)
-    /// Try again later; `after` (seconds) is a lower bound on the wait, such as an HTTP
-    /// Retry-After. A crash or a timeout is reported as a retry with detail `crashed`/`timeout`.
-    case retry(after: Double?, detail: String)
-    /// Give up now: retrying cannot help.
-    case failure(detail: String)
+/// What a handler made of one event: how it ended, and what it moved over the network.
+public struct HandlerOutcome: Sendable, Equatable, Codable {
+    public enum Kind: Sendable, Equatable, Codable {
+        /// Done: a one-off registration is removed.
+        case success(detail: String)
+        /// Try again later; `after` (seconds) is a lower bound on the wait, such as an HTTP
+        /// Retry-After. A crash or a timeout is reported as a retry with detail `crashed`/`timeout`.
+        case retry(after: Double?, detail: String)
+        /// Give up now: retrying cannot help.
+        case failure(detail: String)
+    }
+
+    public var kind: Kind
+    /// Bytes the handler reports it sent and received for this event (0: none reported), kept
+    /// per app and day for ListApps.
+    public var bytesSent: UInt64
+    public var bytesReceived: UInt64
+
+    public init(_ kind: Kind, bytesSent: UInt64 = 0, bytesReceived: UInt64 = 0) {
+        self.kind = kind
+        self.bytesSent = bytesSent
+        self.bytesReceived = bytesReceived
+    }
+
+    public static func success(detail: String) -> HandlerOutcome { HandlerOutcome(.success(detail: detail)) }
+    public static func retry(after: Double?, detail: String) -> HandlerOutcome {
+        HandlerOutcome(.retry(after: after, detail: detail))
+    }
+    public static func failure(detail: String) -> HandlerOutcome { HandlerOutcome(.failure(detail: detail)) }
 
     public var detail: String {
-        switch self {
+        switch kind {
         case .success(let d), .retry(_, let d), .failure(let d): d
         }
     }
+
+    public var succeeded: Bool { if case .success = kind { true } else { false } }
 }
 
 /// How an event ended, as announced in `SyncFinished`.

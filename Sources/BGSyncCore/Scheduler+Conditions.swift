@@ -38,7 +38,7 @@ extension Scheduler {
     func finishInterruptedOrExpired(
         _ registration: inout Registration, interrupted: Bool, outcome: HandlerOutcome, now: Date
     ) -> SyncOutcome? {
-        if case .success = outcome { return nil }
+        if outcome.succeeded { return nil }
         if let expiry = registration.expiresAt, expiry <= now {
             persist(nil, key: registration.key)
             return .expired
@@ -134,5 +134,99 @@ extension Registration {
         guard let start = notBefore, start > now, state == .pending || state == .waiting else { return }
         state = .waiting
         nextAttempt = max(nextAttempt ?? start, start)
+    }
+}
+
+// MARK: - The user's say: apps switched off, and what each app did
+
+extension Scheduler {
+    /// The user switched apps off or on again. A switched-off app's registrations are held: none
+    /// starts and no attempt is spent (an event already running finishes); `expires-after` still
+    /// counts. Switched on again, what is due runs at once.
+    public func permissionsChanged(_ denied: Set<String>) {
+        guard denied != self.denied else { return }
+        self.denied = denied
+        afterChange()
+    }
+
+    public func isAllowed(_ appID: String) -> Bool { !denied.contains(appID) }
+
+    /// Register, RegisterPeriodic and Trigger of an app the user switched off.
+    func checkAllowed(_ appID: String) throws(SyncError) {
+        guard denied.contains(appID) else { return }
+        throw SyncError(
+            .notAllowed,
+            "The user switched \(appID) off: it may not sync in the background (\"Run in background\" in the "
+                + "desktop's settings, or `bgsyncctl allow \(appID)`).")
+    }
+
+    /// Loads the stored history at start, dropping days before the window.
+    func loadActivity() throws(SyncError) {
+        var loaded = AppActivity()
+        try store.forEachActivity { loaded.load($0) }
+        for old in loaded.prune(now: clock.now()) {
+            do throws(SyncError) { try store.deleteActivity(old) } catch { observer?.storageFailed(error) }
+        }
+        activity = loaded
+    }
+
+    /// An event of `key` ended: its bytes and outcome go into the app's day.
+    func recordActivity(_ key: RegistrationKey, _ result: SyncOutcome, _ outcome: HandlerOutcome, now: Date) {
+        for old in activity.pruneOncePerDay(now: now) {
+            do throws(SyncError) { try store.deleteActivity(old) } catch { observer?.storageFailed(error) }
+        }
+        let day = activity.record(
+            appID: key.appID, at: now, outcome: result, bytesSent: outcome.bytesSent,
+            bytesReceived: outcome.bytesReceived)
+        do throws(SyncError) { try store.saveActivity(day) } catch { observer?.storageFailed(error) }
+    }
+
+    /// Every app with registrations or history, as ListApps shows it: one scan of the table.
+    public func appSummaries() -> [String: AppSummary] {
+        var apps: [String: AppSummary] = [:]
+        for registration in registrations.values {
+            var summary = apps[registration.key.appID] ?? AppSummary()
+            summary.registrations += 1
+            switch registration.state {
+            case .pending, .waiting: summary.waiting += 1
+            case .firing, .reregisteredWhileFiring: break
+            }
+            apps[registration.key.appID] = summary
+        }
+        for key in running.keys { apps[key.appID, default: AppSummary()].running += 1 }
+        for appID in activity.appIDs where apps[appID] == nil { apps[appID] = AppSummary() }
+        let now = clock.now()
+        for appID in Array(apps.keys) {
+            apps[appID]?.allowed = isAllowed(appID)
+            if var summary = apps[appID] {
+                activity.summarize(appID, into: &summary, now: now)
+                apps[appID] = summary
+            }
+        }
+        return apps
+    }
+
+    /// One app's summary (for a sandboxed caller, who sees only its own), nil when it has
+    /// neither registrations nor history.
+    public func appSummary(_ appID: String) -> AppSummary? {
+        var summary = AppSummary()
+        var known = false
+        // Like GetTags: one scan for an app that has registrations, none for one that has none.
+        if perApp[appID] != nil {
+            for registration in registrations.values where registration.key.appID == appID {
+                known = true
+                summary.registrations += 1
+                if registration.state == .pending || registration.state == .waiting { summary.waiting += 1 }
+            }
+        }
+        for key in running.keys where key.appID == appID {
+            known = true
+            summary.running += 1
+        }
+        if activity.appIDs.contains(appID) { known = true }
+        guard known else { return nil }
+        summary.allowed = isAllowed(appID)
+        activity.summarize(appID, into: &summary, now: clock.now())
+        return summary
     }
 }

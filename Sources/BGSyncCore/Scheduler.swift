@@ -16,6 +16,10 @@ public final class Scheduler {
     public private(set) var network: NetworkStatus
     /// The power supply; changed through `powerChanged` (Scheduler+Conditions.swift).
     public internal(set) var power: PowerStatus
+    /// Apps the user switched off; changed through `permissionsChanged` (Scheduler+Conditions.swift).
+    public internal(set) var denied: Set<String>
+    /// Per app and day: bytes moved and the last outcome, for ListApps (AppActivity.swift).
+    public internal(set) var activity = AppActivity()
     public weak var observer: (any SyncObserver)?
     /// Names of the handlers that loaded; Register refuses others.
     public var handlers: [String: HandlerInfo]
@@ -60,7 +64,7 @@ public final class Scheduler {
     public init(
         settings: SyncSettings, clock: any SchedulerClock, store: any RegistrationStore,
         dispatcher: any EventDispatcher, handlers: [String: HandlerInfo] = [:],
-        network: NetworkStatus = .offline, power: PowerStatus = .ac,
+        network: NetworkStatus = .offline, power: PowerStatus = .ac, denied: Set<String> = [],
         unitRandom: @escaping () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.settings = settings
@@ -70,6 +74,7 @@ public final class Scheduler {
         self.handlers = handlers
         self.network = network
         self.power = power
+        self.denied = denied
         self.unitRandom = unitRandom
     }
 
@@ -100,6 +105,7 @@ public final class Scheduler {
             if registration.state == .pending { pending.append((registration.sequence, registration.key)) }
         }
         perApp = appIDs.mapValues(\.count)
+        try loadActivity()
         pending.sort { $0.sequence < $1.sequence }
         for entry in pending { readyQueue.append(entry.key) }
         wakeup()
@@ -199,10 +205,11 @@ public final class Scheduler {
         var progress = true
         while progress, running.count < limit {
             progress = false
-            let waiting = readyQueue.appsInTurn()
+            // An app switched off holds its registrations: it takes no turn and no share.
+            let waiting = readyQueue.appsInTurn().filter { !denied.contains($0) }
             // Apps with work: those waiting, and those running something with nothing waiting
             // (counted over the few running apps, not by hashing every waiting one).
-            let active = waiting.count + held.keys.count { !readyQueue.hasPending($0) }
+            let active = waiting.count + held.keys.count { denied.contains($0) || !readyQueue.hasPending($0) }
             for app in waiting where running.count < limit {
                 let mine = held[app] ?? 0
                 let share = FairShare.share(slots: limit, activeApps: active)
@@ -254,6 +261,7 @@ public final class Scheduler {
         let interrupted = conditions.interrupting.remove(id) != nil
         defer { afterEvent(of: key) }
         guard !event.orphaned, var registration = registrations[key] else {
+            recordActivity(key, .cancelled, outcome, now: clock.now())
             observer?.syncFinished(key, outcome: .cancelled, detail: outcome.detail)
             return
         }
@@ -266,7 +274,7 @@ public final class Scheduler {
             registration.state = .pending
             registration.attempts = 0
             registration.lastError = ""
-            if case .success = outcome { result = .succeeded } else { result = .retryScheduled }
+            result = outcome.succeeded ? .succeeded : .retryScheduled
             persist(registration, key: key)
         } else if key.kind == .periodic {
             result = finishPeriodic(&registration, outcome: outcome, startedAt: event.startedAt, now: now)
@@ -275,11 +283,12 @@ public final class Scheduler {
             result = finishOneOff(&registration, outcome: outcome, now: now)
             persist(result == .retryScheduled ? registration : nil, key: key)
         }
+        recordActivity(key, result, outcome, now: now)
         observer?.syncFinished(key, outcome: result, detail: outcome.detail)
     }
 
     private func finishOneOff(_ registration: inout Registration, outcome: HandlerOutcome, now: Date) -> SyncOutcome {
-        switch outcome {
+        switch outcome.kind {
         case .success:
             return .succeeded
         case .failure(let detail):
@@ -298,7 +307,7 @@ public final class Scheduler {
         _ registration: inout Registration, outcome: HandlerOutcome, startedAt: Date, now: Date
     ) -> SyncOutcome {
         let interval = registration.minInterval ?? settings.minPeriodicInterval
-        switch outcome {
+        switch outcome.kind {
         case .success:
             registration.attempts = 0
             registration.lastError = ""

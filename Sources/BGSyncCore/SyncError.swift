@@ -16,6 +16,8 @@ public struct SyncError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let quotaExceeded = Code(rawValue: "quota-exceeded")
         /// The caller may not touch that app id or use that handler.
         public static let accessDenied = Code(rawValue: "access-denied")
+        /// The user switched the app off (the spec's NotAllowedError).
+        public static let notAllowed = Code(rawValue: "not-allowed")
         /// The registration database could not be read or written.
         public static let storage = Code(rawValue: "storage")
     }

@@ -124,6 +124,26 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         try write(.delete(key), urgency: urgency, doing: "deleting \(key)")
     }
 
+    public func forEachActivity(_ each: (ActivityDay) -> Void) throws(SyncError) {
+        let queue = try openQueue()
+        do {
+            try queue.read { db in
+                let rows = try Row.fetchCursor(db, sql: ActivityRow.selectSQL)
+                while let row = try rows.next() { each(ActivityRow.day(from: row)) }
+            }
+        } catch {
+            throw StoreFailure.error(error, path: path, doing: "loading the sync history")
+        }
+    }
+
+    public func saveActivity(_ day: ActivityDay) throws(SyncError) {
+        try write(.saveActivity(day), urgency: .background, doing: "recording the sync history of \(day.appID)")
+    }
+
+    public func deleteActivity(_ day: ActivityDay) throws(SyncError) {
+        try write(.deleteActivity(day), urgency: .background, doing: "pruning the sync history of \(day.appID)")
+    }
+
     private func write(_ change: StoreWrite, urgency: WriteUrgency, doing: String) throws(SyncError) {
         let queue = try openQueue()
         if urgency == .background, deliver != nil {
@@ -227,6 +247,10 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
                 case .delete(let key):
                     try db.cachedStatement(sql: Self.deleteSQL).execute(
                         arguments: [key.appID, key.kind.rawValue, key.tag])
+                case .saveActivity(let day):
+                    try db.cachedStatement(sql: ActivityRow.upsertSQL).execute(arguments: ActivityRow.arguments(day))
+                case .deleteActivity(let day):
+                    try db.cachedStatement(sql: ActivityRow.deleteSQL).execute(arguments: [day.appID, day.day])
                 }
             }
             return .commit
@@ -239,6 +263,7 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         switch write {
         case .save(let registration): "saving \(registration.key)"
         case .delete(let key): "deleting \(key)"
+        case .saveActivity(let day), .deleteActivity(let day): "recording the sync history of \(day.appID)"
         }
     }
 

@@ -58,6 +58,23 @@ enum StoreSchema {
             // sandbox check ran at Register only), so that is what they stay.
             try db.execute(sql: "ALTER TABLE registrations ADD COLUMN confinement TEXT NOT NULL DEFAULT 'unconfined'")
         }
+        migrator.registerMigration("v4: history") { db in
+            // What each app did per day (UTC), for ListApps: bytes its events moved, and when its
+            // last event of the day ended (Unix seconds) and how. Days before the 30 ListApps
+            // sums are dropped at start, but for each app's latest.
+            try db.execute(
+                sql: """
+                    CREATE TABLE history (
+                        app_id TEXT NOT NULL,
+                        day INTEGER NOT NULL,
+                        bytes_sent INTEGER NOT NULL DEFAULT 0,
+                        bytes_received INTEGER NOT NULL DEFAULT 0,
+                        last_sync REAL NOT NULL,
+                        last_outcome TEXT NOT NULL,
+                        PRIMARY KEY (app_id, day)
+                    )
+                    """)
+        }
         return migrator
     }
 }

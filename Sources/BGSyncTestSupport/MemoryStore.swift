@@ -46,10 +46,38 @@ public final class MemoryStore: RegistrationStore {
                 switch write {
                 case .save(let registration): rows[registration.key] = registration
                 case .delete(let key): rows[key] = nil
+                case .saveActivity(let day): activity[ActivityKey(day)] = day
+                case .deleteActivity(let day): activity[ActivityKey(day)] = nil
                 }
             }
             completion(nil)
         }
+    }
+
+    /// The stored history, by app and day (not counted in `writes`).
+    public private(set) var activity: [ActivityKey: ActivityDay] = [:]
+
+    public struct ActivityKey: Hashable, Sendable {
+        public var appID: String
+        public var day: Int64
+        public init(_ day: ActivityDay) {
+            appID = day.appID
+            self.day = day.day
+        }
+    }
+
+    public func forEachActivity(_ each: (ActivityDay) -> Void) throws(SyncError) {
+        for day in activity.values { each(day) }
+    }
+
+    public func saveActivity(_ day: ActivityDay) throws(SyncError) {
+        if let failure { throw failure }
+        activity[ActivityKey(day)] = day
+    }
+
+    public func deleteActivity(_ day: ActivityDay) throws(SyncError) {
+        if let failure { throw failure }
+        activity[ActivityKey(day)] = nil
     }
 
     public func save(_ registration: Registration, urgency: WriteUrgency) throws(SyncError) {

@@ -18,7 +18,7 @@ struct BGSyncCtl: ParsableCommand {
             """,
         subcommands: [
             Register.self, RegisterPeriodic.self, Tags.self, Status.self, Unregister.self,
-            Trigger.self, State.self, Monitor.self, Serve.self,
+            Trigger.self, State.self, Monitor.self, Serve.self, Apps.self, Allow.self, Deny.self,
         ])
 }
 

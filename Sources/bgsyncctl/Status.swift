@@ -19,7 +19,7 @@ struct Status: ParsableCommand {
         ("kind", "kind"), ("state", "state"), ("handler", "handler"), ("attempts", "attempts"),
         ("max-attempts", "max attempts"), ("next-attempt", "next attempt"), ("min-interval", "min interval"),
         ("network", "network"), ("power", "power"), ("not-before", "not before"), ("expires-at", "expires"),
-        ("progress", "progress"), ("last-error", "last error"),
+        ("progress", "progress"), ("last-error", "last error"), ("allowed", "allowed"),
     ]
 
     func run() throws {

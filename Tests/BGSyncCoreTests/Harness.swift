@@ -17,13 +17,13 @@ final class Harness {
     init(
         settings: SyncSettings = SyncSettings(), network: NetworkStatus = .offline, power: PowerStatus = .ac,
         stored: [Registration] = [], now: Date = Date(timeIntervalSince1970: 1_700_000_000),
-        random: @escaping () -> Double = { 0.5 }
+        random: @escaping () -> Double = { 0.5 }, denied: Set<String> = [], store: MemoryStore? = nil
     ) throws {
         clock = TestClock(start: now)
-        store = MemoryStore(stored)
+        self.store = store ?? MemoryStore(stored)
         scheduler = Scheduler(
-            settings: settings, clock: clock, store: store, dispatcher: dispatcher, handlers: Self.handlers,
-            network: network, power: power, unitRandom: random)
+            settings: settings, clock: clock, store: self.store, dispatcher: dispatcher, handlers: Self.handlers,
+            network: network, power: power, denied: denied, unitRandom: random)
         scheduler.observer = observer
         try scheduler.start()
     }

@@ -13,7 +13,7 @@ struct OptionAccessorTests {
         guard let (worker, plugins) = TestEnvironment.require(sourceLocation: sourceLocation) else { return nil }
         let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["options"], maxWorkers: 1)
         let outcome = harness.run(makeEvent(handler: "options", options: options), sourceLocation: sourceLocation)
-        guard case .success(let detail) = outcome else {
+        guard case .success(let detail) = outcome?.kind else {
             Issue.record(
                 "The options plugin did not succeed: \(String(describing: outcome))", sourceLocation: sourceLocation)
             return nil

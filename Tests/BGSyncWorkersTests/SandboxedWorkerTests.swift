@@ -70,7 +70,7 @@ final class SandboxedWorkerTests {
         try FileManager.default.removeItem(atPath: outbox)
         try FileManager.default.createSymbolicLink(atPath: outbox, withDestinationPath: outside)
         let outcome = run("upload", options: options, confinement: sandbox)
-        guard case .failure(let detail) = outcome else {
+        guard case .failure(let detail) = outcome?.kind else {
             Issue.record("expected a failure, got \(String(describing: outcome))")
             return
         }
@@ -101,7 +101,7 @@ final class SandboxedWorkerTests {
             "file": .string(appData + "/config/settings.json"), "url": .string(server.url("/settings")),
         ]
         let outcome = run("settings", options: options, confinement: sandbox)
-        guard case .failure(let detail) = outcome else {
+        guard case .failure(let detail) = outcome?.kind else {
             Issue.record("expected a failure, got \(String(describing: outcome))")
             return
         }

@@ -43,7 +43,7 @@ struct WorkerPoolTests {
         let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["segfault"])
         #expect(harness.run(makeEvent(id: 1, handler: "segfault")) == .retry(after: nil, detail: "crashed"))
         let next = harness.run(makeEvent(id: 2, handler: "segfault", options: ["crash": .bool(false)]))
-        guard case .success(let detail) = next else {
+        guard case .success(let detail) = next?.kind else {
             Issue.record("The event after the crash did not succeed: \(String(describing: next))")
             return
         }
@@ -67,7 +67,7 @@ struct WorkerPoolTests {
             info: HandlerInfo(name: "ok", description: "", sandboxSafe: true), path: plugins.path("ok"))
         let broken = PoolHarness(worker: "/nonexistent/bgsync-worker", catalog: catalog)
         let outcome = broken.run(makeEvent(handler: "ok"))
-        guard case .retry(nil, let detail) = outcome else {
+        guard case .retry(nil, let detail) = outcome?.kind else {
             Issue.record("Expected a retry, got \(String(describing: outcome))")
             return
         }
@@ -99,7 +99,7 @@ struct WorkerPoolTests {
         let outcomes = harness.run(events)
         var pids = Set<String>()
         for outcome in outcomes {
-            guard case .success(let detail) = outcome else {
+            guard case .success(let detail) = outcome?.kind else {
                 Issue.record("An event of the burst did not succeed: \(String(describing: outcome))")
                 return
             }
@@ -118,7 +118,7 @@ struct WorkerPoolTests {
         let events = (0..<30).map { makeEvent(id: UInt64($0), handler: handlers[$0 % 3]) }
         let outcomes = harness.run(events)
         for (event, outcome) in zip(events, outcomes) {
-            switch (event.handler, outcome) {
+            switch (event.handler, outcome?.kind) {
             case ("ok", .success?), ("noop", .success?), ("retry", .retry(42, _)?): break
             default: Issue.record("Event \(event.id) for \(event.handler) ended as \(String(describing: outcome))")
             }
@@ -160,7 +160,7 @@ struct WorkerPoolTests {
             let events = 20
             for n in 0..<events {
                 let outcome = harness.run(makeEvent(id: UInt64(n), handler: n % 2 == 0 ? "ok" : "noop"))
-                guard case .success = outcome else {
+                guard case .success = outcome?.kind else {
                     Issue.record("Event \(n) ended as \(String(describing: outcome))")
                     return
                 }

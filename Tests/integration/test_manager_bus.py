@@ -96,7 +96,7 @@ def test_periodic_registrations(client):
 def test_properties(client, plugin_dir):
     assert client.prop("Online") == True  # noqa: E712 (always-online)
     assert client.prop("Metered") == False  # noqa: E712
-    assert client.prop("Version") == 2
+    assert client.prop("Version") == 3
     handlers = list(client.prop("Handlers"))
     assert "ok" in handlers and "exec" in handlers
     proxy = client.connection.get_object(NAME, PATH, introspect=False)
