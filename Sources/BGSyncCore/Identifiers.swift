@@ -5,7 +5,8 @@ public enum RegistrationKind: String, Sendable, Hashable, Codable, CaseIterable 
     case periodic
 }
 
-/// What a registration is known by: (app id, tag) within one namespace.
+/// What a registration is known by: (app id, tag) within one namespace, compared and hashed as
+/// bytes (`ExactText`), as the store's primary key compares them.
 public struct RegistrationKey: Hashable, Sendable, Codable, CustomStringConvertible {
     public var appID: String
     public var tag: String
@@ -17,7 +18,60 @@ public struct RegistrationKey: Hashable, Sendable, Codable, CustomStringConverti
         self.kind = kind
     }
 
+    public static func == (a: RegistrationKey, b: RegistrationKey) -> Bool {
+        a.kind == b.kind && ExactText.sameBytes(a.tag, b.tag) && ExactText.sameBytes(a.appID, b.appID)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        ExactText.hashBytes(appID, into: &hasher)
+        ExactText.hashBytes(tag, into: &hasher)
+        hasher.combine(kind)
+    }
+
     public var description: String { "\(appID)/\(tag)\(kind == .periodic ? " (periodic)" : "")" }
+
+    /// The app id as a key of per-app tables.
+    public var app: ExactText { ExactText(appID) }
+}
+
+/// Text that is equal to other text only byte for byte (UTF-8), with no Unicode normalisation:
+/// what every tag and app id is compared, hashed and keyed as. Swift's String `==` and `hash`
+/// follow canonical equivalence, so a composed and a decomposed "café" are one String, and so
+/// are "K" and the Kelvin sign (U+212A); SQLite's keys (BINARY collation) and the Background
+/// Sync spec (tags compared as code units) tell them apart, and so does bgsync.
+public struct ExactText: Hashable, Sendable, CustomStringConvertible {
+    public var string: String
+
+    public init(_ string: String) { self.string = string }
+
+    public static func == (a: ExactText, b: ExactText) -> Bool { sameBytes(a.string, b.string) }
+
+    public func hash(into hasher: inout Hasher) { Self.hashBytes(string, into: &hasher) }
+
+    public var description: String { string }
+
+    /// Whether `a` and `b` are the same UTF-8 bytes.
+    public static func sameBytes(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8)
+    }
+
+    /// Feeds `text`'s UTF-8 bytes and their count (so that ("ab", "c") and ("a", "bc") differ).
+    public static func hashBytes(_ text: String, into hasher: inout Hasher) {
+        let utf8 = text.utf8
+        hasher.combine(utf8.count)
+        let contiguous: Void? = utf8.withContiguousStorageIfAvailable {
+            hasher.combine(bytes: UnsafeRawBufferPointer($0))
+        }
+        if contiguous == nil {
+            for byte in utf8 { hasher.combine(byte) }
+        }
+    }
+
+    /// Whether `text` starts with `prefix`, byte for byte (String's `hasPrefix` compares
+    /// characters, by canonical equivalence).
+    public static func hasPrefix(_ text: String, _ prefix: String) -> Bool {
+        text.utf8.starts(with: prefix.utf8)
+    }
 }
 
 /// Syntax checks for what callers name things with.
