@@ -160,7 +160,7 @@ final class AppHandler: EventDispatcher {
             guard let self, case .success(let values) = reply.result, let names = values.first?.arrayValue else {
                 return
             }
-            if !names.contains(.string(key.appID)) {
+            if !names.contains(where: { $0.stringValue.map { ExactText.sameBytes($0, key.appID) } ?? false }) {
                 let why = AppContract.notActivatable(appID: key.appID)
                 let message =
                     "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running "

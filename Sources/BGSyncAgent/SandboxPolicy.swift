@@ -53,7 +53,7 @@ enum SandboxPolicy {
     static func check(caller: CallerSandbox, appID: String) throws(SyncError) {
         guard caller.isSandboxed else { return }
         let own = try ownAppID(of: caller)
-        guard appID == own else {
+        guard ExactText.sameBytes(appID, own) else {
             throw SyncError(
                 .accessDenied,
                 "A \(caller.kindName) app may only use its own app id: this caller is \(own), not \(appID).")
@@ -75,7 +75,7 @@ enum SandboxPolicy {
         // The directory itself must not be a link (its parents may be: /home may be one).
         if let resolved = resolve(dataDirectory), let slash = dataDirectory.lastIndex(of: "/"),
             let parent = resolve(String(dataDirectory[..<slash])),
-            resolved != parent + dataDirectory[slash...]
+            !ExactText.sameBytes(resolved, parent + dataDirectory[slash...])
         {
             throw SyncError(
                 .accessDenied,
@@ -138,7 +138,9 @@ enum SandboxPolicy {
         guard !parts.contains(where: { $0 == "." || $0 == ".." }) else { return false }
         let normalised = "/" + parts.joined(separator: "/")
         let base = "/" + directory.split(separator: "/").joined(separator: "/")
-        return normalised == base || normalised.hasPrefix(base + "/")
+        // As bytes, as the kernel reads paths: by Unicode equivalence "/home/u/.var/app/org.kde.\u{212A}ate"
+        // (a Kelvin sign) would be inside org.kde.Kate's directory.
+        return ExactText.sameBytes(normalised, base) || ExactText.hasPrefix(normalised, base + "/")
     }
 
     static func isWebURL(_ url: String) -> Bool {

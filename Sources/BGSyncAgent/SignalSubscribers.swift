@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+import BGSyncCore
+
 /// Who receives which sync signals. SyncStarted and SyncFinished are never broadcast: each is
 /// sent to every connection that asked about its app id (a call naming it, or Subscribe) and
 /// to unsandboxed connections that subscribed to every app (`Subscribe("")`). A sandboxed
@@ -9,13 +11,15 @@ struct SignalSubscribers {
     static let maxConnections = 4096
     static let maxAppsPerConnection = 256
 
-    private var appsByConnection: [String: Set<String>] = [:]
-    private var connectionsByApp: [String: Set<String>] = [:]
+    /// App ids as bytes (`ExactText`), as the registrations they are about are keyed.
+    private var appsByConnection: [String: Set<ExactText>] = [:]
+    private var connectionsByApp: [ExactText: Set<String>] = [:]
     private var everything: Set<String> = []
 
     /// Returns false when a cap was reached (the caller may say so in the log).
     @discardableResult
     mutating func add(_ connection: String, appID: String) -> Bool {
+        let appID = ExactText(appID)
         if appsByConnection[connection]?.contains(appID) == true { return true }
         guard appsByConnection[connection] != nil || appsByConnection.count < Self.maxConnections,
             appsByConnection[connection, default: []].count < Self.maxAppsPerConnection
@@ -42,6 +46,6 @@ struct SignalSubscribers {
 
     /// The connections to send a signal about `appID` to, each once, in a stable order.
     func recipients(of appID: String) -> [String] {
-        everything.union(connectionsByApp[appID] ?? []).sorted()
+        everything.union(connectionsByApp[ExactText(appID)] ?? []).sorted()
     }
 }

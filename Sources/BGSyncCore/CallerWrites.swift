@@ -43,13 +43,13 @@ extension Scheduler {
         }
         var staged: [RegistrationKey: Staged] = [:]
         var order: [RegistrationKey] = []
-        var countChange: [String: Int] = [:]
+        var countChange: [ExactText: Int] = [:]
         var answers: [(reply: (Result<Bool, SyncError>) -> Void, result: Result<Bool, SyncError>, writes: Bool)] = []
 
         mutating func stage(_ key: RegistrationKey, _ value: Staged, existedBefore: Bool) {
             if staged.updateValue(value, forKey: key) == nil { order.append(key) }
             let existsNow = if case .saved = value { true } else { false }
-            if existsNow != existedBefore { countChange[key.appID, default: 0] += existsNow ? 1 : -1 }
+            if existsNow != existedBefore { countChange[key.app, default: 0] += existsNow ? 1 : -1 }
         }
     }
 
@@ -65,8 +65,8 @@ extension Scheduler {
             // Over its quota with no Unregister of its own in flight (only that could make room):
             // answered now, not queued behind commits (an app flooding past its quota costs no
             // one a commit, and its refusals no wait).
-            if registrations[request.key] == nil, unregistersPerApp[request.key.appID, default: 0] == 0 {
-                try checkQuota(appID: request.key.appID, owned: perApp[request.key.appID, default: 0])
+            if registrations[request.key] == nil, unregistersPerApp[request.key.app, default: 0] == 0 {
+                try checkQuota(appID: request.key.appID, owned: perApp[request.key.app, default: 0])
             }
         } catch {
             return reply(error)
@@ -118,7 +118,7 @@ extension Scheduler {
     // MARK: - Batches
 
     private func enqueue(_ operation: CallerOperation, reply: @escaping (Result<Bool, SyncError>) -> Void) {
-        if case .unregister(let key) = operation { unregistersPerApp[key.appID, default: 0] += 1 }
+        if case .unregister(let key) = operation { unregistersPerApp[key.app, default: 0] += 1 }
         queuedOperations.append(QueuedOperation(operation: operation, reply: reply))
         startBatch()
     }
@@ -131,9 +131,9 @@ extension Scheduler {
         // app's write by about two small commits, not by two commits of everything it sent.
         var operations: [QueuedOperation] = []
         var later: [QueuedOperation] = []
-        var taken: [String: Int] = [:]
+        var taken: [ExactText: Int] = [:]
         for queued in queuedOperations {
-            let appID = queued.operation.appID
+            let appID = ExactText(queued.operation.appID)
             if taken[appID, default: 0] < Self.operationsPerAppPerBatch {
                 taken[appID, default: 0] += 1
                 operations.append(queued)
@@ -180,8 +180,8 @@ extension Scheduler {
             }
         }
         for case .unregister(let key) in operations.map(\.operation) {
-            let count = unregistersPerApp[key.appID, default: 1] - 1
-            unregistersPerApp[key.appID] = count == 0 ? nil : count
+            let count = unregistersPerApp[key.app, default: 1] - 1
+            unregistersPerApp[key.app] = count == 0 ? nil : count
         }
         for answer in batch.answers {
             if let error, answer.writes { answer.reply(.failure(error)) } else { answer.reply(answer.result) }
@@ -212,7 +212,7 @@ extension Scheduler {
             if let existing {
                 registration = updated(existing, by: request, maxAttempts: maxAttempts)
             } else {
-                let owned = perApp[request.key.appID, default: 0] + batch.countChange[request.key.appID, default: 0]
+                let owned = perApp[request.key.app, default: 0] + batch.countChange[request.key.app, default: 0]
                 try checkQuota(appID: request.key.appID, owned: owned)
                 registration = created(by: request, maxAttempts: maxAttempts)
             }

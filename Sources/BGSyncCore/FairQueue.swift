@@ -20,9 +20,9 @@ public enum FairShare {
 /// Pending registrations, one FIFO per app, with the apps served in turns: one app's thousand
 /// due syncs do not stand in front of another app's one.
 struct FairQueue {
-    private var queues: [String: ReadyQueue] = [:]
+    private var queues: [ExactText: ReadyQueue] = [:]
     /// Apps with a queue, in the order they get their turn; `cursor` is whose turn is next.
-    private var turns: [String] = []
+    private var turns: [ExactText] = []
     private var cursor = 0
     /// A queue ran empty since `appsInTurn` last dropped the empty ones (a scan of every app).
     private var emptied = false
@@ -30,16 +30,16 @@ struct FairQueue {
     enum Decision { case take, keep, drop }
 
     mutating func append(_ key: RegistrationKey) {
-        if queues[key.appID] == nil { turns.append(key.appID) }
-        queues[key.appID, default: ReadyQueue()].append(key)
+        if queues[key.app] == nil { turns.append(key.app) }
+        queues[key.app, default: ReadyQueue()].append(key)
     }
 
     /// Whether `app` has pending keys (after `appsInTurn` dropped the emptied queues).
-    func hasPending(_ app: String) -> Bool { queues[app] != nil }
+    func hasPending(_ app: ExactText) -> Bool { queues[app] != nil }
 
     /// The apps with pending keys, starting with the one whose turn it is; the next call starts
     /// one further on, so no app is always first.
-    mutating func appsInTurn() -> [String] {
+    mutating func appsInTurn() -> [ExactText] {
         if emptied {
             emptied = false
             turns.removeAll { app in
@@ -61,7 +61,7 @@ struct FairQueue {
     /// order, keys it drops are forgotten (stale entries). The queue is changed where it lies
     /// in the dictionary: a copy taken out and put back copied all its keys on every pop (the
     /// copy shares storage with the dictionary's), which made a storm quadratic in each app's keys.
-    mutating func popFirst(of app: String, _ decide: (RegistrationKey) -> Decision) -> RegistrationKey? {
+    mutating func popFirst(of app: ExactText, _ decide: (RegistrationKey) -> Decision) -> RegistrationKey? {
         guard let index = queues.index(forKey: app) else { return nil }
         var kept: [RegistrationKey] = []
         var taken: RegistrationKey?

@@ -32,7 +32,7 @@ public final class Scheduler {
     /// Change only through `setRegistration`, which keeps `perApp` in step (`start` fills both).
     private(set) var registrations = RegistrationTable()
     /// How many registrations each app has (the quota check, O(1)).
-    private(set) var perApp: [String: Int] = [:]
+    private(set) var perApp: [ExactText: Int] = [:]
     /// Events now running, by key. An entry whose registration was unregistered is `orphaned`.
     var running: [RegistrationKey: RunningEvent] = [:]
     /// Interruptions and progress (Scheduler+Conditions.swift).
@@ -51,7 +51,7 @@ public final class Scheduler {
     var heldCompletions: [() -> Void] = []
     /// Queued or committing Unregisters per app: while an app has one, its quota is not decided
     /// ahead of the queue.
-    var unregistersPerApp: [String: Int] = [:]
+    var unregistersPerApp: [ExactText: Int] = [:]
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
 
@@ -91,15 +91,17 @@ public final class Scheduler {
         // One copy of each app id (an app has up to registrations-per-app rows; an id longer than
         // 15 bytes is a heap string per row otherwise: 5 MiB of a 100,000-row start), and its
         // count, kept here and handed to `perApp` at the end, which saves hashing the app id twice
-        // more per row. A row counts only if its key is new: Swift compares tags as Unicode text,
-        // SQLite's key as bytes, so two rows (a composed and a decomposed "café") are one key.
-        var appIDs: [String: (shared: String, count: Int)] = [:]
+        // more per row. Keys compare as bytes, as SQLite's primary key does, so each row is a
+        // registration of its own (a composed and a decomposed "café" are two) and counts once;
+        // the check stays for a store that could hold one key twice.
+        var appIDs: [ExactText: (shared: String, count: Int)] = [:]
         try store.forEachStored { stored in
             var registration = stored.durable
-            let shared = appIDs[registration.key.appID]?.shared ?? registration.key.appID
+            let app = registration.key.app
+            let shared = appIDs[app]?.shared ?? registration.key.appID
             registration.key.appID = shared
             if registrations.updateValue(registration, forKey: registration.key) == nil {
-                appIDs[shared, default: (shared, 0)].count += 1
+                appIDs[app, default: (shared, 0)].count += 1
             }
             nextSequence = max(nextSequence, registration.sequence + 1)
             if registration.state == .pending { pending.append((registration.sequence, registration.key)) }
@@ -116,10 +118,10 @@ public final class Scheduler {
     /// One scan of the table for an app that has registrations (only their order and tags are
     /// copied out); none at all for an app that has none.
     public func tags(appID: String, kind: RegistrationKind) -> [String] {
-        guard perApp[appID] != nil else { return [] }
+        guard perApp[ExactText(appID)] != nil else { return [] }
         var found: [(sequence: Int64, tag: String)] = []
-        for registration in registrations.values where registration.key.appID == appID && registration.key.kind == kind
-        {
+        for registration in registrations.values
+        where registration.key.kind == kind && ExactText.sameBytes(registration.key.appID, appID) {
             found.append((registration.sequence, registration.key.tag))
         }
         return found.sorted { $0.sequence < $1.sequence }.map(\.tag)
@@ -199,8 +201,8 @@ public final class Scheduler {
     /// a newcomer's event starts at once however long another app's events run.
     private func dispatchReady() {
         guard network.online else { return }
-        var held: [String: Int] = [:]
-        for key in running.keys { held[key.appID, default: 0] += 1 }
+        var held: [ExactText: Int] = [:]
+        for key in running.keys { held[key.app, default: 0] += 1 }
         let limit = settings.concurrentEvents
         var progress = true
         while progress, running.count < limit {
@@ -375,8 +377,8 @@ public final class Scheduler {
                 registrations.removeValue(forKey: key) != nil
             }
         guard existed != (registration != nil) else { return }
-        let count = perApp[key.appID, default: 0] + (existed ? -1 : 1)
-        perApp[key.appID] = count == 0 ? nil : count
+        let count = perApp[key.app, default: 0] + (existed ? -1 : 1)
+        perApp[key.app] = count == 0 ? nil : count
     }
 
     /// Marks a running event of a removed registration: it finishes, `cancelled`, with no retry.

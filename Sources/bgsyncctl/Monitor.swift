@@ -20,9 +20,10 @@ struct Monitor: ParsableCommand {
         let loop = MainLoop()
         let connection = agent.connection
         connection.attach(to: loop)
+        var lost = false
         connection.onDisconnect = {
-            FileHandleOutput.standardError("bgsyncctl: the bus connection was lost\n")
-            Glibc.exit(ExitStatus.unreachable)
+            lost = true
+            loop.stop()
         }
         let json = shared.json
         let rules = [
@@ -55,6 +56,10 @@ struct Monitor: ParsableCommand {
         signal(SIGINT) { _ in _exit(0) }
         signal(SIGTERM) { _ in _exit(0) }
         loop.run()
+        // As in `serve`: returned to here, not exit(3) from the loop's disconnect handler, so the
+        // match handlers, loop and connection are released before the process exits, not in use.
+        connection.close()
+        if lost { throw CLIFailure(exitCode: ExitStatus.unreachable, message: "the bus connection was lost") }
     }
 
     /// Subscribe("") for every app's signals; an agent that is not running yet is subscribed to

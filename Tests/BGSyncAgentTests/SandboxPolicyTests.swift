@@ -39,6 +39,18 @@ struct SandboxPolicyTests {
         #expect(!SandboxPolicy.isInside("/etc", directory: dir))
     }
 
+    /// Paths and app ids compare as bytes: a Kelvin sign (U+212A) is the letter K to Swift's
+    /// String, not to the kernel or to bgsync.
+    @Test func lookAlikeTextIsNotTheSame() {
+        let kate = "/home/u/.var/app/org.kde.Kate"
+        #expect(SandboxPolicy.isInside(kate + "/outbox", directory: kate))
+        #expect(!SandboxPolicy.isInside("/home/u/.var/app/org.kde.\u{212A}ate/outbox", directory: kate))
+        #expect(!SandboxPolicy.isInside("/home/u/.var/app/org.kde.\u{212A}ate", directory: kate))
+        let kelvin = CallerSandbox.flatpak(appID: "org.kde.\u{212A}ate")
+        #expect(throws: SyncError.self) { try SandboxPolicy.check(caller: kelvin, appID: "org.kde.Kate") }
+        #expect(throws: Never.self) { try SandboxPolicy.check(caller: kelvin, appID: "org.kde.\u{212A}ate") }
+    }
+
     @Test func theConfinementRecordedIsTheCallersOwn() throws {
         let own = "/home/u/.var/app/org.example.Flat"
         let ok: [String: Value] = ["outbox": .string(own + "/o"), "url": .string("https://a.example/")]

@@ -20,6 +20,15 @@ struct SignalSubscribersTests {
         #expect(subscribers.recipients(of: "org.example.B") == [":1.6"])
     }
 
+    /// App ids compare as bytes: one that Swift's String calls equal (a Kelvin sign for K) is
+    /// another app, whose signals this connection never asked for.
+    @Test func aLookAlikeAppIDIsAnotherApp() {
+        var subscribers = SignalSubscribers()
+        subscribers.add(":1.5", appID: "org.example.\u{212A}")
+        #expect(subscribers.recipients(of: "org.example.K") == [])
+        #expect(subscribers.recipients(of: "org.example.\u{212A}") == [":1.5"])
+    }
+
     @Test func theTablesAreBounded() {
         var subscribers = SignalSubscribers()
         var added = 0

@@ -77,17 +77,21 @@ struct RestartTests {
         #expect(second.scheduler.tags(appID: "org.example.Chat", kind: .oneOff) == ["b", "c", "d"])
     }
 
-    @Test("two stored rows that Swift sees as one key (composed and decomposed text) count once")
-    func oneKeyTwoRows() throws {
+    @Test("two stored rows that Swift's String sees as one (composed and decomposed text) are two registrations")
+    func twoRowsTwoKeys() throws {
         var settings = SyncSettings()
-        settings.registrationsPerApp = 2
+        settings.registrationsPerApp = 3
         let first = try Harness(settings: settings)
         try first.register("caf\u{E9}")
         var twin = try #require(first.store.rows.values.first)
-        twin.key.tag = "cafe\u{301}"  // the same tag to Swift, other bytes to SQLite
+        twin.key.tag = "cafe\u{301}"  // the same tag to Swift's ==, other bytes to SQLite and to the spec
+        twin.sequence += 1
         let second = try Harness(settings: settings, stored: Array(first.store.rows.values) + [twin])
-        #expect(second.scheduler.count == 1)
-        try second.register("other")  // one place left, not none
+        #expect(second.scheduler.count == 2)
+        #expect(
+            second.scheduler.tags(appID: "org.example.Chat", kind: .oneOff).map(ExactText.init)
+                == ["caf\u{E9}", "cafe\u{301}"].map(ExactText.init))
+        try second.register("other")  // both count for the quota: one place was left, not two
         #expect(throws: SyncError.self) { try second.register("third") }
     }
 }

@@ -23,6 +23,27 @@ import Testing
         #expect(Fixtures.bySequence(try reopened.loadAll()) == [Fixtures.oneOff, Fixtures.periodic])
     }
 
+    /// The primary key compares bytes: a composed and a decomposed "café" are two rows, read back
+    /// as two registrations, and deleting one leaves the other (as RegistrationKey compares them).
+    @Test func aComposedAndADecomposedTagAreTwoRows() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let composed = Fixtures.simple("caf\u{E9}", sequence: 1)
+        let decomposed = Fixtures.simple("cafe\u{301}", sequence: 2)
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        try store.save(composed)
+        try store.save(decomposed)
+        store.close()
+        let reopened = try SQLiteRegistrationStore(directory: directory.path)
+        defer { reopened.close() }
+        let tags = { () throws -> [[UInt8]] in
+            Fixtures.bySequence(try reopened.loadAll()).map { Array($0.key.tag.utf8) }
+        }
+        #expect(try tags() == [Array("caf\u{E9}".utf8), Array("cafe\u{301}".utf8)])
+        try reopened.delete(decomposed.key)
+        #expect(try tags() == [Array("caf\u{E9}".utf8)])
+    }
+
     @Test func theFileUsesWALAndFullSyncsWithRealColumns() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

@@ -6,8 +6,10 @@ Nothing here touches the user's own session or system bus. Every process started
 at the end of its test, pass or fail.
 """
 
+import ctypes
 import os
 import pathlib
+import select
 import shutil
 import signal
 import subprocess
@@ -47,6 +49,148 @@ min-periodic-interval=1
 [limits]
 concurrent-events=4
 """
+
+
+# Every process a test starts must end with the test. pytest becomes a child subreaper, so a
+# process whose parent exits (a daemon that forked, an `sh -c '... &'` child) is reparented to
+# pytest, not to init, and stays visible as a descendant; after each test (and each module and
+# the session, for fixtures of those scopes) the descendants that were not there before must be
+# gone. Processes in another PID namespace (unshare --pid) are seen too: /proc here shows them
+# under their host pids, and their orphans go to that namespace's init, itself a descendant (and
+# when it ends the kernel ends the rest). Mount namespaces and chroots do not hide a process.
+PR_SET_CHILD_SUBREAPER = 36
+# How long a process that is already on its way out (signalled by a teardown that did not wait,
+# or a worker ending after its agent) may take before it counts as left behind: waited for on
+# each process's pidfd, so a clean teardown costs nothing.
+EXIT_GRACE = 10.0
+
+
+def pytest_configure(config):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")
+
+
+def process_table():
+    """{(pid, start time): (parent pid, state, command)} of every process: the start time tells a
+    process from a later one that got the same pid."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue  # ended meanwhile
+        # pid (comm) state ppid ... starttime (field 22); comm may hold spaces and parentheses.
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[(int(entry), int(fields[19]))] = (int(fields[1]), fields[0], command or f"[{comm}]")
+    return table
+
+
+def descendants():
+    """The processes below pytest, as in `process_table`."""
+    table = process_table()
+    children = {}
+    for key, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(key)
+    found, pending = {}, [os.getpid()]
+    while pending:
+        for key in children.get(pending.pop(), []):
+            found[key] = table[key]
+            pending.append(key[0])
+    return found
+
+
+def reap_zombies(before):
+    """Collects the exit status of ended children that were not there before: orphans
+    reparented to pytest, and children a test never waited for (pytest is done with those)."""
+    for (pid, start), (parent, state, _) in descendants().items():
+        if state == "Z" and parent == os.getpid() and (pid, start) not in before:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def new_processes(before):
+    return {key: value for key, value in descendants().items() if key not in before and value[1] != "Z"}
+
+
+def wait_for_exit(keys, timeout):
+    """Waits on the processes' pidfds until each has ended or `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    fds = []
+    try:
+        for pid, _ in keys:
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                pass
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        waiting = len(fds)
+        while waiting and (remaining := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(remaining * 1000):
+                poller.unregister(fd)
+                waiting -= 1
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def check_no_process_outlives(before, what):
+    """Fails naming every process started since `before` that is still running (after
+    EXIT_GRACE), once it has killed them, so the next test starts clean."""
+    reap_zombies(before)
+    left = new_processes(before)
+    if left:
+        wait_for_exit(left, EXIT_GRACE)
+        reap_zombies(before)
+        left = new_processes(before)
+    if not left:
+        return
+    named = [f"{pid} {command!r}" for (pid, _), (_, _, command) in sorted(left.items())]
+    # Killed until none is left: a killed parent's children come to pytest, or die with their
+    # PID namespace's init.
+    for _ in range(10):
+        for pid, _ in (remaining := new_processes(before)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not remaining:
+            break
+        wait_for_exit(remaining, EXIT_GRACE)
+        reap_zombies(before)
+    pytest.fail(f"{what} left {len(named)} process(es) running (now killed): " + "; ".join(named), pytrace=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_process_outlives_the_session():
+    before = descendants()
+    yield
+    check_no_process_outlives(before, "the session's fixtures")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_process_outlives_its_module(request):
+    before = descendants()
+    yield
+    check_no_process_outlives(before, f"{request.module.__name__}'s module fixtures")
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test(request):
+    before = descendants()
+    yield
+    check_no_process_outlives(before, request.node.name)
 
 
 def wait_until(predicate, timeout=10.0, what="condition"):

@@ -2,6 +2,7 @@
 """A dbus-daemon of our own for tests and the demo, never the user's bus."""
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -49,8 +50,25 @@ class PrivateBus:
         return dbus.bus.BusConnection(self.address)
 
     def stop(self):
+        """Ends the daemon and returns once it has exited (the daemon forked: it is not our child,
+        unless the caller is a child subreaper, as the integration tests' pytest is; its pidfd
+        tells either way)."""
         try:
-            os.kill(self.pid, signal.SIGTERM)
+            pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
-            pass
+            pidfd = None
+        if pidfd is not None:
+            try:
+                for sig in (signal.SIGTERM, signal.SIGKILL):
+                    signal.pidfd_send_signal(pidfd, sig)
+                    if select.select([pidfd], [], [], 10)[0]:
+                        break
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(pidfd)
+            try:
+                os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)

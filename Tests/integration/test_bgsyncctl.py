@@ -139,3 +139,26 @@ def test_monitor_hears_every_app_again_after_the_agent_restarts(bus, agent):
     finally:
         monitor.send_signal(signal.SIGINT)
         assert monitor.wait(timeout=10) == 0
+
+
+def test_monitor_ends_with_a_message_and_status_3_when_the_bus_goes_away():
+    """The monitor's loop stops when the bus connection drops; it then says so on stderr and
+    exits 3 (the agent cannot be reached), the status `serve` ends with too."""
+    own = PrivateBus()
+    monitor = None
+    try:
+        env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=own.address)
+        monitor = subprocess.Popen([str(BIN / "bgsyncctl"), "monitor"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, bufsize=1)
+        errors = LineReader(monitor.stderr)
+        assert "monitoring" in errors.read_line()
+        os.kill(own.pid, signal.SIGKILL)
+        assert errors.read_line() == "bgsyncctl: the bus connection was lost\n"
+        assert errors.read_line() == ""  # nothing after it: no crash report
+        assert monitor.wait(timeout=10) == 3
+        assert monitor.stdout.read() == ""
+    finally:
+        if monitor is not None and monitor.poll() is None:
+            monitor.kill()
+            monitor.wait()
+        own.stop()

@@ -110,7 +110,10 @@ def flatpak_root(tmp_path, app_id):
 
 def start_flatpak_behind_proxy(tmp_path, bus, app_id):
     """The app and its xdg-dbus-proxy both inside the sandbox's mount namespace, as Flatpak runs
-    them: the agent then finds .flatpak-info through the proxy's process, the one the bus sees."""
+    them: the agent then finds .flatpak-info through the proxy's process, the one the bus sees.
+    They are in a PID namespace of their own, whose init is the app: when the app ends (or
+    unshare is killed, --kill-child), the kernel ends the proxy too. It outlived the test before,
+    reparented to init, as the shell that started it with & exec'd the app."""
     if not shutil.which("xdg-dbus-proxy"):
         pytest.fail("xdg-dbus-proxy is not installed (scripts/install-deps check installs it)")
     script = tmp_path / "client.py"
@@ -123,8 +126,8 @@ def start_flatpak_behind_proxy(tmp_path, bus, app_id):
         f"exec chroot {root} /usr/bin/python3 {script} unix:path={socket}",
     ]
     process = subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-ec", " && ".join(setup[:-3]) + "\n"
-         + "\n".join(setup[-3:])],
+        ["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
+         "sh", "-ec", " && ".join(setup[:-3]) + "\n" + "\n".join(setup[-3:])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Sandboxed(process)
 

@@ -69,6 +69,36 @@ def test_registration_lifecycle_through_the_bus(agent_factory, bus):
     assert c.call("GetTags", APP) == ["a"]
 
 
+def test_a_composed_and_a_decomposed_tag_are_two_registrations(agent_factory, bus):
+    """Tags compare as bytes (as the spec compares code units), with no Unicode normalisation:
+    "café" with é as one code point and as e + U+0301 are two registrations, also after a restart
+    (the store's key and the agent's agree)."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    agent = agent_factory(config="[sync]\nretry-initial-delay=100\n[limits]\nregistrations-per-app=2\n").start()
+    c = Client(bus)
+    c.register(APP, composed, "retry")
+    c.register(APP, decomposed, "retry")
+    c.wait_finished(composed)
+    c.wait_finished(decomposed)
+    assert c.call("GetTags", APP) == [composed, decomposed]
+    with pytest.raises(dbus.DBusException) as excinfo:
+        c.register(APP, "third", "retry")
+    assert error_name(excinfo) == "org.bgsync.Error.QuotaExceeded", "each counts for the quota"
+    agent.stop()
+    agent.start()
+    c = Client(bus)
+    assert c.call("GetTags", APP) == [composed, decomposed]
+    with pytest.raises(dbus.DBusException) as excinfo:
+        c.register(APP, "third", "retry")
+    assert error_name(excinfo) == "org.bgsync.Error.QuotaExceeded", "each counts for the quota after a restart"
+    assert c.call("Unregister", APP, decomposed) == True  # noqa: E712 (dbus.Boolean)
+    assert c.call("GetTags", APP) == [composed]
+    assert c.call("GetRegistration", APP, composed)["attempts"] == 1
+    with pytest.raises(dbus.DBusException) as excinfo:
+        c.call("GetRegistration", APP, decomposed)
+    assert error_name(excinfo) == "org.bgsync.Error.NotFound"
+
+
 def test_trigger_skips_the_backoff(agent_factory, bus):
     agent_factory(config="[sync]\nretry-initial-delay=3600\n").start()
     c = Client(bus)

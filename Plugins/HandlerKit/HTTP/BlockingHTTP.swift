@@ -134,6 +134,10 @@ public enum RetryAfter {
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.timeZone = TimeZone(identifier: "GMT")
             formatter.dateFormat = format
+            // RFC 9110: a two-digit year more than 50 years ahead of now is the latest past one with
+            // those digits. Foundation's own window moves with the machine's clock instead (80
+            // years back from today), so "94" would have read as 2094 from 2075 on, whatever `now`.
+            formatter.twoDigitStartDate = now.addingTimeInterval(-50 * 365.2425 * 86400)
             if let date = formatter.date(from: text) { return max(0, date.timeIntervalSince(now)) }
         }
         return nil
