@@ -212,7 +212,7 @@ extension Scheduler {
         var summary = AppSummary()
         var known = false
         // Like GetTags: one scan for an app that has registrations, none for one that has none.
-        if perApp[appID] != nil {
+        if perApp[ExactText(appID)] != nil {
             for registration in registrations.values where registration.key.appID == appID {
                 known = true
                 summary.registrations += 1

@@ -17,6 +17,8 @@ public final class Scheduler {
     /// The power supply; changed through `powerChanged` (Scheduler+Conditions.swift).
     public internal(set) var power: PowerStatus
     /// Apps the user switched off; changed through `permissionsChanged` (Scheduler+Conditions.swift).
+    /// Plain Strings suffice here: app ids are ASCII (`Identifiers.validateAppID`), where String's
+    /// `==` is byte equality; tags, which are any UTF-8, are compared through `ExactText`.
     public internal(set) var denied: Set<String>
     /// Per app and day: bytes moved and the last outcome, for ListApps (AppActivity.swift).
     public internal(set) var activity = AppActivity()
@@ -208,10 +210,10 @@ public final class Scheduler {
         while progress, running.count < limit {
             progress = false
             // An app switched off holds its registrations: it takes no turn and no share.
-            let waiting = readyQueue.appsInTurn().filter { !denied.contains($0) }
+            let waiting = readyQueue.appsInTurn().filter { !denied.contains($0.string) }
             // Apps with work: those waiting, and those running something with nothing waiting
             // (counted over the few running apps, not by hashing every waiting one).
-            let active = waiting.count + held.keys.count { denied.contains($0) || !readyQueue.hasPending($0) }
+            let active = waiting.count + held.keys.count { denied.contains($0.string) || !readyQueue.hasPending($0) }
             for app in waiting where running.count < limit {
                 let mine = held[app] ?? 0
                 let share = FairShare.share(slots: limit, activeApps: active)
