@@ -155,14 +155,19 @@ struct WorkerHelloTests {
         let pid = try BGSyncWorkers.ChildProcess.spawn(
             executable: worker, arguments: ["--serve", plugins.path("ok")], fd3: pair[1])
         close(pair[1])
+        // A worker that neither answers nor exits fails the test instead of hanging it (and then
+        // dies with it: PR_SET_PDEATHSIG).
+        var limit = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         let bytes = frames.flatMap { $0 }
         #expect(bytes.withUnsafeBytes { send(pair[0], $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count)
         shutdown(pair[0], Int32(SHUT_WR))  // as an agent that stops: the worker exits after its event
         var decoder = FrameDecoder()
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {  // until end of file: the worker has exited (it dies with us if we hang)
+        while true {  // until end of file: the worker has exited
             let got = buffer.withUnsafeMutableBytes { recv(pair[0], $0.baseAddress, $0.count, 0) }
             if got < 0 && errno == EINTR { continue }
+            if got < 0 && errno == EAGAIN { Issue.record("The worker neither answered nor exited within 20 s.") }
             guard got > 0 else { break }
             decoder.append(buffer[..<got])
         }
