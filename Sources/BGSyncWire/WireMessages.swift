@@ -1,6 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 
+/// The first frame each way: who speaks which protocol version. Its start is frozen for every
+/// version, past and future, since a reader must find the version of a peer it cannot otherwise
+/// read: payload byte 0 is `H`, bytes 1...4 the version as a little-endian UInt32. A later
+/// version may append fields; a reader of another version ignores them (`version(of:)`).
+public struct WireHello: WireMessage, Equatable {
+    public static let kind = UInt8(ascii: "H")
+    public var version: UInt32
+
+    public init(version: UInt32 = WireProtocol.version) { self.version = version }
+
+    public init(from reader: inout WireReader) throws(WireError) {
+        version = try reader.u32()
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u32(version)
+    }
+
+    /// The version a hello payload of any version announces; nil if `payload` is no hello.
+    /// Reads only the frozen bytes: what a later version appends does not matter.
+    public static func version(of payload: [UInt8]) -> UInt32? {
+        guard payload.count >= 5, payload[0] == kind else { return nil }
+        return payload[1...4].reversed().reduce(0) { $0 << 8 | UInt32($1) }
+    }
+}
+
 /// Agent → worker: run one event. The worker's view of the core's `SyncEvent`: what the ABI's
 /// host functions answer, with times as seconds since the Unix epoch (the worker links no
 /// Foundation, so no `Date`). `root` is the registration's confinement root, beneath which the

@@ -11,6 +11,8 @@ import Glibc
 /// 4-byte big-endian payload length, then that many bytes of one message (`WireMessage`, a
 /// compact binary form: the worker loads no Foundation to read it, see Package.swift).
 ///
+///   agent  → worker   `WireHello`      first, once: the agent's protocol version
+///   worker → agent    `WireHello`      first, once, in answer: the worker's version
 ///   agent  → worker   `WireEvent`      one event
 ///   worker → agent    `WireReply`      progress (any number, while the event runs), then its
 ///                                      outcome, before the next event is read
@@ -25,7 +27,29 @@ import Glibc
 /// `bgsync-worker --probe PLUGIN` instead prints one `ProbeReport` as a JSON line on stdout and
 /// exits (0 when the plugin loaded, 1 when it cannot be; the agent then checks the report, the
 /// handler's name among it, with the rules of every name a caller gives).
+///
+/// Versions. dpkg replaces `bgsync-worker` (and the plugins) while the old agent runs, until the
+/// postinst restarts it: for that while an agent spawns a worker of another bgsync. So the first
+/// frame each way is a `WireHello`, whose first five payload bytes are frozen for every past and
+/// future version (`WireHello`), and a worker checks the agent's before it loads its plugin or
+/// reads anything more. The agent sends its hello and the event at once (no round trip); a
+/// worker of another version answers with its own hello and exits without reading the event,
+/// so it runs nothing. A worker that ends, or sends anything else, before its hello predates
+/// hellos (protocol 1, whose worker exits when its first frame is not an event) or could not
+/// even start (an upgrade half unpacked: a runtime library of the other version): either way
+/// another bgsync, not a crash of the handler (the worker loads no plugin before its hello).
+/// The agent holds such events, uncharged (WorkerPool). A worker also serves an agent of
+/// protocol 1, whose first frame is an event (`servesVersion1`), while the event's form is
+/// unchanged: the agent of the release before hellos then runs its events in a new worker
+/// during an upgrade instead of losing attempts to it.
 public enum WireProtocol {
+    /// This bgsync's protocol version. Bump it with any change of a frame's form or meaning
+    /// after the hellos; 1 is the protocol before hellos existed.
+    public static let version: UInt32 = 2
+    /// Whether this worker runs the events of a protocol-1 agent (one that sends no hello):
+    /// true while `WireEvent` and `WireReply` keep their protocol-1 form. Set it to false when
+    /// either changes.
+    public static let servesVersion1 = true
     /// The fd the worker finds its end of the socket on.
     public static let workerFD: Int32 = 3
     /// A frame larger than this is a broken peer, not a big event (options are capped at 64 KiB).

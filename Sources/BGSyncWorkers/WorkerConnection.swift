@@ -42,7 +42,13 @@ final class WorkerConnection {
     private var incoming = FrameDecoder()
     /// Kept between reads (a new zeroed 16 KiB array per readable event showed in the storm's profile).
     private var readBuffer = [UInt8](repeating: 0, count: 16 * 1024)
-    private var outgoing: [UInt8] = []
+    /// The agent's hello goes first, sent with the first event (WireProtocol).
+    private var outgoing: [UInt8] = WorkerConnection.helloFrame
+    /// The worker's hello came, of this agent's version: what it sends next are replies.
+    private(set) var greeted = false
+
+    /// A hello cannot be too large for a frame: the fallback is never taken.
+    static let helloFrame = (try? WireProtocol.frame(WireHello())) ?? []
 
     var isIdle: Bool { job == nil }
 
@@ -95,6 +101,10 @@ final class WorkerConnection {
         /// A worker may answer and then exit, as it does when its plugin cannot start.
         case replies([WireReply], closed: Bool)
         case protocolError(String)
+        /// The worker is of another bgsync: its hello announced `version`, or (nil) it ended or
+        /// sent something else before any hello, as a worker from before hellos does. It ran
+        /// nothing of the event.
+        case otherVersion(UInt32?)
     }
 
     /// Reads what is available without blocking and returns the complete replies in it.
@@ -114,11 +124,19 @@ final class WorkerConnection {
         var replies: [WireReply] = []
         do {
             while let payload = try incoming.next() {
+                guard greeted else {
+                    guard WireHello.version(of: payload) == WireProtocol.version else {
+                        return .otherVersion(WireHello.version(of: payload))
+                    }
+                    greeted = true
+                    continue
+                }
                 replies.append(try WireProtocol.decode(WireReply.self, from: payload))
             }
         } catch {
-            return .protocolError("\(error)")
+            return greeted ? .protocolError("\(error)") : .otherVersion(nil)
         }
+        if closed && !greeted { return .otherVersion(nil) }
         return .replies(replies, closed: closed)
     }
 

@@ -22,6 +22,10 @@ import Glibc
 /// handler that reports progress is held to the event's stall time after its last progress
 /// instead (never past its ceiling), and `cancel` asks a running event to stop
 /// (WorkerPool+Conditions.swift).
+///
+/// A worker of another bgsync (its hello says so, or it ends before any: WireProtocol) has run
+/// nothing: its event goes back to the front of the queue, uncharged, and the pool holds every
+/// event that needs a new worker until the agent is restarted or reloaded (`otherBgsync`).
 public final class WorkerPool: EventDispatcher {
     let loop: MainLoop
     private let workerExecutable: String
@@ -42,6 +46,14 @@ public final class WorkerPool: EventDispatcher {
     public var workerProcessIDs: [Int32] { workers.map(\.pid) }
     /// Events waiting for a worker.
     public var queuedCount: Int { queue.count }
+    /// A worker of another bgsync answered: the version its hello named, nil for none (from
+    /// before hellos, or it could not start).
+    public struct OtherBgsync: Equatable, Sendable {
+        public var workerVersion: UInt32?
+    }
+    /// Set while events are held: no new worker is started (idle workers of this bgsync still
+    /// run events of their handler).
+    public private(set) var holding: OtherBgsync?
     /// Progress a running event reported (WorkerPool+Conditions.swift), on the loop's thread.
     public var onProgress: ((SyncEvent, SyncProgress) -> Void)?
 
@@ -107,6 +119,12 @@ public final class WorkerPool: EventDispatcher {
     public func replace(catalog: PluginCatalog, maxWorkers: Int) {
         self.catalog = catalog
         self.maxWorkers = max(1, maxWorkers)
+        // A reload (SIGHUP, or plugin files that changed, as an upgrade changes them) tries one
+        // new worker again: the worker may have been put back. At most one spawn per reload.
+        if holding != nil {
+            holding = nil
+            logger.info("Reloaded: trying \(workerExecutable) again for the events held so far.")
+        }
         for worker in workers {
             if worker.isIdle { retire(worker) } else { worker.retireWhenDone = true }
         }
@@ -125,6 +143,7 @@ public final class WorkerPool: EventDispatcher {
                 start(job, on: worker)
                 continue
             }
+            guard holding == nil else { return }  // held: only idle workers of this bgsync run
             if workers.count >= maxWorkers {
                 let idle = workers.filter(\.isIdle)
                 guard let victim = idle.min(by: { $0.lastUsed < $1.lastUsed }) else { return }  // all busy: wait
@@ -192,6 +211,8 @@ public final class WorkerPool: EventDispatcher {
                 "Worker pid \(worker.pid) of handler '\(worker.handler)' sent a malformed reply (\(message)); stopping it."
             )
             workerDied(worker, why: "it broke the protocol", kill: true)
+        case .otherVersion(let version):
+            otherBgsync(worker, version: version)
         case .replies(let replies, let closed):
             for reply in replies {
                 let outcome: WireOutcome
@@ -242,6 +263,14 @@ public final class WorkerPool: EventDispatcher {
     /// The worker ended on its own (or must be stopped): its event, if any, is a crash.
     func workerDied(_ worker: WorkerConnection, why: String, kill: Bool = false) {
         guard workers.contains(where: { $0 === worker }) else { return }
+        // Before its hello it has loaded no plugin: not a handler's crash but another bgsync. A
+        // quick one may have said hello and exited before the event could be sent: read it.
+        if !worker.greeted {
+            if case .otherVersion(let version) = worker.readAvailable() {
+                return otherBgsync(worker, version: version)
+            }
+            if !worker.greeted { return otherBgsync(worker, version: nil) }
+        }
         let job = worker.job
         worker.job = nil
         if kill { worker.kill() }
@@ -252,6 +281,49 @@ public final class WorkerPool: EventDispatcher {
         }
         retire(worker)
         if let job { finish(job, .retry(after: nil, detail: "crashed")) }
+        startQueued()
+    }
+
+    /// `worker` is of another bgsync (`version`; nil: from before hellos, or it could not start)
+    /// and ran nothing: its event goes back to the front of the queue, not charged (the
+    /// scheduler sees it running; a restart finds it pending, and `cancel` still interrupts it),
+    /// and no new worker starts until a restart or a reload. This is a package upgrade caught
+    /// half done: dpkg has replaced bgsync-worker, the postinst will restart the agent.
+    ///
+    /// Holding, not re-executing the agent: the postinst restarts the agents of running user
+    /// managers within the same dpkg run, a few seconds later, which is the case that matters; a
+    /// re-exec would end the events that still run in workers of this bgsync, and would have to
+    /// hand the bus name over across execve under systemd's Type=dbus tracking of it. An agent
+    /// no user manager runs (D-Bus activation without systemd) waits until it is started again,
+    /// and says so in the log. No spawning loop: one worker is tried per restart or reload.
+    func otherBgsync(_ worker: WorkerConnection, version: UInt32?) {
+        guard workers.contains(where: { $0 === worker }) else { return }
+        let job = worker.job
+        worker.job = nil
+        worker.kill()  // it exits by itself; this only saves the idle grace
+        retire(worker)
+        let spoken =
+            version.map { "worker protocol \($0)" }
+            ?? "no worker protocol hello (a bgsync from before hellos, or one that could not start)"
+        if holding == nil {
+            let message =
+                "\(workerExecutable) (pid \(worker.pid)) speaks \(spoken), this bgsyncd \(WireProtocol.version): "
+                + "bgsync was upgraded or downgraded under the running agent. Events wait, without "
+                + "spending an attempt, until bgsyncd is restarted (systemctl --user restart bgsyncd; "
+                + "the package restarts it for running user managers)."
+            logger.warning("\(message)")
+        }
+        holding = OtherBgsync(workerVersion: version)
+        if var job {
+            if job.stopRequested {  // asked to stop meanwhile: interrupted, as if still queued
+                finish(job, .retry(after: nil, detail: "interrupted before it started"))
+            } else {
+                job.lastDone = nil
+                logger.info(
+                    "Holding \(job.event.key) (event \(job.event.id)) until bgsyncd is restarted; no attempt counted.")
+                queue.insert(job, at: 0)
+            }
+        }
         startQueued()
     }
 

@@ -38,11 +38,23 @@ enum EventServer {
                 "Cannot catch the stop signal (\(String(cString: strerror(errno)))); "
                     + "a stopped event will be killed after its grace period.")
         }
+        // Versions first, before the plugin is loaded: a worker of another bgsync runs nothing,
+        // and one that ends before its hello is never a plugin's fault (see WireProtocol).
+        var decoder = FrameDecoder()
+        /// A protocol-1 agent's first event, read where the hello would be.
+        var early: [UInt8]?
+        switch greet(&decoder) {
+        case .agreed: break
+        case .version1Event(let payload): early = payload
+        case .stop(let status): return status
+        }
         let plugin: LoadedPlugin
         do {
             plugin = try LoadedPlugin.load(path: path)
         } catch {
-            return refuseEvents(because: error.message, detail: "handler could not be loaded: " + error.message)
+            return refuseEvents(
+                because: error.message, detail: "handler could not be loaded: " + error.message, decoder: &decoder,
+                early: early)
         }
         HostLog.handlerName = plugin.name
         let host = HostTable.make()
@@ -57,16 +69,16 @@ enum EventServer {
         guard started else {
             return refuseEvents(
                 because: "Handler '\(plugin.name)' (\(path)) failed to start: its init returned false.",
-                detail: "handler '\(plugin.name)' failed to start (its init returned false)")
+                detail: "handler '\(plugin.name)' failed to start (its init returned false)", decoder: &decoder,
+                early: early)
         }
         // A normal end (the agent closed fd 3, or is gone): the plugin frees what it holds.
         defer { plugin.fields.deinit?(host, pluginData) }
 
-        var decoder = FrameDecoder()
         while true {
             let payload: [UInt8]
             do {
-                guard let next = try readFrame(&decoder) else { return 0 }  // the agent closed: done
+                guard let next = try nextFrame(&decoder, early: &early) else { return 0 }  // the agent closed: done
                 payload = next
             } catch {
                 HostLog.line(
@@ -128,13 +140,57 @@ enum EventServer {
         }
     }
 
+    enum Greeting {
+        /// The agent speaks this worker's version; its hello is answered.
+        case agreed
+        /// A protocol-1 agent (no hello) whose first event this worker can run: the payload.
+        case version1Event([UInt8])
+        /// Exit with this status without running anything.
+        case stop(Int32)
+    }
+
+    /// Reads the agent's first frame and answers its hello with this worker's, whatever the
+    /// agent's version: the agent learns that it spoke to another bgsync, not that a handler
+    /// crashed. A worker of another version exits then, before reading more.
+    static func greet(_ decoder: inout FrameDecoder) -> Greeting {
+        let payload: [UInt8]
+        do {
+            guard let first = try readFrame(&decoder) else { return .stop(0) }  // the agent closed
+            payload = first
+        } catch {
+            HostLog.line(priority: 3, prefix: "bgsync-worker", "Bad first frame from the agent: \(error.message)")
+            return .stop(1)
+        }
+        guard let theirs = WireHello.version(of: payload) else {
+            if WireProtocol.servesVersion1 { return .version1Event(payload) }
+            HostLog.line(
+                priority: 4, prefix: "bgsync-worker",
+                "bgsyncd speaks worker protocol 1 (no hello), this bgsync-worker \(WireProtocol.version): "
+                    + "bgsync was upgraded under the running agent; restart it (systemctl --user restart bgsyncd)."
+            )
+            return .stop(1)
+        }
+        guard let hello = try? WireProtocol.frame(WireHello()), FD.writeAll(fd, hello) else { return .stop(0) }
+        guard theirs == WireProtocol.version else {
+            HostLog.line(
+                priority: 4, prefix: "bgsync-worker",
+                "bgsyncd speaks worker protocol \(theirs), this bgsync-worker \(WireProtocol.version): "
+                    + "bgsync was upgraded or downgraded under the running agent, which keeps its events "
+                    + "until it is restarted. Exiting without running one.")
+            return .stop(0)
+        }
+        return .agreed
+    }
+
     /// Answers the first event with why this worker cannot run any, then exits. The agent
     /// records the retry and starts a fresh worker next time (the plugin may have been
     /// reinstalled meanwhile).
-    static func refuseEvents(because reason: String, detail: String) -> Int32 {
+    static func refuseEvents(because reason: String, detail: String, decoder: inout FrameDecoder, early: [UInt8]?)
+        -> Int32
+    {
         HostLog.line(priority: 3, prefix: "bgsync-worker", reason)
-        var decoder = FrameDecoder()
-        if let payload = try? readFrame(&decoder),
+        var early = early
+        if let payload = try? nextFrame(&decoder, early: &early),
             let event = try? WireProtocol.decode(WireEvent.self, from: payload)
         {
             _ = reply(.outcome(eventID: event.id, WireOutcome.retry(after: nil, detail: detail).fitted))
@@ -151,6 +207,15 @@ enum EventServer {
                 "Cannot ask to die with bgsyncd (prctl: \(String(cString: strerror(-status)))); "
                     + "a hung handler may outlive it.")
         }
+    }
+
+    /// `early` (taken) if set, else the next frame read.
+    static func nextFrame(_ decoder: inout FrameDecoder, early: inout [UInt8]?) throws(WireError) -> [UInt8]? {
+        if let payload = early {
+            early = nil
+            return payload
+        }
+        return try readFrame(&decoder)
     }
 
     static func readFrame(_ decoder: inout FrameDecoder) throws(WireError) -> [UInt8]? {

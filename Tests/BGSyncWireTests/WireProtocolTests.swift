@@ -119,6 +119,28 @@ import Testing
         #expect(throws: WireError.self) { try reader.value() }
     }
 
+    @Test("a hello's first five payload bytes are frozen: kind H, then the version little-endian")
+    func helloLayout() throws {
+        let frame = try WireProtocol.frame(WireHello(version: 0x0102_0304))
+        // Every past and future bgsync reads a peer's version from exactly these bytes.
+        #expect(frame == [0, 0, 0, 5, UInt8(ascii: "H"), 4, 3, 2, 1])
+        #expect(
+            try WireProtocol.decode(WireHello.self, from: Self.payload(WireHello())).version == WireProtocol.version)
+        #expect(WireProtocol.version >= 2)  // 1 is the protocol before hellos
+    }
+
+    @Test("the version of a later, longer hello is read; what is no hello has none")
+    func helloVersionOfAnyPeer() throws {
+        // A future version appends fields: its version still reads, from the same bytes.
+        #expect(WireHello.version(of: [UInt8(ascii: "H"), 99, 0, 0, 0] + Array("more fields".utf8)) == 99)
+        #expect(WireHello.version(of: try Self.payload(WireHello())) == WireProtocol.version)
+        // The first frame of a protocol-1 agent is an event; of a worker, a reply.
+        #expect(WireHello.version(of: try Self.payload(Self.event())) == nil)
+        #expect(WireHello.version(of: try Self.payload(WireReply.outcome(eventID: 1, .success(detail: "")))) == nil)
+        #expect(WireHello.version(of: [UInt8(ascii: "H"), 2, 0, 0]) == nil)  // cut short
+        #expect(WireHello.version(of: []) == nil)
+    }
+
     @Test("random bytes never crash the reader")
     func randomBytes() {
         let seed = UInt64.random(in: 0...UInt64.max)
@@ -130,6 +152,7 @@ import Testing
             if !bytes.isEmpty, Bool.random(using: &generator) { bytes[0] = WireEvent.kind }
             _ = try? WireProtocol.decode(WireEvent.self, from: bytes)
             _ = try? WireProtocol.decode(WireReply.self, from: bytes)
+            _ = WireHello.version(of: bytes)
         }
     }
 

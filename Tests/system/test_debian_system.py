@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """bgsync's Debian packages on a booted Debian bookworm: the user session under systemd, D-Bus
-activation, a reboot, the journal, an upgrade from the state-v1 database, a handler package
-installed while the agent runs, and purge. Issue 17; README, "The Debian package".
+activation, a reboot, the journal, an upgrade from the state-v1 database, an upgrade under a
+running sync (issue 21), a handler package installed while the agent runs, and purge. Issue 17;
+README, "The Debian package".
 
 Needs root, systemd-nspawn and debootstrap (scripts/install-deps check installs them); skipped,
 saying which is missing, otherwise. The tests below are steps of one story on one container and
@@ -15,6 +16,7 @@ registrations may fire. Packages: the .debs of packaging/build-deb in .build-deb
 unless BGSYNC_DEB_REUSE=1, which `make check` sets after the packaging test built them).
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -98,6 +100,47 @@ def plugin_package(directory: pathlib.Path) -> pathlib.Path:
     return deb
 
 
+# bgsync-worker of a later bgsync, standing in for one (there is one build here): its hello names
+# worker protocol 99 (payload 'H', then the version as a little-endian 32-bit number: the bytes
+# every version reads), so the running agent must hold what it spawns it for. Its probe is the
+# real one's (the probe's JSON report is not versioned), so the handlers stay known.
+LATER_WORKER = """#!/bin/sh
+if [ "$1" = --probe ]; then exec /usr/libexec/bgsync/bgsync-worker.real "$@"; fi
+echo started >> "$HOME/later-worker-starts"
+printf '\\000\\000\\000\\005H\\143\\000\\000\\000' >&3
+"""
+
+
+def repacked(deb: pathlib.Path, directory: pathlib.Path, suffix: str, later_worker: bool) -> pathlib.Path:
+    """`deb` unpacked and packed again as version <its version>+<suffix>, as an upgrade would
+    bring it (dpkg-deb -R / -b; no rebuild); with `later_worker`, its bgsync-worker is LATER_WORKER
+    and the real one sits beside it."""
+    version = subprocess.run(["dpkg-deb", "-f", deb, "Version"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    tree = directory / f"tree-{suffix}"
+    subprocess.run(["dpkg-deb", "-R", deb, tree], check=True)
+    control = tree / "DEBIAN/control"
+    control.write_text(control.read_text().replace(f"Version: {version}\n", f"Version: {version}+{suffix}\n"))
+    if later_worker:
+        worker = tree / "usr/libexec/bgsync/bgsync-worker"
+        worker.rename(worker.with_name("bgsync-worker.real"))
+        worker.write_text(LATER_WORKER)
+        os.chmod(worker, 0o755)
+        # md5sums lists what the package holds (dpkg --verify, debsums): keep it true.
+        sums = []
+        for line in (tree / "DEBIAN/md5sums").read_text().splitlines():
+            digest, name = line.split(None, 1)
+            if name == "usr/libexec/bgsync/bgsync-worker":
+                sums.append(f"{hashlib.md5(worker.read_bytes()).hexdigest()}  {name}")
+                name = "usr/libexec/bgsync/bgsync-worker.real"
+            sums.append(f"{digest}  {name}")
+        (tree / "DEBIAN/md5sums").write_text("\n".join(sums) + "\n")
+    out = directory / f"bgsyncd_{version}+{suffix}.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", tree, out], check=True, capture_output=True)
+    shutil.rmtree(tree)
+    return out
+
+
 class System:
     """The container, and what the steps learn and pass on."""
 
@@ -160,6 +203,8 @@ def system():
     cached = rootfs.cached_tree()
     debs = built_debs()
     debs["bgsync-handler-ok"] = plugin_package(work)
+    debs["bgsyncd-later-worker"] = repacked(debs["bgsyncd"], work, "upgrade1", later_worker=True)
+    debs["bgsyncd-later"] = repacked(debs["bgsyncd"], work, "upgrade2", later_worker=False)
     debs_dir = work / "debs"
     debs_dir.mkdir()
     for deb in debs.values():
@@ -294,6 +339,69 @@ def test_4_reinstalling_restarts_the_agent_onto_the_new_binary(system):
     assert system.root("readlink", f"/proc/{after_pid}/exe").stdout.strip() == "/usr/bin/bgsyncd"
     assert system.bus_owner_pid() == after_pid
     assert everything() == before
+
+
+def test_4_an_upgrade_under_a_running_sync_costs_no_attempt_and_runs_nothing_twice(system):
+    """dpkg in its two halves, with a sync running: --unpack replaces bgsync-worker (by one that
+    speaks a later protocol) while the old agent runs; a sync due then is held, not charged,
+    while the running one finishes in its old worker; --configure of the package whose agent
+    and worker agree runs the postinst, which restarts the agent, and the held sync runs there,
+    once. Offline in between, so that it cannot run earlier (a reload would try again)."""
+    home = "/home/alice"
+
+    def lines(name):
+        found = system.root("cat", f"{home}/{name}", check=False)
+        return found.stdout.split() if found.returncode == 0 else []
+
+    def tags():
+        return system.user("bgsyncctl", "tags", APP).stdout.split()
+
+    def appending(name, *then):
+        return f"command=['sh', '-c', 'echo ran >> {home}/{name}{''.join('; ' + t for t in then)}']"
+
+    system.set_network(up=True)
+    old_pid = system.main_pid()
+    system.user("bgsyncctl", "register", APP, "before-upgrade", "exec", "-o", appending("before-runs"))
+    wait_for(lambda: "before-upgrade" not in tags(), 30, "the sync before the upgrade to succeed")
+    # A sync running through the unpack: its command waits until the test releases it.
+    system.user("bgsyncctl", "register", APP, "through-upgrade", "exec", "-o",
+                appending("through-runs", f"while [ ! -e {home}/release ]; do sleep 0.05; done"))
+    wait_for(lambda: lines("through-runs") == ["ran"], 30, "the long sync to run")
+
+    system.root("dpkg", "--unpack", system.debs["bgsyncd-later-worker"])
+    assert system.main_pid() == old_pid  # the old agent runs on until the postinst
+    system.user("bgsyncctl", "register", APP, "in-the-window", "exec", "-o", appending("window-runs"))
+    wait_for(lambda: any("speaks worker protocol 99, this bgsyncd" in m for m in system.messages()), 30,
+             "the agent to meet the later worker")
+    held = system.ctl_json("status", APP, "in-the-window")
+    assert (held["state"], held["attempts"]) == ("firing", 0), held
+    assert lines("window-runs") == [] and lines("later-worker-starts")  # it was spawned, and ran nothing
+    # The sync that was running finishes in its own (old) worker: done, once.
+    system.root("touch", f"{home}/release")
+    wait_for(lambda: "through-upgrade" not in tags(), 30, "the long sync to succeed")
+
+    # Offline: the held sync stops waiting for a worker and waits for the network, still
+    # uncharged, so that it runs in the agent the postinst starts, not earlier.
+    system.set_network(up=False)
+    wait_for(lambda: system.ctl_json("status", APP, "in-the-window")["state"] != "firing", 30,
+             "the held sync to be interrupted")
+    assert system.ctl_json("status", APP, "in-the-window")["attempts"] == 0
+
+    # The rest of the upgrade: the package whose agent and worker agree, and the postinst.
+    system.root("dpkg", "--unpack", system.debs["bgsyncd-later"])
+    system.root("dpkg", "--configure", "bgsyncd")
+    wait_for(lambda: (pid := system.main_pid()) not in (0, old_pid) and pid, 30, "the postinst's new agent")
+    system.set_network(up=True)
+    wait_for(lambda: "in-the-window" not in tags(), 30, "the held sync to run")
+    # Each ran once: nothing after its success, and the held one only once the worker agreed.
+    assert (lines("before-runs"), lines("through-runs"), lines("window-runs")) == (["ran"], ["ran"], ["ran"])
+    steps = ("before-upgrade", "through-upgrade", "in-the-window")
+    messages = [m for m in system.messages() if any(f"{APP}/{tag}" in m for tag in steps)]
+    assert not any("crashed" in m or "retry-scheduled" in m for m in messages), messages
+    succeeded = [m.split(": succeeded")[0] for m in messages if ": succeeded" in m]
+    assert succeeded == [f"{APP}/{tag}" for tag in steps], messages
+    assert system.root("dpkg-query", "-W", "-f=${Status}", "bgsyncd").stdout == "install ok installed"
+    system.set_network(up=False)  # as the steps before left it: the next registers and looks
 
 
 def test_a_handler_package_installed_while_the_agent_runs_is_used_without_a_restart(system):
