@@ -68,3 +68,14 @@ extension HandlerEvent {
         return left - min(1, left * 0.25)
     }
 }
+
+extension HandlerEvent {
+    /// `timeBudget` as a function for a long request (HTTPRequest.timeLeft): the reserve is taken
+    /// once, now, and the rest follows the deadline as progress moves it, so a transfer that keeps
+    /// moving keeps its time and one that stalls ends the reserve before the deadline.
+    public func budget() -> () -> Double {
+        let reserve = min(1, max(0, secondsLeft) * 0.25)
+        let event = self
+        return { event.secondsLeft - reserve }
+    }
+}

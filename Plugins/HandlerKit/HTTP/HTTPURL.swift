@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+import CCurl
+
+/// Options holding URLs, checked with libcurl's own URL parser: the one that will send them.
+public enum HTTPURL {
+    /// `text` if it is an http or https URL with a host, else nil.
+    public static func check(_ text: String) -> String? {
+        guard let handle = curl_url() else { return nil }
+        defer { curl_url_cleanup(handle) }
+        guard curl_url_set(handle, CURLUPART_URL, text, 0) == CURLUE_OK else { return nil }
+        guard let scheme = part(handle, CURLUPART_SCHEME)?.lowercased(), scheme == "http" || scheme == "https",
+            let host = part(handle, CURLUPART_HOST), !host.isEmpty
+        else { return nil }
+        return text
+    }
+
+    private static func part(_ handle: OpaquePointer, _ which: CURLUPart) -> String? {
+        var value: UnsafeMutablePointer<CChar>?
+        guard curl_url_get(handle, which, &value, 0) == CURLUE_OK, let value else { return nil }
+        defer { curl_free(value) }
+        return String(cString: value)
+    }
+}
+
+/// Parses Retry-After: delta-seconds or an HTTP-date (RFC 9110: IMF-fixdate and the two
+/// obsolete forms, which libcurl's date parser reads).
+public enum RetryAfter {
+    /// Seconds to wait from `now` (Unix seconds), never negative; nil for text that is neither.
+    public static func seconds(_ text: String, now: Double) -> Double? {
+        let trimmed = text.trimmingASCIISpaces
+        if !trimmed.isEmpty, trimmed.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
+            return UInt64(trimmed).map { Double($0) } ?? Double(UInt64.max)
+        }
+        var reference = time_t(now)
+        let date = curl_getdate(trimmed, &reference)
+        guard date != -1 else { return nil }
+        return max(0, Double(date) - now)
+    }
+}
+
+extension String {
+    var trimmingASCIISpaces: String {
+        let bytes = Array(utf8)
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }),
+            let last = bytes.lastIndex(where: { !isSpace($0) })
+        else { return "" }
+        return String(decoding: bytes[first...last], as: UTF8.self)
+    }
+}
