@@ -44,6 +44,13 @@ public final class WorkerPool: EventDispatcher {
     public var queuedCount: Int { queue.count }
     /// Progress a running event reported (WorkerPool+Conditions.swift), on the loop's thread.
     public var onProgress: ((SyncEvent, SyncProgress) -> Void)?
+    /// Bytes a running event reported moving (running totals), on the loop's thread; at most one
+    /// call per BGSYNC_BYTES_REPORT_INTERVAL_MS per event (the worker's rate limit).
+    public var onBytes: ((SyncEvent, WireBytes) -> Void)?
+    /// The bytes an event sent and received in all, called once per event that reached a worker,
+    /// just before its completion: from the outcome's frame, or, for a worker that crashed, timed
+    /// out or was killed, its last byte report (zeros when it reported none).
+    public var onEventBytes: ((SyncEvent, _ bytesSent: UInt64, _ bytesReceived: UInt64) -> Void)?
 
     public init(loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger) {
         self.loop = loop
@@ -200,8 +207,15 @@ public final class WorkerPool: EventDispatcher {
                     let progress = SyncProgress(done: done, total: total, text: text)
                     guard progressed(worker, eventID: eventID, progress) else { return }
                     continue
-                case .outcome(_, let wire):
+                case .bytes(let eventID, let bytes):
+                    guard moved(worker, eventID: eventID, bytes) else { return }
+                    continue
+                case .outcome(let eventID, let wire, let moved):
                     outcome = wire
+                    if var job = worker.job, job.event.id == eventID {
+                        job.bytes = moved
+                        worker.job = job
+                    }
                 }
                 guard let job = worker.job, job.event.id == reply.eventID else {
                     logger.error(
@@ -227,7 +241,8 @@ public final class WorkerPool: EventDispatcher {
 
     private func timedOut(_ worker: WorkerConnection) {
         guard let job = worker.job else { return }
-        let cap = job.lastDone == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
+        let cap =
+            job.lastDone == nil && job.bytes == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
         let message =
             "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
             + "killing worker pid \(worker.pid)."
@@ -287,9 +302,15 @@ public final class WorkerPool: EventDispatcher {
         worker.closeSocket()
     }
 
-    /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once.
+    /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once (and
+    /// `onEventBytes` just before it).
     func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
         let completion = job.completion
-        loop.addTimer(after: 0) { completion(outcome) }
+        let bytes = job.bytes ?? WireBytes()
+        let event = job.event
+        loop.addTimer(after: 0) { [weak self] in
+            self?.onEventBytes?(event, bytes.sent, bytes.received)
+            completion(outcome)
+        }
     }
 }

@@ -58,6 +58,9 @@ private final class Engine: @unchecked Sendable {
     /// libcurl's own words for the last error (CURLOPT_ERRORBUFFER), kept for the engine's life.
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
 
+    /// The sockets of this engine's connections, for what is sent but not yet acknowledged.
+    let sockets = ccurl_sockets_new()
+
     init() {
         multi = curl_multi_init()
         easy = curl_easy_init()
@@ -75,7 +78,7 @@ private final class Engine: @unchecked Sendable {
         }
         defer { curl_slist_free_all(headerList) }
 
-        let transfer = Transfer(request)
+        let transfer = Transfer(request, sockets: sockets)
         let box = Unmanaged.passRetained(transfer)
         defer { box.release() }
         configure(request, transfer: box.toOpaque(), headers: headerList)
@@ -106,6 +109,7 @@ private final class Engine: @unchecked Sendable {
             if request.cancelFD >= 0, extra.revents & Int16(CURL_WAIT_POLLIN) != 0 {
                 return .failure(transfer.failure(.cancelled, "stopped: the agent asked the event to stop"))
             }
+            transfer.reportProgress()
         }
         return finish(result ?? CURLE_OK, transfer: transfer)
     }
@@ -118,6 +122,7 @@ private final class Engine: @unchecked Sendable {
         curl_easy_reset(easy)
         errorBuffer[0] = 0
         _ = ccurl_easy_set_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
+        _ = ccurl_sockets_follow(easy, sockets)
         _ = ccurl_easy_set_string(easy, CURLOPT_URL, request.url)
         _ = ccurl_easy_set_string(easy, CURLOPT_PROTOCOLS_STR, "http,https")
         _ = ccurl_easy_set_string(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
@@ -224,6 +229,7 @@ private final class Engine: @unchecked Sendable {
 /// The state of one exchange, reached from libcurl's callbacks through their user pointer.
 private final class Transfer {
     let request: HTTPRequest
+    let sockets: OpaquePointer?
     var position: Int64 = 0
     var sent: UInt64 = 0
     var received: UInt64 = 0
@@ -232,10 +238,15 @@ private final class Transfer {
     var headerBytes = 0
     var status = 0
     var lastProgress = HTTPProgress()
+    /// What libcurl last said it moved.
+    var curlProgress = HTTPProgress()
     /// Set by a callback that ended the exchange for a reason of ours.
     var callbackFailure: HTTPFailure?
 
-    init(_ request: HTTPRequest) { self.request = request }
+    init(_ request: HTTPRequest, sockets: OpaquePointer?) {
+        self.request = request
+        self.sockets = sockets
+    }
 
     static func from(_ pointer: UnsafeMutableRawPointer?) -> Transfer {
         Unmanaged<Transfer>.fromOpaque(pointer!).takeUnretainedValue()
@@ -411,10 +422,28 @@ private final class Transfer {
 
     func progressed(_ progress: HTTPProgress) -> Int32 {
         if request.cancelled() { return 1 }
-        if progress != lastProgress {
-            lastProgress = progress
-            request.onProgress?(progress)
-        }
+        curlProgress = progress
+        reportProgress()
         return 0
+    }
+
+    /// Tells `onProgress` what moved, if anything did. Sent is what left the machine: what libcurl
+    /// wrote to the socket less what the peer has not acknowledged (SIOCOUTQ). libcurl alone
+    /// counts a body as sent once it is in the kernel's send buffer, megabytes ahead of a slow
+    /// link, and then nothing moves for as long as the buffer takes to drain: longer than the
+    /// stall time on a slow uplink (measured: 6 MiB through a 1 MiB/s relay stalled 2 s and was
+    /// cut). Never goes back.
+    func reportProgress() {
+        guard request.onProgress != nil else { return }
+        var progress = curlProgress
+        if progress.sent > 0 {
+            let queued = ccurl_sockets_unacknowledged(sockets)
+            if queued > 0 { progress.sent -= min(progress.sent, UInt64(queued)) }
+        }
+        progress.sent = max(progress.sent, lastProgress.sent)
+        progress.received = max(progress.received, lastProgress.received)
+        guard progress != lastProgress else { return }
+        lastProgress = progress
+        request.onProgress?(progress)
     }
 }

@@ -21,6 +21,20 @@ CURLcode ccurl_easy_get_long(CURL *easy, CURLINFO info, long *value);
 CURLcode ccurl_easy_get_off(CURL *easy, CURLINFO info, curl_off_t *value);
 CURLcode ccurl_easy_get_string(CURL *easy, CURLINFO info, const char **value);
 
+/* The sockets libcurl opens for one easy handle (and its connections, whichever later transfer
+ * closes them), to ask how much of what libcurl wrote has not been acknowledged. libcurl counts a
+ * body as sent once it is in the kernel's send buffer; CURLINFO_ACTIVESOCKET answers only for
+ * CURLOPT_CONNECT_ONLY transfers, so the sockets are followed from their opening. */
+typedef struct ccurl_sockets ccurl_sockets;
+/* A tracker for the life of the process (never freed: connections it follows outlive transfers). */
+ccurl_sockets *ccurl_sockets_new(void);
+/* Sets CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION (with their data) on `easy`:
+ * sockets are opened close-on-exec and followed by `sockets`. Again after each curl_easy_reset. */
+CURLcode ccurl_sockets_follow(CURL *easy, ccurl_sockets *sockets);
+/* Bytes written to the followed sockets that their peers have not acknowledged (ioctl SIOCOUTQ,
+ * variadic too), summed: idle kept connections hold none. */
+long ccurl_sockets_unacknowledged(ccurl_sockets *sockets);
+
 CURLMcode ccurl_multi_set_long(CURLM *multi, CURLMoption option, long value);
 
 /* The easy handle's result of a finished transfer from curl_multi_info_read, or -1 while there
