@@ -340,3 +340,26 @@ def test_no_proxy_in_the_environment_is_honoured(agent_factory, bus, sink, tmp_p
     assert c.wait_finished("direct", timeout=30)[0][2] == "succeeded"
     assert [r[1] for r in sink.received] == ["/direct"]
     assert "/direct" not in log.read_text() and f"localhost:{sink.port}" not in log.read_text()
+
+
+def test_without_proxy_variables_the_desktops_proxy_settings_apply(agent_factory, bus, sink, tmp_path, tinyproxy):
+    """A systemd user service has no shell's proxy variables: the desktop's settings, read through
+    libproxy (here GNOME's org.gnome.system.proxy, through libproxy's gsettings module and GLib's
+    keyfile backend in a config directory of the test's own), send the upload through tinyproxy."""
+    port, log = tinyproxy
+    config = tmp_path / "config"
+    (config / "glib-2.0" / "settings").mkdir(parents=True)
+    (config / "glib-2.0" / "settings" / "keyfile").write_text(
+        # GNOME's default ignore-hosts holds localhost: none here, so the loopback sink is proxied.
+        f"[system/proxy]\nmode='manual'\nignore-hosts=@as []\n\n[system/proxy/http]\nhost='127.0.0.1'\nport={port}\n")
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(DESKTOP_SESSION="gnome", GSETTINGS_BACKEND="keyfile", XDG_CONFIG_HOME=str(config))
+    agent_factory(env=env).start()
+    c = Client(bus)
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    digest = pattern_file(outbox / "g.bin", 1 * MIB)
+    c.register(APP, "gnome", "upload", {"outbox": str(outbox), "url": f"http://localhost:{sink.port}/via-gnome"})
+    assert c.wait_finished("gnome", timeout=30)[0][2] == "succeeded"
+    assert sink.received == [("POST", "/via-gnome", MIB, digest)]
+    wait_until(lambda: "via-gnome" in log.read_text(), 10, "tinyproxy to log the request")
