@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CBGSyncPlugin
-import Foundation
+import FoundationEssentials
 
 /// The running event's link back to the agent: whether it was asked to stop (a condition it
 /// needs stopped holding) and where progress goes. Inside a worker it is backed by the host's

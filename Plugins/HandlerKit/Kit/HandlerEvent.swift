@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CBGSyncPlugin
-import Foundation
+import FoundationEssentials
 
 /// One sync event, as a handler sees it. Backed by the host's event inside a worker, so it
 /// is valid only during `handle`: copy what you keep.
