@@ -200,7 +200,8 @@ let package = Package(
         .testTarget(
             name: "BGSyncWorkersTests",
             dependencies: [
-                "BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log"),
+                "BGSyncWorkers", "BGSyncCore", "BGSyncWire", "MainLoop", "TestKit",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "BGSyncPowerTests",
