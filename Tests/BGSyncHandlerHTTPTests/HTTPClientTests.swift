@@ -104,6 +104,22 @@ import Testing
         #expect(failure.code == .responseTooLarge)
     }
 
+    @Test func aFileResponseOverItsLimitFailsAndStopsWriting() throws {
+        defer { directory.remove() }
+        let fd = open(directory.path + "/capped", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        defer { close(fd) }
+        let request = HTTPRequest(
+            url: server.url("/_control/blob?size=\(4 << 20)"), response: .file(fd: fd, limit: 1 << 20), timeout: 30)
+        let result = HTTPClient.shared.send(request)
+        guard case .failure(let failure) = result else {
+            Issue.record("expected a failure, got \(result)")
+            return
+        }
+        #expect(failure.code == .responseTooLarge)
+        var info = stat()
+        #expect(fstat(fd, &info) == 0 && info.st_size <= 1 << 20)
+    }
+
     @Test func connectionsAreKeptAcrossRequests() throws {
         defer { directory.remove() }
         for _ in 0..<3 {

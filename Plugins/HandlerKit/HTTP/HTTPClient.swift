@@ -357,7 +357,11 @@ private final class Transfer {
             }
             body.append(contentsOf: bytes)
             return true
-        case .file(let fd):
+        case .file(let fd, let limit):
+            guard received <= limit else {
+                fail(.responseTooLarge, "the response is larger than \(limit) bytes")
+                return false
+            }
             var offset = 0
             while offset < bytes.count {
                 let wrote = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)

@@ -87,8 +87,10 @@ public enum HTTPSink {
     /// Kept in `HTTPResponse.body`, up to `limit` bytes; a longer body ends the exchange
     /// (`.responseTooLarge`).
     case buffer(limit: Int)
-    /// Written to the open file `fd` as it arrives (at its current offset; the caller's to close).
-    case file(fd: Int32)
+    /// Written to the open file `fd` as it arrives (at its current offset; the caller's to close),
+    /// at most `limit` bytes: a longer body ends the exchange (`.responseTooLarge`), so a server
+    /// cannot fill the disk.
+    case file(fd: Int32, limit: UInt64 = .max)
 
     /// 1 MiB: ample for the answers handlers read (status documents, a settings copy).
     public static let defaultLimit = 1024 * 1024
@@ -158,7 +160,7 @@ public struct HTTPFailure: Error, Sendable {
         case tls = "tls"
         /// The body file could not be read, or the response file written.
         case localFile = "local-file"
-        /// A `.buffer` body over its limit.
+        /// A `.buffer` or `.file` body over its limit.
         case responseTooLarge = "response-too-large"
         /// `cancelled` or `cancelFD` said so: the agent asked the event to stop.
         case cancelled = "cancelled"

@@ -26,6 +26,10 @@ public struct SettingsHandler: SyncHandler {
     public static let pathOptions = ["file"]
     public static let urlOptions = ["url"]
 
+    /// A server copy larger than this is not saved (the event retries): a settings file is small,
+    /// and a server must not be able to fill the app's disk.
+    static let maxServerCopyBytes: UInt64 = 64 * 1024 * 1024
+
     public init() {}
 
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
@@ -117,7 +121,8 @@ public struct SettingsHandler: SyncHandler {
         var keep = false
         defer { if !keep { try? files.directory.remove(temporary.name) } }
         var get = HTTPRequest(
-            method: "GET", url: url, response: .file(fd: temporary.file.fd), timeLeft: event.budget(),
+            method: "GET", url: url, response: .file(fd: temporary.file.fd, limit: Self.maxServerCopyBytes),
+            timeLeft: event.budget(),
             cancelled: { event.control.isCancelled }, cancelFD: event.control.cancelFD)
         get.onProgress = { progress in
             meter.expected = max(meter.expected, meter.sent + meter.received + progress.receiveTotal)
