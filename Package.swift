@@ -15,8 +15,11 @@
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
 //   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
 //   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
+//   CCurl             libcurl, with CCurlGlue: typed wrappers for its variadic calls (curl_easy_setopt…)
+//   CProxy            libproxy: the desktop's proxy settings
 //   BGSyncPower       UPower and power-profiles-daemon over the system bus (DBusKit)
-// Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
+// Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit,
+// and every handler's HTTP goes through BGSyncHandlerHTTP, the one module on CCurl and CProxy.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
 import PackageDescription
@@ -66,6 +69,10 @@ let package = Package(
         // C libraries, one module each.
         .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
         .systemLibrary(name: "CLibNM", pkgConfig: "libnm", providers: [.apt(["libnm-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Swift cannot call C variadics: curl_easy_setopt and friends get one typed wrapper each.
+        .target(name: "CCurlGlue", dependencies: ["CCurl"]),
+        .systemLibrary(name: "CProxy", pkgConfig: "libproxy-1.0", providers: [.apt(["libproxy-dev"])]),
         .target(name: "CBGSyncPlugin"),
         .target(name: "CLinux"),
         .target(name: "CWorkerCancel"),
@@ -122,7 +129,11 @@ let package = Package(
         // kept apart so the tests can link all handlers without clashing `bgsync_plugin_entry`s.
         .target(
             name: "BGSyncHandlerKit", dependencies: ["BGSyncValue", "CBGSyncPlugin"], path: "Plugins/HandlerKit/Kit"),
-        .target(name: "BGSyncHandlerHTTP", dependencies: ["BGSyncHandlerKit"], path: "Plugins/HandlerKit/HTTP"),
+        // HTTP on libcurl, without Foundation (FoundationNetworking's URLSession held whole bodies
+        // in memory, and loading it made a worker's first event slow).
+        .target(
+            name: "BGSyncHandlerHTTP", dependencies: ["CCurl", "CCurlGlue", "CProxy"], path: "Plugins/HandlerKit/HTTP",
+            swiftSettings: workerLean),
         .target(name: "CExecSpawn", path: "Plugins/exec/Spawn"),
         .target(name: "ExecHandler", dependencies: ["BGSyncHandlerKit", "CExecSpawn"], path: "Plugins/exec/Handler"),
         .target(
@@ -189,7 +200,8 @@ let package = Package(
         .testTarget(
             name: "BGSyncWorkersTests",
             dependencies: [
-                "BGSyncWorkers", "BGSyncCore", "MainLoop", "TestKit", .product(name: "Logging", package: "swift-log"),
+                "BGSyncWorkers", "BGSyncCore", "BGSyncWire", "MainLoop", "TestKit",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "BGSyncPowerTests",
@@ -210,7 +222,7 @@ let package = Package(
                 // SandboxedFileTests: HandlerFiles on the worker's ConfinedFiles, driven by these two.
                 "UploadHandler", "SettingsHandler",
             ]),
-        .testTarget(name: "BGSyncHandlerHTTPTests", dependencies: ["BGSyncHandlerHTTP"]),
+        .testTarget(name: "BGSyncHandlerHTTPTests", dependencies: ["BGSyncHandlerHTTP", "HandlerTestKit"]),
         .testTarget(
             name: "ExecHandlerTests",
             dependencies: ["ExecHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),

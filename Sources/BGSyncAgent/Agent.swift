@@ -3,6 +3,7 @@ import BGSyncCore
 import BGSyncNetwork
 import BGSyncPower
 import BGSyncStore
+import BGSyncWire
 import BGSyncWorkers
 import DBusKit
 import Foundation
@@ -151,6 +152,10 @@ public final class Agent {
         // would keep both, and all they hold, alive past `serve`.
         workers.onProgress = { [weak scheduler] event, progress in
             scheduler?.progressReported(key: event.key, eventID: event.id, progress)
+        }
+        workers.onBytes = { [weak scheduler] event, bytes in
+            scheduler?.transferReported(
+                key: event.key, eventID: event.id, sent: bytes.sent, received: bytes.received, expected: bytes.expected)
         }
         do {
             try scheduler.start()

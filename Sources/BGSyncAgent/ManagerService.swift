@@ -219,6 +219,11 @@ final class ManagerService: SyncObserver {
         if let progress = scheduler.progress(registration.key) {
             fields["progress"] = .structure([.uint64(progress.done), .uint64(progress.total), .string(progress.text)])
         }
+        if let transfer = scheduler.transfer(registration.key) {
+            fields["transfer"] = .structure([
+                .uint64(transfer.sent), .uint64(transfer.received), .uint64(transfer.expected), .double(transfer.rate),
+            ])
+        }
         return [.vardict(fields)]
     }
 
@@ -359,6 +364,15 @@ final class ManagerService: SyncObserver {
             [
                 .string(key.appID), .string(key.tag), .uint64(progress.done), .uint64(progress.total),
                 .string(progress.text),
+            ])
+    }
+
+    func syncTransfer(_ key: RegistrationKey, _ transfer: TransferProgress) {
+        send(
+            "SyncTransfer", about: key.appID,
+            [
+                .string(key.appID), .string(key.tag), .uint64(transfer.sent), .uint64(transfer.received),
+                .uint64(transfer.expected), .double(transfer.rate),
             ])
     }
 

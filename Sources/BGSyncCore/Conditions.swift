@@ -65,6 +65,39 @@ public struct SyncProgress: Sendable, Equatable, Codable {
     }
 }
 
+/// The bytes a running event moved, as its handler reported them, and the rate they moved at.
+public struct TransferProgress: Sendable, Equatable, Codable {
+    /// Running totals of the event, and what it expects to move in all (0: unknown).
+    public var sent: UInt64
+    public var received: UInt64
+    public var expected: UInt64
+    /// Bytes per second, smoothed over the reports (0 until two came at least
+    /// `TransferProgress.rateWindow` apart).
+    public var rate: Double
+
+    public init(sent: UInt64, received: UInt64, expected: UInt64, rate: Double = 0) {
+        self.sent = sent
+        self.received = received
+        self.expected = expected
+        self.rate = rate
+    }
+
+    /// Sent and received together.
+    public var moved: UInt64 { sent.addingReportingOverflow(received).overflow ? .max : sent + received }
+
+    /// Seconds until `expected` at the current rate; nil when either is unknown.
+    public var secondsLeft: Double? {
+        guard expected > 0, rate > 0 else { return nil }
+        return Double(expected > moved ? expected - moved : 0) / rate
+    }
+
+    /// Reports closer together than this are not used for the rate (they are 0.1 s apart at most
+    /// as often, and a rate over 0.1 s jumps with every burst of a TCP window).
+    public static let rateWindow = 0.5
+    /// The weight of the newest window in the smoothed rate.
+    static let rateWeight = 0.3
+}
+
 /// What the scheduler keeps about conditions and progress beside its registrations.
 struct ConditionState {
     /// Events asked to stop because a condition stopped holding, by event id.
@@ -73,4 +106,10 @@ struct ConditionState {
     var progress: [RegistrationKey: SyncProgress] = [:]
     /// When each registration's last SyncProgress went out, for the rate limit.
     var progressAnnounced: [RegistrationKey: Date] = [:]
+    /// The latest bytes moved by each registration's current (or last) event.
+    var transfers: [RegistrationKey: TransferProgress] = [:]
+    /// The report the rate was last taken from, and when.
+    var transferSamples: [RegistrationKey: (at: Date, moved: UInt64)] = [:]
+    /// When each registration's last SyncTransfer went out, for the rate limit.
+    var transferAnnounced: [RegistrationKey: Date] = [:]
 }

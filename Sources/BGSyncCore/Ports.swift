@@ -106,10 +106,13 @@ public protocol SyncObserver: AnyObject {
     func storageFailed(_ error: SyncError)
     /// A running event reported progress (rate-limited by the scheduler).
     func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress)
+    /// A running event reported bytes moved (rate-limited by the scheduler).
+    func syncTransfer(_ key: RegistrationKey, _ transfer: TransferProgress)
 }
 
 extension SyncObserver {
     public func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {}
+    public func syncTransfer(_ key: RegistrationKey, _ transfer: TransferProgress) {}
 }
 
 /// Follows the power supply (UPower, power-profiles-daemon). Calls `onChange` on the

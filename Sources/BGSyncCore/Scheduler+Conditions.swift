@@ -112,12 +112,47 @@ extension Scheduler {
 
     /// The latest progress reported for the registration's current or last event.
     public func progress(_ key: RegistrationKey) -> SyncProgress? { conditions.progress[key] }
+
+    /// A handler reported the bytes event `eventID` of `key` moved so far. Kept as the latest, with
+    /// the rate (for GetRegistration), and announced at most once per `progressSignalInterval`
+    /// per registration.
+    public func transferReported(
+        key: RegistrationKey, eventID: UInt64, sent: UInt64, received: UInt64, expected: UInt64
+    ) {
+        guard let event = running[key], event.id == eventID, !event.orphaned else { return }
+        let now = clock.now()
+        var transfer = TransferProgress(
+            sent: sent, received: received, expected: expected, rate: conditions.transfers[key]?.rate ?? 0)
+        if let sample = conditions.transferSamples[key] {
+            let elapsed = now.timeIntervalSince(sample.at)
+            if elapsed >= TransferProgress.rateWindow {
+                let latest = Double(transfer.moved >= sample.moved ? transfer.moved - sample.moved : 0) / elapsed
+                let weight = transfer.rate > 0 ? TransferProgress.rateWeight : 1
+                transfer.rate = transfer.rate * (1 - weight) + latest * weight
+                conditions.transferSamples[key] = (now, transfer.moved)
+            }
+        } else {
+            conditions.transferSamples[key] = (now, transfer.moved)
+        }
+        conditions.transfers[key] = transfer
+        if let last = conditions.transferAnnounced[key], now.timeIntervalSince(last) < settings.progressSignalInterval {
+            return
+        }
+        conditions.transferAnnounced[key] = now
+        observer?.syncTransfer(key, transfer)
+    }
+
+    /// The latest bytes reported for the registration's current or last event.
+    public func transfer(_ key: RegistrationKey) -> TransferProgress? { conditions.transfers[key] }
 }
 
 extension ConditionState {
     mutating func forget(_ key: RegistrationKey) {
         progress[key] = nil
         progressAnnounced[key] = nil
+        transfers[key] = nil
+        transferSamples[key] = nil
+        transferAnnounced[key] = nil
     }
 }
 

@@ -19,6 +19,7 @@ public final class RecordingObserver: SyncObserver {
     public private(set) var finished: [Finished] = []
     public private(set) var storageErrors: [SyncError] = []
     public private(set) var progress: [(key: RegistrationKey, progress: SyncProgress)] = []
+    public private(set) var transfers: [(key: RegistrationKey, transfer: TransferProgress)] = []
 
     public init() {}
 
@@ -32,5 +33,9 @@ public final class RecordingObserver: SyncObserver {
 
     public func syncProgress(_ key: RegistrationKey, _ progress: SyncProgress) {
         self.progress.append((key, progress))
+    }
+
+    public func syncTransfer(_ key: RegistrationKey, _ transfer: TransferProgress) {
+        transfers.append((key, transfer))
     }
 }

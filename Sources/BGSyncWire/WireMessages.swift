@@ -102,17 +102,20 @@ public struct WireEvent: WireMessage, Equatable {
     }
 }
 
-/// Worker → agent: how far the event `eventID` got (any number, while it runs), then what the
-/// handler made of it.
+/// Worker → agent: how far the event `eventID` got (any number, while it runs: progress in the
+/// handler's units, and bytes moved), then what the handler made of it, with the bytes the event
+/// moved in all.
 public enum WireReply: WireMessage, Equatable {
     public static let kind = UInt8(ascii: "R")
 
     case progress(eventID: UInt64, done: UInt64, total: UInt64, text: String)
-    case outcome(eventID: UInt64, WireOutcome)
+    /// A byte report (bgsync-plugin.h's `report_bytes`): running totals of the event.
+    case bytes(eventID: UInt64, WireBytes)
+    case outcome(eventID: UInt64, WireOutcome, moved: WireBytes)
 
     public var eventID: UInt64 {
         switch self {
-        case .progress(let id, _, _, _), .outcome(let id, _): id
+        case .progress(let id, _, _, _), .bytes(let id, _), .outcome(let id, _, _): id
         }
     }
 
@@ -124,8 +127,11 @@ public enum WireReply: WireMessage, Equatable {
             self = .progress(
                 eventID: eventID, done: try reader.u64(), total: try reader.u64(),
                 text: try reader.string(maxBytes: WireProtocol.maxReplyTextBytes))
+        case UInt8(ascii: "b"):
+            self = .bytes(eventID: eventID, try WireBytes(from: &reader))
         case UInt8(ascii: "o"):
-            self = .outcome(eventID: eventID, try WireOutcome(from: &reader))
+            let outcome = try WireOutcome(from: &reader)
+            self = .outcome(eventID: eventID, outcome, moved: try WireBytes(from: &reader))
         default:
             throw WireError("\(form) is not a reply form")
         }
@@ -139,11 +145,66 @@ public enum WireReply: WireMessage, Equatable {
             writer.u64(done)
             writer.u64(total)
             writer.string(text)
-        case .outcome(let eventID, let outcome):
+        case .bytes(let eventID, let bytes):
+            writer.u8(UInt8(ascii: "b"))
+            writer.u64(eventID)
+            bytes.encode(to: &writer)
+        case .outcome(let eventID, let outcome, let moved):
+            writer.u8(UInt8(ascii: "o"))
+            writer.u64(eventID)
+            outcome.encode(to: &writer)
+            moved.encode(to: &writer)
+        }
+    }
+}
+
+extension WireReply {
+    /// This reply as a frame of protocol 1, for an agent of the release before hellos (a new
+    /// worker may serve one during an upgrade, `WireProtocol.servesVersion1`); nil for a reply
+    /// protocol 1 has no form for (a byte report). Protocol 1's outcome is today's without the
+    /// bytes moved; its progress is today's.
+    public func version1Frame() throws(WireError) -> [UInt8]? {
+        var writer = WireWriter()
+        writer.reserveHeader()
+        writer.u8(Self.kind)
+        switch self {
+        case .bytes: return nil
+        case .progress: encode(to: &writer)
+        case .outcome(let eventID, let outcome, _):
             writer.u8(UInt8(ascii: "o"))
             writer.u64(eventID)
             outcome.encode(to: &writer)
         }
+        return try writer.finishFrame()
+    }
+}
+
+/// Bytes an event moved: running totals sent and received, and how many it expects to move in
+/// all, sent and received together (0: unknown).
+public struct WireBytes: Sendable, Equatable {
+    public var sent: UInt64
+    public var received: UInt64
+    public var expected: UInt64
+
+    public init(sent: UInt64 = 0, received: UInt64 = 0, expected: UInt64 = 0) {
+        self.sent = sent
+        self.received = received
+        self.expected = expected
+    }
+
+    /// Sent and received together (never wrapping).
+    public var moved: UInt64 { sent.addingReportingOverflow(received).overflow ? .max : sent + received }
+
+    init(from reader: inout WireReader) throws(WireError) {
+        sent = try reader.u64()
+        received = try reader.u64()
+        expected = try reader.u64()
+    }
+
+    func encode(to writer: inout WireWriter) {
+        writer.u64(sent)
+        writer.u64(received)
+        writer.u64(expected)
     }
 }
 

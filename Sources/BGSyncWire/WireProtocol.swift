@@ -40,15 +40,16 @@ import Glibc
 /// another bgsync, not a crash of the handler (the worker loads no plugin before its hello).
 /// The agent holds such events, uncharged (WorkerPool). A worker also serves an agent of
 /// protocol 1, whose first frame is an event (`servesVersion1`), while the event's form is
-/// unchanged: the agent of the release before hellos then runs its events in a new worker
-/// during an upgrade instead of losing attempts to it.
+/// unchanged, answering in protocol 1's reply forms (`WireReply.version1`: no byte reports, an
+/// outcome without the bytes moved): the agent of the release before hellos then runs its events
+/// in a new worker during an upgrade instead of losing attempts to it.
 public enum WireProtocol {
     /// This bgsync's protocol version. Bump it with any change of a frame's form or meaning
     /// after the hellos; 1 is the protocol before hellos existed.
     public static let version: UInt32 = 2
     /// Whether this worker runs the events of a protocol-1 agent (one that sends no hello):
-    /// true while `WireEvent` and `WireReply` keep their protocol-1 form. Set it to false when
-    /// either changes.
+    /// true while `WireEvent` keeps its protocol-1 form and `WireReply.version1` can still say
+    /// what a reply means in protocol 1. Set it to false when either stops being so.
     public static let servesVersion1 = true
     /// The fd the worker finds its end of the socket on.
     public static let workerFD: Int32 = 3

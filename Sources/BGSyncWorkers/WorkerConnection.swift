@@ -18,6 +18,8 @@ struct WorkerJob {
     var stopRequested = false
     /// The `done` of the last progress report; progress is a change of it.
     var lastDone: UInt64?
+    /// The last byte report (running totals); bytes moved are progress too.
+    var bytes: WireBytes?
 }
 
 /// The agent's end of one `bgsync-worker --serve` process: its socket, the bytes in flight

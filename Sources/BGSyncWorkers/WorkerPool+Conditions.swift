@@ -65,6 +65,27 @@ extension WorkerPool {
         onProgress?(job.event, progress)
         return true
     }
+
+    /// A byte frame from `worker`: bytes moved are progress (the stall time runs from the last
+    /// byte moved). False: the worker broke the protocol and was stopped.
+    func moved(_ worker: WorkerConnection, eventID: UInt64, _ bytes: WireBytes) -> Bool {
+        guard var job = worker.job, job.event.id == eventID else {
+            let message =
+                "Worker pid \(worker.pid) of handler '\(worker.handler)' reported bytes on event "
+                + "\(eventID), which it was not running; stopping it."
+            logger.error("\(message)")
+            workerDied(worker, why: "it broke the protocol", kill: true)
+            return false
+        }
+        if job.bytes?.sent != bytes.sent || job.bytes?.received != bytes.received {
+            worker.deadline = job.event.deadline(afterProgressAt: Date())
+            worker.deadlineTimer?.arm(at: worker.deadline)
+        }
+        job.bytes = bytes
+        worker.job = job
+        onBytes?(job.event, bytes)
+        return true
+    }
 }
 
 extension WorkerConnection {

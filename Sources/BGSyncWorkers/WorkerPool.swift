@@ -56,6 +56,9 @@ public final class WorkerPool: EventDispatcher {
     public private(set) var holding: OtherBgsync?
     /// Progress a running event reported (WorkerPool+Conditions.swift), on the loop's thread.
     public var onProgress: ((SyncEvent, SyncProgress) -> Void)?
+    /// Bytes a running event reported moving (running totals), on the loop's thread; at most one
+    /// call per BGSYNC_BYTES_REPORT_INTERVAL_MS per event (the worker's rate limit).
+    public var onBytes: ((SyncEvent, WireBytes) -> Void)?
 
     public init(loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger) {
         self.loop = loop
@@ -221,8 +224,15 @@ public final class WorkerPool: EventDispatcher {
                     let progress = SyncProgress(done: done, total: total, text: text)
                     guard progressed(worker, eventID: eventID, progress) else { return }
                     continue
-                case .outcome(_, let wire):
+                case .bytes(let eventID, let bytes):
+                    guard moved(worker, eventID: eventID, bytes) else { return }
+                    continue
+                case .outcome(let eventID, let wire, let moved):
                     outcome = wire
+                    if var job = worker.job, job.event.id == eventID {
+                        job.bytes = moved
+                        worker.job = job
+                    }
                 }
                 guard let job = worker.job, job.event.id == reply.eventID else {
                     logger.error(
@@ -248,7 +258,8 @@ public final class WorkerPool: EventDispatcher {
 
     private func timedOut(_ worker: WorkerConnection) {
         guard let job = worker.job else { return }
-        let cap = job.lastDone == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
+        let cap =
+            job.lastDone == nil && job.bytes == nil ? "the time cap" : "the stall time (no progress) or the ceiling"
         let message =
             "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
             + "killing worker pid \(worker.pid)."
@@ -359,9 +370,16 @@ public final class WorkerPool: EventDispatcher {
         worker.closeSocket()
     }
 
-    /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once.
+    /// Calls `completion` on the loop soon: never inside `dispatch`, always exactly once. The
+    /// outcome carries the bytes the event sent and received in all (kept per app for ListApps):
+    /// from the outcome's frame, or, for a worker that crashed, timed out or was killed, its last
+    /// byte report (zeros when it reported none).
     func finish(_ job: WorkerJob, _ outcome: HandlerOutcome) {
         let completion = job.completion
+        let bytes = job.bytes ?? WireBytes()
+        var outcome = outcome
+        outcome.bytesSent = bytes.sent
+        outcome.bytesReceived = bytes.received
         loop.addTimer(after: 0) { completion(outcome) }
     }
 }

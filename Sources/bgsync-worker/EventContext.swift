@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncValue
 import BGSyncWire
+import CBGSyncPlugin
 
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,11 @@ final class EventContext {
     private var lastProgressSent: Double?
     /// A report held back by the rate limit, sent before the outcome so the agent ends with the last.
     var heldProgress: WireReply?
+    /// The last byte report (running totals of the event), what the outcome carries.
+    private(set) var bytes = WireBytes()
+    private var lastBytesSent: Double?
+    /// A byte report held back by its rate limit, sent before the outcome.
+    var heldBytes: WireReply?
 
     init(event: WireEvent) {
         self.event = event
@@ -62,6 +68,27 @@ final class EventContext {
         lastProgressSent = now
         heldProgress = nil
         return progress
+    }
+
+    /// At most this often a byte frame goes to the agent (BGSYNC_BYTES_REPORT_INTERVAL_MS): a fast
+    /// transfer's callbacks come thousands of times a second.
+    static let bytesFrameInterval = Double(BGSYNC_BYTES_REPORT_INTERVAL_MS) / 1000
+
+    /// A byte report: bytes moved is progress (the deadline moves from now, as the agent moves
+    /// it); returns the frame to send now, nil within `bytesFrameInterval` of the last one (held).
+    func moved(_ report: WireBytes, now: Double = EventContext.now()) -> WireReply? {
+        if report.sent != bytes.sent || report.received != bytes.received {
+            deadline = event.deadline(afterProgressAt: now)
+        }
+        bytes = report
+        let frame = WireReply.bytes(eventID: event.id, report)
+        if let last = lastBytesSent, now - last < Self.bytesFrameInterval {
+            heldBytes = frame
+            return nil
+        }
+        lastBytesSent = now
+        heldBytes = nil
+        return frame
     }
 
     /// The opaque pointer handed to the plugin, and back.

@@ -45,7 +45,9 @@ enum EventServer {
         var early: [UInt8]?
         switch greet(&decoder) {
         case .agreed: break
-        case .version1Event(let payload): early = payload
+        case .version1Event(let payload):
+            early = payload
+            agentSpeaksVersion1 = true
         case .stop(let status): return status
         }
         let plugin: LoadedPlugin
@@ -97,30 +99,38 @@ enum EventServer {
                 )
                 return 1
             }
-            let outcome = handle(event, plugin: plugin, host: host, pluginData: pluginData)
-            guard reply(.outcome(eventID: event.id, outcome.fitted)) else { return 0 }
+            let (outcome, moved) = handle(event, plugin: plugin, host: host, pluginData: pluginData)
+            guard reply(.outcome(eventID: event.id, outcome.fitted, moved: moved)) else { return 0 }
         }
     }
 
-    /// Runs one event through the plugin and reads its result.
+    /// Runs one event through the plugin and reads its result, and the bytes it reported moving.
     static func handle(
         _ event: WireEvent, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>, pluginData: UnsafeMutableRawPointer?
-    ) -> WireOutcome {
-        bgsync_cancel_begin(event.id)  // a stop names its event: one for an earlier event is not this
+    ) -> (WireOutcome, WireBytes) {
         let context = EventContext(event: event)
+        let outcome = withExtendedLifetime(context) { run(context, plugin: plugin, host: host, pluginData: pluginData) }
+        return (outcome, context.bytes)
+    }
+
+    private static func run(
+        _ context: EventContext, plugin: LoadedPlugin, host: UnsafePointer<bgsync_host>,
+        pluginData: UnsafeMutableRawPointer?
+    ) -> WireOutcome {
+        let event = context.event
+        bgsync_cancel_begin(event.id)  // a stop names its event: one for an earlier event is not this
         var result = bgsync_result()
         result.abi_version = BGSYNC_PLUGIN_ABI_VERSION
         result.struct_size = UInt32(MemoryLayout<bgsync_result>.stride)
         result.status = BGSYNC_STATUS_FAILURE.rawValue
         result.retry_after = 0
-        withExtendedLifetime(context) {
-            if let handle = plugin.fields.handle_with_data {
-                handle(host, pluginData, context.opaque, &result)
-            } else {
-                plugin.fields.handle?(host, context.opaque, &result)  // the loader checked one is set
-            }
+        if let handle = plugin.fields.handle_with_data {
+            handle(host, pluginData, context.opaque, &result)
+        } else {
+            plugin.fields.handle?(host, context.opaque, &result)  // the loader checked one is set
         }
         if let held = context.heldProgress { _ = reply(held) }
+        if let held = context.heldBytes { _ = reply(held) }
         let detail = withUnsafeBytes(of: &result.detail) { raw -> String in
             let bytes = raw.prefix(Int(BGSYNC_DETAIL_SIZE) - 1)
             return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
@@ -193,7 +203,8 @@ enum EventServer {
         if let payload = try? nextFrame(&decoder, early: &early),
             let event = try? WireProtocol.decode(WireEvent.self, from: payload)
         {
-            _ = reply(.outcome(eventID: event.id, WireOutcome.retry(after: nil, detail: detail).fitted))
+            _ = reply(
+                .outcome(eventID: event.id, WireOutcome.retry(after: nil, detail: detail).fitted, moved: WireBytes()))
         }
         return 1
     }
@@ -227,7 +238,17 @@ enum EventServer {
     }
 
     static func reply(_ message: WireReply) -> Bool {
+        if agentSpeaksVersion1 {
+            let form: [UInt8]?
+            do { form = try message.version1Frame() } catch { return false }
+            guard let frame = form else { return true }  // no such reply in protocol 1: left out
+            return FD.writeAll(fd, frame)
+        }
         guard let frame = try? WireProtocol.frame(message) else { return false }
         return FD.writeAll(fd, frame)
     }
+
+    /// Set once, before the plugin loads, when the agent's first frame was an event (protocol 1):
+    /// replies then take protocol 1's forms.
+    nonisolated(unsafe) static var agentSpeaksVersion1 = false
 }

@@ -116,7 +116,8 @@ enum HostTable {
         return UnsafePointer(table)
     }
 
-    /// Growth 2: cancellation (the worker's stop signal, CWorkerCancel) and progress frames.
+    /// Growth 2: cancellation (the worker's stop signal, CWorkerCancel) and progress frames; growth 3:
+    /// byte reports.
     static func addCancellationAndProgress(to host: inout bgsync_host) {
         host.cancelled = { _ in bgsync_cancel_requested() }
         host.cancel_fd = { _ in bgsync_cancel_fd() }
@@ -126,6 +127,13 @@ enum HostTable {
                 eventID: context.event.id, done: done, total: total, text: HostTable.progressText(text))
             guard let progress = context.progressed(report, done: done) else { return }
             _ = EventServer.reply(progress)
+        }
+        // Growth 3.
+        host.report_bytes = { event, sent, received, expected in
+            guard let context = EventContext.from(event) else { return }
+            let report = WireBytes(sent: sent, received: received, expected: expected)
+            guard let frame = context.moved(report) else { return }
+            _ = EventServer.reply(frame)
         }
     }
 

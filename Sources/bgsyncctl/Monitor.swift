@@ -10,8 +10,12 @@ import Glibc
 
 struct Monitor: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print SyncStarted, SyncProgress, SyncFinished and property changes as they happen, until Ctrl-C.",
-        discussion: "Keeps running while the agent restarts. Exits 3 when the bus connection is lost.")
+        abstract:
+            "Print SyncStarted, SyncProgress, SyncTransfer, SyncFinished and property changes as they happen, until Ctrl-C.",
+        discussion: """
+            Keeps running while the agent restarts. Exits 3 when the bus connection is lost. On a terminal a \
+            transfer shows as a bar updated in place; otherwise each SyncTransfer is a line.
+            """)
 
     @OptionGroup var shared: SharedOptions
 
@@ -34,7 +38,7 @@ struct Monitor: ParsableCommand {
         do throws(DBusError) {
             for rule in rules {
                 try connection.addMatch(rule) { signal in
-                    if let line = Self.line(for: signal, json: json) { FileHandleOutput.line(line) }
+                    if let line = Self.line(for: signal, json: json) { Self.show(line, signal: signal, json: json) }
                 }
             }
             // The agent sends sync signals only to connections that subscribed (they are never
@@ -74,6 +78,25 @@ struct Monitor: ParsableCommand {
         } catch {
             FileHandleOutput.standardError("bgsyncctl: cannot subscribe to the agent's signals: \(error.message)\n")
         }
+    }
+
+    /// The key of the transfer bar last drawn on the terminal (the line it is on has no newline yet).
+    nonisolated(unsafe) static var barKey: String?
+
+    /// Prints `line`; on a terminal, a SyncTransfer redraws its bar in place while the same
+    /// transfer goes on, and any other line starts below it.
+    static func show(_ line: String, signal: DBusSignal, json: Bool) {
+        guard !json, TransferText.onTerminal else { return FileHandleOutput.line(line) }
+        if signal.member == "SyncTransfer", signal.arguments.count == 6 {
+            let key = signal.arguments[0].gvariantText + " " + signal.arguments[1].gvariantText
+            print((barKey == key ? "\r\u{1B}[K" : barKey == nil ? "" : "\n") + line, terminator: "")
+            fflush(nil)
+            barKey = key
+            return
+        }
+        if barKey != nil { print("") }
+        barKey = nil
+        FileHandleOutput.line(line)
     }
 
     static func line(for signal: DBusSignal, json: Bool) -> String? {
@@ -117,6 +140,19 @@ struct Monitor: ParsableCommand {
                 ])
                 : "SyncProgress  \(app) \(tag) " + (total > 0 ? "\(done)/\(total)" : "\(done)")
                     + (text.isEmpty ? "" : ": " + text)
+        case (AgentClient.interface, "SyncTransfer") where args.count == 6:
+            let app = args[0].stringValue ?? ""
+            let tag = args[1].stringValue ?? ""
+            let transfer = TransferText(
+                sent: args[2].uint64Value ?? 0, received: args[3].uint64Value ?? 0, expected: args[4].uint64Value ?? 0,
+                rate: args[5].doubleValue ?? 0)
+            return json
+                ? JSONText.object([
+                    ("signal", JSONText.string("SyncTransfer")), ("app_id", JSONText.string(app)),
+                    ("tag", JSONText.string(tag)), ("sent", "\(transfer.sent)"), ("received", "\(transfer.received)"),
+                    ("expected", "\(transfer.expected)"), ("rate", "\(Int64(transfer.rate))"),
+                ])
+                : "SyncTransfer  \(app) \(tag) " + (TransferText.onTerminal ? transfer.bar() : transfer.plain)
         case ("org.freedesktop.DBus.Properties", "PropertiesChanged") where args.count >= 2:
             guard args[0].stringValue == AgentClient.interface, case .dictionary(_, _, let entries) = args[1] else {
                 return nil

@@ -19,7 +19,7 @@ struct Status: ParsableCommand {
         ("kind", "kind"), ("state", "state"), ("handler", "handler"), ("attempts", "attempts"),
         ("max-attempts", "max attempts"), ("next-attempt", "next attempt"), ("min-interval", "min interval"),
         ("network", "network"), ("power", "power"), ("not-before", "not before"), ("expires-at", "expires"),
-        ("progress", "progress"), ("last-error", "last error"), ("allowed", "allowed"),
+        ("progress", "progress"), ("transfer", "transfer"), ("last-error", "last error"), ("allowed", "allowed"),
     ]
 
     func run() throws {
@@ -42,6 +42,10 @@ struct Status: ParsableCommand {
             switch key {
             case "next-attempt", "not-before", "expires-at": lines.append((label, Human.time(value.int64Value ?? 0)))
             case "progress": lines.append((label, Self.progress(value)))
+            case "transfer":
+                let transfer = TransferText(value)
+                lines.append(
+                    (label, transfer.map { TransferText.onTerminal ? $0.bar() : $0.plain } ?? Human.value(value)))
             case "min-interval": lines.append((label, DurationText.describe(Int64(clamping: value.uint64Value ?? 0))))
             case "last-error": lines.append((label, (value.stringValue ?? "").isEmpty ? "-" : Human.value(value)))
             default: lines.append((label, Human.value(value)))

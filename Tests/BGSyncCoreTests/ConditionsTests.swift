@@ -215,6 +215,38 @@ struct ConditionsTests {
         #expect(h.scheduler.progress(h.key())?.done == 5)
     }
 
+    @Test func bytesAreKeptWithARateAndAnnouncedAtMostOncePerInterval() throws {
+        let h = try Harness(network: .online)
+        try h.register()
+        let event = try #require(h.events.first)
+        let key = h.key()
+        h.scheduler.transferReported(key: key, eventID: event.id, sent: 0, received: 0, expected: 10_000_000)
+        // 1 MB a second for 4 s, reported every 0.25 s.
+        for step in 1...16 {
+            h.clock.advance(by: 0.25)
+            h.scheduler.transferReported(
+                key: key, eventID: event.id, sent: UInt64(step) * 250_000, received: 0, expected: 10_000_000)
+        }
+        let transfer = try #require(h.scheduler.transfer(key))
+        #expect(transfer.sent == 4_000_000 && transfer.expected == 10_000_000)
+        #expect(abs(transfer.rate - 1_000_000) < 1, "rate \(transfer.rate)")
+        #expect(abs((transfer.secondsLeft ?? 0) - 6) < 0.01)
+        // One signal at the start and then one a second: not one per report.
+        #expect(h.observer.transfers.count == 5)
+        #expect(h.observer.transfers.map(\.transfer.sent) == h.observer.transfers.map(\.transfer.sent).sorted())
+        // The rate follows a slower link smoothly, not in one jump.
+        for step in 1...4 {
+            h.clock.advance(by: 0.5)
+            h.scheduler.transferReported(
+                key: key, eventID: event.id, sent: 4_000_000 + UInt64(step) * 50_000, received: 0, expected: 10_000_000)
+        }
+        let slower = try #require(h.scheduler.transfer(key)).rate
+        #expect(slower < 1_000_000 && slower > 100_000, "rate \(slower)")
+        // A stale event's report is ignored; a new event starts afresh.
+        h.scheduler.transferReported(key: key, eventID: event.id + 99, sent: 1, received: 1, expected: 1)
+        #expect(h.scheduler.transfer(key)?.sent == 4_200_000)
+    }
+
     @Test func eventsCarryTheStallTimeAndCeiling() throws {
         var settings = SyncSettings()
         settings.eventStallTimeout = 30

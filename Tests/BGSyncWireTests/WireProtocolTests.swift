@@ -52,10 +52,12 @@ import Testing
         "every reply reads back as written",
         arguments: [
             WireReply.progress(eventID: 1, done: 3, total: 10, text: "3 of 10 ✓"),
-            .outcome(eventID: 2, .success(detail: "")),
-            .outcome(eventID: .max, .retry(after: 1.5, detail: "HTTP 503")),
-            .outcome(eventID: 4, .retry(after: nil, detail: "crashed")),
-            .outcome(eventID: 5, .failure(detail: "HTTP 404")),
+            .bytes(eventID: 6, WireBytes(sent: 12 << 20, received: 310, expected: 13 << 20)),
+            .bytes(eventID: 7, WireBytes(sent: .max, received: .max, expected: 0)),
+            .outcome(eventID: 2, .success(detail: ""), moved: WireBytes()),
+            .outcome(eventID: .max, .retry(after: 1.5, detail: "HTTP 503"), moved: WireBytes(sent: 5, received: 9)),
+            .outcome(eventID: 4, .retry(after: nil, detail: "crashed"), moved: WireBytes()),
+            .outcome(eventID: 5, .failure(detail: "HTTP 404"), moved: WireBytes(sent: 1 << 40, received: 2)),
         ])
     func replyRoundTrip(reply: WireReply) throws {
         #expect(try WireProtocol.decode(WireReply.self, from: Self.payload(reply)) == reply)
@@ -72,22 +74,42 @@ import Testing
 
     @Test("a message of another kind is refused by name")
     func wrongKind() throws {
-        let payload = try Self.payload(WireReply.outcome(eventID: 1, .success(detail: "")))
+        let payload = try Self.payload(WireReply.outcome(eventID: 1, .success(detail: ""), moved: WireBytes()))
         let error = #expect(throws: WireError.self) { try WireProtocol.decode(WireEvent.self, from: payload) }
         #expect(error?.message.contains("same bgsync") == true)
+    }
+
+    @Test("every cut of a byte report or an outcome is an error, and so is a byte more or an unknown form")
+    func truncatedReplies() throws {
+        for reply in [
+            WireReply.bytes(eventID: 3, WireBytes(sent: 1, received: 2, expected: 3)),
+            .outcome(eventID: 3, .success(detail: "ok"), moved: WireBytes(sent: 1, received: 2)),
+        ] {
+            let payload = try Self.payload(reply)
+            for length in 0..<payload.count {
+                #expect(throws: WireError.self) {
+                    try WireProtocol.decode(WireReply.self, from: Array(payload[..<length]))
+                }
+            }
+            #expect(throws: WireError.self) { try WireProtocol.decode(WireReply.self, from: payload + [0]) }
+        }
+        var unknown = try Self.payload(WireReply.bytes(eventID: 3, WireBytes()))
+        unknown[1] = UInt8(ascii: "B")
+        #expect(throws: WireError.self) { try WireProtocol.decode(WireReply.self, from: unknown) }
     }
 
     @Test("a reply's text over the limit is refused; the worker cuts its own at a character boundary")
     func replyTextLimit() throws {
         let long = String(repeating: "é", count: WireProtocol.maxReplyTextBytes)  // twice the bytes
-        let outcome = WireReply.outcome(eventID: 1, .failure(detail: long))
+        let outcome = WireReply.outcome(eventID: 1, .failure(detail: long), moved: WireBytes())
         #expect(throws: WireError.self) { try WireProtocol.decode(WireReply.self, from: Self.payload(outcome)) }
         let progress = WireReply.progress(eventID: 1, done: 0, total: 0, text: long)
         #expect(throws: WireError.self) { try WireProtocol.decode(WireReply.self, from: Self.payload(progress)) }
 
         let fitted = WireOutcome.failure(detail: long).fitted
-        let back = try WireProtocol.decode(WireReply.self, from: Self.payload(WireReply.outcome(eventID: 1, fitted)))
-        guard case .outcome(_, .failure(let detail)) = back else {
+        let back = try WireProtocol.decode(
+            WireReply.self, from: Self.payload(WireReply.outcome(eventID: 1, fitted, moved: WireBytes())))
+        guard case .outcome(_, .failure(let detail), _) = back else {
             Issue.record("not a failure: \(back)")
             return
         }
@@ -136,7 +158,9 @@ import Testing
         #expect(WireHello.version(of: try Self.payload(WireHello())) == WireProtocol.version)
         // The first frame of a protocol-1 agent is an event; of a worker, a reply.
         #expect(WireHello.version(of: try Self.payload(Self.event())) == nil)
-        #expect(WireHello.version(of: try Self.payload(WireReply.outcome(eventID: 1, .success(detail: "")))) == nil)
+        #expect(
+            WireHello.version(
+                of: try Self.payload(WireReply.outcome(eventID: 1, .success(detail: ""), moved: WireBytes()))) == nil)
         #expect(WireHello.version(of: [UInt8(ascii: "H"), 2, 0, 0]) == nil)  // cut short
         #expect(WireHello.version(of: []) == nil)
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
+import BGSyncWire
 import BGSyncWorkers
 import Foundation
 import MainLoop
@@ -124,5 +125,56 @@ struct WorkerPoolConditionsTests {
         let elapsed = Date().timeIntervalSince(start)
         #expect(outcome == .retry(after: nil, detail: "timeout"))
         #expect(elapsed >= 1.45 && elapsed < 4, "cut after \(elapsed) s")
+    }
+
+    // MARK: - Bytes (growth 3's report_bytes)
+
+    @Test("bytes moving hold off the stall time, reach the pool, and their totals come with the outcome")
+    func bytesOutliveTheCap() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["bytes"])
+        var seen: [WireBytes] = []
+        harness.pool.onBytes = { _, bytes in seen.append(bytes) }
+        let start = Date()
+        // 8 steps of 0.25 s: 2 s in all, against a cap of 0.6 s and a stall time of 1 s.
+        let outcome = harness.run(
+            event(handler: "bytes", options: ["steps": .int64(8), "interval": .double(0.25)], cap: 0.6, stall: 1))
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(outcome?.kind == .success(detail: "moved 8 steps"))
+        #expect(elapsed > 1.9, "ran \(elapsed) s, past the 0.6 s cap")
+        #expect(seen.map(\.sent) == (1...8).map { 1000 * UInt64($0) })
+        #expect(seen.last == WireBytes(sent: 8000, received: 80, expected: 8080))
+        #expect(outcome?.bytesSent == 8000 && outcome?.bytesReceived == 80)
+    }
+
+    @Test("a flood of byte reports is thinned to one per 100 ms, and the last one always arrives")
+    func bytesFloodIsThinned() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["bytes"])
+        var seen: [WireBytes] = []
+        harness.pool.onBytes = { _, bytes in seen.append(bytes) }
+        let start = Date()
+        let outcome = harness.run(
+            event(handler: "bytes", options: ["steps": .int64(3000), "interval": .double(0.0001)], cap: 30))
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(outcome?.kind == .success(detail: "moved 3000 steps"))
+        // One frame at most per 100 ms, plus the first and the held last.
+        #expect(seen.count <= Int(elapsed / 0.1) + 2, "\(seen.count) frames in \(elapsed) s for 3000 reports")
+        #expect(seen.last == WireBytes(sent: 3_000_000, received: 30000, expected: 3_030_000))
+        #expect(outcome?.bytesSent == 3_000_000 && outcome?.bytesReceived == 30000)
+    }
+
+    @Test("a handler whose bytes stop moving is cut at the stall time, with the bytes it moved")
+    func stalledBytesAreCut() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["bytes"])
+        let start = Date()
+        // Bytes at 0.2, 0.4, 0.6 s, then nothing: killed 1 s after the last.
+        let outcome = harness.run(
+            event(handler: "bytes", options: ["stall_after": .int64(3), "interval": .double(0.2)], cap: 0.5, stall: 1))
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(outcome?.kind == .retry(after: nil, detail: "timeout"))
+        #expect(elapsed >= 1.5 && elapsed < 4, "cut after \(elapsed) s")
+        #expect(outcome?.bytesSent == 3000 && outcome?.bytesReceived == 30)
     }
 }

@@ -5,10 +5,6 @@ import BGSyncValue
 import Foundation
 import TestKit
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
 /// A helper script of this directory (Tests/HandlerTestKit) run with /usr/bin/python3: its stdout
 /// read line by line (with a timeout), its stdin closed to make it stop. Found through #filePath,
 /// so the scripts stay in the source tree and are not copied into the build.
@@ -61,10 +57,9 @@ public final class TestHTTPServer {
 
     /// Queues scripted responses and sets ETag resources (see http_server.py).
     public func program(responses: [[String: Any]] = [], resources: [String: [String: String]] = [:]) throws {
-        var request = URLRequest(url: URL(string: url("/_control/script"))!)
-        request.httpMethod = "POST"
-        request.httpBody = try JSONSerialization.data(withJSONObject: ["responses": responses, "resources": resources])
-        guard case .success(let response) = BlockingHTTP.send(request, timeout: 5), response.status == 200 else {
+        let body = try JSONSerialization.data(withJSONObject: ["responses": responses, "resources": resources])
+        let request = HTTPRequest(method: "POST", url: url("/_control/script"), body: .bytes(Array(body)), timeout: 5)
+        guard case .success(let response) = HTTPClient.shared.send(request), response.status == 200 else {
             throw TestFailure("cannot program the test server")
         }
     }
@@ -74,18 +69,24 @@ public final class TestHTTPServer {
         public var path: String
         public var headers: [String: String]
         public var body: String
+        public var length: Int
+        public var sha256: String
+        /// The client's port: the same twice means one kept connection.
+        public var peer: Int
     }
 
     /// What the server received, in order.
     public func received() throws -> [Received] {
-        let request = URLRequest(url: URL(string: url("/_control/requests"))!)
-        guard case .success(let response) = BlockingHTTP.send(request, timeout: 5),
-            let list = try JSONSerialization.jsonObject(with: response.body) as? [[String: Any]]
+        let request = HTTPRequest(url: url("/_control/requests"), response: .buffer(limit: 256 << 20), timeout: 5)
+        guard case .success(let response) = HTTPClient.shared.send(request),
+            let list = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]]
         else { throw TestFailure("cannot read the test server's requests") }
         return list.map {
             Received(
                 method: $0["method"] as? String ?? "", path: $0["path"] as? String ?? "",
-                headers: $0["headers"] as? [String: String] ?? [:], body: $0["body"] as? String ?? "")
+                headers: $0["headers"] as? [String: String] ?? [:], body: $0["body"] as? String ?? "",
+                length: $0["length"] as? Int ?? -1, sha256: $0["sha256"] as? String ?? "",
+                peer: $0["peer"] as? Int ?? -1)
         }
     }
 }

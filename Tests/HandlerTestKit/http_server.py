@@ -14,9 +14,13 @@ Control (paths under /_control, not recorded):
       resources: paths served with ETags: GET returns body and ETag (404 if absent); PUT checks
         If-Match (412 if it differs) and If-None-Match: * (412 if it exists), stores the body and
         answers 200/201 with a new ETag.
-  GET /_control/requests    JSON list of the requests received: method, path, headers, body (text)
+  GET /_control/requests    JSON list of the requests received: method, path, headers, body (text),
+                            length and sha256 (hex) of the body, peer (the client's port: the same
+                            port twice means a kept connection)
+  GET /_control/blob?size=N N bytes of a fixed pattern (byte i is i % 251), with Content-Length
 With no scripted response left, a non-resource path answers 200 "ok".
 """
+import hashlib
 import json
 import signal
 import socket
@@ -60,7 +64,10 @@ class Handler(BaseHTTPRequestHandler):
                 "method": self.command,
                 "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("utf-8", "replace"),
+                "body": body.decode("utf-8", "replace") if len(body) <= 65536 else "",
+                "length": len(body),
+                "sha256": hashlib.sha256(body).hexdigest(),
+                "peer": self.client_address[1],
                 "time": time.time(),
             })
             step = scripted.pop(0) if scripted else None
@@ -106,6 +113,18 @@ class Handler(BaseHTTPRequestHandler):
                 for path, value in script.get("resources", {}).items():
                     resources[path] = value
             return self.answer(200, b"{}")
+        if self.path.startswith("/_control/blob?size="):
+            size = int(self.path.split("=", 1)[1])
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            pattern = bytes(i % 251 for i in range(251 * 256))
+            sent = 0
+            while sent < size:
+                chunk = pattern[: min(len(pattern), size - sent)]
+                self.wfile.write(chunk)
+                sent += len(chunk)
+            return
         if self.path == "/_control/requests":
             with lock:
                 data = json.dumps(received).encode()

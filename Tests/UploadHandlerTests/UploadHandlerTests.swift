@@ -85,10 +85,12 @@ import UploadHandler
         #expect(kept == "bad")
     }
 
+    /// libcurl sends a request once more when a kept-alive connection turns out closed before any
+    /// answer (as browsers do), so the server drops both: the second is on a fresh connection.
     @Test func droppedConnectionRetriesAndLosesNothing() throws {
         try outbox.write("1", "one", age: 30)
         try outbox.write("2", "two", age: 20)
-        try server.program(responses: [["drop": true]])
+        try server.program(responses: [["drop": true], ["drop": true]])
         let result = UploadHandler().handle(
             event(["outbox": .string(outbox.path), "url": .string(server.url("/inbox"))]), log: .discard)
         let left = outbox.names()
@@ -100,7 +102,8 @@ import UploadHandler
         }
         #expect(detail.hasSuffix("2 files left"))
         #expect(left == ["1", "2"])
-        #expect(try server.received().count == 1)
+        let received = try server.received()
+        #expect((1...2).contains(received.count) && received.allSatisfy { $0.body == "one" })
     }
 
     @Test func slowServerPastTheDeadlineRetriesAndKeepsTheFile() throws {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import CBGSyncPlugin
-import Foundation
+import FoundationEssentials
 
 /// One sync event, as a handler sees it. Backed by the host's event inside a worker, so it
 /// is valid only during `handle`: copy what you keep.
@@ -66,5 +66,16 @@ extension HandlerEvent {
     public var timeBudget: Double {
         let left = max(0, secondsLeft)
         return left - min(1, left * 0.25)
+    }
+}
+
+extension HandlerEvent {
+    /// `timeBudget` as a function for a long request (HTTPRequest.timeLeft): the reserve is taken
+    /// once, now, and the rest follows the deadline as progress moves it, so a transfer that keeps
+    /// moving keeps its time and one that stalls ends the reserve before the deadline.
+    public func budget() -> () -> Double {
+        let reserve = min(1, max(0, secondsLeft) * 0.25)
+        let event = self
+        return { event.secondsLeft - reserve }
     }
 }

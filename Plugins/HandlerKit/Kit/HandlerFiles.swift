@@ -165,6 +165,11 @@ public final class HandlerFile {
         guard fsync(fd) == 0 else { throw FileError(errno: errno, subject: "writing") }
     }
 
+    /// fsync: what was written is on the disk (before a rename puts it in place).
+    public func sync() throws(FileError) {
+        guard fsync(fd) == 0 else { throw FileError(errno: errno, subject: "writing") }
+    }
+
     /// fstat of the open file.
     public func status() -> stat? {
         var info = stat()

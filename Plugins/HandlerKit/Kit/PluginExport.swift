@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 import CBGSyncPlugin
-import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The C glue: turns a `SyncHandler` type into the `bgsync_plugin` the worker loads. A handler
 /// library's whole export is one line:
@@ -27,15 +31,18 @@ public enum PluginExport {
 private let descriptor = Descriptor()
 
 private final class Descriptor: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Mutex(())
     private var handlerType: (any SyncHandler.Type)?
     private var plugin: UnsafeMutablePointer<bgsync_plugin>?
 
-    var type: (any SyncHandler.Type)? { lock.withLock { handlerType } }
+    var type: (any SyncHandler.Type)? { lock.withLock { _ in handlerType } }
 
     func register<H: SyncHandler>(_ type: H.Type) -> UnsafeRawPointer? {
-        lock.lock()
-        defer { lock.unlock() }
+        // As an address: a pointer cannot leave the lock's closure (`sending`), an Int can.
+        UnsafeRawPointer(bitPattern: lock.withLock { _ in Int(bitPattern: registerLocked(type)) })
+    }
+
+    private func registerLocked<H: SyncHandler>(_ type: H.Type) -> UnsafeRawPointer? {
         if let plugin {
             return handlerType == type ? UnsafeRawPointer(plugin) : nil
         }

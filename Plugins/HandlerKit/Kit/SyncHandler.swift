@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import Foundation
+import FoundationEssentials
 
 /// A handler: the code that does the work of a sync event ("upload the outbox").
 ///

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerKit
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -68,12 +67,13 @@ struct Outbox {
         name.hasPrefix(".") || name.hasSuffix(".part") || name.hasSuffix(".tmp") || name.hasSuffix("~")
     }
 
-    /// The content of `item`, if the file is still the one scanned (opened without following a
-    /// link; the inode is compared on the open file, so a swap after the scan is not read).
-    func read(_ item: Item) throws(FileError) -> Data? {
+    /// `item` opened for reading and its size now, if the file is still the one scanned (opened
+    /// without following a link; the inode is compared on the open file, so a swap after the
+    /// scan is not read). The body is sent from this fd as it goes, never read whole.
+    func open(_ item: Item) throws(FileError) -> (file: HandlerFile, size: Int64)? {
         let file = try directory.open(item.name, .read)
         guard let info = file.status(), UInt64(info.st_ino) == item.inode else { return nil }
-        return Data(try file.readAll())
+        return (file, Int64(info.st_size))
     }
 
     /// Moves a rejected file to `failed/`, never over another file there.

@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncHandlerHTTP
 import BGSyncHandlerKit
-import Foundation
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Drains an outbox: each regular file in `outbox` (top level; not dot-files, `*.tmp`,
 /// `*.part`, `*~`, nor `failed/`), oldest first, is sent at once as the body of one request to
-/// `url`. Reports files and bytes sent as progress, and stops between and during requests when
-/// the agent asks it to (a condition was lost).
+/// `url`, streamed from the open file (memory does not grow with its size). Reports files sent
+/// as progress and bytes as they move (so a big file that keeps moving is never cut by the stall
+/// time), and stops between and during requests when the agent asks it to (a condition was lost).
 ///
 /// Options: `outbox` (s, an absolute directory path), `url` (s, http or https), `method` (s, default POST),
 /// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
@@ -36,13 +32,13 @@ public struct UploadHandler: SyncHandler {
 
     public func handle(_ event: HandlerEvent, log: HandlerLog) -> HandlerResult {
         let outbox: Outbox
-        let url: URL
+        let url: String
         let method: String
         let headers: [(key: String, value: String)]
         do {
             let path = try event.options.requirePath("outbox")
             let text = try event.options.requireString("url")
-            guard let parsed = httpURL(text) else {
+            guard let parsed = HTTPURL.check(text) else {
                 return .failure("option 'url' must be an http or https URL with a host, not '\(text)'")
             }
             url = parsed
@@ -65,6 +61,9 @@ public struct UploadHandler: SyncHandler {
         var rejected = 0
         var changed = 0
         var bytes: Int64 = 0
+        let meter = TransferMeter(control: event.control)
+        var fields: [(name: String, value: String)] = [("Content-Type", "application/octet-stream")]
+        fields += headers.map { (name: $0.key, value: $0.value) }
         // A file the app replaced while it was being sent is ready again: look once more (a
         // few times at most), rather than spending an attempt on it.
         for _ in 0..<Self.passes {
@@ -76,6 +75,7 @@ public struct UploadHandler: SyncHandler {
                 return .failure(error.message)
             }
             let total = UInt64(sent + rejected + ready.count)
+            meter.expected = meter.sent + ready.reduce(0) { $0 + UInt64(max(0, $1.size)) }
             changed = 0
             for (index, item) in ready.enumerated() {
                 let left = ready.count - index
@@ -86,29 +86,34 @@ public struct UploadHandler: SyncHandler {
                 guard budget >= Self.shortestRequest else {
                     return .retry(after: nil, "out of time, \(Self.files(sent)) sent, \(Self.files(left)) left")
                 }
-                let body: Data
+                let file: HandlerFile
+                let size: Int64
                 do {
-                    guard let content = try outbox.read(item) else {
+                    guard let opened = try outbox.open(item) else {
                         log.warning("\(item.name) was replaced after the scan; kept to be sent again")
                         changed += 1
                         continue
                     }
-                    body = content
+                    (file, size) = opened
                 } catch {
                     // Gone (the app took it back), unreadable, or swapped for a link: skip it.
                     log.warning("cannot read \(item.name) in the outbox: \(error.message); skipped")
                     continue
                 }
-                var request = URLRequest(url: url)
-                request.httpMethod = method
-                request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
-                for header in headers { request.setValue(header.value, forHTTPHeaderField: header.key) }
-                request.httpBody = body
-
-                switch BlockingHTTP.send(request, timeout: budget, cancelled: { event.control.isCancelled }) {
+                var request = HTTPRequest(
+                    method: method, url: url, headers: fields, body: .file(fd: file.fd, length: size),
+                    response: .discard, timeLeft: event.budget(), cancelled: { event.control.isCancelled },
+                    cancelFD: event.control.cancelFD)
+                request.onProgress = { meter.moving(sent: $0.sent, received: $0.received) }
+                let result = withExtendedLifetime(file) { HTTPClient.shared.send(request) }
+                switch result {
+                case .failure(let failure) where failure.code == .invalidRequest:
+                    return .failure("cannot send the request: \(failure.message)")
                 case .failure(let failure):
+                    meter.finished(sent: failure.bytesSent, received: failure.bytesReceived)
                     return .retry(after: nil, "\(failure.message), \(Self.files(sent)) sent, \(Self.files(left)) left")
                 case .success(let response) where (200..<300).contains(response.status):
+                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
                     do {
                         if try !outbox.remove(item) {
                             log.warning("\(item.name) changed while it was being sent; kept to be sent again")
@@ -119,13 +124,15 @@ public struct UploadHandler: SyncHandler {
                         return .failure(error.message)
                     }
                     sent += 1
-                    bytes += Int64(body.count)
+                    bytes += size
                     event.control.progress(
                         done: UInt64(sent + rejected), total: total, "\(Self.files(sent)) sent, \(bytes) bytes")
                     log.debug("sent \(item.name): HTTP \(response.status)")
                 case .success(let response) where Self.isTemporary(response.status):
+                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
                     return .retry(after: response.retryAfter(), "HTTP \(response.status), \(Self.files(left)) left")
                 case .success(let response) where (400..<500).contains(response.status):
+                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
                     do {
                         let target = try outbox.moveToFailed(item)
                         log.warning("server rejected \(item.name) with HTTP \(response.status); moved to \(target)")
@@ -134,6 +141,7 @@ public struct UploadHandler: SyncHandler {
                     }
                     rejected += 1
                 case .success(let response):
+                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
                     // 1xx/3xx that were not followed: unexpected; keep the file and try later.
                     return .retry(after: nil, "unexpected HTTP \(response.status), \(Self.files(left)) left")
                 }

@@ -206,7 +206,27 @@ typedef struct bgsync_host {
      * `done`) instead of the event cap, under the hard ceiling (`[sync] event-ceiling`): after
      * each report `deadline` returns the moved deadline. */
     void (*progress)(const bgsync_event *event, uint64_t done, uint64_t total, const char *text);
+
+    /* --- Added in growth 3: bytes moved ---
+     * Check BGSYNC_HAS_FIELD(host, report_bytes) first: an older host lacks it. */
+    /* Reports the bytes the event has moved so far: `sent` and `received` are running totals for
+     * the whole event (over all its requests; they never go down), `expected` the bytes it expects
+     * to move in all, sent and received together (0: unknown; it may change as the handler learns
+     * more, e.g. a response's Content-Length). Only from the thread running `handle`. Cheap: call
+     * it as bytes move (from a transfer's progress callback); the host sends the agent at most one
+     * report per BGSYNC_BYTES_REPORT_INTERVAL_MS per event, and the last one before the outcome.
+     * The agent shows sent + received of `expected`, with the rate and the time left, in
+     * GetRegistration's `transfer`, SyncTransfer and `bgsyncctl status`/`monitor`, and keeps the
+     * last `sent` and `received` with the event's outcome. A change of `sent` or `received` is
+     * progress, as a change of `done` is for `progress`: the event is held to the stall time
+     * (`[sync] event-stall-timeout`) from the last byte moved, so a slow transfer that keeps
+     * moving is never cut, under the hard ceiling (`[sync] event-ceiling`); after each report
+     * `deadline` returns the moved deadline. */
+    void (*report_bytes)(const bgsync_event *event, uint64_t sent, uint64_t received, uint64_t expected);
 } bgsync_host;
+
+/* At most one byte report per event reaches the agent in this many milliseconds. */
+#define BGSYNC_BYTES_REPORT_INTERVAL_MS 100
 
 /* Room for a progress text, including its NUL. */
 #define BGSYNC_PROGRESS_TEXT_SIZE 128
