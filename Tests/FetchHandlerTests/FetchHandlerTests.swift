@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncHandlerKit
+import BGSyncValue
+import FetchHandler
+import Foundation
+import HandlerTestKit
+import Testing
+
+/// SHA-256 against the FIPS 180-4 examples (and NIST's million-'a' vector), fed in odd pieces.
+@Suite struct SHA256Tests {
+    func hex(_ text: String) -> String { SHA256.hex(of: Array(text.utf8)) }
+
+    @Test func knownVectors() {
+        #expect(hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    @Test func aMillionAsInPiecesOfEverySize() {
+        var hasher = SHA256()
+        var left = 1_000_000
+        var piece = 1
+        while left > 0 {
+            let count = min(piece, left)
+            hasher.update([UInt8](repeating: UInt8(ascii: "a"), count: count))
+            left -= count
+            piece = piece % 131 + 1
+        }
+        #expect(SHA256.hex(hasher.finish()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
+
+@Suite struct FetchNamesTests {
+    @Test func usableNamesPassAndHostileOnesAreRefusedWithAReason() {
+        #expect(FetchNames.problem("episode-42.mp3") == nil)
+        #expect(FetchNames.problem("Épisode 42 ✓.ogg") == nil)
+        #expect(FetchNames.problem("../../.ssh/authorized_keys") == "it holds a path separator")
+        #expect(FetchNames.problem("..") == "it starts with a dot (hidden, or . or ..)")
+        #expect(FetchNames.problem(".bashrc") == "it starts with a dot (hidden, or . or ..)")
+        #expect(FetchNames.problem("a\\b") == "it holds a path separator")
+        #expect(FetchNames.problem("a\nb") == "it holds a control character")
+        #expect(FetchNames.problem("") == "it is empty")
+        #expect(FetchNames.problem(String(repeating: "x", count: 201)) == "it is longer than 200 bytes")
+        #expect(FetchNames.problem(String(repeating: "x", count: 200)) == nil)
+    }
+
+    @Test func theURLsLastSegmentIsDecodedWithoutQueryOrFragment() {
+        #expect(FetchNames.lastSegment(of: "https://cdn.example.org/show/ep%2042.mp3?token=x#t=3") == "ep 42.mp3")
+        #expect(FetchNames.lastSegment(of: "https://cdn.example.org/show/") == nil)
+        #expect(FetchNames.lastSegment(of: "https://cdn.example.org") == nil)
+        // An encoded slash decodes to a slash, which `problem` then refuses.
+        #expect(FetchNames.lastSegment(of: "http://h/a/..%2F..%2Fetc") == "../../etc")
+    }
+
+    @Test func contentDispositionPrefersTheUTF8Form() {
+        #expect(FetchNames.contentDispositionName("attachment; filename=\"a \\\"b\\\".mp3\"") == "a \"b\".mp3")
+        #expect(
+            FetchNames.contentDispositionName("attachment; filename=\"plain.mp3\"; filename*=UTF-8''%C3%A9t%C3%A9.mp3")
+                == "été.mp3")
+        #expect(FetchNames.contentDispositionName("attachment; filename=x.bin") == "x.bin")
+        #expect(FetchNames.contentDispositionName("inline") == nil)
+        #expect(
+            FetchNames.contentDispositionName("attachment; filename=\"../../.ssh/authorized_keys\"")
+                == "../../.ssh/authorized_keys")
+    }
+}
+
+/// The handler against http_server.py (Tests/HandlerTestKit): scripted statuses and headers, and
+/// its blob of N patterned bytes (byte i is i % 251).
+@Suite final class FetchHandlerTests {
+    let server: TestHTTPServer
+    let root: TemporaryDirectory
+    var directory: String { root.path + "/downloads" }
+    /// SHA-256 of the first 100000 bytes of the blob (computed with Python's hashlib).
+    static let blobSum = "cd2df694e424bc7968cc37f47751019e5ca0cd1bdf2e479ea537c3a1c32ee1aa"
+
+    init() throws {
+        server = try TestHTTPServer()
+        root = try TemporaryDirectory()
+    }
+
+    deinit { root.remove() }
+
+    func fetch(_ options: [String: Value], control: HandlerControl = HandlerControl(), sandboxed: Bool = false)
+        -> HandlerResult
+    {
+        var all: [String: Value] = ["directory": .string(directory)]
+        all.merge(options) { $1 }
+        return FetchHandler().handle(
+            event(all, root: sandboxed ? root.path : nil, control: control), log: .discard)
+    }
+
+    func listing() -> [String] { root.names("downloads") }
+
+    func contents(_ name: String) -> Data? { FileManager.default.contents(atPath: directory + "/" + name) }
+
+    @Test func downloadsNamesChecksAndCountsTheBytes() throws {
+        let control = HandlerControl()
+        let result = fetch(
+            [
+                "urls": .stringArray([server.url("/_control/blob?size=100000"), server.url("/_control/blob?size=10")]),
+                "names": ["blob.bin", "small.bin"], "sha256": .stringArray([Self.blobSum, ""]),
+            ], control: control, sandboxed: true)
+        #expect(result == .success("fetched 2 files: blob.bin, small.bin"))
+        #expect(listing() == ["blob.bin", "small.bin"])
+        #expect(contents("blob.bin")?.count == 100000)
+        #expect(Array(contents("small.bin") ?? Data()) == (0..<10).map { UInt8($0) })
+        #expect(control.bytesReceived == 100010)
+        #expect(control.reports.last?.text == "2 of 2 files, 100010 bytes")
+    }
+
+    @Test func aChecksumMismatchLeavesNothing() throws {
+        let wrong = String(repeating: "0", count: 64)
+        let result = fetch(["url": .string(server.url("/_control/blob?size=5000")), "sha256": .string(wrong)])
+        guard case .failure(let detail) = result else {
+            Issue.record("\(result)")
+            return
+        }
+        #expect(detail.contains("blob: the SHA-256 is "))
+        #expect(detail.hasSuffix("nothing kept, nothing arrived"))
+        #expect(listing() == [])
+    }
+
+    @Test func anAnnouncedSizeOverTheTotalFailsBeforeTheBody() throws {
+        let control = HandlerControl()
+        let result = fetch(
+            ["url": .string(server.url("/_control/blob?size=3000000")), "download-total": 1_000_000], control: control)
+        guard case .failure(let detail) = result else {
+            Issue.record("\(result)")
+            return
+        }
+        #expect(detail.contains("the server announced 3000000 bytes, over download-total (1000000 bytes)"))
+        #expect(listing() == [])
+        // Stopped at the headers: far less than the body came.
+        #expect(control.bytesReceived < 1_000_000)
+    }
+
+    @Test func theTotalCountsAllFiles() throws {
+        let blob = server.url("/_control/blob?size=600")
+        let result = fetch(
+            ["urls": .stringArray([blob, blob]), "names": ["a", "b"], "download-total": 1000])
+        guard case .failure(let detail) = result else {
+            Issue.record("\(result)")
+            return
+        }
+        #expect(detail.hasSuffix("arrived: a"))
+        #expect(listing() == ["a"])
+    }
+
+    @Test func aHostileContentDispositionIsRefusedAndNothingIsWrittenOutside() throws {
+        try server.program(responses: [
+            [
+                "status": 200,
+                "headers": ["Content-Disposition": "attachment; filename=\"../../.ssh/authorized_keys\""],
+                "body": "ssh-ed25519 AAAA attacker",
+            ]
+        ])
+        let result = fetch(["url": .string(server.url("/episode.mp3"))], sandboxed: true)
+        #expect(
+            result
+                == .failure(
+                    "\(server.url("/episode.mp3")): the server's file name '../../.ssh/authorized_keys' is refused: "
+                        + "it holds a path separator, nothing arrived"))
+        #expect(listing() == [])
+        #expect(root.names() == ["downloads"])
+    }
+
+    @Test func aRedirectLoopIsAClearFailure() throws {
+        let loop = server.url("/loop")
+        try server.program(
+            responses: Array(repeating: ["status": 302, "headers": ["Location": loop]], count: 20))
+        let result = fetch(["url": .string(loop)])
+        #expect(result == .failure("\(loop): more than 10 redirects (a redirect loop?), nothing arrived"))
+        #expect(try server.received().count == 11)
+        #expect(listing() == [])
+    }
+
+    @Test func serverTroubleIsARetryAnd404AFailure() throws {
+        try server.program(responses: [["status": 503, "headers": ["Retry-After": "9"]], ["status": 404]])
+        let url = server.url("/ep.mp3")
+        #expect(fetch(["url": .string(url)]) == .retry(after: 9, "\(url): HTTP 503, nothing arrived"))
+        #expect(fetch(["url": .string(url)]) == .failure("\(url): HTTP 404, nothing arrived"))
+        #expect(listing() == [])
+    }
+
+    @Test func badOptionsAreNamed() {
+        let url = Value.string(server.url("/a"))
+        #expect(fetch([:]) == .failure("option 'url' (s) or 'urls' (as) is missing: name what to download"))
+        #expect(fetch(["url": "file:///etc/passwd"]).detail.contains("must hold http or https URLs"))
+        #expect(fetch(["url": url, "names": ["a", "b"]]) == .failure("option 'names' has 2 names for 1 URLs"))
+        #expect(
+            fetch(["url": url, "names": ["../x"]])
+                == .failure("option 'names': '../x' is no file name: it holds a path separator"))
+        #expect(fetch(["url": url, "sha256": "abc"]) == .failure("option 'sha256': 'abc' is not 64 hex digits"))
+        #expect(fetch(["url": url, "download-total": "big"]).detail.contains("must be an integer"))
+        #expect(fetch(["url": url, "headers": ["Range": "bytes=0-"]]).detail.contains("may not set Range"))
+    }
+}
