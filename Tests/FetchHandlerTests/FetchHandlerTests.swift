@@ -185,6 +185,21 @@ import Testing
         #expect(listing() == [])
     }
 
+    /// For a sandboxed app the host opens the directory: a link swapped in for it after Register
+    /// fails the event, and nothing is written where it points.
+    @Test func aSandboxedAppsDirectorySwappedForALinkIsRefused() throws {
+        let elsewhere = try TemporaryDirectory()
+        defer { elsewhere.remove() }
+        try FileManager.default.createSymbolicLink(atPath: directory, withDestinationPath: elsewhere.path)
+        let result = fetch(["url": .string(server.url("/_control/blob?size=10"))], sandboxed: true)
+        #expect(
+            result
+                == .failure(
+                    "cannot open the download directory: option 'directory' (\(directory)): a symbolic link is in "
+                        + "the way (a sandboxed app's paths are not followed through links)"))
+        #expect(elsewhere.names() == [])
+    }
+
     @Test func badOptionsAreNamed() {
         let url = Value.string(server.url("/a"))
         #expect(fetch([:]) == .failure("option 'url' (s) or 'urls' (as) is missing: name what to download"))

@@ -11,7 +11,7 @@ import Glibc
 /// with `sha256`, verified). An interrupted file resumes where it stopped with `Range` and
 /// `If-Range`, so a cut connection costs only what had not yet arrived.
 ///
-/// Options: `url` (s) or `urls` (as); `directory` (s, an absolute path; made if missing);
+/// Options: `url` (s) or `urls` (as); `directory` (s, an absolute path; its last part made if missing);
 /// `names` (as, aligned with `urls`: the files' names); `sha256` (s, or as aligned with `urls`,
 /// "" for none); `download-total` (an integer: bytes all files together may have);
 /// `headers` (a{ss}).
