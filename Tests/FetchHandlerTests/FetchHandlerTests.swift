@@ -200,6 +200,20 @@ import Testing
         #expect(elsewhere.names() == [])
     }
 
+    /// A file in place from the last download of its URL is asked for again only if newer.
+    @Test func aRepeatAsksWithIfNoneMatchAndA304KeepsTheFile() throws {
+        try server.program(responses: [
+            ["status": 200, "headers": ["ETag": "\"v1\""], "body": "episode one"], ["status": 304],
+        ])
+        let url = Value.string(server.url("/show/ep1.mp3"))
+        #expect(fetch(["url": url]) == .success("fetched 1 file: ep1.mp3"))
+        #expect(fetch(["url": url]) == .success("fetched 0 files; unchanged: ep1.mp3"))
+        let received = try server.received()
+        #expect(received.map { $0.headers["if-none-match"] } == [nil, "\"v1\""])
+        #expect(contents("ep1.mp3") == Data("episode one".utf8))
+        #expect(listing().filter { !$0.hasPrefix(".fetch-") } == ["ep1.mp3"])
+    }
+
     @Test func badOptionsAreNamed() {
         let url = Value.string(server.url("/a"))
         #expect(fetch([:]) == .failure("option 'url' (s) or 'urls' (as) is missing: name what to download"))

@@ -181,6 +181,11 @@ def leftovers(directory):
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
+def done_marker(url):
+    """What the handler keeps beside a file in place: its name and validator, for a 304 next time."""
+    return f".fetch-{sha256(url.encode())[:24]}.bgsync-done"
+
+
 def test_a_cut_transfer_resumes_with_range_and_only_the_rest_comes_again(agent_factory, bus, nginx, tmp_path):
     from conftest import Client
     agent_factory(config=CONFIG).start()
@@ -198,7 +203,8 @@ def test_a_cut_transfer_resumes_with_range_and_only_the_rest_comes_again(agent_f
     assert [f[2] for f in finished] == ["retry-scheduled", "succeeded"], finished
     assert finished[1][3] == "fetched 1 file: episode-42.mp3"
     assert (directory / "episode-42.mp3").read_bytes() == episode
-    assert leftovers(directory) == ["episode-42.mp3"]  # no partial file, no validator left
+    # No partial file, no validator: only the file and what a repeat asks the server with.
+    assert leftovers(directory) == [done_marker(relay.url("/episode-42.mp3")), "episode-42.mp3"]
     requests = nginx.requests()
     assert [r[0] for r in requests] == ["200", "206"], requests
     first_cut = 1_000_000
@@ -232,7 +238,7 @@ def test_a_file_changed_between_range_requests_starts_over(agent_factory, bus, n
         relay.stop()
     assert [f[2] for f in finished] == ["retry-scheduled", "succeeded"], finished
     assert (directory / "episode.mp3").read_bytes() == new
-    assert leftovers(directory) == ["episode.mp3"]
+    assert leftovers(directory) == [done_marker(relay.url("/episode.mp3")), "episode.mp3"]
     requests = nginx.requests()
     # The second asked for the rest (Range, If-Range with the old ETag) and got the whole new file.
     assert [r[0] for r in requests] == ["200", "200"], requests
@@ -358,20 +364,27 @@ def test_a_body_longer_than_announced_is_cut_at_what_was_announced(client, hosti
     assert leftovers(directory) == ["longer.mp3"]
 
 
-def test_several_files_with_names_and_checksums(client, nginx, tmp_path):
+def test_several_files_then_a_repeat_costs_only_304s(client, nginx, tmp_path):
     files = {f"e{i}.ogg": os.urandom(100_000 + i) for i in range(3)}
     for name, data in files.items():
         (nginx.www / name).write_bytes(data)
     directory = tmp_path / "d"
     names = ["one.ogg", "two.ogg", "three.ogg"]
-    finished = fetch_once(client, "many", {
-        "urls": dbus.Array([nginx.url("/" + n) for n in files], signature="s"),
-        "names": dbus.Array(names, signature="s"),
-        "sha256": dbus.Array([sha256(d) for d in files.values()], signature="s"),
-        "directory": str(directory)})
+    urls = [nginx.url("/" + n) for n in files]
+    options = {
+        "urls": dbus.Array(urls, signature="s"), "names": dbus.Array(names, signature="s"),
+        "sha256": dbus.Array([sha256(d) for d in files.values()], signature="s"), "directory": str(directory)}
+    finished = fetch_once(client, "many", options)
     assert finished[2:] == ("succeeded", "fetched 3 files: one.ogg, two.ogg, three.ogg")
     assert [(directory / n).read_bytes() for n in names] == list(files.values())
-    assert leftovers(directory) == sorted(names)
+    assert leftovers(directory) == sorted(names + [done_marker(u) for u in urls])
+    # The same again (a repeat, or a retry after a later file failed): nothing is downloaded twice.
+    (nginx.www / "e1.ogg").write_bytes(b"a new second episode")
+    client.finished.clear()
+    finished = fetch_once(client, "many", {k: v for k, v in options.items() if k != "sha256"})
+    assert finished[2:] == ("succeeded", "fetched 1 file: two.ogg; unchanged: one.ogg, three.ogg")
+    assert (directory / "two.ogg").read_bytes() == b"a new second episode"
+    assert [r[0] for r in nginx.requests()] == ["200", "200", "200", "304", "200", "304"]
 
 
 def test_a_wrong_checksum_fails_and_keeps_nothing(client, nginx, tmp_path):

@@ -24,6 +24,8 @@ import Glibc
 /// name may only come with the response) the handler keeps `.fetch-KEY.bgsync-validator`: the
 /// response's strong ETag, else its Last-Modified, sent back as If-Range. A server that answers
 /// a Range request with 200 (it ignores Range, or the file changed) starts the file over.
+/// Once the file is in place, `.fetch-KEY.bgsync-done` keeps its name and the response's
+/// validator: the next event for that URL asks with If-None-Match, and a 304 keeps the file.
 ///
 /// 408, 429, 5xx, a dropped connection or a stop is a retry that keeps the partial file; other
 /// statuses, a redirect loop, an unusable name, a checksum mismatch and going over
@@ -76,10 +78,13 @@ public struct FetchHandler: SyncHandler {
 
         let meter = TransferMeter(control: event.control)
         var arrived: [String] = []
+        var unchanged: [String] = []
         var arrivedBytes: UInt64 = 0
         for (index, item) in plan.items.enumerated() {
             func summary() -> String {
-                arrived.isEmpty ? "nothing arrived" : "arrived: " + arrived.joined(separator: ", ")
+                var text = arrived.isEmpty ? "nothing arrived" : "arrived: " + arrived.joined(separator: ", ")
+                if !unchanged.isEmpty { text += "; unchanged: " + unchanged.joined(separator: ", ") }
+                return text
             }
             if event.control.isCancelled { return .retry(after: nil, "stopped, \(summary())") }
             guard event.timeBudget >= Self.shortestRequest else {
@@ -88,21 +93,30 @@ public struct FetchHandler: SyncHandler {
             let download = Download(
                 item: item, directory: directory, headers: plan.headers, limit: plan.limit, before: arrivedBytes,
                 event: event, meter: meter, log: log)
-            switch download.run(taken: Set(arrived)) {
+            switch download.run(taken: Set(arrived + unchanged)) {
             case .arrived(let name, let size):
                 arrived.append(name)
                 arrivedBytes += size
                 event.control.progress(
                     done: UInt64(index + 1), total: UInt64(plan.items.count),
-                    "\(arrived.count) of \(plan.items.count) files, \(arrivedBytes) bytes")
+                    "\(arrived.count + unchanged.count) of \(plan.items.count) files, \(arrivedBytes) bytes")
                 log.debug("fetched \(item.url) as \(name), \(size) bytes")
+            case .unchanged(let name):
+                unchanged.append(name)
+                event.control.progress(
+                    done: UInt64(index + 1), total: UInt64(plan.items.count),
+                    "\(arrived.count + unchanged.count) of \(plan.items.count) files, \(arrivedBytes) bytes")
+                log.debug("\(item.url): \(name) is unchanged (HTTP 304)")
             case .retry(let after, let message):
                 return .retry(after: after, "\(message), \(summary())")
             case .failure(let message):
                 return .failure("\(message), \(summary())")
             }
         }
-        return .success("fetched \(Self.files(arrived.count)): " + arrived.joined(separator: ", "))
+        var detail = "fetched \(Self.files(arrived.count))"
+        if !arrived.isEmpty { detail += ": " + arrived.joined(separator: ", ") }
+        if !unchanged.isEmpty { detail += "; unchanged: " + unchanged.joined(separator: ", ") }
+        return .success(detail)
     }
 
     static func files(_ count: Int) -> String { count == 1 ? "1 file" : "\(count) files" }
@@ -220,6 +234,8 @@ public struct FetchHandler: SyncHandler {
 /// What became of one file.
 enum FileOutcome {
     case arrived(name: String, size: UInt64)
+    /// The server said the file in place is current (304): nothing was downloaded.
+    case unchanged(name: String)
     case retry(after: Double?, String)
     case failure(String)
 }
@@ -237,6 +253,7 @@ final class Download {
     let log: HandlerLog
     let partName: String
     let validatorName: String
+    let doneName: String
 
     init(
         item: FetchHandler.Item, directory: HandlerDirectory, headers: [(name: String, value: String)],
@@ -254,6 +271,7 @@ final class Download {
         let key = SHA256.hex(of: Array(item.url.utf8)).prefix(24)
         partName = ".fetch-\(key).bgsync-part"
         validatorName = ".fetch-\(key).bgsync-validator"
+        doneName = ".fetch-\(key).bgsync-done"
     }
 
     /// Why the exchange was ended from its response head.
@@ -306,6 +324,32 @@ final class Download {
         }
         let file = try directory.open(validatorName, [.write, .create, .truncate])
         try file.writeAll(Array((value + "\n").utf8))
+    }
+
+    /// What the last download of this URL left: the file's name and the response's validator
+    /// (any ETag, else Last-Modified), for a conditional request next time.
+    func readDone() -> (name: String, validator: String)? {
+        guard let file = try? directory.open(doneName, .read), let bytes = try? file.readAll() else { return nil }
+        let lines = String(decoding: bytes.prefix(8192), as: UTF8.self).split(separator: "\n").map(String.init)
+        guard lines.count == 2, FetchNames.problem(lines[0]) == nil, !lines[1].isEmpty else { return nil }
+        return (lines[0], lines[1])
+    }
+
+    /// Saves (or, with no validator, forgets) what `readDone` reads.
+    func saveDone(name: String, validator: String?) {
+        guard let validator, !validator.isEmpty, !validator.contains("\n") else {
+            try? directory.remove(doneName)
+            return
+        }
+        guard let file = try? directory.open(doneName, [.write, .create, .truncate]) else { return }
+        try? file.writeAll(Array((name + "\n" + validator + "\n").utf8))
+    }
+
+    /// Any validator of a response, weak or strong: enough for If-None-Match.
+    static func anyValidator(_ headers: [(name: String, value: String)]) -> String? {
+        let response = HTTPResponse(status: 200, headers: headers)
+        if let etag = response.header("etag"), !etag.isEmpty { return etag }
+        return response.header("last-modified")
     }
 
     /// A strong validator of a response: its ETag unless weak, else Last-Modified.
@@ -361,7 +405,18 @@ final class Download {
             fields.append(("Range", "bytes=\(offset)-"))
             fields.append(("If-Range", validator))
         }
-        let resumedFrom = offset
+        // The file this URL gave last time is in place: ask only for a newer one (a repeat of
+        // the event after a later file failed costs a 304, not the download again).
+        var current: String?
+        if offset == 0, let done = readDone(), item.name == nil || item.name == done.name,
+            let info = directory.status(done.name), info.st_mode & S_IFMT == S_IFREG
+        {
+            let isETag = done.validator.hasPrefix("\"") || done.validator.hasPrefix("W/")
+            fields.append(isETag ? ("If-None-Match", done.validator) : ("If-Modified-Since", done.validator))
+            current = done.name
+        }
+        var unchanged = false
+        var doneValidator: String?
 
         var redirects = 0
         var refusal: Refusal?
@@ -384,7 +439,12 @@ final class Download {
                 return true
             }
             let length = response.header("content-length").flatMap { UInt64($0.trimmingSpaces) }
+            doneValidator = Self.anyValidator(headers)
             switch status {
+            case 304 where current != nil:
+                unchanged = true
+                name = current
+                return true
             case 200:
                 // The whole file: the server ignored Range, or If-Range found the file changed.
                 if offset > 0 {
@@ -440,7 +500,7 @@ final class Download {
             // The file's own length is the count: what the server says does not matter.
             let written = lseek(fd, 0, SEEK_CUR)
             if written >= 0, over(UInt64(written)) { overLimit = true }
-            meter.expected = max(meter.expected, meter.received + progress.receiveTotal + UInt64(resumedFrom))
+            meter.expected = max(meter.expected, meter.received + progress.receiveTotal)
             meter.moving(sent: progress.sent, received: progress.received)
         }
 
@@ -465,12 +525,16 @@ final class Download {
                 forget()
                 return .done(.retry(after: nil, "\(item.url): unexpected HTTP \(response.status)"))
             }
-            return finish(part: part, name: name, taken: taken)
+            if unchanged {
+                try? directory.remove(partName)
+                return .done(.unchanged(name: name))
+            }
+            return finish(part: part, name: name, taken: taken, validator: doneValidator)
         }
     }
 
     /// The whole file is in the partial file: check it, then rename it into place.
-    func finish(part: HandlerFile, name: String, taken: Set<String>) -> Step {
+    func finish(part: HandlerFile, name: String, taken: Set<String>, validator: String?) -> Step {
         guard let info = part.status() else {
             return .done(.failure("cannot read back \(partName): \(String(cString: strerror(errno)))"))
         }
@@ -497,6 +561,7 @@ final class Download {
             return .done(.failure("cannot put \(FetchNames.shown(name)) in place: \(error.message)"))
         }
         try? directory.remove(validatorName)
+        saveDone(name: name, validator: validator)
         return .done(.arrived(name: name, size: size))
     }
 
