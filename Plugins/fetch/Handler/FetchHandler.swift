@@ -310,9 +310,25 @@ final class Download {
         try? directory.remove(validatorName)
     }
 
+    /// The first `limit` bytes of a small companion file, nil if it cannot be read (the app's
+    /// directory is the app's: a huge file there is read no further).
+    func readSmall(_ name: String, limit: Int = 8192) -> [UInt8]? {
+        guard let file = try? directory.open(name, .read) else { return nil }
+        var buffer = [UInt8](repeating: 0, count: limit)
+        var count = 0
+        while count < limit {
+            let got = buffer[count...].withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, $0.count, off_t(count)) }
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { return nil }
+            if got == 0 { break }
+            count += got
+        }
+        return Array(buffer[..<count])
+    }
+
     func readValidator() -> String? {
-        guard let file = try? directory.open(validatorName, .read), let bytes = try? file.readAll() else { return nil }
-        let text = String(decoding: bytes.prefix(8192), as: UTF8.self).trimmingSpaces
+        guard let bytes = readSmall(validatorName) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces
         let line = text.split(separator: "\n").first.map(String.init) ?? ""
         return line.isEmpty ? nil : line
     }
@@ -329,8 +345,8 @@ final class Download {
     /// What the last download of this URL left: the file's name and the response's validator
     /// (any ETag, else Last-Modified), for a conditional request next time.
     func readDone() -> (name: String, validator: String)? {
-        guard let file = try? directory.open(doneName, .read), let bytes = try? file.readAll() else { return nil }
-        let lines = String(decoding: bytes.prefix(8192), as: UTF8.self).split(separator: "\n").map(String.init)
+        guard let bytes = readSmall(doneName) else { return nil }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
         guard lines.count == 2, FetchNames.problem(lines[0]) == nil, !lines[1].isEmpty else { return nil }
         return (lines[0], lines[1])
     }
