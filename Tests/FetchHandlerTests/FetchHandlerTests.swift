@@ -214,6 +214,43 @@ import Testing
         #expect(listing().filter { !$0.hasPrefix(".fetch-") } == ["ep1.mp3"])
     }
 
+    /// What an earlier, cut attempt leaves: the partial file and the validator beside it.
+    func leavePartial(url: String, _ content: String, validator: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let key = SHA256.hex(of: Array(url.utf8)).prefix(24)
+        try Data(content.utf8).write(to: URL(fileURLWithPath: directory + "/.fetch-\(key).bgsync-part"))
+        try Data((validator + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/.fetch-\(key).bgsync-validator"))
+    }
+
+    @Test func aPartialFileResumesWithRangeAndIfRange() throws {
+        let url = server.url("/show/ep2.mp3")
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": "bytes 6-10/11", "ETag": "\"v1\""], "body": "world"]
+        ])
+        let control = HandlerControl()
+        #expect(fetch(["url": .string(url)], control: control) == .success("fetched 1 file: ep2.mp3"))
+        #expect(contents("ep2.mp3") == Data("hello world".utf8))
+        let asked = try server.received()
+        #expect(asked.map { $0.headers["range"] } == ["bytes=6-"])
+        #expect(asked.map { $0.headers["if-range"] } == ["\"v1\""])
+        #expect(control.bytesReceived == 5)
+    }
+
+    /// A 206 that is not the rest of the file (another start, or short of the end) is never
+    /// renamed in as whole: the file starts over in the same event.
+    @Test func aWrong206StartsTheFileOver() throws {
+        let url = server.url("/show/ep3.mp3")
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": "bytes 6-7/11"], "body": "wo"],
+            ["status": 200, "headers": ["ETag": "\"v2\""], "body": "hello there"],
+        ])
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep3.mp3"))
+        #expect(contents("ep3.mp3") == Data("hello there".utf8))
+        #expect(try server.received().map { $0.headers["range"] } == ["bytes=6-", nil])
+    }
+
     @Test func badOptionsAreNamed() {
         let url = Value.string(server.url("/a"))
         #expect(fetch([:]) == .failure("option 'url' (s) or 'urls' (as) is missing: name what to download"))

@@ -433,6 +433,8 @@ final class Download {
         }
         var unchanged = false
         var doneValidator: String?
+        /// The whole file's length, where the response says it.
+        var expectedSize: UInt64?
 
         var redirects = 0
         var refusal: Refusal?
@@ -462,6 +464,7 @@ final class Download {
                 name = current
                 return true
             case 200:
+                expectedSize = length
                 // The whole file: the server ignored Range, or If-Range found the file changed.
                 if offset > 0 {
                     log.info("\(item.url): the server sent the whole file (HTTP 200), not the rest; starting over")
@@ -490,10 +493,18 @@ final class Download {
                     refusal = .badRange("a 206 from byte \(range.start), not \(offset)")
                     return false
                 }
-                if let total = range.total, over(total) {
+                // Only the rest of the file will do: a piece of it would be renamed in as whole.
+                guard let total = range.total, range.end + 1 == total else {
+                    refusal = .badRange(
+                        "a 206 that does not run to the file's end (\(range.end + 1) of \(range.total.map(String.init) ?? "*"))"
+                    )
+                    return false
+                }
+                if over(total) {
                     refusal = .overLimit(announced: total)
                     return false
                 }
+                expectedSize = total
             default:
                 refusal = .status(response)
                 return false
@@ -544,6 +555,10 @@ final class Download {
             if unchanged {
                 try? directory.remove(partName)
                 return .done(.unchanged(name: name))
+            }
+            if let expectedSize, let size = part.status()?.st_size, UInt64(size) != expectedSize {
+                // libcurl ends a short body with an error; this is the last guard before the rename.
+                return .done(.retry(after: nil, "\(item.url): \(size) of \(expectedSize) bytes arrived"))
             }
             return finish(part: part, name: name, taken: taken, validator: doneValidator)
         }
