@@ -426,7 +426,8 @@ def test_the_readme_fetch_example_runs_as_printed(plugin_dir, tmp_path):
         assert out.stdout.splitlines()[-1] == "episode-42.mp3", out.stdout
         finished = client.wait_finished("episode-42", timeout=30)
         assert finished == [(APP, "episode-42", "succeeded", "fetched 1 file: episode-42.mp3")]
-        assert (home / "Podcasts" / "episode-42.mp3").read_bytes() == (tmp_path / "feed" / "episode-42.mp3").read_bytes()
+        served = (tmp_path / "feed" / "episode-42.mp3").read_bytes()
+        assert (home / "Podcasts" / "episode-42.mp3").read_bytes() == served
     finally:
         if agent:
             agent.stop()

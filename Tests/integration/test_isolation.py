@@ -175,7 +175,7 @@ def test_a_flatpak_app_fetches_only_into_its_own_data(isolated_agent, bus, tmp_p
         register(FLAT, "f1", "fetch", {"directory": f"{home}/Podcasts", "url": episode}),            # 0 outside
         register(FLAT, "f2", "fetch", {"directory": f"{own_data}/../{OTHER}/x", "url": episode}),    # 1 climbing out
         register(FLAT, "f3", "fetch", {"directory": f"{own_data}/podcasts",
-                                       "urls": [episode, "file:///etc/passwd"]}),                    # 2 one URL not http(s)
+                                       "urls": [episode, "file:///etc/passwd"]}),                    # 2 a file:// URL
         register(FLAT, "f4", "fetch", {"directory": f"{own_data}/podcasts",
                                        "urls": [episode, "https://cdn.example.org/show/43.mp3"]}),   # 3 inside: allowed
     ]
