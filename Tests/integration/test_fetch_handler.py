@@ -431,4 +431,15 @@ def test_the_readme_fetch_example_runs_as_printed(plugin_dir, tmp_path):
     finally:
         if agent:
             agent.stop()
+        # What the block started and did not stop (its server, if it failed half-way): every
+        # process left in the namespace but the bus, which stops last.
+        namespace = os.readlink(f"/proc/{bus.pid}/ns/net")
+        assert namespace != os.readlink("/proc/self/ns/net"), "the bus is not in a namespace of its own"
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != bus.pid:
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/net") == namespace:
+                        os.kill(int(entry), 9)
+                except OSError:
+                    pass
         bus.stop()
