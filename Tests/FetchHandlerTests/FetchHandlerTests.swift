@@ -104,7 +104,11 @@ import Testing
                 "names": ["blob.bin", "small.bin"], "sha256": .stringArray([Self.blobSum, ""]),
             ], control: control, sandboxed: true)
         #expect(result == .success("fetched 2 files: blob.bin, small.bin"))
-        #expect(listing() == ["blob.bin", "small.bin"])
+        // Beside blob.bin what lets a repeat check it by its SHA-256 (small.bin has no checksum
+        // and the server no validator: nothing is kept for it).
+        #expect(listing().filter { !$0.hasPrefix(".") } == ["blob.bin", "small.bin"])
+        #expect(listing().filter { $0.hasSuffix(".bgsync-done") }.count == 1)
+        #expect(!listing().contains { $0.hasSuffix(".bgsync-part") || $0.hasSuffix(".bgsync-validator") })
         #expect(contents("blob.bin")?.count == 100000)
         #expect(Array(contents("small.bin") ?? Data()) == (0..<10).map { UInt8($0) })
         #expect(control.bytesReceived == 100010)
@@ -212,6 +216,20 @@ import Testing
         #expect(received.map { $0.headers["if-none-match"] } == [nil, "\"v1\""])
         #expect(contents("ep1.mp3") == Data("episode one".utf8))
         #expect(listing().filter { !$0.hasPrefix(".fetch-") } == ["ep1.mp3"])
+    }
+
+    /// With `sha256`, a file in place that has it is the file wanted: no request at all.
+    @Test func aRepeatWithTheChecksumOfTheFileInPlaceAsksNothing() throws {
+        let options: [String: Value] = [
+            "url": .string(server.url("/_control/blob?size=100000")), "names": ["blob.bin"],
+            "sha256": .string(Self.blobSum),
+        ]
+        #expect(fetch(options) == .success("fetched 1 file: blob.bin"))
+        #expect(fetch(options) == .success("fetched 0 files; unchanged: blob.bin"))
+        // The file in place changed: it is not the one wanted, so it is fetched again.
+        try Data("edited".utf8).write(to: URL(fileURLWithPath: directory + "/blob.bin"))
+        #expect(fetch(options) == .success("fetched 1 file: blob.bin"))
+        #expect(contents("blob.bin")?.count == 100000)
     }
 
     /// What an earlier, cut attempt leaves: the partial file and the validator beside it.

@@ -25,7 +25,8 @@ import Glibc
 /// response's strong ETag, else its Last-Modified, sent back as If-Range. A server that answers
 /// a Range request with 200 (it ignores Range, or the file changed) starts the file over.
 /// Once the file is in place, `.fetch-KEY.bgsync-done` keeps its name and the response's
-/// validator: the next event for that URL asks with If-None-Match, and a 304 keeps the file.
+/// validator: the next event for that URL asks with If-None-Match, and a 304 keeps the file
+/// (with `sha256`, a file in place that has it is kept without a request).
 ///
 /// 408, 429, 5xx, a dropped connection or a stop is a retry that keeps the partial file; other
 /// statuses, a redirect loop, an unusable name, a checksum mismatch and going over
@@ -344,16 +345,19 @@ final class Download {
 
     /// What the last download of this URL left: the file's name and the response's validator
     /// (any ETag, else Last-Modified), for a conditional request next time.
+    /// The validator is "" when the response had none.
     func readDone() -> (name: String, validator: String)? {
         guard let bytes = readSmall(doneName) else { return nil }
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard lines.count == 2, FetchNames.problem(lines[0]) == nil, !lines[1].isEmpty else { return nil }
-        return (lines[0], lines[1])
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count == 3, lines[2].isEmpty, FetchNames.problem(String(lines[0])) == nil else { return nil }
+        return (String(lines[0]), String(lines[1]))
     }
 
-    /// Saves (or, with no validator, forgets) what `readDone` reads.
+    /// Saves what `readDone` reads, when a later event can use it: with a validator to ask the
+    /// server with, or a `sha256` to check the file in place against.
     func saveDone(name: String, validator: String?) {
-        guard let validator, !validator.isEmpty, !validator.contains("\n") else {
+        let validator = validator.flatMap { $0.contains("\n") ? nil : $0 } ?? ""
+        guard !validator.isEmpty || item.sha256 != nil else {
             try? directory.remove(doneName)
             return
         }
@@ -422,14 +426,23 @@ final class Download {
             fields.append(("If-Range", validator))
         }
         // The file this URL gave last time is in place: ask only for a newer one (a repeat of
-        // the event after a later file failed costs a 304, not the download again).
+        // the event after a later file failed costs a 304, not the download again). With
+        // `sha256` the file in place answers by itself: the one wanted needs no request at all,
+        // another is fetched anew.
         var current: String?
         if offset == 0, let done = readDone(), item.name == nil || item.name == done.name,
             let info = directory.status(done.name), info.st_mode & S_IFMT == S_IFREG
         {
-            let isETag = done.validator.hasPrefix("\"") || done.validator.hasPrefix("W/")
-            fields.append(isETag ? ("If-None-Match", done.validator) : ("If-Modified-Since", done.validator))
-            current = done.name
+            if let expected = item.sha256 {
+                if (try? hash(done.name)) == expected {
+                    try? directory.remove(partName)
+                    return .done(.unchanged(name: done.name))
+                }
+            } else if !done.validator.isEmpty {
+                let isETag = done.validator.hasPrefix("\"") || done.validator.hasPrefix("W/")
+                fields.append(isETag ? ("If-None-Match", done.validator) : ("If-Modified-Since", done.validator))
+                current = done.name
+            }
         }
         var unchanged = false
         var doneValidator: String?
@@ -579,7 +592,7 @@ final class Download {
         do {
             try part.sync()
             if let expected = item.sha256 {
-                let got = try hash()
+                let got = try hash(partName)
                 guard got == expected else {
                     forget()
                     return .done(
@@ -596,9 +609,9 @@ final class Download {
         return .done(.arrived(name: name, size: size))
     }
 
-    /// SHA-256 of the partial file, read back from the start.
-    func hash() throws(FileError) -> String {
-        let file = try directory.open(partName, .read)
+    /// SHA-256 of the file `name` of the directory, read from the start.
+    func hash(_ name: String) throws(FileError) -> String {
+        let file = try directory.open(name, .read)
         var hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
         var position: off_t = 0
@@ -606,7 +619,7 @@ final class Download {
             let got = buffer.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, $0.count, position) }
             if got < 0 {
                 if errno == EINTR { continue }
-                throw FileError(errno: errno, subject: "reading back \(partName)")
+                throw FileError(errno: errno, subject: "reading back \(name)")
             }
             if got == 0 { break }
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
