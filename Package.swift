@@ -237,10 +237,11 @@ let package = Package(
             dependencies: ["UploadHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
         .testTarget(
             name: "SettingsHandlerTests", dependencies: ["SettingsHandler", "BGSyncHandlerKit", "HandlerTestKit"]),
-        // fetch: nginx (Debian's) on loopback with a configuration of the test's own.
+        // fetch against http_server.py's scripted answers; nginx and hostile servers are in
+        // Tests/integration/test_fetch_handler.py, through the real agent.
         .testTarget(
             name: "FetchHandlerTests",
-            dependencies: ["FetchHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit", "TestKit"]),
+            dependencies: ["FetchHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
         // notify: python-dbusmock's notification daemon on a PrivateBus of each test's own.
         .testTarget(
             name: "NotifyHandlerTests",
