@@ -94,6 +94,11 @@ public struct FetchHandler: SyncHandler {
             let download = Download(
                 item: item, directory: directory, headers: plan.headers, limit: plan.limit, before: arrivedBytes,
                 event: event, meter: meter, log: log)
+            download.checking = { name, bytes in
+                event.control.progress(
+                    done: UInt64(index), total: UInt64(plan.items.count),
+                    "checking the SHA-256 of \(name), \(bytes >> 20) MiB read")
+            }
             switch download.run(taken: Set(arrived + unchanged)) {
             case .arrived(let name, let size):
                 arrived.append(name)
@@ -252,6 +257,10 @@ final class Download {
     let event: HandlerEvent
     let meter: TransferMeter
     let log: HandlerLog
+    /// Called as a long SHA-256 check goes on: a progress report moves the stall deadline,
+    /// which a check of a big file read back without a byte moving would otherwise run into.
+    var checking: (_ name: String, _ bytesRead: UInt64) -> Void = { _, _ in }
+    static let checkReport: off_t = 64 << 20
     let partName: String
     let validatorName: String
     let doneName: String
@@ -434,7 +443,7 @@ final class Download {
             let info = directory.status(done.name), info.st_mode & S_IFMT == S_IFREG
         {
             if let expected = item.sha256 {
-                if (try? hash(done.name)) == expected {
+                if (try? hash(done.name, shown: done.name)) == expected {
                     try? directory.remove(partName)
                     return .done(.unchanged(name: done.name))
                 }
@@ -592,7 +601,7 @@ final class Download {
         do {
             try part.sync()
             if let expected = item.sha256 {
-                let got = try hash(partName)
+                let got = try hash(partName, shown: name)
                 guard got == expected else {
                     forget()
                     return .done(
@@ -610,7 +619,7 @@ final class Download {
     }
 
     /// SHA-256 of the file `name` of the directory, read from the start.
-    func hash(_ name: String) throws(FileError) -> String {
+    func hash(_ name: String, shown: String) throws(FileError) -> String {
         let file = try directory.open(name, .read)
         var hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 256 * 1024)
@@ -624,6 +633,7 @@ final class Download {
             if got == 0 { break }
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
             position += off_t(got)
+            if position % Self.checkReport < off_t(got) { checking(shown, UInt64(position)) }
         }
         return SHA256.hex(hasher.finish())
     }
