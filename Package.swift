@@ -49,6 +49,7 @@ let package = Package(
         .library(name: "bgsync-handler-upload", type: .dynamic, targets: ["UploadHandlerPlugin"]),
         .library(name: "bgsync-handler-settings", type: .dynamic, targets: ["SettingsHandlerPlugin"]),
         .library(name: "bgsync-handler-notify", type: .dynamic, targets: ["NotifyHandlerPlugin"]),
+        .library(name: "bgsync-handler-fetch", type: .dynamic, targets: ["FetchHandlerPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -151,6 +152,12 @@ let package = Package(
         .target(
             name: "SettingsHandlerPlugin", dependencies: ["SettingsHandler"], path: "Plugins/settings/Export",
             linkerSettings: handlerExports),
+        .target(
+            name: "FetchHandler", dependencies: ["BGSyncHandlerKit", "BGSyncHandlerHTTP"],
+            path: "Plugins/fetch/Handler"),
+        .target(
+            name: "FetchHandlerPlugin", dependencies: ["FetchHandler"], path: "Plugins/fetch/Export",
+            linkerSettings: handlerExports),
         // notify reaches libdbus through DBusKit, keeping the one-module-per-C-library rule.
         .target(name: "NotifyHandler", dependencies: ["BGSyncHandlerKit", "DBusKit"], path: "Plugins/notify/Handler"),
         .target(
@@ -231,6 +238,11 @@ let package = Package(
             dependencies: ["UploadHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
         .testTarget(
             name: "SettingsHandlerTests", dependencies: ["SettingsHandler", "BGSyncHandlerKit", "HandlerTestKit"]),
+        // fetch against http_server.py's scripted answers; nginx and hostile servers are in
+        // Tests/integration/test_fetch_handler.py, through the real agent.
+        .testTarget(
+            name: "FetchHandlerTests",
+            dependencies: ["FetchHandler", "BGSyncHandlerKit", "BGSyncValue", "HandlerTestKit"]),
         // notify: python-dbusmock's notification daemon on a PrivateBus of each test's own.
         .testTarget(
             name: "NotifyHandlerTests",

@@ -106,9 +106,18 @@ enum SandboxPolicy {
         }
         for name in info.urlOptions {
             guard let wrapped = request.options[name] else { continue }
-            guard case .string(let url) = unwrapped(wrapped), isWebURL(url) else {
+            // One URL (s), or a list of them (as: `fetch`'s `urls`), every one http(s).
+            let urls: [String]?
+            switch unwrapped(wrapped) {
+            case .string(let url): urls = [url]
+            case .array("s", let items): urls = items.compactMap { $0.stringValue }
+            default: urls = nil
+            }
+            guard let urls, urls.allSatisfy(isWebURL) else {
                 throw SyncError(
-                    .accessDenied, "Option '\(name)' must be an http:// or https:// URL for a sandboxed app (\(own)).")
+                    .accessDenied,
+                    "Option '\(name)' must be an http:// or https:// URL (or an array of them) for a sandboxed app "
+                        + "(\(own)).")
             }
         }
         return confinement

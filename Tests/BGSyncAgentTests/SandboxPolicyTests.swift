@@ -124,4 +124,18 @@ struct SandboxPolicyTests {
         }
         #expect(throws: SyncError.self) { try check(flat, "org.example.Flat", "thirdparty", ["source": .int32(1)]) }
     }
+
+    /// A URL option may hold a list (`fetch`'s `urls`): every URL in it is held to http(s).
+    @Test func aURLOptionThatIsAListIsCheckedWhole() throws {
+        let urls = { (list: [String]) in Value.array(elementSignature: "s", list.map(Value.string)) }
+        _ = try check(
+            flat, "org.example.Flat", "thirdparty", ["endpoint": urls(["https://a.example/1", "http://b/2"])])
+        #expect(throws: SyncError.self) {
+            try check(
+                flat, "org.example.Flat", "thirdparty", ["endpoint": urls(["https://a.example/", "file:///etc"])])
+        }
+        #expect(throws: SyncError.self) {
+            try check(flat, "org.example.Flat", "thirdparty", ["endpoint": .array(elementSignature: "i", [.int32(1)])])
+        }
+    }
 }

@@ -166,6 +166,30 @@ def test_a_flatpak_app_names_only_paths_and_urls_inside_its_own_data(isolated_ag
     assert Client(bus).call("GetTags", FLAT) == ["outbox"]
 
 
+def test_a_flatpak_app_fetches_only_into_its_own_data(isolated_agent, bus, tmp_path, home):
+    """`fetch` declares `directory` a path option and `url`/`urls` URL options: a directory
+    outside the app's data, or any URL of the list that is not http(s), is refused at Register."""
+    own_data = home / ".var" / "app" / FLAT
+    episode = "https://cdn.example.org/show/42.mp3"
+    calls = [
+        register(FLAT, "f1", "fetch", {"directory": f"{home}/Podcasts", "url": episode}),            # 0 outside
+        register(FLAT, "f2", "fetch", {"directory": f"{own_data}/../{OTHER}/x", "url": episode}),    # 1 climbing out
+        register(FLAT, "f3", "fetch", {"directory": f"{own_data}/podcasts",
+                                       "urls": [episode, "file:///etc/passwd"]}),                    # 2 a file:// URL
+        register(FLAT, "f4", "fetch", {"directory": f"{own_data}/podcasts",
+                                       "urls": [episode, "https://cdn.example.org/show/43.mp3"]}),   # 3 inside: allowed
+    ]
+    results = run_in_flatpak_sandbox(tmp_path, bus, FLAT, calls)
+    for index in range(0, 3):
+        assert results[index][0] == "org.bgsync.Error.AccessDenied", (index, calls[index], results[index])
+        assert FLAT in results[index][1]
+    assert "Option 'directory' must be a path inside" in results[0][1]
+    assert "Option 'urls' must be an http:// or https:// URL" in results[2][1]
+    assert results[3] == ["ok", None]
+    assert Client(bus).call("GetTags", FLAT) == ["f4"]
+    assert not (home / "Podcasts").exists()
+
+
 def test_a_flatpak_sandbox_without_an_app_id_is_refused(isolated_agent, bus, tmp_path):
     # A runtime's sandbox has [Runtime] and no [Application] name.
     results = run_in_flatpak_sandbox(tmp_path, bus, "", [["GetTags", [FLAT], "s"]])

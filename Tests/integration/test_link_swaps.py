@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Link swaps after Register, end to end: a Flatpak-like app (its root holds `.flatpak-info`)
-registers `upload` and `settings` for paths inside its data directory while offline, then swaps
-the outbox, a parent directory and a file for symbolic links to the user's ~/.ssh. When the
+registers `upload`, `settings` and `fetch` for paths inside its data directory while offline, then
+swaps the outbox, a parent directory, a file and a download directory for symbolic links to the
+user's ~/.ssh. When the
 mocked NetworkManager goes online, the real agent runs the real handlers with the confinement
 it recorded at Register: no byte of the outside files reaches the server, nothing outside is
 moved, deleted or written, and each sync ends with a detail that says why. An unconfined app
@@ -32,6 +33,14 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     do_PUT = do_POST
+
+    def do_GET(self):
+        # What a `fetch` would write into ~/.ssh if it followed the swapped link.
+        body = b"ssh-ed25519 AAAA attacker"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -72,6 +81,7 @@ def test_links_swapped_in_after_register_reach_nothing_outside(agent_factory, nm
     (own / "config").mkdir()
     (own / "config" / "settings.ini").write_text("[own]\n")
     (own / "notes.ini").write_text("[own]\n")
+    (own / "podcasts").mkdir()
     public = home / "public"
     public.mkdir()
     (public / "hello.txt").write_bytes(b"PUBLIC")
@@ -87,10 +97,11 @@ def test_links_swapped_in_after_register_reach_nothing_outside(agent_factory, nm
             app.register(FLAT, "outbox", "upload", {"outbox": f"{own}/outbox", "url": server + "/up"}),
             app.register(FLAT, "parent", "settings", {"file": f"{own}/config/settings.ini", "url": server + "/s1"}),
             app.register(FLAT, "file", "settings", {"file": f"{own}/notes.ini", "url": server + "/s2"}),
+            app.register(FLAT, "fetch", "fetch", {"directory": f"{own}/podcasts", "url": server + "/authorized_keys"}),
         ]
     finally:
         app.close()
-    assert registered == [["ok", None]] * 3
+    assert registered == [["ok", None]] * 4
     monitor.register(OTHER, "control", "upload", {"outbox": f"{home}/other-outbox", "url": server + "/c"})
 
     # After Register: the outbox, a parent directory and a file become links to ~/.ssh.
@@ -100,14 +111,16 @@ def test_links_swapped_in_after_register_reach_nothing_outside(agent_factory, nm
     (own / "config").symlink_to(ssh)
     (own / "notes.ini").unlink()
     (own / "notes.ini").symlink_to(ssh / "id_ed25519")
+    (own / "podcasts").rename(own / "podcasts.was")
+    (own / "podcasts").symlink_to(ssh)
     (home / "other-outbox").rmdir()
     (home / "other-outbox").symlink_to(public)
 
     nm.set_state(CONNECTED_GLOBAL)
-    wait_until(lambda: {f[1] for f in monitor.finished} >= {"outbox", "parent", "file", "control"}, 30,
-               "the four syncs to finish")
+    wait_until(lambda: {f[1] for f in monitor.finished} >= {"outbox", "parent", "file", "fetch", "control"}, 30,
+               "the five syncs to finish")
     outcomes = {f[1]: (f[2], f[3]) for f in monitor.finished}
-    for tag in ("outbox", "parent", "file"):
+    for tag in ("outbox", "parent", "file", "fetch"):
         outcome, detail = outcomes[tag]
         assert outcome in ("failed", "retry-scheduled"), (tag, outcome, detail)
         assert detail, f"{tag}: the outcome says why"
@@ -116,7 +129,8 @@ def test_links_swapped_in_after_register_reach_nothing_outside(agent_factory, nm
     assert outcomes["control"][0] == "succeeded" and b"PUBLIC" in Recorder.bodies, \
         "the unconfined app's swapped link was followed: the swaps were in place when the syncs ran"
     print(f"\nlink swaps: {len(Recorder.bodies)} request bodies, none from ~/.ssh; "
-          + "; ".join(f"{tag}: {outcomes[tag][0]} ({outcomes[tag][1]})" for tag in ("outbox", "parent", "file")))
+          + "; ".join(f"{tag}: {outcomes[tag][0]} ({outcomes[tag][1]})"
+                      for tag in ("outbox", "parent", "file", "fetch")))
     agent.stop()
 
 

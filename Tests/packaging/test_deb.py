@@ -25,7 +25,7 @@ MULTIARCH = subprocess.run(
     ["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True, text=True, check=True
 ).stdout.strip()
 PRIVATE = Path(f"/usr/lib/{MULTIARCH}/bgsync")
-HANDLERS = ["exec", "upload", "settings", "notify"]
+HANDLERS = ["exec", "upload", "settings", "notify", "fetch"]
 ELF_FILES = [Path("/usr/bin/bgsyncd"), Path("/usr/bin/bgsyncctl"), Path("/usr/libexec/bgsync/bgsync-worker")] + [
     PRIVATE / "plugins" / f"{handler}.so" for handler in HANDLERS
 ]

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: Apache-2.0
+import BGSyncHandlerKit
+import BGSyncValue
+import FetchHandler
+import Foundation
+import HandlerTestKit
+import Testing
+
+/// SHA-256 against the FIPS 180-4 examples (and NIST's million-'a' vector), fed in odd pieces.
+@Suite struct SHA256Tests {
+    func hex(_ text: String) -> String { SHA256.hex(of: Array(text.utf8)) }
+
+    @Test func knownVectors() {
+        #expect(hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    @Test func aMillionAsInPiecesOfEverySize() {
+        var hasher = SHA256()
+        var left = 1_000_000
+        var piece = 1
+        while left > 0 {
+            let count = min(piece, left)
+            hasher.update([UInt8](repeating: UInt8(ascii: "a"), count: count))
+            left -= count
+            piece = piece % 131 + 1
+        }
+        #expect(SHA256.hex(hasher.finish()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
+
+@Suite struct FetchNamesTests {
+    @Test func usableNamesPassAndHostileOnesAreRefusedWithAReason() {
+        #expect(FetchNames.problem("episode-42.mp3") == nil)
+        #expect(FetchNames.problem("Épisode 42 ✓.ogg") == nil)
+        #expect(FetchNames.problem("../../.ssh/authorized_keys") == "it holds a path separator")
+        #expect(FetchNames.problem("..") == "it starts with a dot (hidden, or . or ..)")
+        #expect(FetchNames.problem(".bashrc") == "it starts with a dot (hidden, or . or ..)")
+        #expect(FetchNames.problem("a\\b") == "it holds a path separator")
+        #expect(FetchNames.problem("a\nb") == "it holds a control character")
+        #expect(FetchNames.problem("") == "it is empty")
+        #expect(FetchNames.problem(String(repeating: "x", count: 201)) == "it is longer than 200 bytes")
+        #expect(FetchNames.problem(String(repeating: "x", count: 200)) == nil)
+    }
+
+    @Test func theURLsLastSegmentIsDecodedWithoutQueryOrFragment() {
+        #expect(FetchNames.lastSegment(of: "https://cdn.example.org/show/ep%2042.mp3?token=x#t=3") == "ep 42.mp3")
+        #expect(FetchNames.lastSegment(of: "https://cdn.example.org/show/") == nil)
+        #expect(FetchNames.lastSegment(of: "https://cdn.example.org") == nil)
+        // An encoded slash decodes to a slash, which `problem` then refuses.
+        #expect(FetchNames.lastSegment(of: "http://h/a/..%2F..%2Fetc") == "../../etc")
+    }
+
+    @Test func contentDispositionPrefersTheUTF8Form() {
+        #expect(FetchNames.contentDispositionName("attachment; filename=\"a \\\"b\\\".mp3\"") == "a \"b\".mp3")
+        #expect(
+            FetchNames.contentDispositionName("attachment; filename=\"plain.mp3\"; filename*=UTF-8''%C3%A9t%C3%A9.mp3")
+                == "été.mp3")
+        #expect(FetchNames.contentDispositionName("attachment; filename=x.bin") == "x.bin")
+        #expect(FetchNames.contentDispositionName("inline") == nil)
+        #expect(
+            FetchNames.contentDispositionName("attachment; filename=\"../../.ssh/authorized_keys\"")
+                == "../../.ssh/authorized_keys")
+    }
+}
+
+/// The handler against http_server.py (Tests/HandlerTestKit): scripted statuses and headers, and
+/// its blob of N patterned bytes (byte i is i % 251).
+@Suite final class FetchHandlerTests {
+    let server: TestHTTPServer
+    let root: TemporaryDirectory
+    var directory: String { root.path + "/downloads" }
+    /// SHA-256 of the first 100000 bytes of the blob (computed with Python's hashlib).
+    static let blobSum = "cd2df694e424bc7968cc37f47751019e5ca0cd1bdf2e479ea537c3a1c32ee1aa"
+
+    init() throws {
+        server = try TestHTTPServer()
+        root = try TemporaryDirectory()
+    }
+
+    deinit { root.remove() }
+
+    func fetch(_ options: [String: Value], control: HandlerControl = HandlerControl(), sandboxed: Bool = false)
+        -> HandlerResult
+    {
+        var all: [String: Value] = ["directory": .string(directory)]
+        all.merge(options) { $1 }
+        return FetchHandler().handle(
+            event(all, root: sandboxed ? root.path : nil, control: control), log: .discard)
+    }
+
+    func listing() -> [String] { root.names("downloads") }
+
+    func contents(_ name: String) -> Data? { FileManager.default.contents(atPath: directory + "/" + name) }
+
+    @Test func downloadsNamesChecksAndCountsTheBytes() throws {
+        let control = HandlerControl()
+        let result = fetch(
+            [
+                "urls": .stringArray([server.url("/_control/blob?size=100000"), server.url("/_control/blob?size=10")]),
+                "names": ["blob.bin", "small.bin"], "sha256": .stringArray([Self.blobSum, ""]),
+            ], control: control, sandboxed: true)
+        #expect(result == .success("fetched 2 files: blob.bin, small.bin"))
+        // Beside blob.bin what lets a repeat check it by its SHA-256 (small.bin has no checksum
+        // and the server no validator: nothing is kept for it).
+        #expect(listing().filter { !$0.hasPrefix(".") } == ["blob.bin", "small.bin"])
+        #expect(listing().filter { $0.hasSuffix(".bgsync-done") }.count == 1)
+        #expect(!listing().contains { $0.hasSuffix(".bgsync-part") || $0.hasSuffix(".bgsync-validator") })
+        #expect(contents("blob.bin")?.count == 100000)
+        #expect(Array(contents("small.bin") ?? Data()) == (0..<10).map { UInt8($0) })
+        #expect(control.bytesReceived == 100010)
+        #expect(control.reports.last?.text == "2 of 2 files, 100010 bytes")
+    }
+
+    @Test func aChecksumMismatchLeavesNothing() throws {
+        let wrong = String(repeating: "0", count: 64)
+        let result = fetch(["url": .string(server.url("/_control/blob?size=5000")), "sha256": .string(wrong)])
+        guard case .failure(let detail) = result else {
+            Issue.record("\(result)")
+            return
+        }
+        #expect(detail.contains("blob: the SHA-256 is "))
+        #expect(detail.hasSuffix("nothing kept, nothing arrived"))
+        #expect(listing() == [])
+    }
+
+    @Test func anAnnouncedSizeOverTheTotalFailsBeforeTheBody() throws {
+        let control = HandlerControl()
+        let result = fetch(
+            ["url": .string(server.url("/_control/blob?size=3000000")), "download-total": 1_000_000], control: control)
+        guard case .failure(let detail) = result else {
+            Issue.record("\(result)")
+            return
+        }
+        #expect(detail.contains("the server announced 3000000 bytes, over download-total (1000000 bytes)"))
+        #expect(listing() == [])
+        // Stopped at the headers: far less than the body came.
+        #expect(control.bytesReceived < 1_000_000)
+    }
+
+    @Test func theTotalCountsAllFiles() throws {
+        let blob = server.url("/_control/blob?size=600")
+        let result = fetch(
+            ["urls": .stringArray([blob, blob]), "names": ["a", "b"], "download-total": 1000])
+        guard case .failure(let detail) = result else {
+            Issue.record("\(result)")
+            return
+        }
+        #expect(detail.hasSuffix("arrived: a"))
+        #expect(listing() == ["a"])
+    }
+
+    @Test func aHostileContentDispositionIsRefusedAndNothingIsWrittenOutside() throws {
+        try server.program(responses: [
+            [
+                "status": 200,
+                "headers": ["Content-Disposition": "attachment; filename=\"../../.ssh/authorized_keys\""],
+                "body": "ssh-ed25519 AAAA attacker",
+            ]
+        ])
+        let result = fetch(["url": .string(server.url("/episode.mp3"))], sandboxed: true)
+        #expect(
+            result
+                == .failure(
+                    "\(server.url("/episode.mp3")): the server's file name '../../.ssh/authorized_keys' is refused: "
+                        + "it holds a path separator, nothing arrived"))
+        #expect(listing() == [])
+        #expect(root.names() == ["downloads"])
+    }
+
+    @Test func aRedirectLoopIsAClearFailure() throws {
+        let loop = server.url("/loop")
+        try server.program(
+            responses: Array(repeating: ["status": 302, "headers": ["Location": loop]], count: 20))
+        let result = fetch(["url": .string(loop)])
+        #expect(result == .failure("\(loop): more than 10 redirects (a redirect loop?), nothing arrived"))
+        #expect(try server.received().count == 11)
+        #expect(listing() == [])
+    }
+
+    @Test func serverTroubleIsARetryAnd404AFailure() throws {
+        try server.program(responses: [["status": 503, "headers": ["Retry-After": "9"]], ["status": 404]])
+        let url = server.url("/ep.mp3")
+        #expect(fetch(["url": .string(url)]) == .retry(after: 9, "\(url): HTTP 503, nothing arrived"))
+        #expect(fetch(["url": .string(url)]) == .failure("\(url): HTTP 404, nothing arrived"))
+        #expect(listing() == [])
+    }
+
+    /// For a sandboxed app the host opens the directory: a link swapped in for it after Register
+    /// fails the event, and nothing is written where it points.
+    @Test func aSandboxedAppsDirectorySwappedForALinkIsRefused() throws {
+        let elsewhere = try TemporaryDirectory()
+        defer { elsewhere.remove() }
+        try FileManager.default.createSymbolicLink(atPath: directory, withDestinationPath: elsewhere.path)
+        let result = fetch(["url": .string(server.url("/_control/blob?size=10"))], sandboxed: true)
+        #expect(
+            result
+                == .failure(
+                    "cannot open the download directory: option 'directory' (\(directory)): a symbolic link is in "
+                        + "the way (a sandboxed app's paths are not followed through links)"))
+        #expect(elsewhere.names() == [])
+    }
+
+    /// A file in place from the last download of its URL is asked for again only if newer.
+    @Test func aRepeatAsksWithIfNoneMatchAndA304KeepsTheFile() throws {
+        try server.program(responses: [
+            ["status": 200, "headers": ["ETag": "\"v1\""], "body": "episode one"], ["status": 304],
+        ])
+        let url = Value.string(server.url("/show/ep1.mp3"))
+        #expect(fetch(["url": url]) == .success("fetched 1 file: ep1.mp3"))
+        #expect(fetch(["url": url]) == .success("fetched 0 files; unchanged: ep1.mp3"))
+        let received = try server.received()
+        #expect(received.map { $0.headers["if-none-match"] } == [nil, "\"v1\""])
+        #expect(contents("ep1.mp3") == Data("episode one".utf8))
+        #expect(listing().filter { !$0.hasPrefix(".fetch-") } == ["ep1.mp3"])
+    }
+
+    /// With `sha256`, a file in place that has it is the file wanted: no request at all.
+    @Test func aRepeatWithTheChecksumOfTheFileInPlaceAsksNothing() throws {
+        let options: [String: Value] = [
+            "url": .string(server.url("/_control/blob?size=100000")), "names": ["blob.bin"],
+            "sha256": .string(Self.blobSum),
+        ]
+        #expect(fetch(options) == .success("fetched 1 file: blob.bin"))
+        #expect(fetch(options) == .success("fetched 0 files; unchanged: blob.bin"))
+        // The file in place changed: it is not the one wanted, so it is fetched again.
+        try Data("edited".utf8).write(to: URL(fileURLWithPath: directory + "/blob.bin"))
+        #expect(fetch(options) == .success("fetched 1 file: blob.bin"))
+        #expect(contents("blob.bin")?.count == 100000)
+    }
+
+    /// What an earlier, cut attempt leaves: the partial file and the validator beside it.
+    func leavePartial(url: String, _ content: String, validator: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let key = SHA256.hex(of: Array(url.utf8)).prefix(24)
+        try Data(content.utf8).write(to: URL(fileURLWithPath: directory + "/.fetch-\(key).bgsync-part"))
+        try Data((validator + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/.fetch-\(key).bgsync-validator"))
+    }
+
+    @Test func aPartialFileResumesWithRangeAndIfRange() throws {
+        let url = server.url("/show/ep2.mp3")
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": "bytes 6-10/11", "ETag": "\"v1\""], "body": "world"]
+        ])
+        let control = HandlerControl()
+        #expect(fetch(["url": .string(url)], control: control) == .success("fetched 1 file: ep2.mp3"))
+        #expect(contents("ep2.mp3") == Data("hello world".utf8))
+        let asked = try server.received()
+        #expect(asked.map { $0.headers["range"] } == ["bytes=6-"])
+        #expect(asked.map { $0.headers["if-range"] } == ["\"v1\""])
+        #expect(control.bytesReceived == 5)
+    }
+
+    /// A 206 that is not the rest of the file (another start, or short of the end) is never
+    /// renamed in as whole: the file starts over in the same event.
+    @Test func aWrong206StartsTheFileOver() throws {
+        let url = server.url("/show/ep3.mp3")
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": "bytes 6-7/11"], "body": "wo"],
+            ["status": 200, "headers": ["ETag": "\"v2\""], "body": "hello there"],
+        ])
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep3.mp3"))
+        #expect(contents("ep3.mp3") == Data("hello there".utf8))
+        #expect(try server.received().map { $0.headers["range"] } == ["bytes=6-", nil])
+    }
+
+    @Test func badOptionsAreNamed() {
+        let url = Value.string(server.url("/a"))
+        #expect(fetch([:]) == .failure("option 'url' (s) or 'urls' (as) is missing: name what to download"))
+        #expect(fetch(["url": "file:///etc/passwd"]).detail.contains("must hold http or https URLs"))
+        #expect(fetch(["url": url, "names": ["a", "b"]]) == .failure("option 'names' has 2 names for 1 URLs"))
+        #expect(
+            fetch(["url": url, "names": ["../x"]])
+                == .failure("option 'names': '../x' is no file name: it holds a path separator"))
+        #expect(fetch(["url": url, "sha256": "abc"]) == .failure("option 'sha256': 'abc' is not 64 hex digits"))
+        #expect(fetch(["url": url, "download-total": "big"]).detail.contains("must be an integer"))
+        #expect(fetch(["url": url, "headers": ["Range": "bytes=0-"]]).detail.contains("may not set Range"))
+    }
+}
