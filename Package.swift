@@ -15,7 +15,8 @@
 //   CBGSyncPlugin     the public plugin ABI header, bgsync-plugin.h
 //   CLinux            Linux headers and system calls Swift cannot reach (prctl, openat2, pidfd_open, …)
 //   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
-//   BGSyncPower       UPower and power-profiles-daemon over the system bus (DBusKit)
+//   BGSyncPower       UPower, power-profiles-daemon and logind's sleep over the system bus (DBusKit)
+//   CSystemd          libsystemd's journal (sd_journal_sendv), used by BGSyncAgent's log handler
 // Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
 //   BGSyncTestSupport fakes for the core's protocols
@@ -66,6 +67,7 @@ let package = Package(
         // C libraries, one module each.
         .systemLibrary(name: "CDBus", pkgConfig: "dbus-1", providers: [.apt(["libdbus-1-dev"])]),
         .systemLibrary(name: "CLibNM", pkgConfig: "libnm", providers: [.apt(["libnm-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CBGSyncPlugin"),
         .target(name: "CLinux"),
         .target(name: "CWorkerCancel"),
@@ -95,7 +97,7 @@ let package = Package(
                 "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWire", "BGSyncWorkers",
                 "BGSyncValue",
                 "DBusKit",
-                "MainLoop", "CBGSyncInterface", "CLinux",
+                "MainLoop", "CBGSyncInterface", "CLinux", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 

@@ -25,7 +25,8 @@ extension WorkerPool {
         job.stopRequested = true
         worker.job = job
         logger.info(
-            "Asking handler '\(worker.handler)' (pid \(worker.pid)) to stop \(job.event.key) (event \(eventID)).")
+            "Asking handler '\(worker.handler)' (pid \(worker.pid)) to stop \(job.event.key) (event \(eventID)).",
+            metadata: job.event.key.logMetadata)
         // Queued with the event's id, so the worker cannot take it for another event.
         let value = sigval(sival_ptr: UnsafeMutableRawPointer(bitPattern: UInt(eventID)))
         _ = sigqueue(worker.pid, WireProtocol.stopSignal, value)
@@ -35,7 +36,7 @@ extension WorkerPool {
             let message =
                 "Handler '\(worker.handler)' did not stop \(running.event.key) within \(grace) s; "
                 + "killing worker pid \(worker.pid)."
-            self.logger.warning("\(message)")
+            self.logger.warning("\(message)", metadata: running.event.key.logMetadata)
             worker.kill()  // now, not after the idle workers' deinit grace
             worker.job = nil
             self.retire(worker)
