@@ -3,7 +3,6 @@ import BGSyncCore
 import BGSyncNetwork
 import BGSyncPower
 import BGSyncStore
-import BGSyncWire
 import BGSyncWorkers
 import DBusKit
 import Foundation
@@ -46,7 +45,7 @@ public final class Agent {
         self.options = options
         let level: Logger.Level = options.verbose ? .debug : .info
         // Under systemd, entries with fields (BGSYNC_APP, BGSYNC_TAG); elsewhere, lines on stderr.
-        let journal = JournalStream.isStderr()
+        let journal = JournalLogHandler.isAvailable()
         var logger = Logger(label: "bgsyncd") { label -> any LogHandler in
             journal ? JournalLogHandler(label: label, level: level) : StderrLogHandler(label: label, level: level)
         }

@@ -11,7 +11,7 @@ import Glibc
 /// each entry has MESSAGE, PRIORITY and SYSLOG_IDENTIFIER, and a line about a registration
 /// (metadata `app` and `tag`) has the fields BGSYNC_APP and BGSYNC_TAG, so that
 /// `journalctl --user BGSYNC_APP=org.example.Chat` is that app's story. An entry the journal
-/// refuses goes to stderr as the `<N>`-prefixed line it would have been before.
+/// refuses goes to stderr as the `<N>`-prefixed line it would have been before. See `isAvailable`.
 public struct JournalLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
@@ -20,6 +20,18 @@ public struct JournalLogHandler: LogHandler {
     public init(label: String, level: Logger.Level) {
         self.label = label
         self.logLevel = level
+    }
+
+    /// The journal's native socket, where sd_journal_sendv sends.
+    static let socketPath = "/run/systemd/journal/socket"
+
+    /// Whether to log through this handler: stderr is the journal stream (JOURNAL_STREAM) and the
+    /// journal's native socket is there. Without the socket sd_journal_sendv drops entries and
+    /// reports success (systemd's choice), so stderr, with `<N>` prefixes, is used instead.
+    public static func isAvailable() -> Bool {
+        guard JournalStream.isStderr() else { return false }
+        var info = stat()
+        return stat(socketPath, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
