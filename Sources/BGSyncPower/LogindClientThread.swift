@@ -7,8 +7,9 @@ import Synchronization
 
 /// What the logind thread reports.
 enum SleepEvent: Sendable, Equatable {
-    /// logind's InhibitDelayMaxSec, in seconds (read at start).
-    case delayLimit(Double)
+    /// logind's InhibitDelayMaxSec, in seconds (read at start), or its default and why it
+    /// could not be read.
+    case delayLimit(Double, unread: String?)
     /// PrepareForSleep(true) (about to sleep) or (false) (woke up).
     case prepareForSleep(Bool)
     /// The delay lock was taken (true) or let go (false); `forced`: let go because the delay
@@ -97,13 +98,20 @@ final class LogindClientThread: Sendable {
             return
         }
         connection.attach(to: loop)
-        let reply = try? connection.call(
-            destination: Self.name, path: Self.path, interface: "org.freedesktop.DBus.Properties", method: "Get",
-            arguments: [.string(Self.interface), .string("InhibitDelayMaxUSec")], timeout: Self.callTimeout)
-        if case .uint64(let microseconds)? = reply?.first?.unwrappingVariants {
-            state.delayLimit = Double(microseconds) / 1_000_000
+        var unread: String?
+        do {
+            let reply = try connection.call(
+                destination: Self.name, path: Self.path, interface: "org.freedesktop.DBus.Properties", method: "Get",
+                arguments: [.string(Self.interface), .string("InhibitDelayMaxUSec")], timeout: Self.callTimeout)
+            if case .uint64(let microseconds)? = reply.first?.unwrappingVariants {
+                state.delayLimit = Double(microseconds) / 1_000_000
+            } else {
+                unread = "InhibitDelayMaxUSec is not a uint64"
+            }
+        } catch {
+            unread = error.message
         }
-        deliver(.delayLimit(state.delayLimit))
+        deliver(.delayLimit(state.delayLimit, unread: unread))
         apply()
         while !stopRequested.load(ordering: .sequentiallyConsistent) && connection.isConnected {
             loop.iterate(timeout: nil)

@@ -47,10 +47,13 @@ final class LogindSleepMonitor: SleepMonitor {
 
     private func receive(_ event: SleepEvent) {
         switch event {
-        case .delayLimit(let seconds):
+        case .delayLimit(let seconds, let unread):
             stopGrace = seconds / 2
+            let delay =
+                unread.map { "InhibitDelayMaxSec unread (\($0)), taken as logind's default \(seconds) s" }
+                ?? "InhibitDelayMaxSec \(seconds) s"
             logger.info(
-                "Following logind's sleep: a delay lock while syncs run; before sleep they get \(stopGrace) s to stop (InhibitDelayMaxSec \(seconds) s)"
+                "Following logind's sleep: a delay lock while syncs run; before sleep they get \(stopGrace) s to stop (\(delay))"
             )
         case .prepareForSleep(let sleeping):
             logger.info(sleeping ? "The machine is about to sleep; stopping running syncs" : "The machine woke up")
