@@ -294,7 +294,8 @@ def test_3_one_apps_story_in_the_journal_and_a_sleep_lock_while_its_sync_runs(sy
                 f"command=['sh', '-c', 'touch {marker}; sleep 4']")
     wait_for(lambda: system.root("test", "-e", marker, check=False).returncode == 0, 30, "the slow sync to start")
     held = [line for line in inhibitors().splitlines() if "bgsync" in line]
-    assert held and "sleep" in held[0] and "delay" in held[0], inhibitors()
+    said = [m for m in system.messages() if "sleep" in m or "logind" in m]
+    assert held and "sleep" in held[0] and "delay" in held[0], (inhibitors(), said)
     system.user("bgsyncctl", "register", other, "quick", "exec", "-o", "command=['true']")
     wait_for(lambda: any(m.startswith(f"{story}/slow: succeeded") for m in system.messages()), 30, "the slow sync")
     wait_for(lambda: any(m.startswith(f"{other}/quick: succeeded") for m in system.messages()), 30, "the quick one")
