@@ -85,6 +85,18 @@ struct SleepTests {
         #expect(h.events[1].attempt == 2)
     }
 
+    @Test func anEventAlreadyStoppingForALostConditionIsAskedAgainWithTheShorterGrace() throws {
+        let (h, sleep) = try Self.harness()
+        try h.register()
+        h.goOffline()
+        sleep.prepare(true)
+        #expect(h.dispatcher.cancelled.map(\.grace) == [SyncSettings().interruptGracePeriod, 2])
+        h.dispatcher.finishLast(.retry(after: nil, detail: "stopped"))
+        #expect(h.outcomes == [.interrupted])
+        #expect(h.scheduler.registration(h.key())?.attempts == 0)
+        #expect(!sleep.holding)
+    }
+
     @Test func anUnregisteredRunningEventIsStoppedTooAndEndsCancelled() throws {
         let (h, sleep) = try Self.harness()
         try h.register()
