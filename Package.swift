@@ -17,7 +17,8 @@
 //   CWorkerCancel     the worker's stop signal (SIGUSR1 → flag and eventfd)
 //   CCurl             libcurl, with CCurlGlue: typed wrappers for its variadic calls (curl_easy_setopt…)
 //   CProxy            libproxy: the desktop's proxy settings
-//   BGSyncPower       UPower and power-profiles-daemon over the system bus (DBusKit)
+//   BGSyncPower       UPower, power-profiles-daemon and logind's sleep over the system bus (DBusKit)
+//   CSystemd          libsystemd's journal (sd_journal_sendv), used by BGSyncAgent's log handler
 // Handlers (Plugins/) hold to the same rule: the notify handler reaches libdbus through DBusKit,
 // and every handler's HTTP goes through BGSyncHandlerHTTP, the one module on CCurl and CProxy.
 //   BGSyncAgent       wiring: the org.bgsync.Manager bus surface and the loop
@@ -74,6 +75,7 @@ let package = Package(
         // Swift cannot call C variadics: curl_easy_setopt and friends get one typed wrapper each.
         .target(name: "CCurlGlue", dependencies: ["CCurl"]),
         .systemLibrary(name: "CProxy", pkgConfig: "libproxy-1.0", providers: [.apt(["libproxy-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CBGSyncPlugin"),
         .target(name: "CLinux"),
         .target(name: "CWorkerCancel"),
@@ -103,7 +105,7 @@ let package = Package(
                 "BGSyncCore", "BGSyncStore", "BGSyncNetwork", "BGSyncPower", "BGSyncWire", "BGSyncWorkers",
                 "BGSyncValue",
                 "DBusKit",
-                "MainLoop", "CBGSyncInterface", "CLinux",
+                "MainLoop", "CBGSyncInterface", "CLinux", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ]),
 

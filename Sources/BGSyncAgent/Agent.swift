@@ -44,7 +44,12 @@ public final class Agent {
 
     public init(options: AgentOptions) {
         self.options = options
-        var logger = Logger(label: "bgsyncd") { StderrLogHandler(label: $0, level: options.verbose ? .debug : .info) }
+        let level: Logger.Level = options.verbose ? .debug : .info
+        // Under systemd, entries with fields (BGSYNC_APP, BGSYNC_TAG); elsewhere, lines on stderr.
+        let journal = JournalLogHandler.isAvailable()
+        var logger = Logger(label: "bgsyncd") { label -> any LogHandler in
+            journal ? JournalLogHandler(label: label, level: level) : StderrLogHandler(label: label, level: level)
+        }
         logger.logLevel = options.verbose ? .debug : .info
         self.logger = logger
     }
@@ -148,6 +153,23 @@ public final class Agent {
             service.networkChanged()
         }
         permissions.onChange = { (denied: Set<String>) in scheduler.permissionsChanged(denied) }
+        // The scheduler holds the monitor (it asks for the lock); the monitor holds it weakly.
+        let sleep = makeSleepMonitor(loop: loop, logger: logger)
+        scheduler.sleepMonitor = sleep
+        sleep.onPrepareForSleep = { [weak scheduler, unowned sleep] sleeping in
+            guard let scheduler else { return }
+            if sleeping {
+                // The shorter of the two: what fits inside logind's delay, and what the configuration allows.
+                scheduler.prepareForSleep(grace: min(sleep.stopGrace, scheduler.settings.interruptGracePeriod))
+            } else {
+                // Asleep, the network and the power supply may have changed without a word.
+                power.refresh()
+                scheduler.networkChanged(network.status)
+                scheduler.powerChanged(power.status)
+                scheduler.resumedFromSleep()
+            }
+        }
+        sleep.start()
         // Weak: the scheduler owns the pool (through its dispatcher), so a strong capture here
         // would keep both, and all they hold, alive past `serve`.
         workers.onProgress = { [weak scheduler] event, progress in

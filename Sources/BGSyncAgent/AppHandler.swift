@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+import BGSyncWorkers
 import DBusKit
 import Logging
 import MainLoop
@@ -53,7 +54,9 @@ final class AppHandler: EventDispatcher {
             // slip between them. An old owner leaving (mid-call, or having taken the call) ends it.
             call.watch = try connection.watchNameOwner(appID) { [unowned self, unowned call] oldOwner, _ in
                 guard !oldOwner.isEmpty, !call.done else { return }
-                self.logger.warning("\(event.key): \(appID) left the bus during Sync (it was \(oldOwner))")
+                self.logger.warning(
+                    "\(event.key): \(appID) left the bus during Sync (it was \(oldOwner))",
+                    metadata: event.key.logMetadata)
                 self.finish(call, AppContract.exited(appID: appID))
             }
             call.pending = try connection.callAsync(
@@ -72,7 +75,8 @@ final class AppHandler: EventDispatcher {
         timer.onFire = { [unowned self, unowned call] in
             guard !call.done else { return }
             if Date() >= event.deadline {
-                self.logger.warning("\(event.key): \(appID) did not answer Sync within the time cap")
+                self.logger.warning(
+                    "\(event.key): \(appID) did not answer Sync within the time cap", metadata: event.key.logMetadata)
                 self.finish(call, .retry(after: nil, detail: "timeout"))
             } else {
                 call.deadlineTimer?.arm(at: event.deadline)  // a clock change fired it early
@@ -80,7 +84,9 @@ final class AppHandler: EventDispatcher {
         }
         timer.arm(at: event.deadline)
         call.deadlineTimer = timer
-        logger.debug("\(event.key): calling \(AppContract.interface).\(AppContract.method) on \(appID) at \(path)")
+        logger.debug(
+            "\(event.key): calling \(AppContract.interface).\(AppContract.method) on \(appID) at \(path)",
+            metadata: event.key.logMetadata)
     }
 
     private func answered(_ call: AppCall, _ reply: DBusReply, path: String) {
@@ -93,7 +99,9 @@ final class AppHandler: EventDispatcher {
         case .failure(let error):
             outcome = AppContract.outcome(ofError: error, from: reply.sender, appID: appID, path: path)
             if case .retry(_, "timeout") = outcome.kind {
-                logger.warning("\(call.event.key): \(appID) did not answer Sync within the time cap")
+                logger.warning(
+                    "\(call.event.key): \(appID) did not answer Sync within the time cap",
+                    metadata: call.event.key.logMetadata)
             }
         }
         finish(call, outcome)
@@ -123,7 +131,9 @@ final class AppHandler: EventDispatcher {
         guard let call = calls[eventID], !call.done else { return }
         loop.addTimer(after: max(0, grace)) { [weak self, weak call] in
             guard let self, let call, !call.done else { return }
-            self.logger.warning("\(call.event.key): the app did not answer Sync within \(grace) s of the stop")
+            self.logger.warning(
+                "\(call.event.key): the app did not answer Sync within \(grace) s of the stop",
+                metadata: call.event.key.logMetadata)
             self.finish(call, .retry(after: nil, detail: "interrupted (the app did not answer in time)"))
         }
     }
@@ -147,7 +157,9 @@ final class AppHandler: EventDispatcher {
                 self.checkActivatable(key)
             }
         } catch {
-            logger.debug("\(key): cannot ask the bus whether \(appID) can be reached: \(error.message)")
+            logger.debug(
+                "\(key): cannot ask the bus whether \(appID) can be reached: \(error.message)",
+                metadata: key.logMetadata)
         }
     }
 
@@ -165,7 +177,7 @@ final class AppHandler: EventDispatcher {
                 let message =
                     "\(key) uses handler 'app', but \(why); its syncs are retried until the app is running "
                     + "or installed"
-                self.logger.warning("\(message)")
+                self.logger.warning("\(message)", metadata: key.logMetadata)
             }
         }
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
 import BGSyncValue
+import BGSyncWorkers
 import CBGSyncInterface
 import DBusKit
 import Logging
@@ -141,7 +142,7 @@ final class ManagerService: SyncObserver {
                 options: try args.options(3)))
         scheduler.register(request) { [unowned self] error in
             if let error { return answer(.failure(error)) }
-            logger.debug("registered \(request.key) for \(call.sender)")
+            logger.debug("registered \(request.key) for \(call.sender)", metadata: request.key.logMetadata)
             registered?(request)
             answer(.success([]))
         }
@@ -157,7 +158,8 @@ final class ManagerService: SyncObserver {
                 options: try args.options(4), minInterval: Double(interval)))
         scheduler.register(request) { [unowned self] error in
             if let error { return answer(.failure(error)) }
-            logger.debug("registered \(request.key) every \(interval) s for \(call.sender)")
+            logger.debug(
+                "registered \(request.key) every \(interval) s for \(call.sender)", metadata: request.key.logMetadata)
             registered?(request)
             answer(.success([]))
         }
@@ -313,7 +315,8 @@ final class ManagerService: SyncObserver {
 
     func syncStarted(_ event: SyncEvent) {
         logger.info(
-            "\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)")
+            "\(event.key): attempt \(event.attempt)\(event.lastChance ? " (last chance)" : "") with \(event.handler)",
+            metadata: event.key.logMetadata)
         heldSignals.append { [unowned self] in
             send(
                 "SyncStarted", about: event.key.appID,
@@ -322,7 +325,7 @@ final class ManagerService: SyncObserver {
     }
 
     func syncFinished(_ key: RegistrationKey, outcome: SyncOutcome, detail: String) {
-        logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")")
+        logger.info("\(key): \(outcome.rawValue)\(detail.isEmpty ? "" : ": \(detail)")", metadata: key.logMetadata)
         heldSignals.append { [unowned self] in
             send(
                 "SyncFinished", about: key.appID,

@@ -7,8 +7,9 @@ import Logging
 import Glibc
 #endif
 
-/// Log lines on stderr: with a syslog `<N>` priority prefix when stderr goes to the journal
-/// (journald then stores the right level), readable `bgsyncd[pid]: level: message` lines otherwise.
+/// Log lines on stderr: readable `bgsyncd[pid]: level: message` lines (a terminal, a file, a
+/// pipe). When stderr is the journal the agent logs through JournalLogHandler instead; this one
+/// then writes the `<N>` priority prefix journald reads (`journal`, kept for that case).
 public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
@@ -28,7 +29,8 @@ public struct StderrLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         // One event, one line: what callers sent (tags, details) cannot start a line of its own.
-        let text = JournalStream.escape("\(event.message)" + (event.metadata.map { $0.isEmpty ? "" : " \($0)" } ?? ""))
+        // `app` and `tag` are fields in the journal (JournalLogHandler); the message names them.
+        let text = JournalFields.messageText("\(event.message)", event.metadata ?? [:])
         let line =
             journal
             ? "<\(Self.priority(event.level))>\(text)\n"

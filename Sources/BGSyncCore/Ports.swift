@@ -134,3 +134,23 @@ public protocol AppPermissions: AnyObject {
     /// and follows its changes.
     func start()
 }
+
+extension PowerMonitor {
+    /// Reads the power supply afresh (after a resume); a change comes through `onChange` as usual.
+    public func refresh() {}
+}
+
+/// The machine's sleep (logind): says when it is about to sleep and when it woke, and holds a
+/// "delay" lock on sleep while the scheduler asks for one (while events run), so that they can be
+/// stopped before it sleeps. Calls `onPrepareForSleep` on the scheduler's thread.
+public protocol SleepMonitor: AnyObject {
+    /// true: the machine is about to sleep (running events must stop, and the lock go, within
+    /// the monitor's delay); false: it woke up (or the sleep was called off).
+    var onPrepareForSleep: ((Bool) -> Void)? { get set }
+    /// How long events asked to stop before sleep may take before they are killed: short enough
+    /// that they end, and the lock goes, well inside the delay the system allows.
+    var stopGrace: Double { get }
+    /// Takes (true) or releases (false) the delay lock. Idempotent.
+    func holdSleepDelay(_ hold: Bool)
+    func start()
+}

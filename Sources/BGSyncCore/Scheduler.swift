@@ -56,6 +56,12 @@ public final class Scheduler {
     var unregistersPerApp: [ExactText: Int] = [:]
     private var nextEventID: UInt64 = 1
     private var armedWakeup: Date?
+    /// Held while events run, released when none does (Scheduler+Sleep.swift).
+    public var sleepMonitor: (any SleepMonitor)?
+    /// The machine is about to sleep: nothing new starts until it wakes.
+    public internal(set) var preparingForSleep = false
+    /// Whether the sleep delay lock was asked for last.
+    var holdingSleepDelay = false
 
     struct RunningEvent {
         var id: UInt64
@@ -147,7 +153,7 @@ public final class Scheduler {
     // MARK: - Time
 
     /// The clock's wake-up: due waiting registrations become pending.
-    private func wakeup() {
+    func wakeup() {
         armedWakeup = nil
         let now = clock.now()
         expireDue(now: now)
@@ -167,6 +173,7 @@ public final class Scheduler {
         if rescan {
             rearmWakeup()
         }
+        updateSleepDelay()
     }
 
     /// Arms the clock for the earliest waiting registration: a scan of all of them, so only on a
@@ -202,7 +209,7 @@ public final class Scheduler {
     /// have work, each gets at most its share, and one app never takes the last free slot, so
     /// a newcomer's event starts at once however long another app's events run.
     private func dispatchReady() {
-        guard network.online else { return }
+        guard network.online, !preparingForSleep else { return }
         var held: [ExactText: Int] = [:]
         for key in running.keys { held[key.app, default: 0] += 1 }
         let limit = settings.concurrentEvents

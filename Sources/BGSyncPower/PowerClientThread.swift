@@ -57,6 +57,8 @@ final class PowerClientThread: Sendable {
     /// The thread's own loop. It blocks until the bus has something (no periodic wake-ups: the
     /// agent idles at zero wake-ups a second); `stop` wakes it.
     private let loop = MainLoop()
+    /// The thread's re-read, for `refresh`; only used on the thread.
+    private let reader = Reader()
 
     init(bus: BusAddress, deliver: @escaping @Sendable (PowerEvent) -> Void) {
         self.bus = bus
@@ -67,6 +69,11 @@ final class PowerClientThread: Sendable {
         let thread = Thread { [self] in run() }
         thread.name = "bgsync-power"
         thread.start()
+    }
+
+    /// Reads everything again (after a resume) and reports what changed. Any thread.
+    func refresh() {
+        loop.post { [self] in reader.refresh?() }
     }
 
     /// Ends the thread soon. Any thread.
@@ -112,6 +119,8 @@ final class PowerClientThread: Sendable {
             return
         }
         connection.attach(to: loop)
+        reader.refresh = refresh
+        defer { reader.refresh = nil }
         refresh()
         while !stopRequested.load(ordering: .sequentiallyConsistent) && connection.isConnected {
             loop.iterate(timeout: nil)
@@ -148,4 +157,9 @@ final class PowerClientThread: Sendable {
             arguments: [.string(interface), .string(property)], timeout: callTimeout)
         return reply?.first?.unwrappingVariants
     }
+}
+
+/// The thread's re-read, set and used only on that thread.
+private final class Reader: @unchecked Sendable {
+    var refresh: (() -> Void)?
 }

@@ -78,6 +78,8 @@ final class SystemPowerMonitor: PowerMonitor {
         }
     }
 
+    func refresh() { thread?.refresh() }
+
     private func receive(_ event: PowerEvent, notify: Bool) {
         let next: PowerStatus
         switch event {

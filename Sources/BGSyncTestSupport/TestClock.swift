@@ -28,4 +28,10 @@ public final class TestClock: SchedulerClock {
         }
         current = target
     }
+
+    /// Moves time forward without firing anything, as a machine asleep does: its timers are due
+    /// but nobody runs them until it wakes.
+    public func sleep(for seconds: Double) {
+        current = current.addingTimeInterval(seconds)
+    }
 }

@@ -37,6 +37,8 @@ final class WorkerConnection {
     var deadline = Date.distantFuture
     /// Ends a stop request's grace period.
     var graceTimer: MainLoop.Timer?
+    /// When `graceTimer` fires (monotonic ns), to tell whether a new stop request ends sooner.
+    var graceEnds: UInt64?
     /// When it last finished an event (monotonic ns), to evict the least recently used.
     var lastUsed: UInt64
     /// Set by a reload while it runs an event: stop it once that event is done.

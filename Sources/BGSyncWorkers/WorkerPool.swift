@@ -263,7 +263,7 @@ public final class WorkerPool: EventDispatcher {
         let message =
             "Handler '\(worker.handler)' overran \(cap) on \(job.event.key) (event \(job.event.id)); "
             + "killing worker pid \(worker.pid)."
-        logger.warning("\(message)")
+        logger.warning("\(message)", metadata: job.event.key.logMetadata)
         worker.kill()  // now: without its job it would look idle to `retire`, which lets idle ones exit
         worker.job = nil
         retire(worker)
@@ -287,8 +287,8 @@ public final class WorkerPool: EventDispatcher {
         if kill { worker.kill() }
         if let job {
             logger.warning(
-                "Handler '\(worker.handler)' crashed on \(job.event.key) (event \(job.event.id), worker pid \(worker.pid)): \(why)."
-            )
+                "Handler '\(worker.handler)' crashed on \(job.event.key) (event \(job.event.id), worker pid \(worker.pid)): \(why).",
+                metadata: job.event.key.logMetadata)
         }
         retire(worker)
         if let job { finish(job, .retry(after: nil, detail: "crashed")) }

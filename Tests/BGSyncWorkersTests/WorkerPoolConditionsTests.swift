@@ -69,6 +69,20 @@ struct WorkerPoolConditionsTests {
         #expect(harness.pool.workerCount == 0)
     }
 
+    @Test("asked again with a shorter grace (sleep coming), the handler is killed at the sooner end")
+    func aShorterGraceWins() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let harness = PoolHarness(worker: worker, plugins: plugins, handlers: ["hang"])
+        let start = Date()
+        _ = harness.loop.addTimer(after: 0.2) { harness.pool.cancel(eventID: 1, grace: 20) }
+        _ = harness.loop.addTimer(after: 0.4) { harness.pool.cancel(eventID: 1, grace: 0.3) }
+        _ = harness.loop.addTimer(after: 0.5) { harness.pool.cancel(eventID: 1, grace: 10) }  // later: ignored
+        let outcome = harness.run(event(handler: "hang", cap: 30))
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(outcome == .retry(after: nil, detail: "interrupted (the handler did not stop in time)"))
+        #expect(elapsed >= 0.65 && elapsed < 10, "killed after \(elapsed) s, not at the first 20 s grace")
+    }
+
     @Test("a handler reporting progress runs past the event cap")
     func progressOutlivesTheCap() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }

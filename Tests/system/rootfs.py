@@ -20,11 +20,12 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 # A user session under systemd (issue 17), what the .debs depend on (dpkg -i resolves nothing),
 # and what the test itself runs inside (procps: pgrep; iproute2: ip route, which the kernel
-# network source reads as the agent does).
+# network source reads as the agent does). polkitd, as on any desktop: without it logind refuses
+# a user's sleep inhibitor (Permission denied), and the sleep step sees no lock.
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd",
     "libdbus-1-3", "libsqlite3-0", "libnm0", "libglib2.0-0", "libcurl4", "ca-certificates",
-    "procps", "iproute2",
+    "procps", "iproute2", "polkitd",
 ])
 
 

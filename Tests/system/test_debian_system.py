@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """bgsync's Debian packages on a booted Debian bookworm: the user session under systemd, D-Bus
-activation, a reboot, the journal, an upgrade from the state-v1 database, an upgrade under a
-running sync (issue 21), a handler package installed while the agent runs, and purge. Issue 17;
-README, "The Debian package".
+activation, a reboot, the journal (one app's story in it), logind's sleep lock, an upgrade from
+the state-v1 database, an upgrade under a running sync (issue 21), a handler package installed
+while the agent runs, and purge. Issue 17; README, "The Debian package".
 
 Needs root, systemd-nspawn and debootstrap (scripts/install-deps check installs them); skipped,
 saying which is missing, otherwise. The tests below are steps of one story on one container and
@@ -323,6 +323,45 @@ def test_3_the_journal_has_every_line_at_its_priority(system):
     selected = system.journal("--priority=warning")
     assert selected and all(int(e["PRIORITY"]) <= 4 for e in selected)
     assert {message_text(e) for e in selected} == {t for t, p in by_text.items() if p <= 4}
+
+
+def test_3_one_apps_story_in_the_journal_and_a_sleep_lock_while_its_sync_runs(system):
+    """`journalctl --user BGSYNC_APP=…` is one app's story (issue 23); logind lists the agent's
+    delay lock on sleep while a sync runs, and not once none does."""
+    story, other = "org.example.Story", "org.example.Other"
+    marker = "/home/alice/story-started"
+
+    def inhibitors():
+        return system.root("systemd-inhibit", "--list", "--no-pager", "--no-legend", check=False).stdout
+
+    assert "bgsync" not in inhibitors(), "idle: no lock"
+    # Online since step 2: the sync starts at once and runs a few seconds.
+    system.user("bgsyncctl", "register", story, "slow", "exec", "-o",
+                f"command=['sh', '-c', 'touch {marker}; sleep 4']")
+    wait_for(lambda: system.root("test", "-e", marker, check=False).returncode == 0, 30, "the slow sync to start")
+    held = [line for line in inhibitors().splitlines() if "bgsync" in line]
+    said = [m for m in system.messages() if "sleep" in m or "logind" in m]
+    assert held and "sleep" in held[0] and "delay" in held[0], (inhibitors(), said)
+    system.user("bgsyncctl", "register", other, "quick", "exec", "-o", "command=['true']")
+    wait_for(lambda: any(m.startswith(f"{story}/slow: succeeded") for m in system.messages()), 30, "the slow sync")
+    wait_for(lambda: any(m.startswith(f"{other}/quick: succeeded") for m in system.messages()), 30, "the quick one")
+    wait_for(lambda: "bgsync" not in inhibitors(), 10, "the lock to go once no sync runs")
+
+    def entries(app):
+        out = system.user("journalctl", "--user", f"BGSYNC_APP={app}", "--output=json", "--no-pager").stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    mine = entries(story)
+    texts = [message_text(e) for e in mine]
+    assert any(t.startswith(f"{story}/slow: attempt 1") for t in texts), texts
+    assert any(t.startswith(f"{story}/slow: succeeded") for t in texts), texts
+    assert all(e["BGSYNC_APP"] == story and e["BGSYNC_TAG"] == "slow" for e in mine), mine
+    assert not any(other in t for t in texts), texts
+    theirs = [message_text(e) for e in entries(other)]
+    assert theirs and all(t.startswith(f"{other}/quick") for t in theirs), theirs
+    # The fields come with the entries' ordinary ones: priority, and the unit's own journal.
+    assert all(int(e["PRIORITY"]) == 6 and e.get("_SYSTEMD_USER_UNIT") == "bgsyncd.service"
+               for e in mine if message_text(e).startswith(f"{story}/slow: succeeded")), mine
 
 
 def test_4_reinstalling_restarts_the_agent_onto_the_new_binary(system):
