@@ -10,8 +10,9 @@ import GRDB
 /// a reboot. Background writes (an event's outcome, which nobody waits for) are held until
 /// `flush()` (the agent calls it once per loop iteration) or the next batch, then committed
 /// together with `synchronous=NORMAL`: safe from kill -9 and synced along with the next batch.
-/// A file that is not a database or fails `PRAGMA quick_check` is reported, never emptied or
-/// recreated.
+/// A file that is not a database, fails `PRAGMA quick_check`, or has a damaged frame in its
+/// write-ahead log is repaired when the store opens (`DatabaseRepair`): kept aside byte for
+/// byte, what can still be read is saved into a new file, and `repair` says what happened.
 ///
 /// Made with a `deliver` function (the agent's: post to its loop), writes run on GRDB's own
 /// serial queue and their completions are delivered through it, so the owner's thread never
@@ -35,6 +36,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
     private var unflushed = false
     /// Called (through `deliver`) when held background writes could not be written.
     public var onBackgroundFailure: ((SyncError) -> Void)?
+    /// The repair made when the store opened, if the file was damaged.
+    public let repair: StoreRepair?
 
     /// How a commit reaches the disk. Only the store's own tools pick anything but `.full`.
     package enum Synchronous: String, Sendable {
@@ -57,6 +60,11 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         path = (directory as NSString).appendingPathComponent(Self.fileName)
         try Self.makeDirectory(directory)
         let isNew = !FileManager.default.fileExists(atPath: path)
+        if !isNew, let damage = Self.damage(path) {
+            repair = try DatabaseRepair.repair(path: path, damage: damage, now: Date())
+        } else {
+            repair = nil
+        }
 
         var configuration = Configuration()
         configuration.label = "bgsync.registrations"
@@ -288,16 +296,48 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         }
     }
 
-    /// Checks the file, then switches on WAL and full syncs and brings the schema up to date.
+    /// How the existing file at `path` is damaged, or nil if it is not (or cannot be opened to
+    /// tell: opening it for real then reports why). Read-only: a read-write connection would
+    /// checkpoint the log into the damaged file as it closes, and delete the log.
+    private static func damage(_ path: String) -> String? {
+        if let log = FileManager.default.contents(atPath: path + "-wal"), let wal = PageSalvage.WALLog([UInt8](log)) {
+            let survey = wal.survey()
+            // SQLite reads a log up to its first frame that fails its checksum and silently
+            // drops every commit after it: registrations that were acknowledged.
+            if survey.droppedCommits > 0 {
+                return "\(survey.damagedFrames) damaged frame(s) in its write-ahead log, "
+                    + "which would hide the \(survey.droppedCommits) commit(s) after them"
+            }
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.label = "bgsync.check"
+        // Opening a WAL database creates an empty -wal and -shm; remove those this check made, so
+        // that a damaged file is kept with exactly the files it had.
+        let hadLog = access(path + "-wal", F_OK) == 0 || access(path + "-shm", F_OK) == 0
+        defer {
+            var status = stat()
+            if !hadLog, stat(path + "-wal", &status) == 0, status.st_size == 0 {
+                unlink(path + "-wal")
+                unlink(path + "-shm")
+            }
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            let problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            return problems == ["ok"] ? nil : "quick_check: " + problems.prefix(3).joined(separator: "; ")
+        } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode) {
+            return error.message ?? "\(error.resultCode)"
+        } catch {
+            return nil
+        }
+    }
+
+    /// Switches on WAL and full syncs and brings the schema up to date (`damage` checked the file).
     private static func prepare(_ queue: DatabaseQueue, path: String, synchronous: Synchronous) throws(SyncError) {
         let migrator = StoreSchema.migrator
         do {
-            // Check before anything writes to the file.
-            let problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
-            guard problems == ["ok"] else {
-                throw StoreFailure.damaged(
-                    path: path, detail: "quick_check: " + problems.prefix(3).joined(separator: "; "))
-            }
             if try queue.read({ db in try migrator.hasBeenSuperseded(db) }) {
                 throw SyncError(
                     .storage,

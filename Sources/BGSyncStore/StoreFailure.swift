@@ -55,11 +55,12 @@ enum StoreFailure {
         return SyncError(.storage, what + " Make it writable by you (chmod u+w \(names)) and restart bgsyncd.")
     }
 
-    /// The file is not a database or fails its integrity check. bgsync never overwrites it.
+    /// The file turned out damaged after it was opened (a damaged file found at the start is
+    /// repaired: DatabaseRepair). Restarting repairs it.
     static func damaged(path: String, detail: String) -> SyncError {
         SyncError(
             .storage,
-            "The registration database \(path) is damaged (\(detail)). bgsyncd leaves it untouched: move it aside (mv '\(path)' '\(path).broken') and restart to begin with no registrations, or try `sqlite3 '\(path)' .recover` to rescue them."
+            "The registration database \(path) is damaged (\(detail)). Restart bgsyncd: it keeps a damaged file aside and starts again from the registrations it can still read."
         )
     }
 

@@ -7,26 +7,31 @@ import Testing
 @testable import BGSyncStore
 
 /// What the store does when the file or the disk is not as it should be: a storage error that
-/// names the file and says what to do, and never an emptied or recreated database.
+/// names the file and says what to do, and never an emptied or recreated database; a damaged
+/// file is kept aside and repaired (StoreRepairTests).
 @Suite struct StoreFailureTests {
     static let isRoot = getuid() == 0
 
-    @Test func aFileOfGarbageIsReportedAndLeftAlone() throws {
+    @Test func aFileOfGarbageIsKeptAsideAndTheStoreStartsEmpty() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("registrations.sqlite3")
         let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         #expect(FileManager.default.createFile(atPath: path, contents: garbage))
 
-        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
-        #expect(error?.code == .storage)
-        #expect(error?.message.contains(path) == true)
-        #expect(error?.message.contains("move it aside") == true)
-        #expect(Fixtures.bytes(of: path) == garbage)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["registrations.sqlite3"])
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        let repair = try #require(store.repair)
+        #expect(repair.saved == 0 && repair.lost == 0)
+        #expect(repair.damage.contains("not a database"))
+        #expect(try store.storedCount() == 0)
+        store.close()
+        #expect(Fixtures.bytes(of: repair.keptAs) == garbage)
+        #expect(repair.keptFiles == [repair.keptAs])
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names == ["registrations.sqlite3", (repair.keptAs as NSString).lastPathComponent])
     }
 
-    @Test func aDatabaseWithDamagedPagesIsReportedAndLeftAlone() throws {
+    @Test func aDatabaseWithEveryPageButTheFirstOverwrittenIsKeptAside() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteRegistrationStore(directory: directory.path)
@@ -39,11 +44,13 @@ import Testing
         for offset in 4096..<bytes.count { bytes[offset] = 0xA5 }
         try bytes.write(to: URL(fileURLWithPath: path))
 
-        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
-        #expect(error?.code == .storage)
-        #expect(error?.message.contains(path) == true)
-        #expect(error?.message.contains("damaged") == true)
-        #expect(Fixtures.bytes(of: path) == bytes)
+        let repaired = try SQLiteRegistrationStore(directory: directory.path)
+        let repair = try #require(repaired.repair)
+        // The rows and their index were on the overwritten pages: nothing is left to name them.
+        #expect(repair.saved == 0)
+        #expect(try repaired.storedCount() == 0)
+        repaired.close()
+        #expect(Fixtures.bytes(of: repair.keptAs) == bytes)
     }
 
     @Test func aStateDirectoryThatIsAFileIsReported() throws {
