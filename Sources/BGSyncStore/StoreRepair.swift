@@ -179,17 +179,23 @@ enum DatabaseRepair {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        let stamp = path + keptMarker + formatter.string(from: now)
-        var base = stamp
-        var attempt = 1
+        let stamp = formatter.string(from: now)
+        // A second repair within the same second gets -2, -3, …: after the newest kept so far,
+        // so that names keep sorting by age even once the first has been pruned.
+        let directory = (path as NSString).deletingLastPathComponent
+        let same = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap {
+            age(of: $0, path: path)
+        }.filter { $0.stamp == stamp }
+        var attempt = (same.map(\.count).max() ?? 0) + 1
+        var base: String
         while true {
+            base = path + keptMarker + stamp + (attempt == 1 ? "" : "-\(attempt)")
             if link(path, base) == 0 { break }
             let error = errno
-            guard error == EEXIST, attempt < 100 else {
+            guard error == EEXIST, attempt < 1000 else {
                 throw SyncError(.storage, "cannot keep it aside as \(base) (\(String(cString: strerror(error))))")
             }
             attempt += 1
-            base = "\(stamp)-\(attempt)"
         }
         var kept = [base]
         for suffix in ["-wal", "-shm"] where access(path + suffix, F_OK) == 0 {
@@ -211,12 +217,25 @@ enum DatabaseRepair {
         let prefix = (path as NSString).lastPathComponent + keptMarker
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         let kept = names.filter { $0.hasPrefix(prefix) }
-        let bases = Set(kept.filter { !$0.hasSuffix("-wal") && !$0.hasSuffix("-shm") })
-        for base in bases.sorted().dropLast(keptAtMost) {
+        let bases = kept.compactMap { name in age(of: name, path: path).map { (name, $0) } }
+            .sorted { ($0.1.stamp, $0.1.count) < ($1.1.stamp, $1.1.count) }.map(\.0)
+        for base in bases.dropLast(keptAtMost) {
             for name in kept where name == base || name == base + "-wal" || name == base + "-shm" {
                 unlink((directory as NSString).appendingPathComponent(name))
             }
         }
+    }
+
+    /// The time stamp and same-second count of a kept damaged file's name (not its -wal/-shm):
+    /// "registrations.sqlite3.damaged-20261206T113844Z-3" is ("20261206T113844Z", 3).
+    private static func age(of name: String, path: String) -> (stamp: String, count: Int)? {
+        let prefix = (path as NSString).lastPathComponent + keptMarker
+        guard name.hasPrefix(prefix), !name.hasSuffix("-wal"), !name.hasSuffix("-shm") else { return nil }
+        let rest = name.dropFirst(prefix.count)
+        let parts = rest.split(separator: "-", maxSplits: 1)
+        guard let stamp = parts.first, stamp.count == 16 else { return nil }
+        guard parts.count == 2 else { return (String(stamp), 1) }
+        return Int(parts[1]).map { (String(stamp), $0) }
     }
 
     private static func removeFamily(_ path: String) {

@@ -164,7 +164,11 @@ import Testing
         print("file cut to \(cut) of \(bytes.count) bytes: \(repair.saved) of \(Self.rowCount) saved")
     }
 
-    @Test func aDamagedFrameInTheLogLosesAtMostThatPage() throws {
+    /// Which frame of the log is damaged: one a third of the way in (a later commit wrote its
+    /// page again), or the last copy of a page, which no later frame replaces.
+    enum Frame: String, CaseIterable { case aThirdIn, lastCopyOfAPage }
+
+    @Test(arguments: Frame.allCases) func aDamagedFrameInTheLogLosesAtMostThatPage(_ which: Frame) throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         var (path, rows) = try Self.writtenDatabase(directory)
@@ -189,7 +193,17 @@ import Testing
         let frameSize = 24 + 4096
         let frames = (log.count - 32) / frameSize
         #expect(frames > 30)
-        let damagedFrame = frames / 3
+        func word(_ at: Int) -> Int { log[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
+        let pageOf = (0..<frames).map { word(32 + $0 * frameSize) }
+        let commits = (0..<frames).map { word(32 + $0 * frameSize + 4) != 0 }
+        let damagedFrame: Int
+        switch which {
+        case .aThirdIn: damagedFrame = frames / 3
+        case .lastCopyOfAPage:
+            // Not a commit frame (a damaged commit frame only ends the log early, as a crash would).
+            damagedFrame = try #require(
+                (0..<frames).last { !commits[$0] && !pageOf[($0 + 1)...].contains(pageOf[$0]) })
+        }
         let at = 32 + damagedFrame * frameSize + 24 + 2000
         for offset in at..<at + 64 { log[offset] ^= 0x5A }
         try log.write(to: URL(fileURLWithPath: path + "-wal"))
@@ -212,7 +226,7 @@ import Testing
         #expect(loaded.values.allSatisfy { $0 == byKey[$0.key] })
         #expect(Fixtures.bytes(of: repair.keptAs + "-wal") == log)
         print(
-            "damaged log frame \(damagedFrame) of \(frames): SQLite reads \(sqliteReads) of \(rows.count) rows, the repair saved \(repair.saved), lost \(repair.lost)"
+            "damaged log frame \(damagedFrame) of \(frames) (\(which)): SQLite reads \(sqliteReads) of \(rows.count) rows, the repair saved \(repair.saved), lost \(repair.lost)"
         )
     }
 
