@@ -229,13 +229,17 @@ struct PageSalvage {
             var pending: [Frame] = []
             var applied = 0
             var damaged = 0
+            // The database cannot have grown by more pages than the log has frames: a page number
+            // past that is damage (and would have the scan walk billions of empty pages).
+            let largest = pages.count + frameCount
             for index in 0..<frameCount {
                 let frame = frame(index)
                 guard frame.current else { continue }
                 pending.append(frame)
                 guard frame.intact, frame.commitSize != 0 else { continue }
+                let size = min(frame.commitSize, largest)
                 for frame in pending {
-                    guard frame.intact, frame.page >= 1 else {
+                    guard frame.intact, frame.page >= 1, frame.page <= size else {
                         damaged += 1
                         continue
                     }
@@ -243,7 +247,7 @@ struct PageSalvage {
                     applied += 1
                 }
                 pending = []
-                pages.truncate(to: frame.commitSize)
+                pages.truncate(to: size)
             }
             return (applied, damaged)
         }
