@@ -98,7 +98,6 @@ public final class Agent {
             throw AgentStartError(description: error.message)
         }
         defer { store.close() }
-        if let repair = store.repair { logger.warning("\(StoreRepairReport.logLine(repair, path: store.path))") }
 
         let worker = options.workerExecutable ?? AgentPaths.defaultWorkerExecutable
         let pluginDirectories = AgentReloader.pluginDirectories(options: options, configuration: configuration)
@@ -126,7 +125,6 @@ public final class Agent {
             dispatcher: RoutingDispatcher(builtIn: [AppHandler.info.name: appHandler], plugins: workers),
             handlers: handlers.handlers, network: network.status, power: power.status)
         let service = ManagerService(scheduler: scheduler, connection: bus, logger: logger)
-        service.repair = store.repair.map(StoreRepairReport.property) ?? [:]
         service.registered = { if $0.handler == AppHandler.info.name { appHandler.registered($0.key) } }
         scheduler.observer = service
         store.onBackgroundFailure = { [unowned service] in service.storageFailed($0) }
@@ -154,6 +152,12 @@ public final class Agent {
             try scheduler.start()
         } catch {
             throw AgentStartError(description: error.message)
+        }
+        // A damaged file was repaired as the store opened, or a row failing its checks was
+        // removed as the scheduler loaded them.
+        if let repair = store.repair {
+            logger.warning("\(StoreRepairReport.logLine(repair, path: store.path))")
+            service.repair = StoreRepairReport.property(repair)
         }
         logger.info(
             "network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")

@@ -36,8 +36,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
     private var unflushed = false
     /// Called (through `deliver`) when held background writes could not be written.
     public var onBackgroundFailure: ((SyncError) -> Void)?
-    /// The repair made when the store opened, if the file was damaged.
-    public let repair: StoreRepair?
+    /// The repair made when the store opened (or loaded its rows), if the file was damaged.
+    public private(set) var repair: StoreRepair?
 
     /// How a commit reaches the disk. Only the store's own tools pick anything but `.full`.
     package enum Synchronous: String, Sendable {
@@ -93,9 +93,14 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
 
     /// Streams the rows through a cursor: only one row is converted at a time (materialising all
     /// 100,000 GRDB rows first was most of the 150 MiB peak of a large start).
+    ///
+    /// A row that fails its checks (damage `quick_check` does not see, such as a value garbled on
+    /// an overflow page, or a bad edit) is not handed over: after the pass the file is copied
+    /// aside as a damaged one and those rows are deleted (`removeUnreadable`), and `repair` says so.
     public func forEachStored(_ each: (Registration) -> Void) throws(SyncError) {
         let queue = try openQueue()
-        var bad: (key: String, column: RegistrationRow.BadColumn)?
+        var bad: [UnreadableRow] = []
+        var good = 0
         do {
             try queue.read { db in
                 let statement = try db.makeStatement(sql: RegistrationRow.selectSQL)
@@ -105,19 +110,68 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
                 while try rows.next() != nil {
                     do throws(RegistrationRow.BadColumn) {
                         each(try RegistrationRow.registration(from: row))
+                        good += 1
                     } catch {
-                        bad = (RegistrationRow.describeKey(row), error)
-                        return
+                        bad.append(
+                            UnreadableRow(
+                                rowid: row.rowid, key: RegistrationRow.describeKey(row), appID: row.anyText(.appID),
+                                column: error))
                     }
                 }
             }
         } catch {
             throw StoreFailure.error(error, path: path, doing: "loading the registrations")
         }
-        if let bad {
-            throw StoreFailure.unreadableRow(
-                path: path, key: bad.key, column: bad.column.column, found: bad.column.found)
+        if !bad.isEmpty { try removeUnreadable(bad, saved: good) }
+    }
+
+    private struct UnreadableRow {
+        var rowid: Int64
+        var key: String
+        var appID: String?
+        var column: RegistrationRow.BadColumn
+    }
+
+    /// Copies the file aside as a damaged one (after a checkpoint, so the copy holds every
+    /// commit), then deletes the rows that failed their checks. If the copy cannot be made, the
+    /// rows stay and loading fails naming the first.
+    private func removeUnreadable(_ bad: [UnreadableRow], saved: Int) throws(SyncError) {
+        let queue = try openQueue()
+        let first = bad[0]
+        let damage =
+            "\(bad.count) row(s) that fail their checks, the first: column \(first.column.column) of \(first.key) is \(first.column.found)"
+        let now = Date()
+        let path = path
+        var kept = ""
+        do {
+            try queue.writeWithoutTransaction { db in
+                let checkpoint = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                // (busy, log frames, frames checkpointed): not busy, and the log emptied.
+                let busy: Int = checkpoint?[0] ?? 1
+                let frames: Int = checkpoint?[1] ?? 1
+                guard busy == 0, frames <= 0 else {
+                    throw SyncError(.storage, "the write-ahead log could not be emptied into it first")
+                }
+                kept = try DatabaseRepair.keepCopy(path, now: now)
+                try db.inTransaction {
+                    for row in bad {
+                        try db.execute(sql: "DELETE FROM \(StoreSchema.table) WHERE rowid = ?", arguments: [row.rowid])
+                    }
+                    return .commit
+                }
+            }
+        } catch {
+            let unreadable = StoreFailure.unreadableRow(
+                path: path, key: first.key, column: first.column.column, found: first.column.found)
+            let reason =
+                (error as? SyncError)?.message ?? StoreFailure.error(error, path: path, doing: "removing it").message
+            throw SyncError(
+                .storage, unreadable.message + " bgsyncd could not set the file aside to remove it: \(reason)")
         }
+        DatabaseRepair.prune(path)
+        var lostByApp: [String: Int] = [:]
+        for row in bad { lostByApp[row.appID ?? "?", default: 0] += 1 }
+        repair = StoreRepair(damage: damage, keptFiles: [kept], saved: saved, lostByApp: lostByApp, time: now)
     }
 
     public func storedCount() -> Int? {

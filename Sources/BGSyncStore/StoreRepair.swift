@@ -2,7 +2,6 @@
 import BGSyncCore
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// What the repair of a damaged registration database did: the store's answer to a file that is
 /// not a database, fails `PRAGMA quick_check`, or has a write-ahead log whose damaged frame
@@ -135,17 +134,15 @@ enum DatabaseRepair {
                     rejected.append(key)
                 }
             }
-            let reading = try db.makeStatement(
-                sql: "SELECT \(RegistrationRow.columns.joined(separator: ", ")), rowid FROM \(StoreSchema.table)")
+            let reading = try db.makeStatement(sql: RegistrationRow.selectSQL)
             let reader = RegistrationRow.ColumnReader(statement: reading.sqliteStatement)
             let rows = try Row.fetchCursor(reading)
             var bad: [Int64] = []
-            let rowidColumn = Int32(RegistrationRow.columns.count)
             while try rows.next() != nil {
                 do throws(RegistrationRow.BadColumn) {
                     saved.insert(try RegistrationRow.registration(from: reader).key)
                 } catch {
-                    bad.append(sqlite3_column_int64(reading.sqliteStatement, rowidColumn))
+                    bad.append(reader.rowid)
                     if let appID = reader.anyText(.appID), let tag = reader.anyText(.tag),
                         let kind = reader.anyText(.kind).flatMap(RegistrationKind.init(rawValue:))
                     {
@@ -175,28 +172,7 @@ enum DatabaseRepair {
     /// (moved: a log left beside the new file would be replayed into it) their kept names.
     /// Returns those names; on failure, puts back what it moved.
     private static func keepAside(_ path: String, now: Date) throws(SyncError) -> [String] {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        let stamp = formatter.string(from: now)
-        // A second repair within the same second gets -2, -3, …: after the newest kept so far,
-        // so that names keep sorting by age even once the first has been pruned.
-        let directory = (path as NSString).deletingLastPathComponent
-        let same = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap {
-            age(of: $0, path: path)
-        }.filter { $0.stamp == stamp }
-        var attempt = (same.map(\.count).max() ?? 0) + 1
-        var base: String
-        while true {
-            base = path + keptMarker + stamp + (attempt == 1 ? "" : "-\(attempt)")
-            if link(path, base) == 0 { break }
-            let error = errno
-            guard error == EEXIST, attempt < 1000 else {
-                throw SyncError(.storage, "cannot keep it aside as \(base) (\(String(cString: strerror(error))))")
-            }
-            attempt += 1
-        }
+        let base = try keptName(path, now: now) { link(path, $0) == 0 ? 0 : errno }
         var kept = [base]
         for suffix in ["-wal", "-shm"] where access(path + suffix, F_OK) == 0 {
             guard rename(path + suffix, base + suffix) == 0 else {
@@ -210,9 +186,58 @@ enum DatabaseRepair {
         return kept
     }
 
+    /// Copies the file (whose log the caller has emptied into it) to its kept name, synced: for a
+    /// file that stays in use, which a hard link would share.
+    static func keepCopy(_ path: String, now: Date) throws(SyncError) -> String {
+        try keptName(path, now: now) { name in
+            guard let source = FileHandle(forReadingAtPath: path) else { return errno }
+            defer { try? source.close() }
+            let fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return errno }
+            let target = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+            do {
+                while let chunk = try source.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    try target.write(contentsOf: chunk)
+                }
+                try target.synchronize()
+                try target.close()
+                return 0
+            } catch {
+                try? target.close()
+                unlink(name)
+                return EIO
+            }
+        }
+    }
+
+    /// The kept name for a damaged file seen at `now`, made by `place` (0 or an errno). A second
+    /// repair within the same second gets -2, -3, …: after the newest kept so far, so that names
+    /// keep sorting by age even once the first has been pruned.
+    private static func keptName(_ path: String, now: Date, place: (String) -> Int32) throws(SyncError) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        let stamp = formatter.string(from: now)
+        let directory = (path as NSString).deletingLastPathComponent
+        let same = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap {
+            age(of: $0, path: path)
+        }.filter { $0.stamp == stamp }
+        var attempt = (same.map(\.count).max() ?? 0) + 1
+        while true {
+            let name = path + keptMarker + stamp + (attempt == 1 ? "" : "-\(attempt)")
+            let error = place(name)
+            if error == 0 { return name }
+            guard error == EEXIST, attempt < 1000 else {
+                throw SyncError(.storage, "cannot keep it aside as \(name) (\(String(cString: strerror(error))))")
+            }
+            attempt += 1
+        }
+    }
+
     /// Removes all but the newest `keptAtMost` damaged files (with their -wal/-shm). The names
     /// end in the UTC time, so they sort by age.
-    private static func prune(_ path: String) {
+    static func prune(_ path: String) {
         let directory = (path as NSString).deletingLastPathComponent
         let prefix = (path as NSString).lastPathComponent + keptMarker
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }

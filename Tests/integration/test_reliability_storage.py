@@ -321,12 +321,28 @@ def sqlite_count_with_log(state_dir, tmp_path):
         return db.execute("SELECT count(*) FROM registrations").fetchone()[0]
 
 
-@pytest.mark.parametrize("damage", ["garbage", "directory"])
-def test_a_file_of_garbage_is_kept_aside_and_a_directory_in_its_place_stops_the_agent(
+@pytest.mark.parametrize("damage", ["garbage", "edited-row", "directory"])
+def test_garbage_or_a_row_it_cannot_read_is_kept_aside_and_a_directory_in_its_place_stops_the_agent(
         agent_factory, bus, tmp_path, damage):
     state = tmp_path / "state"
     db = state / DB_NAME
-    if damage == "garbage":
+    if damage == "edited-row":
+        # A value quick_check does not look at, edited by hand into something the agent cannot read.
+        agent = agent_factory(config=HELD).start()
+        register_many(bus, {(APPS[0], f"t{n}") for n in range(20)})
+        agent.stop()
+        with sqlite3.connect(db) as edit:
+            edit.execute("UPDATE registrations SET state = 'exploded' WHERE tag = 't7'")
+        edit.close()
+        before = db.read_bytes()
+        agent.start()
+        assert served(bus, APPS) == {(APPS[0], f"t{n}") for n in range(20) if n != 7}
+        repair = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+        assert "column state of org.example.App0/t7 is 'exploded'" in repair["damage"], repair
+        assert repair["saved"] == 19 and repair["lost-apps"] == {APPS[0]: 1}
+        assert pathlib.Path(repair["kept-as"]).read_bytes() == before
+        assert "org.example.App0/t7" in next(line for line in agent.log_text().splitlines() if "was damaged" in line)
+    elif damage == "garbage":
         state.mkdir()
         garbage = b"this is not a database, but someone's registrations may be in it\n" * 100
         db.write_bytes(garbage)
