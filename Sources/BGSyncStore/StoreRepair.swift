@@ -5,7 +5,9 @@ import GRDB
 
 /// What the repair of a damaged registration database did: the store's answer to a file that is
 /// not a database, fails `PRAGMA quick_check`, or has a write-ahead log whose damaged frame
-/// would make SQLite drop the commits after it.
+/// would make SQLite drop the commits after it (`DatabaseRepair`); or to rows that fail their
+/// checks as they load (`SQLiteRegistrationStore.forEachStored`: then the file is kept as a copy
+/// and only those rows are lost).
 public struct StoreRepair: Sendable, Equatable {
     /// What was wrong, in SQLite's words.
     public var damage: String
@@ -130,8 +132,8 @@ enum DatabaseRepair {
                 values += defaults.suffix(RegistrationRow.columns.count - values.count)
                 do {
                     try insert.execute(arguments: StatementArguments(values.map(databaseValue)))
-                } catch {
-                    rejected.append(key)
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    rejected.append(key)  // a CHECK or NOT NULL: the row is lost; a full disk is not
                 }
             }
             let reading = try db.makeStatement(sql: RegistrationRow.selectSQL)

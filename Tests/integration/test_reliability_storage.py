@@ -359,6 +359,36 @@ def test_garbage_or_a_row_it_cannot_read_is_kept_aside_and_a_directory_in_its_pl
         assert list(db.iterdir()) == [], "the directory was changed"
 
 
+def test_a_repair_on_a_full_disk_changes_nothing_and_succeeds_once_there_is_room(agent_factory, bus, small_tmpfs):
+    agent = agent_factory(config=HELD).start()
+    register_many(bus, {(APPS[n % 3], f"t{n}") for n in range(200)}, window=200)  # few commits: the log fits
+    agent.stop()
+    db = small_tmpfs / DB_NAME
+    page = leaves(db)[len(leaves(db)) // 2][0]
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * PAGE:page * PAGE] = bytes((i * 7 + 13) % 256 for i in range(PAGE))
+    db.write_bytes(bytes(data))
+    filler = fill(small_tmpfs)
+    before = sorted(p.name for p in small_tmpfs.iterdir())
+    agent.start(expect_ready=False)
+    assert agent.wait_exit() == 1
+    log = agent.log_text()
+    # SQLite cannot even open the file to check it (no room for its -shm), or the repair has no
+    # room for the new file: either way the message names the file and the full disk.
+    assert str(db) in log and "is full" in log and "Nothing was changed" in log, log
+    assert db.read_bytes() == bytes(data), "the damaged file was changed"
+    # Only what SQLite's own open leaves: an empty log and its index.
+    left = sorted(set(p.name for p in small_tmpfs.iterdir()) - set(before))
+    assert set(left) <= {DB_NAME + "-wal", DB_NAME + "-shm"}, left
+    assert not (small_tmpfs / (DB_NAME + "-wal")).exists() or (small_tmpfs / (DB_NAME + "-wal")).stat().st_size == 0
+    filler.unlink()
+    agent.start()
+    repair = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+    assert 0 < repair["saved"] < 200 and repair["saved"] + repair["lost"] == 200
+    assert pathlib.Path(repair["kept-as"]).read_bytes() == bytes(data)
+    print(f"\nrepair on a full disk: refused, nothing changed; with room: {repair['saved']} of 200 saved")
+
+
 def test_when_the_bus_goes_away_everything_acknowledged_is_on_disk(agent_factory, bus, tmp_path):
     agent = agent_factory(config=HELD).start()
     hold_the_slot(bus)
