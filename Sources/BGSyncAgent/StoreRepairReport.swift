@@ -13,14 +13,15 @@ enum StoreRepairReport {
         let kept = repair.keptFiles.joined(separator: ", ")
         var line =
             "The registration database \(path) was damaged (\(repair.damage)); kept it as \(kept) and started "
-            + "from what could be read: \(repair.saved) registrations saved, \(repair.lost) known lost"
+            + "from what could be read: \(repair.saved) registrations saved, \(repair.lost) \(repair.lossFullyKnown ? "lost" : "known lost")"
         let apps = repair.lostByApp.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
         if !apps.isEmpty {
             let named = apps.prefix(appsInLog).map { "\(AppContract.sanitized($0.key, limit: 255)) (\($0.value))" }
             line += " (" + named.joined(separator: ", ")
             line += apps.count > appsInLog ? " and \(apps.count - appsInLog) more apps)" : ")"
         }
-        return line + ". Rows on pages so damaged that nothing names them are lost uncounted."
+        return line
+            + (repair.lossFullyKnown ? "." : ". Rows on pages so damaged that nothing names them are lost uncounted.")
     }
 
     /// The Repair property (see dbus/org.bgsync.Manager.xml).

@@ -171,7 +171,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         DatabaseRepair.prune(path)
         var lostByApp: [String: Int] = [:]
         for row in bad { lostByApp[row.appID ?? "?", default: 0] += 1 }
-        repair = StoreRepair(damage: damage, keptFiles: [kept], saved: saved, lostByApp: lostByApp, time: now)
+        repair = StoreRepair(
+            damage: damage, keptFiles: [kept], saved: saved, lostByApp: lostByApp, time: now, lossFullyKnown: true)
     }
 
     public func storedCount() -> Int? {

@@ -11,7 +11,8 @@ import GRDB
 public struct StoreRepair: Sendable, Equatable {
     /// What was wrong, in SQLite's words.
     public var damage: String
-    /// The damaged file as it was, byte for byte, then its -wal and -shm if it had them.
+    /// The damaged file as it was, byte for byte, then its -wal (byte for byte) and -shm (an
+    /// index SQLite rebuilds from the log, as the read-only check left it) if it had them.
     public var keptFiles: [String]
     /// Registrations read back and checked, now in the new file.
     public var saved: Int
@@ -20,6 +21,10 @@ public struct StoreRepair: Sendable, Equatable {
     /// that nothing names them are lost without being counted.
     public var lostByApp: [String: Int]
     public var time: Date
+
+    /// Whether every lost row is counted: true when rows were removed as they loaded, false
+    /// after a repair from pages, where a row on a page nothing names is lost uncounted.
+    public var lossFullyKnown = false
 
     public var lost: Int { lostByApp.values.reduce(0, +) }
     /// The damaged database file as kept.
