@@ -208,9 +208,19 @@ struct PageSalvage {
         func survey() -> Survey {
             var survey = Survey()
             var chainHolds = true
+            var stale = 0
             for index in 0..<frameCount {
                 let frame = frame(index)
-                guard frame.current else { continue }
+                // SQLite stops at a frame of another salt (where a reset log ends, or a frame
+                // that never reached the disk) as at one that fails its checksum.
+                guard frame.current else {
+                    chainHolds = false
+                    stale += 1
+                    continue
+                }
+                // Stale frames with frames of this log after them were meant to be this log's.
+                survey.damagedFrames += stale
+                stale = 0
                 if !frame.intact {
                     chainHolds = false
                     survey.damagedFrames += 1

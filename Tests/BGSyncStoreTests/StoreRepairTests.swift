@@ -165,8 +165,10 @@ import Testing
     }
 
     /// Which frame of the log is damaged: one a third of the way in (a later commit wrote its
-    /// page again), or the last copy of a page, which no later frame replaces.
-    enum Frame: String, CaseIterable { case aThirdIn, lastCopyOfAPage }
+    /// page again), the last copy of a page, which no later frame replaces, or one a third of
+    /// the way in that carries another log's salt (a frame that never reached the disk, over one
+    /// of an earlier log).
+    enum Frame: String, CaseIterable { case aThirdIn, lastCopyOfAPage, staleSalt }
 
     @Test(arguments: Frame.allCases) func aDamagedFrameInTheLogLosesAtMostThatPage(_ which: Frame) throws {
         let directory = TemporaryDirectory()
@@ -198,14 +200,15 @@ import Testing
         let commits = (0..<frames).map { word(32 + $0 * frameSize + 4) != 0 }
         let damagedFrame: Int
         switch which {
-        case .aThirdIn: damagedFrame = frames / 3
+        case .aThirdIn, .staleSalt: damagedFrame = frames / 3
         case .lastCopyOfAPage:
             // Not a commit frame (a damaged commit frame only ends the log early, as a crash would).
             damagedFrame = try #require(
                 (0..<frames).last { !commits[$0] && !pageOf[($0 + 1)...].contains(pageOf[$0]) })
         }
-        let at = 32 + damagedFrame * frameSize + 24 + 2000
-        for offset in at..<at + 64 { log[offset] ^= 0x5A }
+        // The page's bytes, or the frame header's salt.
+        let at = 32 + damagedFrame * frameSize + (which == .staleSalt ? 8 : 24 + 2000)
+        for offset in at..<at + (which == .staleSalt ? 8 : 64) { log[offset] ^= 0x5A }
         try log.write(to: URL(fileURLWithPath: path + "-wal"))
         // What SQLite alone reads from it: the commits before the damaged frame.
         let sqliteReads = try Self.countReadOnly(path)
