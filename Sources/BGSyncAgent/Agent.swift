@@ -184,6 +184,12 @@ public final class Agent {
         } catch {
             throw AgentStartError(description: error.message)
         }
+        // A damaged file was repaired as the store opened, or a row failing its checks was
+        // removed as the scheduler loaded them.
+        if let repair = store.repair {
+            logger.warning("\(StoreRepairReport.logLine(repair, path: store.path))")
+            service.repair = StoreRepairReport.property(repair)
+        }
         logger.info(
             "network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")
 

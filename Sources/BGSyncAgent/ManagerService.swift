@@ -44,6 +44,8 @@ final class ManagerService: SyncObserver {
     private var subscribers = SignalSubscribers()
     /// Told of every registration accepted (the `app` handler checks its app can be reached).
     var registered: ((RegistrationRequest) -> Void)?
+    /// The Repair property: what the store did to a damaged database at the start (empty if nothing).
+    var repair: [String: Value] = [:]
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
@@ -446,6 +448,7 @@ final class ManagerService: SyncObserver {
             get: {
                 .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
             }),
+        Property(name: "Repair", signature: "a{sv}", get: { .vardict($0.repair) }),
         Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
     ]
 }

@@ -68,8 +68,8 @@ enum LegacyOptions {
     }
 
     /// Rewrites every row's options as GVariant text. A row whose column is not v1's JSON (only
-    /// possible after a manual edit) is left as it is: the store then reports it by name when it
-    /// reads it, and nothing is lost.
+    /// possible after a manual edit) is left as it is: when the store loads it, it keeps a copy of
+    /// the file aside, names the row and removes it (SQLiteRegistrationStore.forEachStored).
     static func rewriteAsGVariantText(_ db: Database) throws {
         let rows = try Row.fetchAll(db, sql: "SELECT rowid, options FROM registrations")
         for row in rows {

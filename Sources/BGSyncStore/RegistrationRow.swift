@@ -36,7 +36,8 @@ enum RegistrationRow {
         INSERT OR REPLACE INTO \(StoreSchema.table) (\(columns.joined(separator: ", ")))
         VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))
         """
-    static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM \(StoreSchema.table)"
+    /// The columns, then the rowid (`ColumnReader.rowid`).
+    static let selectSQL = "SELECT \(columns.joined(separator: ", ")), rowid FROM \(StoreSchema.table)"
 
     /// Arguments for `upsertSQL`, in column order.
     static func arguments(for registration: Registration, optionsText: String) -> StatementArguments {
@@ -64,7 +65,8 @@ enum RegistrationRow {
         "\(row.anyText(.appID) ?? "?")/\(row.anyText(.tag) ?? "?")"
     }
 
-    /// A column value the file holds that bgsync cannot read: only possible after a manual edit.
+    /// A column value the file holds that bgsync cannot read: after a manual edit, or damage
+    /// `quick_check` does not see (a value garbled in place).
     struct BadColumn: Error {
         var column: String
         var found: String
@@ -118,6 +120,9 @@ enum RegistrationRow {
         let statement: SQLiteStatement
 
         private func type(_ column: Column) -> Int32 { sqlite3_column_type(statement, Int32(column.rawValue)) }
+
+        /// The row's rowid, which `selectSQL` reads after the columns.
+        var rowid: Int64 { sqlite3_column_int64(statement, Int32(Column.allCases.count)) }
 
         /// The column as text whatever its type (for messages), nil for NULL.
         func anyText(_ column: Column) -> String? {

@@ -10,8 +10,9 @@ import GRDB
 /// a reboot. Background writes (an event's outcome, which nobody waits for) are held until
 /// `flush()` (the agent calls it once per loop iteration) or the next batch, then committed
 /// together with `synchronous=NORMAL`: safe from kill -9 and synced along with the next batch.
-/// A file that is not a database or fails `PRAGMA quick_check` is reported, never emptied or
-/// recreated.
+/// A file that is not a database, fails `PRAGMA quick_check`, or has a damaged frame in its
+/// write-ahead log is repaired when the store opens (`DatabaseRepair`): kept aside byte for
+/// byte, what can still be read is saved into a new file, and `repair` says what happened.
 ///
 /// Made with a `deliver` function (the agent's: post to its loop), writes run on GRDB's own
 /// serial queue and their completions are delivered through it, so the owner's thread never
@@ -35,6 +36,8 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
     private var unflushed = false
     /// Called (through `deliver`) when held background writes could not be written.
     public var onBackgroundFailure: ((SyncError) -> Void)?
+    /// The repair made when the store opened (or loaded its rows), if the file was damaged.
+    public private(set) var repair: StoreRepair?
 
     /// How a commit reaches the disk. Only the store's own tools pick anything but `.full`.
     package enum Synchronous: String, Sendable {
@@ -57,6 +60,11 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         path = (directory as NSString).appendingPathComponent(Self.fileName)
         try Self.makeDirectory(directory)
         let isNew = !FileManager.default.fileExists(atPath: path)
+        if !isNew, let damage = Self.damage(path) {
+            repair = try DatabaseRepair.repair(path: path, damage: damage, now: Date())
+        } else {
+            repair = nil
+        }
 
         var configuration = Configuration()
         configuration.label = "bgsync.registrations"
@@ -85,9 +93,14 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
 
     /// Streams the rows through a cursor: only one row is converted at a time (materialising all
     /// 100,000 GRDB rows first was most of the 150 MiB peak of a large start).
+    ///
+    /// A row that fails its checks (damage `quick_check` does not see, such as a value garbled on
+    /// an overflow page, or a bad edit) is not handed over: after the pass the file is copied
+    /// aside as a damaged one and those rows are deleted (`removeUnreadable`), and `repair` says so.
     public func forEachStored(_ each: (Registration) -> Void) throws(SyncError) {
         let queue = try openQueue()
-        var bad: (key: String, column: RegistrationRow.BadColumn)?
+        var bad: [UnreadableRow] = []
+        var good = 0
         do {
             try queue.read { db in
                 let statement = try db.makeStatement(sql: RegistrationRow.selectSQL)
@@ -97,19 +110,69 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
                 while try rows.next() != nil {
                     do throws(RegistrationRow.BadColumn) {
                         each(try RegistrationRow.registration(from: row))
+                        good += 1
                     } catch {
-                        bad = (RegistrationRow.describeKey(row), error)
-                        return
+                        bad.append(
+                            UnreadableRow(
+                                rowid: row.rowid, key: RegistrationRow.describeKey(row), appID: row.anyText(.appID),
+                                column: error))
                     }
                 }
             }
         } catch {
             throw StoreFailure.error(error, path: path, doing: "loading the registrations")
         }
-        if let bad {
-            throw StoreFailure.unreadableRow(
-                path: path, key: bad.key, column: bad.column.column, found: bad.column.found)
+        if !bad.isEmpty { try removeUnreadable(bad, saved: good) }
+    }
+
+    private struct UnreadableRow {
+        var rowid: Int64
+        var key: String
+        var appID: String?
+        var column: RegistrationRow.BadColumn
+    }
+
+    /// Copies the file aside as a damaged one (after a checkpoint, so the copy holds every
+    /// commit), then deletes the rows that failed their checks. If the copy cannot be made, the
+    /// rows stay and loading fails naming the first.
+    private func removeUnreadable(_ bad: [UnreadableRow], saved: Int) throws(SyncError) {
+        let queue = try openQueue()
+        let first = bad[0]
+        let damage =
+            "\(bad.count) row(s) that fail their checks, the first: column \(first.column.column) of \(first.key) is \(first.column.found)"
+        let now = Date()
+        let path = path
+        var kept = ""
+        do {
+            try queue.writeWithoutTransaction { db in
+                let checkpoint = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                // (busy, log frames, frames checkpointed): not busy, and the log emptied.
+                let busy: Int = checkpoint?[0] ?? 1
+                let frames: Int = checkpoint?[1] ?? 1
+                guard busy == 0, frames <= 0 else {
+                    throw SyncError(.storage, "the write-ahead log could not be emptied into it first")
+                }
+                kept = try DatabaseRepair.keepCopy(path, now: now)
+                try db.inTransaction {
+                    for row in bad {
+                        try db.execute(sql: "DELETE FROM \(StoreSchema.table) WHERE rowid = ?", arguments: [row.rowid])
+                    }
+                    return .commit
+                }
+            }
+        } catch {
+            let unreadable = StoreFailure.unreadableRow(
+                path: path, key: first.key, column: first.column.column, found: first.column.found)
+            let reason =
+                (error as? SyncError)?.message ?? StoreFailure.error(error, path: path, doing: "removing it").message
+            throw SyncError(
+                .storage, unreadable.message + " bgsyncd could not set the file aside to remove it: \(reason)")
         }
+        DatabaseRepair.prune(path)
+        var lostByApp: [String: Int] = [:]
+        for row in bad { lostByApp[row.appID ?? "?", default: 0] += 1 }
+        repair = StoreRepair(
+            damage: damage, keptFiles: [kept], saved: saved, lostByApp: lostByApp, time: now, lossFullyKnown: true)
     }
 
     public func storedCount() -> Int? {
@@ -313,16 +376,48 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
         }
     }
 
-    /// Checks the file, then switches on WAL and full syncs and brings the schema up to date.
+    /// How the existing file at `path` is damaged, or nil if it is not (or cannot be opened to
+    /// tell: opening it for real then reports why). Read-only: a read-write connection would
+    /// checkpoint the log into the damaged file as it closes, and delete the log.
+    private static func damage(_ path: String) -> String? {
+        if let log = FileManager.default.contents(atPath: path + "-wal"), let wal = PageSalvage.WALLog([UInt8](log)) {
+            let survey = wal.survey()
+            // SQLite reads a log up to its first frame that fails its checksum and silently
+            // drops every commit after it: registrations that were acknowledged.
+            if survey.droppedCommits > 0 {
+                return "\(survey.damagedFrames) damaged frame(s) in its write-ahead log, "
+                    + "which would hide the \(survey.droppedCommits) commit(s) after them"
+            }
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.label = "bgsync.check"
+        // Opening a WAL database creates an empty -wal and -shm; remove those this check made, so
+        // that a damaged file is kept with exactly the files it had.
+        let hadLog = access(path + "-wal", F_OK) == 0 || access(path + "-shm", F_OK) == 0
+        defer {
+            var status = stat()
+            if !hadLog, stat(path + "-wal", &status) == 0, status.st_size == 0 {
+                unlink(path + "-wal")
+                unlink(path + "-shm")
+            }
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            let problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            return problems == ["ok"] ? nil : "quick_check: " + problems.prefix(3).joined(separator: "; ")
+        } catch let error as DatabaseError where [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(error.resultCode) {
+            return error.message ?? "\(error.resultCode)"
+        } catch {
+            return nil
+        }
+    }
+
+    /// Switches on WAL and full syncs and brings the schema up to date (`damage` checked the file).
     private static func prepare(_ queue: DatabaseQueue, path: String, synchronous: Synchronous) throws(SyncError) {
         let migrator = StoreSchema.migrator
         do {
-            // Check before anything writes to the file.
-            let problems = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
-            guard problems == ["ok"] else {
-                throw StoreFailure.damaged(
-                    path: path, detail: "quick_check: " + problems.prefix(3).joined(separator: "; "))
-            }
             if try queue.read({ db in try migrator.hasBeenSuperseded(db) }) {
                 throw SyncError(
                     .storage,

@@ -32,6 +32,12 @@ enum StoreFailure {
                 .storage,
                 "\(capitalized(doing)) failed: \(path) is locked by another process (\(detail)). Is a second bgsyncd running? Stop it, or close whatever holds the file open."
             )
+        case .SQLITE_IOERR where diskIsFull(path):
+            // Opening a WAL database creates its -shm; on a full disk that fails as an I/O error.
+            return SyncError(
+                .storage,
+                "\(capitalized(doing)) failed: the disk holding \(path) is full (\(detail)). Nothing was changed; free some space and try again."
+            )
         case .SQLITE_IOERR:
             return SyncError(
                 .storage,
@@ -55,11 +61,12 @@ enum StoreFailure {
         return SyncError(.storage, what + " Make it writable by you (chmod u+w \(names)) and restart bgsyncd.")
     }
 
-    /// The file is not a database or fails its integrity check. bgsync never overwrites it.
+    /// The file turned out damaged after it was opened (a damaged file found at the start is
+    /// repaired: DatabaseRepair). Restarting repairs it.
     static func damaged(path: String, detail: String) -> SyncError {
         SyncError(
             .storage,
-            "The registration database \(path) is damaged (\(detail)). bgsyncd leaves it untouched: move it aside (mv '\(path)' '\(path).broken') and restart to begin with no registrations, or try `sqlite3 '\(path)' .recover` to rescue them."
+            "The registration database \(path) is damaged (\(detail)). Restart bgsyncd: it keeps a damaged file aside and starts again from the registrations it can still read."
         )
     }
 
@@ -68,6 +75,12 @@ enum StoreFailure {
             .storage,
             "The registration database \(path) holds a value bgsyncd cannot read: column \(column) of \(key) is \(found). Fix or delete that row with sqlite3, or move the file aside and restart."
         )
+    }
+
+    /// No block left for an ordinary user on the file system holding `path`'s directory.
+    static func diskIsFull(_ path: String) -> Bool {
+        var status = statvfs()
+        return statvfs((path as NSString).deletingLastPathComponent, &status) == 0 && status.f_bavail == 0
     }
 
     private static func capitalized(_ text: String) -> String { text.prefix(1).uppercased() + text.dropFirst() }

@@ -5,14 +5,16 @@ import DBusKit
 
 struct State: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the agent's view of the network, the power supply and its installed handlers.")
+        abstract:
+            "Show the agent's view of the network, the power supply and its installed handlers, and any repair of its database."
+    )
 
     @OptionGroup var shared: SharedOptions
 
     func run() throws {
         let properties = try AgentClient(shared).properties()
         if shared.json {
-            let order = ["Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version"]
+            let order = ["Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version", "Repair"]
             let members =
                 order.compactMap { key in properties[key].map { (key, JSONText.text($0)) } }
                 + properties.keys.filter { !order.contains($0) }.sorted().map { ($0, JSONText.text(properties[$0]!)) }
@@ -28,5 +30,18 @@ struct State: ParsableCommand {
         if properties["PowerSaver"] != nil { print("saver:     \(show("PowerSaver"))") }
         print("handlers:  \(handlers.isEmpty ? "-" : handlers.joined(separator: ", "))")
         print("version:   \(show("Version"))")
+        // An agent from before repairs has no Repair; one that repaired nothing has it empty.
+        if let repair = properties["Repair"]?.unwrappingVariants, case .dictionary(_, _, let entries) = repair,
+            !entries.isEmpty
+        {
+            var fields: [String: Value] = [:]
+            for entry in entries { if let key = entry.key.stringValue { fields[key] = entry.value.unwrappingVariants } }
+            func field(_ key: String) -> String { fields[key].map(Human.value) ?? "?" }
+            let time = fields["time"]?.int64Value.map(Human.time) ?? "?"
+            print("repair:    \(time): the database was damaged (\(field("damage"))); repaired at the agent's start")
+            print("  kept as: \(field("kept-as"))")
+            print("  saved:   \(field("saved")) registrations")
+            print("  lost:    \(field("lost")) known\(fields["lost-apps"].map { " " + Human.value($0) } ?? "")")
+        }
     }
 }

@@ -7,26 +7,31 @@ import Testing
 @testable import BGSyncStore
 
 /// What the store does when the file or the disk is not as it should be: a storage error that
-/// names the file and says what to do, and never an emptied or recreated database.
+/// names the file and says what to do, and never an emptied or recreated database; a damaged
+/// file is kept aside and repaired (StoreRepairTests).
 @Suite struct StoreFailureTests {
     static let isRoot = getuid() == 0
 
-    @Test func aFileOfGarbageIsReportedAndLeftAlone() throws {
+    @Test func aFileOfGarbageIsKeptAsideAndTheStoreStartsEmpty() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.file("registrations.sqlite3")
         let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         #expect(FileManager.default.createFile(atPath: path, contents: garbage))
 
-        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
-        #expect(error?.code == .storage)
-        #expect(error?.message.contains(path) == true)
-        #expect(error?.message.contains("move it aside") == true)
-        #expect(Fixtures.bytes(of: path) == garbage)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["registrations.sqlite3"])
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        let repair = try #require(store.repair)
+        #expect(repair.saved == 0 && repair.lost == 0)
+        #expect(repair.damage.contains("not a database"))
+        #expect(try store.storedCount() == 0)
+        store.close()
+        #expect(Fixtures.bytes(of: repair.keptAs) == garbage)
+        #expect(repair.keptFiles == [repair.keptAs])
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+        #expect(names == ["registrations.sqlite3", (repair.keptAs as NSString).lastPathComponent])
     }
 
-    @Test func aDatabaseWithDamagedPagesIsReportedAndLeftAlone() throws {
+    @Test func aDatabaseWithEveryPageButTheFirstOverwrittenIsKeptAside() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteRegistrationStore(directory: directory.path)
@@ -39,11 +44,13 @@ import Testing
         for offset in 4096..<bytes.count { bytes[offset] = 0xA5 }
         try bytes.write(to: URL(fileURLWithPath: path))
 
-        let error = #expect(throws: SyncError.self) { try SQLiteRegistrationStore(directory: directory.path) }
-        #expect(error?.code == .storage)
-        #expect(error?.message.contains(path) == true)
-        #expect(error?.message.contains("damaged") == true)
-        #expect(Fixtures.bytes(of: path) == bytes)
+        let repaired = try SQLiteRegistrationStore(directory: directory.path)
+        let repair = try #require(repaired.repair)
+        // The rows and their index were on the overwritten pages: nothing is left to name them.
+        #expect(repair.saved == 0)
+        #expect(try repaired.storedCount() == 0)
+        repaired.close()
+        #expect(Fixtures.bytes(of: repair.keptAs) == bytes)
     }
 
     @Test func aStateDirectoryThatIsAFileIsReported() throws {
@@ -157,42 +164,49 @@ import Testing
         #expect(error?.message.contains("newer bgsync") == true)
     }
 
-    /// What loading gives for a store whose one row ("edited") was changed by `sql`, by hand.
-    func loadAfterEditing(_ sql: String) throws -> Result<[Registration], SyncError> {
+    /// What loading gives for a store whose row "edited" was changed by `sql`, by hand, beside
+    /// an untouched one; and the repair that removed the edited row, if one did.
+    func loadAfterEditing(_ sql: String) throws -> (loaded: [Registration], repair: StoreRepair?, kept: String?) {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteRegistrationStore(directory: directory.path)
         try store.save(Fixtures.simple("edited", sequence: 1))
+        try store.save(Fixtures.simple("untouched", sequence: 2))
         store.close()
         let raw = try DatabaseQueue(path: store.path)
-        try raw.write { db in try db.execute(sql: sql) }
+        try raw.write { db in try db.execute(sql: sql + " WHERE tag = 'edited'") }
         try raw.close()
 
         let reopened = try SQLiteRegistrationStore(directory: directory.path)
         defer { reopened.close() }
-        return Result { () throws(SyncError) in try reopened.loadAll() }
-    }
-
-    /// The error of loading after `sql`, recorded as an issue when loading succeeded.
-    func errorAfterEditing(_ sql: String) throws -> SyncError? {
-        let result = try loadAfterEditing(sql)
-        guard case .failure(let error) = result else {
-            Issue.record("loaded after \(sql): \(result)")
-            return nil
+        let loaded = try reopened.loadAll()
+        // What the kept copy holds of the edited row, read with SQLite.
+        let kept = try reopened.repair.map { repair in
+            let copy = try DatabaseQueue(path: repair.keptAs)
+            defer { try? copy.close() }
+            return try copy.read { db in
+                try String.fetchOne(
+                    db, sql: "SELECT quote(\(sql.split(separator: " ")[3])) FROM registrations WHERE tag = 'edited'")
+            }
         }
-        return error
+        // Removed for good: the next start finds nothing to repair.
+        let again = try SQLiteRegistrationStore(directory: directory.path)
+        defer { again.close() }
+        #expect(try again.loadAll().map(\.key.tag) == loaded.map(\.key.tag))
+        #expect(again.repair == nil)
+        return (loaded, reopened.repair, kept ?? nil)
     }
 
-    @Test func aRowEditedIntoNonsenseIsReportedByKeyAndColumn() throws {
-        let error = try errorAfterEditing("UPDATE registrations SET state = 'exploded'")
-        #expect(error?.code == .storage)
-        #expect(error?.message.contains("org.example.Mail/edited") == true)
-        #expect(error?.message.contains("state") == true)
-        #expect(error?.message.contains("'exploded'") == true)
+    @Test func aRowEditedIntoNonsenseIsRemovedNamedAndKeptAside() throws {
+        let (loaded, repair, kept) = try loadAfterEditing("UPDATE registrations SET state = 'exploded'")
+        #expect(loaded.map(\.key.tag) == ["untouched"])
+        #expect(repair?.damage.contains("column state of org.example.Mail/edited is 'exploded'") == true)
+        #expect(repair?.saved == 1 && repair?.lostByApp == ["org.example.Mail": 1])
+        #expect(kept == "'exploded'", "the kept copy has the row as it was")
     }
 
     @Test(
-        "a column of the wrong type is reported by key, column and value, not trapped on",
+        "a column of the wrong type is named by key, column and value, not trapped on",
         arguments: [
             ("attempts = 'many'", "attempts", "'many'"), ("sequence = 1.5", "sequence", "1.5"),
             ("max_attempts = 5000000000", "max_attempts", "5000000000"),
@@ -200,12 +214,14 @@ import Testing
             ("handler = X'FF00'", "handler", "a BLOB of 2 bytes, not UTF-8"),
         ])
     func aColumnOfTheWrongType(assignment: String, column: String, found: String) throws {
-        let error = try errorAfterEditing("UPDATE registrations SET \(assignment)")
-        #expect(error?.message.contains("column \(column) of org.example.Mail/edited is \(found).") == true)
+        let (loaded, repair, _) = try loadAfterEditing("UPDATE registrations SET \(assignment)")
+        #expect(loaded.map(\.key.tag) == ["untouched"])
+        #expect(repair?.damage.contains("column \(column) of org.example.Mail/edited is \(found)") == true)
     }
 
     @Test func textWrittenAsABlobOfUTF8StillLoads() throws {
-        let loaded = try loadAfterEditing("UPDATE registrations SET handler = CAST(handler AS BLOB)")
-        #expect(try loaded.get().map(\.handler) == ["exec"])
+        let (loaded, repair, _) = try loadAfterEditing("UPDATE registrations SET handler = CAST(handler AS BLOB)")
+        #expect(loaded.map(\.handler) == ["exec", "exec"])
+        #expect(repair == nil)
     }
 }

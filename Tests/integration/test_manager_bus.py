@@ -131,7 +131,8 @@ def test_properties(client, plugin_dir):
     assert "ok" in handlers and "exec" in handlers
     proxy = client.connection.get_object(NAME, PATH, introspect=False)
     everything = proxy.GetAll(IFACE, dbus_interface="org.freedesktop.DBus.Properties")
-    assert set(everything) == {"Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version"}
+    assert set(everything) == {"Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Repair", "Version"}
+    assert dict(everything["Repair"]) == {}, "a healthy database was not repaired"
     with pytest.raises(dbus.DBusException) as excinfo:
         proxy.Set(IFACE, "Online", dbus.Boolean(False), dbus_interface="org.freedesktop.DBus.Properties",
                   signature="ssv")

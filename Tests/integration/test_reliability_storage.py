@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The registration database under stress, through the agent binary: a full disk, a damaged or
-unreadable file, and the session bus going away."""
+"""The registration database under stress, through the agent binary: a full disk, a damaged
+file (repaired) or one that cannot be used, and the session bus going away."""
 
+import json
 import os
 import pathlib
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 from gi.repository import GLib
 
 from conftest import IFACE, NAME, PATH, Client, PrivateBus, wait_until
+from test_bgsyncctl import ctl
 
 APP = "org.example.Chat"
 DB_NAME = "registrations.sqlite3"
@@ -157,40 +159,234 @@ def start_refused(agent_factory, tmp_path):
     return log
 
 
-def damage_pages(path):
-    """Overwrites everything after the 100-byte header of a real database with garbage."""
-    data = bytearray(path.read_bytes())
-    for i in range(100, len(data)):
-        data[i] = (i * 7 + 13) % 256
-    path.write_bytes(bytes(data))
+def register_many(bus, tags, window=64):
+    """Registers (app, tag) pairs with up to `window` calls in flight (they share commits);
+    returns when every one is acknowledged."""
+    c = Client(bus)
+    register = c.connection.get_object(NAME, PATH, introspect=False).get_dbus_method("Register", IFACE)
+    pending = list(tags)
+    state = {"in_flight": 0, "failed": []}
+
+    def ok(*_):
+        state["in_flight"] -= 1
+
+    def failed(error):
+        state["in_flight"] -= 1
+        state["failed"].append(str(error))
+
+    context = GLib.MainContext.default()
+    deadline = time.monotonic() + 300
+    while (pending or state["in_flight"]) and time.monotonic() < deadline:
+        while pending and state["in_flight"] < window:
+            app, tag = pending.pop()
+            state["in_flight"] += 1
+            # not-before a day away: each waits, so what is served after a repair is what it saved.
+            options = dbus.Dictionary({"n": tag, "not-before": dbus.UInt32(86400)}, signature="sv")
+            register(app, tag, "ok", options, signature="sssa{sv}",
+                     reply_handler=ok, error_handler=failed, timeout=60)
+        context.iteration(True)
+    assert not pending and state["in_flight"] == 0, "Registers unanswered after 300 s"
+    assert not state["failed"], state["failed"][:3]
 
 
-@pytest.mark.parametrize("damage", ["garbage", "damaged-pages", "directory"])
-def test_a_damaged_or_unreadable_database_stops_the_agent_and_is_left_alone(agent_factory, bus, tmp_path, damage):
+def served(bus, apps):
+    c = Client(bus)
+    return {(app, str(tag)) for app in apps for tag in c.call("GetTags", app)}
+
+
+def read_only(path):
+    """sqlite3 on a file without creating a -wal or -shm beside it."""
+    return sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+
+
+def leaves(path):
+    """The registrations table's leaf pages in b-tree order, with their cell counts (dbstat)."""
+    with read_only(path) as db:
+        return db.execute("SELECT pageno, ncell FROM dbstat WHERE name = 'registrations' AND pagetype = 'leaf' "
+                          "ORDER BY path").fetchall()
+
+
+def keys_on_leaves(path, pages):
+    """(app, tag) of the rows on the given leaf pages: rows in rowid order fill the leaves in
+    b-tree order."""
+    keys, skip = set(), 0
+    with read_only(path) as db:
+        for page, cells in leaves(path):
+            if page in pages:
+                keys |= set(db.execute("SELECT app_id, tag FROM registrations ORDER BY rowid LIMIT ? OFFSET ?",
+                                       (cells, skip)).fetchall())
+            skip += cells
+    return keys
+
+
+APPS = [f"org.example.App{n}" for n in range(3)]
+ROWS = 3000
+PAGE = 4096
+
+
+@pytest.mark.parametrize("damage", ["overwritten-page", "zeroed-header", "cut-short", "damaged-log-frame"])
+def test_a_damaged_database_is_kept_aside_and_what_can_be_read_is_served(agent_factory, bus, tmp_path, damage):
+    agent = agent_factory(config=HELD).start()
+    written = {(APPS[n % 3], f"t{n}") for n in range(ROWS)}
+    register_many(bus, written)
+    db = agent.state_dir / DB_NAME
+    if damage == "damaged-log-frame":
+        # A clean stop checkpoints the log; then more commits, left in the log by SIGKILL.
+        agent.stop()
+        agent.start()
+        later = {(APPS[n % 3], f"w{n}") for n in range(1000)}
+        register_many(bus, later)
+        written |= later
+        agent.kill()
+    else:
+        agent.stop()
+    expected = set(written)
+    if damage == "overwritten-page":
+        page, cells = leaves(db)[len(leaves(db)) // 2]
+        on_page = keys_on_leaves(db, {page})
+        assert len(on_page) == cells
+        expected -= on_page
+        data = bytearray(db.read_bytes())
+        data[(page - 1) * PAGE:page * PAGE] = bytes((i * 7 + 13) % 256 for i in range(PAGE))
+        db.write_bytes(bytes(data))
+    elif damage == "zeroed-header":
+        data = bytearray(db.read_bytes())
+        data[:100] = bytes(100)
+        db.write_bytes(bytes(data))
+    elif damage == "cut-short":
+        data = db.read_bytes()
+        cut = len(data) // 2 + 1000
+        whole = {page for page, _ in leaves(db) if page <= cut // PAGE}
+        expected = keys_on_leaves(db, whole)
+        db.write_bytes(data[:cut])
+    else:
+        log = bytearray((agent.state_dir / (DB_NAME + "-wal")).read_bytes())
+        frames = (len(log) - 32) // (24 + PAGE)
+        at = 32 + frames // 3 * (24 + PAGE) + 24 + 2000
+        log[at:at + 64] = bytes(b ^ 0x5A for b in log[at:at + 64])
+        (agent.state_dir / (DB_NAME + "-wal")).write_bytes(bytes(log))
+        sqlite_reads = sqlite_count_with_log(agent.state_dir, tmp_path)
+    kept_bytes = {name: (agent.state_dir / name).read_bytes() for name in (DB_NAME, DB_NAME + "-wal")
+                  if (agent.state_dir / name).exists()}
+
+    agent.start()
+    log = agent.log_text()
+    warning = next((line for line in log.splitlines() if "was damaged" in line), None)
+    assert warning is not None and "warning" in warning, log
+    now_served = served(bus, APPS)
+    repair = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+    human = ctl(bus, "state").stdout
+    # Everything served is what was written, and for the page, the header and the cut, exactly
+    # what was readable: the rows outside the damage.
+    assert now_served <= written
+    if damage == "damaged-log-frame":
+        assert len(now_served) > sqlite_reads, "the repair saved no more than SQLite reads alone"
+        assert repair["saved"] + repair["lost"] == len(written)
+        assert repair["lost"] <= 60, "more lost than one page holds"
+    else:
+        assert now_served == expected
+        if damage == "cut-short":
+            # The index pages past the cut went too: only the lost rows the rest names are known.
+            assert 0 < repair["lost"] <= len(written - now_served)
+        else:
+            assert repair["lost"] == len(written - now_served)
+    assert repair["saved"] == len(now_served)
+    lost_apps = {app: n for app, n in repair["lost-apps"].items()}
+    assert sum(lost_apps.values()) == repair["lost"]
+    assert f"{repair['saved']} registrations saved, {repair['lost']} known lost" in warning
+    for app, n in sorted(lost_apps.items(), key=lambda item: -item[1])[:10]:
+        assert f"{app} ({n})" in warning
+    # The damaged file, kept byte for byte, with its log.
+    kept = pathlib.Path(repair["kept-as"])
+    assert kept.parent == agent.state_dir and kept.name.startswith(DB_NAME + ".damaged-")
+    assert kept.read_bytes() == kept_bytes[DB_NAME]
+    if DB_NAME + "-wal" in kept_bytes:
+        assert pathlib.Path(str(kept) + "-wal").read_bytes() == kept_bytes[DB_NAME + "-wal"]
+    assert str(kept) in warning and str(kept) in human and "repair:" in human
+    # The agent works: a new registration goes into the new file.
+    Client(bus).register(APPS[0], "after", "ok")
+    print(f"\ndamaged database ({damage}): {repair['saved']} registrations saved, {repair['lost']} known lost "
+          f"of {len(written)}, the damaged file kept as {kept.name}"
+          + (f"; SQLite alone reads {sqlite_reads}" if damage == "damaged-log-frame" else ""))
+
+
+def sqlite_count_with_log(state_dir, tmp_path):
+    """How many rows SQLite itself reads from the database and its damaged log (on a copy: SQLite
+    rewrites what it opens)."""
+    copy = tmp_path / "sqlite-view"
+    copy.mkdir()
+    for name in (DB_NAME, DB_NAME + "-wal"):
+        (copy / name).write_bytes((state_dir / name).read_bytes())
+    with sqlite3.connect(copy / DB_NAME) as db:
+        return db.execute("SELECT count(*) FROM registrations").fetchone()[0]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "edited-row", "directory"])
+def test_garbage_or_a_row_it_cannot_read_is_kept_aside_and_a_directory_in_its_place_stops_the_agent(
+        agent_factory, bus, tmp_path, damage):
     state = tmp_path / "state"
     db = state / DB_NAME
-    if damage == "garbage":
+    if damage == "edited-row":
+        # A value quick_check does not look at, edited by hand into something the agent cannot read.
+        agent = agent_factory(config=HELD).start()
+        register_many(bus, {(APPS[0], f"t{n}") for n in range(20)})
+        agent.stop()
+        with sqlite3.connect(db) as edit:
+            edit.execute("UPDATE registrations SET state = 'exploded' WHERE tag = 't7'")
+        edit.close()
+        before = db.read_bytes()
+        agent.start()
+        assert served(bus, APPS) == {(APPS[0], f"t{n}") for n in range(20) if n != 7}
+        repair = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+        assert "column state of org.example.App0/t7 is 'exploded'" in repair["damage"], repair
+        assert repair["saved"] == 19 and repair["lost-apps"] == {APPS[0]: 1}
+        assert pathlib.Path(repair["kept-as"]).read_bytes() == before
+        assert "org.example.App0/t7" in next(line for line in agent.log_text().splitlines() if "was damaged" in line)
+    elif damage == "garbage":
         state.mkdir()
-        db.write_bytes(b"this is not a database, but someone's registrations may be in it\n" * 100)
-    elif damage == "damaged-pages":
-        first = agent_factory().start()
-        c = Client(bus)
-        for n in range(50):
-            c.call("RegisterPeriodic", APP, f"t{n}", "ok", dbus.UInt64(3600), dbus.Dictionary({}, signature="sv"))
-        first.stop()
-        damage_pages(db)
+        garbage = b"this is not a database, but someone's registrations may be in it\n" * 100
+        db.write_bytes(garbage)
+        agent_factory().start()
+        repair = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+        assert repair["saved"] == 0 and "not a database" in repair["damage"]
+        assert pathlib.Path(repair["kept-as"]).read_bytes() == garbage
+        assert db.read_bytes().startswith(b"SQLite format 3\0"), "a new database in its place"
     else:
         db.mkdir(parents=True)
-    before = db.read_bytes() if db.is_file() else None
-    log = start_refused(agent_factory, tmp_path)
-    assert str(db) in log, f"the message names the file:\n{log}"
-    if damage == "directory":
-        assert "Cannot open" in log or "cannot open" in log
-    else:
-        assert "damaged" in log and "move it aside" in log and ".recover" in log, log
-        assert db.read_bytes() == before, "the agent wrote over the damaged file"
-    assert sorted(p.name for p in state.iterdir() if not p.name.startswith(DB_NAME)) == [], "no new database beside it"
-    print(f"\ndamaged database ({damage}): the agent refused to start, naming {db.name} and what to do")
+        log = start_refused(agent_factory, tmp_path)
+        assert str(db) in log and ("Cannot open" in log or "cannot open" in log), log
+        assert sorted(p.name for p in state.iterdir()) == [DB_NAME], "nothing beside it"
+        assert list(db.iterdir()) == [], "the directory was changed"
+
+
+def test_a_repair_on_a_full_disk_changes_nothing_and_succeeds_once_there_is_room(agent_factory, bus, small_tmpfs):
+    agent = agent_factory(config=HELD).start()
+    register_many(bus, {(APPS[n % 3], f"t{n}") for n in range(200)}, window=200)  # few commits: the log fits
+    agent.stop()
+    db = small_tmpfs / DB_NAME
+    page = leaves(db)[len(leaves(db)) // 2][0]
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * PAGE:page * PAGE] = bytes((i * 7 + 13) % 256 for i in range(PAGE))
+    db.write_bytes(bytes(data))
+    filler = fill(small_tmpfs)
+    before = sorted(p.name for p in small_tmpfs.iterdir())
+    agent.start(expect_ready=False)
+    assert agent.wait_exit() == 1
+    log = agent.log_text()
+    # SQLite cannot even open the file to check it (no room for its -shm), or the repair has no
+    # room for the new file: either way the message names the file and the full disk.
+    assert str(db) in log and "is full" in log and "Nothing was changed" in log, log
+    assert db.read_bytes() == bytes(data), "the damaged file was changed"
+    # Only what SQLite's own open leaves: an empty log and its index.
+    left = sorted(set(p.name for p in small_tmpfs.iterdir()) - set(before))
+    assert set(left) <= {DB_NAME + "-wal", DB_NAME + "-shm"}, left
+    assert not (small_tmpfs / (DB_NAME + "-wal")).exists() or (small_tmpfs / (DB_NAME + "-wal")).stat().st_size == 0
+    filler.unlink()
+    agent.start()
+    repair = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+    assert 0 < repair["saved"] < 200 and repair["saved"] + repair["lost"] == 200
+    assert pathlib.Path(repair["kept-as"]).read_bytes() == bytes(data)
+    print(f"\nrepair on a full disk: refused, nothing changed; with room: {repair['saved']} of 200 saved")
 
 
 def test_when_the_bus_goes_away_everything_acknowledged_is_on_disk(agent_factory, bus, tmp_path):
