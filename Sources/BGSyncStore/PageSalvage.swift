@@ -80,21 +80,25 @@ struct PageSalvage {
         return found
     }
 
-    /// The page size when the header cannot tell it (zeroed): the size under which the most
-    /// bytes of the file read as b-tree pages; SQLite's default, 4096, on a tie.
+    /// The page size when the header cannot tell it (zeroed): the smallest size under which
+    /// nearly as large a share of the file's pages read as b-tree pages as under the best.
+    /// A size larger than the real one reads as well (each of its "pages" starts with a real
+    /// page), so the share alone cannot choose, and the share times the size (the first rule)
+    /// chose 8192 for a 4096-byte database whose pages at even positions were overflow or free
+    /// pages; a smaller size reads the inside of pages, and at most half its pages are real.
     static func probePageSize(_ bytes: [UInt8]) -> Int {
-        var best = (size: 4096, score: 0)
-        for size in [4096, 512, 1024, 2048, 8192, 16384, 32768, 65536] {
+        var shares: [(size: Int, share: Double)] = []
+        for size in [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536] {
             let image = PageImage(database: bytes, pageSize: size)
             guard image.count > 0 else { continue }
             var plausible = 0
             for number in 1...image.count where PageReader.plausibleHeader(image.page(number), number: number) != nil {
                 plausible += 1
             }
-            let score = plausible * size
-            if score > best.score { best = (size, score) }
+            shares.append((size, Double(plausible) / Double(image.count)))
         }
-        return best.size
+        guard let best = shares.map(\.share).max(), best > 0 else { return 4096 }
+        return shares.first { $0.share >= 0.75 * best }?.size ?? 4096
     }
 
     /// The 100-byte header, if it is one.
