@@ -92,7 +92,7 @@ final class AppHandler: EventDispatcher {
             outcome = AppContract.outcome(ofReply: arguments, appID: appID)
         case .failure(let error):
             outcome = AppContract.outcome(ofError: error, from: reply.sender, appID: appID, path: path)
-            if case .retry(_, "timeout") = outcome {
+            if case .retry(_, "timeout", _) = outcome {
                 logger.warning("\(call.event.key): \(appID) did not answer Sync within the time cap")
             }
         }

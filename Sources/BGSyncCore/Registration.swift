@@ -137,13 +137,15 @@ public enum HandlerOutcome: Sendable, Equatable, Codable {
     case success(detail: String)
     /// Try again later; `after` (seconds) is a lower bound on the wait, such as an HTTP
     /// Retry-After. A crash or a timeout is reported as a retry with detail `crashed`/`timeout`.
-    case retry(after: Double?, detail: String)
+    /// `advanced`: the attempt moved the work forward in a way the next one keeps (a resumable
+    /// upload's server confirmed more bytes): it is not counted toward max-attempts.
+    case retry(after: Double?, detail: String, advanced: Bool = false)
     /// Give up now: retrying cannot help.
     case failure(detail: String)
 
     public var detail: String {
         switch self {
-        case .success(let d), .retry(_, let d), .failure(let d): d
+        case .success(let d), .retry(_, let d, _), .failure(let d): d
         }
     }
 }

@@ -125,7 +125,9 @@ public enum WireReply: WireMessage, Equatable {
 public enum WireOutcome: Sendable, Equatable {
     case success(detail: String)
     /// `after`: the handler's lower bound on the wait (seconds), nil for the back-off's own.
-    case retry(after: Double?, detail: String)
+    /// `advanced`: the attempt moved the work forward (BGSYNC_RESULT_ADVANCED); sent as its own
+    /// status byte, so an outcome without it is the same bytes as before the flag existed.
+    case retry(after: Double?, detail: String, advanced: Bool = false)
     case failure(detail: String)
 
     init(from reader: inout WireReader) throws(WireError) {
@@ -133,6 +135,8 @@ public enum WireOutcome: Sendable, Equatable {
         switch status {
         case UInt8(ascii: "s"): self = .success(detail: try Self.detail(&reader))
         case UInt8(ascii: "r"): self = .retry(after: try reader.optionalDouble(), detail: try Self.detail(&reader))
+        case UInt8(ascii: "a"):
+            self = .retry(after: try reader.optionalDouble(), detail: try Self.detail(&reader), advanced: true)
         case UInt8(ascii: "f"): self = .failure(detail: try Self.detail(&reader))
         default: throw WireError("\(status) is not an outcome")
         }
@@ -146,7 +150,8 @@ public enum WireOutcome: Sendable, Equatable {
     public var fitted: WireOutcome {
         switch self {
         case .success(let detail): .success(detail: WireProtocol.fitted(detail))
-        case .retry(let after, let detail): .retry(after: after, detail: WireProtocol.fitted(detail))
+        case .retry(let after, let detail, let advanced):
+            .retry(after: after, detail: WireProtocol.fitted(detail), advanced: advanced)
         case .failure(let detail): .failure(detail: WireProtocol.fitted(detail))
         }
     }
@@ -156,8 +161,8 @@ public enum WireOutcome: Sendable, Equatable {
         case .success(let detail):
             writer.u8(UInt8(ascii: "s"))
             writer.string(detail)
-        case .retry(let after, let detail):
-            writer.u8(UInt8(ascii: "r"))
+        case .retry(let after, let detail, let advanced):
+            writer.u8(UInt8(ascii: advanced ? "a" : "r"))
             writer.optionalDouble(after)
             writer.string(detail)
         case .failure(let detail):

@@ -55,6 +55,7 @@ import Testing
             .outcome(eventID: 2, .success(detail: "")),
             .outcome(eventID: .max, .retry(after: 1.5, detail: "HTTP 503")),
             .outcome(eventID: 4, .retry(after: nil, detail: "crashed")),
+            .outcome(eventID: 6, .retry(after: nil, detail: "cut at 40%", advanced: true)),
             .outcome(eventID: 5, .failure(detail: "HTTP 404")),
         ])
     func replyRoundTrip(reply: WireReply) throws {
