@@ -86,6 +86,20 @@ import Testing
         #expect(records().isEmpty)
     }
 
+    @Test func anUploadTheServerFinishedBeforeItsAnswerWasLostIsNotSentAgain() throws {
+        _ = try outbox.write("clip.mp4", "0123456789")
+        try server.program(responses: [
+            ["status": 201, "headers": ["Location": "/files/abc"]], ["drop": true],
+            ["status": 200, "headers": ["Upload-Offset": "4"]],
+        ])
+        _ = upload()
+        try server.program(responses: [["status": 200, "headers": ["Upload-Offset": "10"]]])
+        #expect(upload() == .success("sent 1 file"))
+        #expect(try server.received().last.map { "\($0.method) \($0.path)" } == "HEAD /files/abc")
+        #expect(outbox.names().isEmpty)
+        #expect(records().isEmpty)
+    }
+
     @Test func anOffsetTheClientNeverSentStartsTheUploadOver() throws {
         _ = try outbox.write("clip.mp4", "0123456789")
         try server.program(responses: [

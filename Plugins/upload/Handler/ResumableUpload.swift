@@ -8,8 +8,9 @@ import BGSyncHandlerKit
 /// it is one the client never sent (above what it sent, or above the file's size): then the
 /// upload starts over, so that no byte is ever skipped.
 struct ResumableUpload {
-    /// The draft's interop version this client speaks (draft-ietf-httpbis-resumable-upload; the
-    /// header names are those of that version: Upload-Complete, Upload-Offset).
+    /// The draft's interop version this client announces (draft-ietf-httpbis-resumable-upload).
+    /// Its header names and media type are those since draft -05 (Upload-Complete, Upload-Offset,
+    /// application/partial-upload); one constant, to follow the draft as it moves.
     static let ietfInteropVersion = "8"
     static let tusVersion = "1.0.0"
     /// The longest wait for a HEAD that asks how far a cut upload got.
@@ -65,7 +66,11 @@ struct ResumableUpload {
                         try? store.save(known)
                     }
                     record = known
-                    if complete || (resumable == .tus && server == size) { return .sent(status: 200) }
+                    if complete || (resumable == .tus && server == size) {
+                        // All there already (the last response was lost): nothing left to keep.
+                        store.remove(known)
+                        return .sent(status: 200)
+                    }
                 }
             case .gone(let status):
                 log.info("\(name): the server no longer knows the upload (HTTP \(status)); starting it over")
@@ -88,7 +93,10 @@ struct ResumableUpload {
             }
         }
         guard var record else { return .failure("no upload resource") }
-        if resumable == .tus && offset == size { return .sent(status: 201) }
+        if resumable == .tus && offset == size {
+            store.remove(record)  // an empty file: the creation completed it
+            return .sent(status: 201)
+        }
         return append(file, name: name, record: &record, from: offset, advancedBefore: advanced)
     }
 
