@@ -195,5 +195,10 @@ import Testing
             #expect(ResumeRecord(text: String(text.prefix(cut))) == nil)
         }
         #expect(ResumeRecord(text: text.replacingOccurrences(of: "version=1", with: "version=2")) == nil)
+        // A tag is the app's, and may hold a newline: it cannot write a line of the record.
+        var hostile = record
+        hostile.tag = "photos\nlocation=http://evil.example/\nconfirmed=999"
+        #expect(!hostile.text.contains("evil"))
+        #expect(ResumeRecord(text: hostile.text) == hostile)
     }
 }

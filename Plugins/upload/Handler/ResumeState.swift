@@ -63,15 +63,38 @@ struct ResumeRecord: Equatable {
     /// forward too. Still bounded: it only grows, up to the file's size.
     var reached: Int64 = 0
 
-    /// The text kept on disk: one `key=value` a line. Values are single-line (URLs were checked
-    /// by libcurl's parser; app ids and tags are the host's), and checked again on reading.
+    /// The text kept on disk: one `key=value` a line. The strings are hex-encoded UTF-8: a tag
+    /// (the app's) may hold a newline, and must not be able to write a line of its own.
     var text: String {
         [
-            "version=\(Self.version)", "app=\(app)", "tag=\(tag)", "device=\(file.device)", "inode=\(file.inode)",
-            "size=\(file.size)", "mtime=\(file.modifiedSeconds).\(file.modifiedNanoseconds)",
-            "protocol=\(resumable.rawValue)", "endpoint=\(endpoint)", "location=\(location)", "sent=\(sent)",
-            "confirmed=\(confirmed)", "reached=\(reached)",
+            "version=\(Self.version)", "app=\(Self.hex(app))", "tag=\(Self.hex(tag))", "device=\(file.device)",
+            "inode=\(file.inode)", "size=\(file.size)", "mtime=\(file.modifiedSeconds).\(file.modifiedNanoseconds)",
+            "protocol=\(resumable.rawValue)", "endpoint=\(Self.hex(endpoint))", "location=\(Self.hex(location))",
+            "sent=\(sent)", "confirmed=\(confirmed)", "reached=\(reached)",
         ].joined(separator: "\n") + "\n"
+    }
+
+    static func hex(_ text: String) -> String {
+        text.utf8.map { byte in
+            let digits = String(byte, radix: 16)
+            return digits.count == 1 ? "0" + digits : digits
+        }.joined()
+    }
+
+    static func unhex(_ text: String) -> String? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        var index = 0
+        while index < digits.count {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else {
+                return nil
+            }
+            bytes.append(byte)
+            index += 2
+        }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     /// Reads `text`; nil for anything but a whole record of this version.
@@ -81,11 +104,14 @@ struct ResumeRecord: Equatable {
             guard let equals = line.firstIndex(of: "=") else { return nil }
             fields[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
-        guard fields["version"] == Self.version, let app = fields["app"], let tag = fields["tag"],
+        guard fields["version"] == Self.version, let app = fields["app"].flatMap(Self.unhex),
+            let tag = fields["tag"].flatMap(Self.unhex),
             let device = fields["device"].flatMap({ UInt64($0) }), let inode = fields["inode"].flatMap({ UInt64($0) }),
             let size = fields["size"].flatMap({ Int64($0) }), let mtime = fields["mtime"],
             let resumable = fields["protocol"].flatMap({ ResumableProtocol(rawValue: $0) }),
-            let endpoint = fields["endpoint"], let location = fields["location"], !location.isEmpty,
+            let endpoint = fields["endpoint"].flatMap(Self.unhex),
+            let location = fields["location"].flatMap(Self.unhex),
+            !location.isEmpty,
             let sent = fields["sent"].flatMap({ Int64($0) }),
             let confirmed = fields["confirmed"].flatMap({ Int64($0) }),
             let reached = fields["reached"].flatMap({ Int64($0) })
