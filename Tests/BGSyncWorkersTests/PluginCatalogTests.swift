@@ -20,7 +20,7 @@ struct PluginCatalogTests {
         #expect(
             Set(catalog.handlers.keys) == [
                 "ok", "retry", "fail", "segfault", "hang", "noop", "options", "init-fails", "growth1", "stoppable",
-                "progress", "noisy",  // noisy prints while loading: the probe's report is not disturbed
+                "progress", "statedir", "noisy",  // noisy prints while loading: the probe's report is not disturbed
             ])
         #expect(
             catalog.handlers["ok"]
