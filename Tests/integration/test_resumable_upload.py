@@ -77,6 +77,7 @@ def test_tus_upload_cut_three_times_arrives_whole_without_spending_attempts(agen
         assert relay.cut == 3
         assert tus.uploads() == [digest]
         assert list(outbox.iterdir()) == []
+        print(f"{relay.sent} bytes on the wire for a {SIZE}-byte file, {relay.cut} cuts")
         assert relay.sent <= 1.05 * SIZE, f"{relay.sent} bytes sent for a {SIZE}-byte file"
     finally:
         relay.stop()
@@ -118,6 +119,7 @@ def test_tus_resumes_after_the_worker_is_killed_mid_transfer(agent_factory, bus,
         # The server may still hold the killed request's lock a moment (tuspyserver answers 503).
         assert all(f[2] == "retry-scheduled" for f in finished[1:-1]) and finished[-1][2:] == ("succeeded", "sent 1 file")
         assert tus.uploads() == [digest]
+        print(f"{relay.sent} bytes on the wire for a {SIZE}-byte file, {relay.cut} cuts")
         assert relay.sent <= 1.05 * SIZE, f"{relay.sent} bytes sent for a {SIZE}-byte file"
     finally:
         relay.stop()
@@ -142,6 +144,7 @@ def test_tus_resumes_after_the_agent_is_killed_and_restarted(agent_factory, bus,
         # The registration was kept; the restarted agent runs it and the upload resumes.
         wait_until(lambda: tus.uploads() == [digest] and not (outbox / "0001.jpg").exists(), 60,
                    "the upload to finish after the restart")
+        print(f"{relay.sent} bytes on the wire for a {SIZE}-byte file, {relay.cut} cuts")
         assert relay.sent <= 1.05 * SIZE, f"{relay.sent} bytes sent for a {SIZE}-byte file"
         # The state is the agent's, not the app's: nothing was written into the app's outbox.
         assert list(outbox.iterdir()) == []
@@ -185,6 +188,7 @@ def test_ietf_draft_upload_cut_resumes_from_the_104_location(agent_factory, bus,
         assert [s[2] for s in client.started if s[1] == "photos"] == [1, 1, 1]
         assert ietf.uploads() == [digest]
         assert ietf.store.posts == 1, "resumed with HEAD and PATCH, not a new POST"
+        print(f"{relay.sent} bytes on the wire for a {SIZE}-byte file, {relay.cut} cuts")
         assert relay.sent <= 1.05 * SIZE, f"{relay.sent} bytes sent for a {SIZE}-byte file"
     finally:
         relay.stop()
