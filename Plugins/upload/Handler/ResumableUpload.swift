@@ -16,8 +16,9 @@ struct ResumableUpload {
     /// The longest wait for a HEAD that asks how far a cut upload got.
     static let probeTimeout = 10.0
     /// The least a cut request must push past the furthest byte ever sent to count as moving
-    /// forward when the server has not confirmed it yet.
-    static let minimumStep: Int64 = 64 * 1024
+    /// forward when the server has not confirmed it yet: above libcurl's upload buffer (64 KiB by
+    /// default), whose bytes count as sent once read from the file, before they reach the wire.
+    static let minimumStep: Int64 = 256 * 1024
 
     /// How one file ended.
     enum Outcome {
