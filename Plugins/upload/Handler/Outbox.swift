@@ -21,7 +21,6 @@ struct Outbox {
         var modified: timespec
         var inode: UInt64
         var size: Int64
-        var device: UInt64 = 0
     }
 
     /// Where rejected files go, inside the outbox.
@@ -53,9 +52,7 @@ struct Outbox {
             // lstat: a symlink is not a regular file, and is not followed out of the outbox.
             guard let info = directory.status(name), info.st_mode & S_IFMT == S_IFREG else { continue }
             ready.append(
-                Item(
-                    name: name, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                    device: UInt64(info.st_dev)))
+                Item(name: name, modified: info.st_mtim, inode: UInt64(info.st_ino), size: Int64(info.st_size)))
         }
         ready.sort { a, b in
             if a.modified.tv_sec != b.modified.tv_sec { return a.modified.tv_sec < b.modified.tv_sec }
