@@ -142,8 +142,8 @@ struct ResumeRecord: Equatable {
 }
 
 /// The records of one registration's uploads, one small file each in the handler's state
-/// directory. A record's name is a hash of the registration (app id, tag: the host's) and the
-/// file's identity, so nothing an app names chooses a path; the record repeats all of them and a
+/// directory. A record's name is the SHA-256 of the registration (app id, tag) and the file's
+/// identity, so nothing an app names chooses a path; the record repeats all of them and a
 /// record that does not match what it is looked up for counts as none.
 struct ResumeStore {
     /// Records untouched this long are of files long gone (replaced, or taken back by the app).
@@ -157,8 +157,7 @@ struct ResumeStore {
         let key =
             "\(app)\0\(tag)\0\(file.device)\0\(file.inode)\0\(file.size)\0\(file.modifiedSeconds)\0"
             + "\(file.modifiedNanoseconds)\0\(resumable.rawValue)\0\(endpoint)"
-        return "upload-" + Self.hex(Self.fnv1a(key, basis: 0xcbf2_9ce4_8422_2325))
-            + Self.hex(Self.fnv1a(key, basis: 0x8422_2325_cbf2_9ce4))
+        return "upload-" + SHA256.hex(Array(key.utf8))
     }
 
     func load(_ file: FileIdentity, _ resumable: ResumableProtocol, endpoint: String) -> ResumeRecord? {
@@ -198,19 +197,5 @@ struct ResumeStore {
             if Double(info.st_mtim.tv_sec) < now - Self.forgetAfter { old.append(name) }
         }
         for name in old { directory.remove(name) }
-    }
-
-    static func fnv1a(_ text: String, basis: UInt64) -> UInt64 {
-        var hash = basis
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
-    }
-
-    static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }
