@@ -114,7 +114,8 @@ public final class Agent {
         )
         let workers = WorkerPool(
             loop: loop, workerExecutable: worker, catalog: catalog,
-            maxWorkers: configuration.sync.concurrentEvents, logger: logger)
+            maxWorkers: configuration.sync.concurrentEvents, logger: logger,
+            handlerStateDirectory: stateDirectory + "/handlers")
         defer { workers.shutdown() }
 
         let network = makeNetworkMonitor(mode: options.network, loop: loop, logger: logger)

@@ -98,7 +98,7 @@ final class AppHandler: EventDispatcher {
             outcome = AppContract.outcome(ofReply: arguments, appID: appID)
         case .failure(let error):
             outcome = AppContract.outcome(ofError: error, from: reply.sender, appID: appID, path: path)
-            if case .retry(_, "timeout") = outcome.kind {
+            if case .retry(_, "timeout", _) = outcome.kind {
                 logger.warning(
                     "\(call.event.key): \(appID) did not answer Sync within the time cap",
                     metadata: call.event.key.logMetadata)

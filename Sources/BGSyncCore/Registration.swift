@@ -138,7 +138,9 @@ public struct HandlerOutcome: Sendable, Equatable, Codable {
         case success(detail: String)
         /// Try again later; `after` (seconds) is a lower bound on the wait, such as an HTTP
         /// Retry-After. A crash or a timeout is reported as a retry with detail `crashed`/`timeout`.
-        case retry(after: Double?, detail: String)
+        /// `advanced`: the attempt moved the work forward in a way the next one keeps (a resumable
+        /// upload's server confirmed more bytes): it is not counted toward max-attempts.
+        case retry(after: Double?, detail: String, advanced: Bool = false)
         /// Give up now: retrying cannot help.
         case failure(detail: String)
     }
@@ -156,14 +158,14 @@ public struct HandlerOutcome: Sendable, Equatable, Codable {
     }
 
     public static func success(detail: String) -> HandlerOutcome { HandlerOutcome(.success(detail: detail)) }
-    public static func retry(after: Double?, detail: String) -> HandlerOutcome {
-        HandlerOutcome(.retry(after: after, detail: detail))
+    public static func retry(after: Double?, detail: String, advanced: Bool = false) -> HandlerOutcome {
+        HandlerOutcome(.retry(after: after, detail: detail, advanced: advanced))
     }
     public static func failure(detail: String) -> HandlerOutcome { HandlerOutcome(.failure(detail: detail)) }
 
     public var detail: String {
         switch kind {
-        case .success(let d), .retry(_, let d), .failure(let d): d
+        case .success(let d), .retry(_, let d, _), .failure(let d): d
         }
     }
 

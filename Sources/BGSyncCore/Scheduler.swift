@@ -305,8 +305,13 @@ public final class Scheduler {
         case .failure(let detail):
             registration.lastError = detail
             return .failed
-        case .retry(let after, let detail):
-            registration.attempts += 1
+        case .retry(let after, let detail, let advanced):
+            // An attempt that moved the work forward is not spent (as BITS counts only time without
+            // progress): a 5 GB upload that needs many events is not dropped after three of them.
+            // Bounded by the handler, which sets `advanced` only for progress it keeps (a server's
+            // confirmed offset above any before): the work is finite, and attempts in a row that
+            // move nothing still count.
+            if !advanced { registration.attempts += 1 }
             registration.lastError = detail
             guard registration.attempts < registration.maxAttempts else { return .failed }
             scheduleRetry(&registration, hint: after, now: now)
@@ -324,12 +329,13 @@ public final class Scheduler {
             registration.lastError = ""
             waitForNextInterval(&registration, from: startedAt, interval: interval)
             return .succeeded
-        case .retry(let after, let detail) where registration.attempts + 1 < registration.maxAttempts:
-            registration.attempts += 1
+        case .retry(let after, let detail, let advanced)
+        where advanced || registration.attempts + 1 < registration.maxAttempts:
+            if !advanced { registration.attempts += 1 }
             registration.lastError = detail
             scheduleRetry(&registration, hint: after, now: now)
             return .retryScheduled
-        case .retry(_, let detail), .failure(let detail):
+        case .retry(_, let detail, _), .failure(let detail):
             // Out of attempts (or hopeless): wait for the next interval, counted from now.
             registration.attempts = 0
             registration.lastError = detail

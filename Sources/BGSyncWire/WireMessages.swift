@@ -170,9 +170,11 @@ extension WireReply {
         switch self {
         case .bytes: return nil
         case .progress: encode(to: &writer)
-        case .outcome(let eventID, let outcome, _):
+        case .outcome(let eventID, var outcome, _):
             writer.u8(UInt8(ascii: "o"))
             writer.u64(eventID)
+            // Protocol 1 knows no advanced retry ('a'): a plain one, which it counts.
+            if case .retry(let after, let detail, true) = outcome { outcome = .retry(after: after, detail: detail) }
             outcome.encode(to: &writer)
         }
         return try writer.finishFrame()
@@ -212,7 +214,9 @@ public struct WireBytes: Sendable, Equatable {
 public enum WireOutcome: Sendable, Equatable {
     case success(detail: String)
     /// `after`: the handler's lower bound on the wait (seconds), nil for the back-off's own.
-    case retry(after: Double?, detail: String)
+    /// `advanced`: the attempt moved the work forward (BGSYNC_RESULT_ADVANCED); sent as its own
+    /// status byte, so an outcome without it is the same bytes as before the flag existed.
+    case retry(after: Double?, detail: String, advanced: Bool = false)
     case failure(detail: String)
 
     init(from reader: inout WireReader) throws(WireError) {
@@ -220,6 +224,8 @@ public enum WireOutcome: Sendable, Equatable {
         switch status {
         case UInt8(ascii: "s"): self = .success(detail: try Self.detail(&reader))
         case UInt8(ascii: "r"): self = .retry(after: try reader.optionalDouble(), detail: try Self.detail(&reader))
+        case UInt8(ascii: "a"):
+            self = .retry(after: try reader.optionalDouble(), detail: try Self.detail(&reader), advanced: true)
         case UInt8(ascii: "f"): self = .failure(detail: try Self.detail(&reader))
         default: throw WireError("\(status) is not an outcome")
         }
@@ -233,7 +239,8 @@ public enum WireOutcome: Sendable, Equatable {
     public var fitted: WireOutcome {
         switch self {
         case .success(let detail): .success(detail: WireProtocol.fitted(detail))
-        case .retry(let after, let detail): .retry(after: after, detail: WireProtocol.fitted(detail))
+        case .retry(let after, let detail, let advanced):
+            .retry(after: after, detail: WireProtocol.fitted(detail), advanced: advanced)
         case .failure(let detail): .failure(detail: WireProtocol.fitted(detail))
         }
     }
@@ -243,8 +250,8 @@ public enum WireOutcome: Sendable, Equatable {
         case .success(let detail):
             writer.u8(UInt8(ascii: "s"))
             writer.string(detail)
-        case .retry(let after, let detail):
-            writer.u8(UInt8(ascii: "r"))
+        case .retry(let after, let detail, let advanced):
+            writer.u8(UInt8(ascii: advanced ? "a" : "r"))
             writer.optionalDouble(after)
             writer.string(detail)
         case .failure(let detail):

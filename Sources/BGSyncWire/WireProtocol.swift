@@ -5,7 +5,7 @@ import Glibc
 
 /// The protocol between the agent and a `bgsync-worker` process.
 ///
-/// The worker is started with `bgsync-worker --serve PLUGIN` and one end of a `SOCK_STREAM`
+/// The worker is started with `bgsync-worker --serve PLUGIN [--state-dir DIR]` and one end of a `SOCK_STREAM`
 /// socketpair as fd 3 (stdin is /dev/null; stdout and stderr go to the agent's stderr, so a
 /// plugin printing to stdout cannot disturb the protocol). Both directions carry frames: a
 /// 4-byte big-endian payload length, then that many bytes of one message (`WireMessage`, a

@@ -22,7 +22,8 @@ extension HandlerOutcome {
     public init(_ outcome: WireOutcome) {
         switch outcome {
         case .success(let detail): self = .success(detail: detail)
-        case .retry(let after, let detail): self = .retry(after: after, detail: detail)
+        case .retry(let after, let detail, let advanced):
+            self = .retry(after: after, detail: detail, advanced: advanced)
         case .failure(let detail): self = .failure(detail: detail)
         }
     }

@@ -56,8 +56,10 @@ final class WorkerConnection {
 
     var isIdle: Bool { job == nil }
 
-    /// Starts `bgsync-worker --serve plugin` with its end of a new socketpair as fd 3.
-    init(handler: String, pluginPath: String, workerExecutable: String) throws(SpawnError) {
+    /// Starts `bgsync-worker --serve plugin [--state-dir DIR]` with its end of a new socketpair as fd 3.
+    init(handler: String, pluginPath: String, workerExecutable: String, stateDirectory: String? = nil)
+        throws(SpawnError)
+    {
         var pair: [Int32] = [-1, -1]
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         guard socketpair(AF_UNIX, type, 0, &pair) == 0 else {
@@ -66,7 +68,8 @@ final class WorkerConnection {
         defer { close(pair[1]) }
         do {
             pid = try ChildProcess.spawn(
-                executable: workerExecutable, arguments: ["--serve", pluginPath], fd3: pair[1])
+                executable: workerExecutable,
+                arguments: ["--serve", pluginPath] + (stateDirectory.map { ["--state-dir", $0] } ?? []), fd3: pair[1])
         } catch {
             close(pair[0])
             throw error

@@ -60,9 +60,17 @@ public final class WorkerPool: EventDispatcher {
     /// call per BGSYNC_BYTES_REPORT_INTERVAL_MS per event (the worker's rate limit).
     public var onBytes: ((SyncEvent, WireBytes) -> Void)?
 
-    public init(loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger) {
+    /// Where handlers keep their own state (`bgsync-worker --state-dir`, each beneath it in a
+    /// directory of its name); nil: handlers get none (open_state_dir fails with ENOENT).
+    private let handlerStateDirectory: String?
+
+    public init(
+        loop: MainLoop, workerExecutable: String, catalog: PluginCatalog, maxWorkers: Int, logger: Logger,
+        handlerStateDirectory: String? = nil
+    ) {
         self.loop = loop
         self.workerExecutable = workerExecutable
+        self.handlerStateDirectory = handlerStateDirectory
         self.catalog = catalog
         self.maxWorkers = max(1, maxWorkers)
         self.logger = logger
@@ -162,7 +170,8 @@ public final class WorkerPool: EventDispatcher {
             }
             do {
                 let worker = try WorkerConnection(
-                    handler: handler, pluginPath: plugin.path, workerExecutable: workerExecutable)
+                    handler: handler, pluginPath: plugin.path, workerExecutable: workerExecutable,
+                    stateDirectory: handlerStateDirectory)
                 workersStarted += 1
                 worker.watch = loop.addWatch(fd: worker.fd, events: .readable) {
                     [unowned self, unowned worker] events in

@@ -59,6 +59,7 @@ enum EventServer {
                 early: early)
         }
         HostLog.handlerName = plugin.name
+        HandlerState.handlerName = plugin.name
         let host = HostTable.make()
         // The plugin's own pointer, from init_with_data to handle_with_data and deinit; never read here.
         var pluginData: UnsafeMutableRawPointer?
@@ -124,6 +125,7 @@ enum EventServer {
         result.struct_size = UInt32(MemoryLayout<bgsync_result>.stride)
         result.status = BGSYNC_STATUS_FAILURE.rawValue
         result.retry_after = 0
+        result.flags = 0
         if let handle = plugin.fields.handle_with_data {
             handle(host, pluginData, context.opaque, &result)
         } else {
@@ -140,7 +142,8 @@ enum EventServer {
             return .success(detail: detail)
         case BGSYNC_STATUS_RETRY.rawValue:
             let after = result.retry_after
-            return .retry(after: after.isFinite && after > 0 ? after : nil, detail: detail)
+            let advanced = result.flags & BGSYNC_RESULT_ADVANCED != 0
+            return .retry(after: after.isFinite && after > 0 ? after : nil, detail: detail, advanced: advanced)
         case BGSYNC_STATUS_FAILURE.rawValue:
             return .failure(detail: detail)
         default:

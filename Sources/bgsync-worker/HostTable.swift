@@ -110,6 +110,11 @@ enum HostTable {
 
         addFiles(to: &host)
         addCancellationAndProgress(to: &host)
+        // Growth 4: the handler's state directory (HandlerState).
+        host.open_state_dir = { event in
+            guard EventContext.from(event) != nil else { return -EINVAL }
+            return HandlerState.open()
+        }
 
         let table = UnsafeMutablePointer<bgsync_host>.allocate(capacity: 1)
         table.initialize(to: host)

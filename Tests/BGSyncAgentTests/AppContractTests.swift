@@ -59,7 +59,7 @@ struct AppContractTests {
             outcome("org.freedesktop.DBus.Error.ServiceUnknown", from: "org.freedesktop.DBus")
                 == .retry(after: nil, detail: AppContract.notActivatable(appID: app)))
         #expect(AppContract.notActivatable(appID: app).contains("no service file org.example.Chat.service"))
-        if case .retry(_, let detail) = outcome("org.freedesktop.DBus.Error.Spawn.ChildExited").kind {
+        if case .retry(_, let detail, _) = outcome("org.freedesktop.DBus.Error.Spawn.ChildExited").kind {
             #expect(detail.contains("could not start"))
         } else {
             Issue.record("a failed start is worth a retry")
@@ -69,7 +69,7 @@ struct AppContractTests {
         } else {
             Issue.record("an app without the interface is a failure")
         }
-        if case .retry(_, let detail) = outcome("org.example.Chat.Error.Oops").kind {
+        if case .retry(_, let detail, _) = outcome("org.example.Chat.Error.Oops").kind {
             #expect(detail == "\(app) answered Sync with the error org.example.Chat.Error.Oops: m")
         } else {
             Issue.record("an exception in the app is a retry, as a crash is")

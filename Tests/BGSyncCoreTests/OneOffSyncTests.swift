@@ -219,6 +219,29 @@ struct OneOffSyncTests {
         #expect(h.outcomes == [.failed])
     }
 
+    @Test func retriesThatMovedTheWorkForwardAreNotSpent() throws {
+        let h = try Harness(network: .online)
+        try h.register()  // the default: 3 attempts
+        // Ten attempts in a row that each moved forward (a big resumable upload cut ten times):
+        // none is spent, and each next one is attempt 1 again, never the last chance.
+        for round in 0..<10 {
+            h.dispatcher.finishLast(.retry(after: nil, detail: "cut at \(round)", advanced: true))
+            #expect(h.events.last?.lastChance == false)
+            h.clock.advance(by: try #require(h.wait()))
+            #expect(h.events.last?.attempt == 1)
+        }
+        #expect(h.outcomes == Array(repeating: .retryScheduled, count: 10))
+        // Then attempts that move nothing count as always: three of them and it fails.
+        h.dispatcher.finishLast(.retry(after: nil, detail: "down"))
+        h.clock.advance(by: try #require(h.wait()))
+        h.dispatcher.finishLast(.retry(after: nil, detail: "down"))
+        h.clock.advance(by: try #require(h.wait()))
+        #expect(h.events.last?.attempt == 3 && h.events.last?.lastChance == true)
+        h.dispatcher.finishLast(.retry(after: nil, detail: "down"))
+        #expect(h.outcomes.last == .failed)
+        #expect(h.scheduler.registration(h.key()) == nil)
+    }
+
     @Test func nothingDueMeansNoWakeups() throws {
         let h = try Harness()
         for n in 0..<50 { try h.register("t\(n)") }

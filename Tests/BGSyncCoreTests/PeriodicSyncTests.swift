@@ -57,6 +57,19 @@ struct PeriodicSyncTests {
         #expect(h.scheduler.registration(h.key("news", kind: .periodic))?.lastError == "c")
     }
 
+    @Test func aPeriodicRetryThatMovedForwardIsNotSpentEither() throws {
+        let h = try Harness(network: .online)
+        try h.registerPeriodic(every: 86400)
+        h.clock.advance(by: 86400)
+        for _ in 0..<5 {
+            h.dispatcher.finishLast(.retry(after: nil, detail: "cut", advanced: true))
+            #expect(h.wait("news", kind: .periodic) == 300, "the first back-off again: nothing was spent")
+            h.clock.advance(by: 300)
+            #expect(h.events.last?.attempt == 1 && h.events.last?.lastChance == false)
+        }
+        #expect(h.outcomes == Array(repeating: .retryScheduled, count: 5))
+    }
+
     @Test func registeringAgainUpdatesTheInterval() throws {
         let h = try Harness(network: .online)
         try h.registerPeriodic(every: 7200)

@@ -58,6 +58,7 @@ import Testing
             .outcome(eventID: .max, .retry(after: 1.5, detail: "HTTP 503"), moved: WireBytes(sent: 5, received: 9)),
             .outcome(eventID: 4, .retry(after: nil, detail: "crashed"), moved: WireBytes()),
             .outcome(eventID: 5, .failure(detail: "HTTP 404"), moved: WireBytes(sent: 1 << 40, received: 2)),
+            .outcome(eventID: 8, .retry(after: nil, detail: "cut at 40%", advanced: true), moved: WireBytes(sent: 7)),
         ])
     func replyRoundTrip(reply: WireReply) throws {
         #expect(try WireProtocol.decode(WireReply.self, from: Self.payload(reply)) == reply)

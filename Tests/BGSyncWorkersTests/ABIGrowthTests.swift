@@ -77,6 +77,29 @@ struct ABIGrowthTests {
         #expect(text.map { String(decoding: $0, as: UTF8.self) } == "2 events\n")
     }
 
+    @Test("a handler's state directory outlives its worker; a retry flagged advanced reaches the agent as such")
+    func stateDirectoryAndAdvancedRetry() throws {
+        guard let (worker, plugins) = TestEnvironment.require() else { return }
+        let state = try TestEnvironment.makeTemporaryDirectory(prefix: "bgsync-handlers")
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let handlers = state + "/handlers"  // made by the worker, as the agent's is
+        for round in 1...2 {
+            // A new pool each round: a new worker process, as after a crash or an agent restart.
+            let harness = PoolHarness(
+                worker: worker, plugins: plugins, handlers: ["statedir"], maxWorkers: 1, handlerStateDirectory: handlers
+            )
+            #expect(
+                harness.run(makeEvent(id: UInt64(round), handler: "statedir"))
+                    == .retry(after: nil, detail: "count \(round) mode 700", advanced: true))
+        }
+        #expect(FileManager.default.fileExists(atPath: handlers + "/statedir/count"))
+        // Without a state directory from the agent: ENOENT, and the flag still travels.
+        let bare = PoolHarness(worker: worker, plugins: plugins, handlers: ["statedir"], maxWorkers: 1)
+        #expect(
+            bare.run(makeEvent(id: 9, handler: "statedir"))
+                == .retry(after: nil, detail: "errno \(ENOENT)", advanced: true))
+    }
+
     @Test("an idle worker stopped to make room for another handler runs its plugin's deinit")
     func deinitWhenMakingRoom() throws {
         guard let (worker, plugins) = TestEnvironment.require() else { return }

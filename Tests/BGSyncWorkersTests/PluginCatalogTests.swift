@@ -20,7 +20,8 @@ struct PluginCatalogTests {
         #expect(
             Set(catalog.handlers.keys) == [
                 "ok", "retry", "fail", "segfault", "hang", "noop", "options", "init-fails", "growth1", "stoppable",
-                "progress", "bytes", "noisy",  // noisy prints while loading: the probe's report is not disturbed
+                // noisy prints while loading: the probe's report is not disturbed
+                "progress", "bytes", "statedir", "noisy",
             ])
         #expect(
             catalog.handlers["ok"]

@@ -113,22 +113,25 @@ final class PoolHarness {
     /// The most worker processes seen alive at once.
     private(set) var peakWorkers = 0
 
-    init(worker: String, catalog: PluginCatalog, maxWorkers: Int = 2) {
+    init(worker: String, catalog: PluginCatalog, maxWorkers: Int = 2, handlerStateDirectory: String? = nil) {
         self.maxWorkers = maxWorkers
         pool = WorkerPool(
             loop: loop, workerExecutable: worker, catalog: catalog, maxWorkers: maxWorkers,
-            logger: TestEnvironment.logger)
+            logger: TestEnvironment.logger, handlerStateDirectory: handlerStateDirectory)
     }
 
     /// A pool for some of the test plugins, without probing them.
-    convenience init(worker: String, plugins: TestEnvironment.CompiledPlugins, handlers: [String], maxWorkers: Int = 2)
-    {
+    convenience init(
+        worker: String, plugins: TestEnvironment.CompiledPlugins, handlers: [String], maxWorkers: Int = 2,
+        handlerStateDirectory: String? = nil
+    ) {
         var catalog = PluginCatalog()
         for name in handlers {
             catalog.handlers[name] = LoadedHandler(
                 info: HandlerInfo(name: name, description: name, sandboxSafe: false), path: plugins.path(name))
         }
-        self.init(worker: worker, catalog: catalog, maxWorkers: maxWorkers)
+        self.init(
+            worker: worker, catalog: catalog, maxWorkers: maxWorkers, handlerStateDirectory: handlerStateDirectory)
     }
 
     deinit { pool.shutdown() }

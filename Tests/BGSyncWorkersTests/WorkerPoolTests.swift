@@ -67,7 +67,7 @@ struct WorkerPoolTests {
             info: HandlerInfo(name: "ok", description: "", sandboxSafe: true), path: plugins.path("ok"))
         let broken = PoolHarness(worker: "/nonexistent/bgsync-worker", catalog: catalog)
         let outcome = broken.run(makeEvent(handler: "ok"))
-        guard case .retry(nil, let detail) = outcome?.kind else {
+        guard case .retry(nil, let detail, _) = outcome?.kind else {
             Issue.record("Expected a retry, got \(String(describing: outcome))")
             return
         }
@@ -119,7 +119,7 @@ struct WorkerPoolTests {
         let outcomes = harness.run(events)
         for (event, outcome) in zip(events, outcomes) {
             switch (event.handler, outcome?.kind) {
-            case ("ok", .success?), ("noop", .success?), ("retry", .retry(42, _)?): break
+            case ("ok", .success?), ("noop", .success?), ("retry", .retry(42, _, _)?): break
             default: Issue.record("Event \(event.id) for \(event.handler) ended as \(String(describing: outcome))")
             }
         }

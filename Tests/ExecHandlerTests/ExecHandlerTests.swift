@@ -68,7 +68,7 @@ import Testing
             seconds: 2)
         let elapsed = Date().timeIntervalSince(started)
 
-        guard case .retry(nil, let detail) = result else {
+        guard case .retry(nil, let detail, _) = result else {
             Issue.record("expected a retry, got \(result)")
             return
         }

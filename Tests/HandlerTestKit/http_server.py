@@ -131,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, data, {"Content-Type": "application/json"})
         self.answer(404)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = handle_any
 
 
 def main():

@@ -63,7 +63,7 @@ import UploadHandler
         let left = outbox.names()
         outbox.remove()
 
-        #expect(result == .retry(after: 7, "HTTP 503, 2 files left"))
+        #expect(result == .retry(after: 7, "HTTP 503, 1 file sent, 2 files left"))
         #expect(left == ["2", "3"])
         #expect(try server.received().map(\.body) == ["one", "two"])
     }
@@ -96,7 +96,7 @@ import UploadHandler
         let left = outbox.names()
         outbox.remove()
 
-        guard case .retry(nil, let detail) = result else {
+        guard case .retry(nil, let detail, _) = result else {
             Issue.record("expected a retry, got \(result)")
             return
         }
@@ -186,7 +186,7 @@ import UploadHandler
         let left = outbox.names()
         outbox.remove()
 
-        guard case .retry(nil, let detail) = result else {
+        guard case .retry(nil, let detail, _) = result else {
             Issue.record("expected a retry, got \(result)")
             return
         }

@@ -402,7 +402,11 @@ private final class Transfer {
             return true
         }
         if text.isEmpty {
-            // 1xx interim responses (100 Continue) are not the caller's business.
+            // 1xx interim responses: only those a caller asked for (100 Continue is libcurl's).
+            if (101..<200).contains(status), let onInformational = request.onInformational {
+                onInformational(status, headers)
+                return true
+            }
             if status >= 200, let onHead = request.onResponseHead, !onHead(status, headers) {
                 fail(.stopped, "stopped after the response's headers (HTTP \(status))")
                 return false

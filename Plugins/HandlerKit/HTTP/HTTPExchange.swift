@@ -24,6 +24,10 @@ public struct HTTPRequest {
     /// Bytes moved so far in this exchange, as libcurl reports them (not rate-limited here:
     /// `HandlerControl.reportBytes` is).
     public var onProgress: ((HTTPProgress) -> Void)?
+    /// Called with each informational (1xx) response's status and headers (names lower-case)
+    /// as it arrives, before the final response: a 104 (Upload Resumption Supported) names the
+    /// upload's resource while its body is still being sent. Not called for 100 Continue.
+    public var onInformational: ((_ status: Int, _ headers: [(name: String, value: String)]) -> Void)?
     /// True once the exchange should stop (looked at least every `HTTPClient.pollInterval`).
     public var cancelled: () -> Bool
     /// A file descriptor that turns readable on a stop (the host's `cancel_fd`), -1 for none:

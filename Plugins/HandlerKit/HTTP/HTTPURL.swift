@@ -15,6 +15,20 @@ public enum HTTPURL {
         return text
     }
 
+    /// `reference` (a Location header: absolute, or relative as RFC 3986 section 5 reads it)
+    /// made absolute against `base`, if the result is an http or https URL with a host.
+    public static func resolve(_ reference: String, against base: String) -> String? {
+        guard let handle = curl_url() else { return nil }
+        defer { curl_url_cleanup(handle) }
+        // A relative URL set on a handle that holds one is resolved against it, as libcurl
+        // follows a redirect's Location.
+        guard curl_url_set(handle, CURLUPART_URL, base, 0) == CURLUE_OK,
+            curl_url_set(handle, CURLUPART_URL, reference, 0) == CURLUE_OK,
+            let resolved = part(handle, CURLUPART_URL)
+        else { return nil }
+        return check(resolved)
+    }
+
     private static func part(_ handle: OpaquePointer, _ which: CURLUPart) -> String? {
         var value: UnsafeMutablePointer<CChar>?
         guard curl_url_get(handle, which, &value, 0) == CURLUE_OK, let value else { return nil }

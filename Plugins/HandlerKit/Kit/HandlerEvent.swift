@@ -23,11 +23,13 @@ public struct HandlerEvent {
     public var files: HandlerFiles
     /// Cancellation and progress (see HandlerControl).
     public var control: HandlerControl
+    /// The handler's own state directory, kept across events and restarts (HandlerState).
+    public var state: HandlerStateAccess
 
     public init(
         appID: String, tag: String, attempt: UInt32 = 1, lastChance: Bool = false,
         deadline: Date, periodic: Bool = false, options: HandlerOptions, files: HandlerFiles = .unavailable,
-        control: HandlerControl = HandlerControl()
+        control: HandlerControl = HandlerControl(), state: HandlerStateAccess = .unavailable
     ) {
         self.appID = appID
         self.tag = tag
@@ -38,6 +40,7 @@ public struct HandlerEvent {
         self.options = options
         self.files = files
         self.control = control
+        self.state = state
     }
 
     /// Reads the event through the host's accessors.
@@ -51,7 +54,7 @@ public struct HandlerEvent {
             deadline: Date(timeIntervalSince1970: table.deadline?(event) ?? 0),
             periodic: table.periodic?(event) ?? false,
             options: HandlerOptions(host: host, event: event), files: HandlerFiles(host: host, event: event),
-            control: HandlerControl(host: host, event: event))
+            control: HandlerControl(host: host, event: event), state: HandlerStateAccess(host: host, event: event))
     }
 
     /// Seconds left before `deadline`, or before the deadline the last progress report moved

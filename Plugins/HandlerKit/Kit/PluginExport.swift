@@ -139,9 +139,15 @@ extension PluginExport {
     static func write(_ outcome: HandlerResult, to result: UnsafeMutablePointer<bgsync_result>) {
         switch outcome {
         case .success: result.pointee.status = BGSYNC_STATUS_SUCCESS.rawValue
-        case .retry(let after, _):
+        case .retry(let after, _, let advanced):
             result.pointee.status = BGSYNC_STATUS_RETRY.rawValue
             result.pointee.retry_after = after ?? 0
+            // An older host's result has no `flags`: the attempt then counts, as it always did.
+            if advanced, let offset = MemoryLayout<bgsync_result>.offset(of: \bgsync_result.flags),
+                Int(result.pointee.struct_size) >= offset + MemoryLayout<UInt32>.size
+            {
+                result.pointee.flags |= BGSYNC_RESULT_ADVANCED
+            }
         case .failure: result.pointee.status = BGSYNC_STATUS_FAILURE.rawValue
         }
         let capacity = Int(BGSYNC_DETAIL_SIZE)

@@ -34,15 +34,18 @@ public enum HandlerResult: Equatable, Sendable {
     /// Done; `detail` such as "sent 3 files".
     case success(String)
     /// Try again later with back-off; `after` (seconds) is a lower bound such as an HTTP
-    /// Retry-After, nil for none.
-    case retry(after: Double?, String)
+    /// Retry-After, nil for none. `advanced`: this attempt moved the work forward in a way the
+    /// next attempt keeps (a resumable upload's server confirmed more bytes than ever before), so
+    /// it does not count toward max-attempts (BGSYNC_RESULT_ADVANCED). Only for progress that is
+    /// not repeated, or a registration could retry for ever.
+    case retry(after: Double?, String, advanced: Bool = false)
     /// Give up: retrying cannot help (a 4xx, a conflict, a bad option).
     case failure(String)
 
     /// The detail text, whatever the outcome.
     public var detail: String {
         switch self {
-        case .success(let detail), .retry(_, let detail), .failure(let detail): return detail
+        case .success(let detail), .retry(_, let detail, _), .failure(let detail): return detail
         }
     }
 }

@@ -9,7 +9,13 @@ import BGSyncHandlerKit
 /// time), and stops between and during requests when the agent asks it to (a condition was lost).
 ///
 /// Options: `outbox` (s, an absolute directory path), `url` (s, http or https), `method` (s, default POST),
-/// `headers` (a{ss}; Content-Type defaults to application/octet-stream).
+/// `headers` (a{ss}; Content-Type defaults to application/octet-stream), `resumable` (s, `tus` or
+/// `ietf`; absent: one streamed request per file).
+///
+/// With `resumable`, a cut upload continues where the server's offset says on the next attempt
+/// (ResumableUpload): what it needs is kept in the handler's state directory, and an attempt
+/// that got the server to confirm more bytes than ever before is not counted toward
+/// max-attempts (`.retry(advanced:)`).
 ///
 /// A 2xx deletes the file. 408, 429, 5xx or a network error stops the attempt with a retry
 /// (honouring Retry-After) and keeps the file and the rest. Any other 4xx moves the file to
@@ -35,6 +41,7 @@ public struct UploadHandler: SyncHandler {
         let url: String
         let method: String
         let headers: [(key: String, value: String)]
+        var resumable: ResumableProtocol?
         do {
             let path = try event.options.requirePath("outbox")
             let text = try event.options.requireString("url")
@@ -47,6 +54,16 @@ public struct UploadHandler: SyncHandler {
                 return .failure("option 'method' must be an HTTP method such as POST or PUT, not '\(method)'")
             }
             headers = try event.options.optionalStringPairs("headers")
+            if let text = try event.options.optionalString("resumable") {
+                guard let chosen = ResumableProtocol(rawValue: text) else {
+                    return .failure("option 'resumable' must be 'tus' or 'ietf', not '\(text)'")
+                }
+                guard method == "POST" else {
+                    return .failure(
+                        "option 'method' cannot be used with 'resumable' (the protocol chooses the methods)")
+                }
+                resumable = chosen
+            }
             outbox = try Outbox.open(event.files, option: "outbox", path: path)
         } catch let error as OptionError {
             return .failure(error.message)
@@ -64,6 +81,22 @@ public struct UploadHandler: SyncHandler {
         let meter = TransferMeter(control: event.control)
         var fields: [(name: String, value: String)] = [("Content-Type", "application/octet-stream")]
         fields += headers.map { (name: $0.key, value: $0.value) }
+        var resumer: ResumableUpload?
+        if let resumable {
+            let directory: StateDirectory
+            do {
+                directory = try event.state.open()
+            } catch {
+                return .failure("cannot keep resumable uploads' state: \(error.message)")
+            }
+            let store = ResumeStore(directory: directory, app: event.appID, tag: event.tag)
+            store.forgetOld(now: HTTPClock.now())
+            resumer = ResumableUpload(
+                resumable: resumable, endpoint: url, fields: fields, store: store, event: event, log: log, meter: meter)
+        }
+        // Resumable: an event that finished a file, or got the server to confirm more bytes of
+        // one than ever before, moved forward (its retry is not counted).
+        var advanced = false
         // A file the app replaced while it was being sent is ready again: look once more (a
         // few times at most), rather than spending an attempt on it.
         for _ in 0..<Self.passes {
@@ -100,20 +133,25 @@ public struct UploadHandler: SyncHandler {
                     log.warning("cannot read \(item.name) in the outbox: \(error.message); skipped")
                     continue
                 }
-                var request = HTTPRequest(
-                    method: method, url: url, headers: fields, body: .file(fd: file.fd, length: size),
-                    response: .discard, timeLeft: event.budget(), cancelled: { event.control.isCancelled },
-                    cancelFD: event.control.cancelFD)
-                request.onProgress = { meter.moving(sent: $0.sent, received: $0.received) }
-                let result = withExtendedLifetime(file) { HTTPClient.shared.send(request) }
-                switch result {
-                case .failure(let failure) where failure.code == .invalidRequest:
-                    return .failure("cannot send the request: \(failure.message)")
-                case .failure(let failure):
-                    meter.finished(sent: failure.bytesSent, received: failure.bytesReceived)
-                    return .retry(after: nil, "\(failure.message), \(Self.files(sent)) sent, \(Self.files(left)) left")
-                case .success(let response) where (200..<300).contains(response.status):
-                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
+                let outcome: ResumableUpload.Outcome
+                if let resumer {
+                    guard let info = file.status() else {
+                        log.warning("cannot read \(item.name) in the outbox; skipped")
+                        continue
+                    }
+                    outcome = resumer.send(file, name: item.name, identity: FileIdentity(info))
+                } else {
+                    outcome = send(
+                        file, size: size, method: method, url: url, fields: fields, event: event, meter: meter)
+                }
+                switch outcome {
+                case .failure(let message):
+                    return .failure(message)
+                case .retry(let after, let message, let moved):
+                    let detail = "\(message), \(Self.files(sent)) sent, \(Self.files(left)) left"
+                    return .retry(after: after, detail, advanced: resumer != nil && (moved || advanced))
+                case .sent(let status):
+                    advanced = true
                     do {
                         if try !outbox.remove(item) {
                             log.warning("\(item.name) changed while it was being sent; kept to be sent again")
@@ -127,23 +165,15 @@ public struct UploadHandler: SyncHandler {
                     bytes += size
                     event.control.progress(
                         done: UInt64(sent + rejected), total: total, "\(Self.files(sent)) sent, \(bytes) bytes")
-                    log.debug("sent \(item.name): HTTP \(response.status)")
-                case .success(let response) where Self.isTemporary(response.status):
-                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
-                    return .retry(after: response.retryAfter(), "HTTP \(response.status), \(Self.files(left)) left")
-                case .success(let response) where (400..<500).contains(response.status):
-                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
+                    log.debug("sent \(item.name): HTTP \(status)")
+                case .rejected(let status):
                     do {
                         let target = try outbox.moveToFailed(item)
-                        log.warning("server rejected \(item.name) with HTTP \(response.status); moved to \(target)")
+                        log.warning("server rejected \(item.name) with HTTP \(status); moved to \(target)")
                     } catch {
                         return .failure(error.message)
                     }
                     rejected += 1
-                case .success(let response):
-                    meter.finished(sent: response.bytesSent, received: response.bytesReceived)
-                    // 1xx/3xx that were not followed: unexpected; keep the file and try later.
-                    return .retry(after: nil, "unexpected HTTP \(response.status), \(Self.files(left)) left")
                 }
             }
             guard changed > 0 else { break }
@@ -154,9 +184,36 @@ public struct UploadHandler: SyncHandler {
         // it renames them in (a Register while this runs makes it run once more). A file changed
         // in every pass is retried with back-off rather than stranded.
         if changed > 0 {
-            return .retry(after: nil, detail + ", \(Self.files(changed)) changed while being sent")
+            return .retry(
+                after: nil, detail + ", \(Self.files(changed)) changed while being sent",
+                advanced: resumer != nil && advanced)
         }
         return .success(detail)
+    }
+
+    /// Without `resumable`: the file as the body of one streamed request.
+    func send(
+        _ file: HandlerFile, size: Int64, method: String, url: String, fields: [(name: String, value: String)],
+        event: HandlerEvent, meter: TransferMeter
+    ) -> ResumableUpload.Outcome {
+        var request = HTTPRequest(
+            method: method, url: url, headers: fields, body: .file(fd: file.fd, length: size),
+            response: .discard, timeLeft: event.budget(), cancelled: { event.control.isCancelled },
+            cancelFD: event.control.cancelFD)
+        request.onProgress = { meter.moving(sent: $0.sent, received: $0.received) }
+        let result = withExtendedLifetime(file) { HTTPClient.shared.send(request) }
+        switch result {
+        case .failure(let failure) where failure.code == .invalidRequest:
+            return .failure("cannot send the request: \(failure.message)")
+        case .failure(let failure):
+            meter.finished(sent: failure.bytesSent, received: failure.bytesReceived)
+            return .retry(after: nil, failure.message, advanced: false)
+        case .success(let response):
+            meter.finished(sent: response.bytesSent, received: response.bytesReceived)
+            if (200..<300).contains(response.status) { return .sent(status: response.status) }
+            // 1xx/3xx that were not followed are unexpected: keep the file and try later.
+            return ResumableUpload.refused(response)
+        }
     }
 
     /// Statuses worth retrying: the server is busy, slow or broken, not the request.

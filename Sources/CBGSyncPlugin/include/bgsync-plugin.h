@@ -83,7 +83,19 @@ typedef struct bgsync_result {
      * "HTTP 503" or "3 files sent". UTF-8, NUL-terminated (snprintf does both); the host reads
      * at most BGSYNC_DETAIL_SIZE - 1 bytes and replaces invalid UTF-8. */
     char detail[BGSYNC_DETAIL_SIZE];
+
+    /* --- Added in growth 1 of bgsync_result ---
+     * Check BGSYNC_HAS_FIELD(result, flags) first: an older host's result lacks it. */
+    /* BGSYNC_RESULT_* bits, 0 by default. */
+    uint32_t flags;
 } bgsync_result;
+
+/* With BGSYNC_STATUS_RETRY: this attempt moved the work forward in a way the next attempt keeps
+ * (a resumable upload whose server confirmed more bytes than before). The attempt is not counted
+ * toward the registration's max-attempts, so a long transfer that needs many events is not given
+ * up while it keeps moving; a retry without it counts as usual. Set it only for progress a later
+ * attempt does not repeat, or a registration could retry for ever. Ignored with other statuses. */
+#define BGSYNC_RESULT_ADVANCED 0x1u
 
 /* Syslog priorities for `log`. */
 #define BGSYNC_LOG_ERR 3
@@ -223,6 +235,18 @@ typedef struct bgsync_host {
      * moving is never cut, under the hard ceiling (`[sync] event-ceiling`); after each report
      * `deadline` returns the moved deadline. */
     void (*report_bytes)(const bgsync_event *event, uint64_t sent, uint64_t received, uint64_t expected);
+
+    /* --- Added in growth 4: the handler's own state directory ---
+     * Check BGSYNC_HAS_FIELD(host, open_state_dir) first: an older host lacks it. */
+    /* Opens the directory where this handler keeps state across events, worker restarts, agent
+     * restarts and reboots (what a resumable upload must remember), creating it (0700) if missing:
+     * `<agent state dir>/handlers/<handler name>/`, by default `$XDG_STATE_HOME/bgsync/handlers/NAME/`.
+     * Never beneath an app's directory, and one per handler, shared by every app's events: name
+     * files from what the host vouches for (app_id, tag), never from what an app sends, and
+     * write them atomically (write a temporary name, fsync, renameat). Returns a directory fd
+     * (close-on-exec, owned by the plugin, which must close it), or a negated errno: -ENOENT when
+     * the agent gave the worker no state directory. Only during `handle`, from its thread. */
+    int (*open_state_dir)(const bgsync_event *event);
 } bgsync_host;
 
 /* At most one byte report per event reaches the agent in this many milliseconds. */
