@@ -188,6 +188,9 @@ def test_a_big_file_through_a_slow_link_arrives_in_one_attempt_with_byte_progres
     assert all(t[1][4] == 12 * MIB for t in c.transfers)
     assert any(t[1][5] > 0 for t in c.transfers), "a rate"
     assert not list(outbox.glob("*.bin"))
+    # What a settings panel (ListApps, bgsyncctl apps) shows for the app: the bytes it sent.
+    summary = {str(k): v for k, v in c.call("ListApps")[APP].items()}
+    assert summary["bytes-sent"] >= 12 * MIB and summary["last-outcome"] == "succeeded", summary
 
 
 def test_get_registration_shows_the_running_transfer_and_bgsyncctl_prints_it(agent_factory, bus, sink, tmp_path):
