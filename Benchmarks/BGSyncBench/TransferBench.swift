@@ -22,7 +22,7 @@ private let sizes = [64 * mebibyte, 1024 * mebibyte]
 /// Rounds per size, alternating curl and the agent; the best of each side is kept, as other
 /// builds on this machine slowed single 1 GiB rounds by up to 4.5× (a first run with 2 rounds:
 /// curl -T 5.20 s, then 1.14 s).
-private func rounds(for size: Int) -> Int { 3 }
+private let rounds = 3
 
 func transferRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
     let work = setup.workDirectory + "/transfer"
@@ -62,7 +62,7 @@ func transferRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
         rows.append(
             Row(
                 figure:
-                    "\(name) \(sizeName(largest)) on loopback, `\(handler)` handler, Register → SyncFinished, best of \(rounds(for: largest))",
+                    "\(name) \(sizeName(largest)) on loopback, `\(handler)` handler, Register → SyncFinished, best of \(rounds)",
                 measured: transferText(bytes: largest, seconds: agent),
                 reference: "\(reference) of the same file, same server: " + transferText(bytes: largest, seconds: curl),
                 ratio: ratio, goal: "≥ 0.9× curl's rate", met: ratio >= 0.9,
@@ -119,7 +119,7 @@ private func uploadFigures(setup: Setup, bus: PrivateBus, work: String, server: 
         try makeSparseFile(source, size: size)
         var agentTimes: [Double] = []
         var curlTimes: [Double] = []
-        for _ in 0..<rounds(for: size) {
+        for _ in 0..<rounds {
             let url = server.url + "/upload/curl-\(serial)"
             let start = now()
             let curl = spawnAndWait(["/usr/bin/curl", "-s", "-f", "-o", "/dev/null", "-T", source, url])
@@ -185,7 +185,7 @@ private func fetchFigures(setup: Setup, bus: PrivateBus, work: String, server: T
         var agentTimes: [Double] = []
         var curlTimes: [Double] = []
         var curlSyncTimes: [Double] = []
-        for _ in 0..<rounds(for: size) {
+        for _ in 0..<rounds {
             let start = now()
             let curl = spawnAndWait(["/usr/bin/curl", "-s", "-f", "-o", curlCopy, url])
             curlTimes.append(seconds(since: start))
