@@ -22,9 +22,8 @@ import Glibc
 private let mebibyte = 1 << 20
 private let sizes = [64 * mebibyte, 1024 * mebibyte]
 
-/// Rounds per size, alternating curl and the agent; the best of each side is kept, as other
-/// builds on this machine slowed single 1 GiB rounds by up to 4.5× (a first run with 2 rounds:
-/// curl -T 5.20 s, then 1.14 s).
+/// Rounds per size, alternating curl and the agent; the best of each side is kept: with other
+/// builds on this machine, single 1 GiB rounds of one side varied by up to 1.7× in one run.
 private let rounds = 3
 
 func transferRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
@@ -33,7 +32,8 @@ func transferRows(setup: Setup, bus: PrivateBus) throws -> [Row] {
     for directory in [work, served] {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
-    // What is written at once: one downloaded copy (curl's or the handler's) of the largest file.
+    // What is written at once: one downloaded copy (curl's or the handler's) of the largest file;
+    // twice that, so that the run does not fill the disk for others.
     var disk = statvfs()
     guard statvfs(work, &disk) == 0 else { throw BenchError("cannot statvfs \(work)") }
     let free = Int(disk.f_bavail) * Int(disk.f_frsize)
