@@ -40,12 +40,13 @@ func coldStartRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) t
     let listener = try BusClient(address: network.systemBus.address)
     var armed: String?
     var started: Child?
+    var spawnError: String?
     try listener.connection.addMatch(
         "type='signal',interface='org.freedesktop.NetworkManager',member='StateChanged'"
     ) { signal in
         guard let url = armed, case .uint32(MockNetworkManager.connectedGlobal) = signal.arguments.first else { return }
         armed = nil
-        started = try? Child([script, url])
+        do { started = try Child([script, url]) } catch { spawnError = "\(error)" }
     }
 
     var agentTimes: [Double] = []
@@ -95,7 +96,10 @@ func coldStartRows(setup: Setup, bus: PrivateBus, network: MockNetworkManager) t
         started = nil
         let referenceStart = Date().timeIntervalSince1970
         try network.setState(MockNetworkManager.connectedGlobal)
-        try listener.wait(timeout: 30, what: "StateChanged(70) on the mock's bus") { started != nil }
+        try listener.wait(timeout: 30, what: "StateChanged(70) on the mock's bus") {
+            started != nil || spawnError != nil
+        }
+        if let spawnError { throw BenchError("cannot start the reference script: \(spawnError)") }
         referenceTimes.append(try server.body(path: referencePath).arrived - referenceStart)
         guard started!.wait() == 0 else { throw BenchError("the reference script's curl failed") }
     }
