@@ -76,7 +76,7 @@ system-check: deps-check
 	$(PYTHON) -m pytest -q -rs -s Tests/system
 
 # make bench: a release build, then the benchmark harness, which prints the table kept in
-# BENCHMARKS.md (about a minute after the build). A tool to look at: it fails only when it cannot measure.
+# BENCHMARKS.md (about a minute after the build, and some 30 s for the 1 GiB transfers). A tool to look at: it fails only when it cannot measure.
 .PHONY: bench deps-bench
 deps-bench:
 	@scripts/install-deps bench

@@ -7,7 +7,7 @@ struct Setup {
     let rootDirectory: String
     let workDirectory: String
     let pluginDirectory: String
-    /// `--only NAME[,NAME]`: run only these parts (register, network, send, storm, idle, startup, fuzz, rss), e.g. to profile one.
+    /// `--only NAME[,NAME]`: run only these parts (register, network, send, cold, transfer, storm, idle, startup, fuzz, rss), e.g. to profile one.
     let only: Set<String>?
 
     func wants(_ part: String) -> Bool { only?.contains(part) ?? true }
@@ -25,7 +25,7 @@ struct Setup {
             case "--only": only = Set((iterator.next() ?? "").split(separator: ",").map(String.init))
             default:
                 throw BenchError(
-                    "unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,send,storm,idle,startup,fuzz,rss]"
+                    "unknown argument \(argument); usage: BGSyncBench [--bin DIR] [--root DIR] [--only register,network,send,cold,transfer,storm,idle,startup,fuzz,rss]"
                 )
             }
         }

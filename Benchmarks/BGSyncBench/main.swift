@@ -51,6 +51,14 @@ do {
         log("send while online…")
         rows += try sendWhileOnlineRows(setup: setup, bus: bus)
     }
+    if setup.wants("cold") {
+        log("cold first event…")
+        rows += try coldStartRows(setup: setup, bus: bus, network: network)
+    }
+    if setup.wants("transfer") {
+        log("1 GiB upload and fetch…")
+        rows += try transferRows(setup: setup, bus: bus)
+    }
     var workerRSS: Int?
     var agentRSS: Int?
     if setup.wants("storm") {
