@@ -142,6 +142,62 @@ import Testing
         #expect(repair.damage.contains("not a database"))
     }
 
+    @Test func unregisteredRowsOnFreedPagesDoNotComeBack() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        let rows = (0..<Self.rowCount).map { Self.registration($0) }
+        try Self.commit(store, rows)
+        // A third of the rows, consecutive in rowid order, so whole leaf pages are freed (and
+        // kept with their cells: SQLite does not wipe freed pages).
+        let removed = Array(rows[1000..<2000])
+        var failure: SyncError?
+        store.commit(removed.map { .delete($0.key) }) { failure = $0 }
+        if let failure { throw failure }
+        let freelistCount = try store.pragma("freelist_count")
+        let freePages = try #require(freelistCount.flatMap { Int($0) })
+        let path = store.path
+        store.close()
+        #expect(freePages > 10, "the deletes freed pages")
+        let leaves = try Self.pages(path, type: "leaf")
+        let victim = leaves[leaves.count / 2]
+        let onPage = try Set(Self.keysOnLeaf(path, victim.page))
+        try Self.overwrite(path, page: victim.page)
+
+        let expected = Set(rows.map(\.key)).subtracting(removed.map(\.key)).subtracting(onPage)
+        let repair = try Self.repairAndCheck(directory, path: path, written: rows, expected: expected)
+        #expect(repair.lost == onPage.count, "the freed pages' index cells are not counted as lost rows")
+        print("\(freePages) free pages skipped: \(repair.saved) saved, \(repair.lost) lost")
+    }
+
+    @Test func anOverflowChainThatLoopsLosesItsRowOnly() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let (path, rows) = try Self.writtenDatabase(directory)
+        // An overflow page made to point at itself (the chain through it loops), and a leaf page
+        // overwritten so that the file needs repair.
+        let looping = try #require(try Self.pages(path, type: "overflow").first).page
+        var bytes = try #require(Fixtures.bytes(of: path))
+        let at = (looping - 1) * 4096
+        bytes.replaceSubrange(at..<at + 4, with: withUnsafeBytes(of: UInt32(looping).bigEndian) { Data($0) })
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let leaves = try Self.pages(path, type: "leaf")
+        let victim = leaves[leaves.count / 2]
+        let onPage = try Set(Self.keysOnLeaf(path, victim.page))
+        try Self.overwrite(path, page: victim.page)
+
+        let store = try SQLiteRegistrationStore(directory: directory.path)
+        let repair = try #require(store.repair)
+        let loaded = try Self.load(store)
+        store.close()
+        // Lost: the page's rows and the one big row whose chain went through the looping page.
+        let big = Set(rows.filter { $0.sequence % Int64(Self.bigEvery) == 0 }.map(\.key))
+        let lost = Set(rows.map(\.key)).subtracting(loaded.keys).subtracting(onPage)
+        #expect(lost.count == 1 && lost.isSubset(of: big), "lost besides the page's rows: \(lost)")
+        #expect(repair.lost == onPage.count + 1)
+        #expect(loaded.count == Self.rowCount - onPage.count - 1)
+    }
+
     @Test func aFileCutShortKeepsTheRowsOfItsWholePages() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }
