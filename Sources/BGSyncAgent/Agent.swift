@@ -189,7 +189,7 @@ public final class Agent {
         // removed as the scheduler loaded them.
         if let repair = store.repair {
             logger.warning("\(StoreRepairReport.logLine(repair, path: store.path))")
-            service.repair = StoreRepairReport.property(repair)
+            service.repair = repair
         }
         logger.info(
             "network: \(network.status); power: \(power.status); \(scheduler.count) registrations in \(store.path)")

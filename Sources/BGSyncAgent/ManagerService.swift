@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import BGSyncCore
+import BGSyncStore
 import BGSyncValue
 import BGSyncWorkers
 import CBGSyncInterface
@@ -44,8 +45,9 @@ final class ManagerService: SyncObserver {
     private var subscribers = SignalSubscribers()
     /// Told of every registration accepted (the `app` handler checks its app can be reached).
     var registered: ((RegistrationRequest) -> Void)?
-    /// The Repair property: what the store did to a damaged database at the start (empty if nothing).
-    var repair: [String: Value] = [:]
+    /// What the store did to a damaged database at the start (nil if nothing): the Repair
+    /// property and GetRepair.
+    var repair: StoreRepair?
 
     init(scheduler: Scheduler, connection: DBusConnection, logger: Logger) {
         self.scheduler = scheduler
@@ -256,6 +258,15 @@ final class ManagerService: SyncObserver {
         return [.dictionary(keySignature: "s", valueSignature: "a{sv}", entries)]
     }
 
+    /// GetRepair() → a{sv}: the repair of a damaged database at the start, in full for an
+    /// unconfined caller; a sandboxed caller learns only the counts and its own app's losses
+    /// (no other app's id, no path), and one without an app id nothing.
+    private func getRepair(_ call: DBusMethodCall) throws -> [Value] {
+        let caller = try access.caller(call.sender)
+        let own = caller.isSandboxed ? try SandboxPolicy.ownAppID(of: caller) : nil
+        return [.vardict(StoreRepairReport.details(repair, onlyApp: own))]
+    }
+
     static func fields(of summary: AppSummary) -> Value {
         .vardict([
             "registrations": .uint32(summary.registrations),
@@ -430,6 +441,7 @@ final class ManagerService: SyncObserver {
         Method(name: "Trigger", signature: "ss", body: .afterCommit { $0.trigger }),
         Method(name: "Subscribe", signature: "s", body: .now { $0.subscribeCall }),
         Method(name: "ListApps", signature: "", body: .now { $0.listApps }),
+        Method(name: "GetRepair", signature: "", body: .now { $0.getRepair }),
     ]
 
     private struct Property: Sendable {
@@ -448,7 +460,7 @@ final class ManagerService: SyncObserver {
             get: {
                 .array(elementSignature: "s", $0.scheduler.handlers.keys.sorted().map(Value.string))
             }),
-        Property(name: "Repair", signature: "a{sv}", get: { .vardict($0.repair) }),
+        Property(name: "Repair", signature: "a{sv}", get: { .vardict(StoreRepairReport.property($0.repair)) }),
         Property(name: "Version", signature: "u", get: { _ in .uint32(interfaceVersion) }),
     ]
 }

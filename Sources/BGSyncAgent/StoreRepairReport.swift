@@ -24,19 +24,32 @@ enum StoreRepairReport {
             + (repair.lossFullyKnown ? "." : ". Rows on pages so damaged that nothing names them are lost uncounted.")
     }
 
-    /// The Repair property (see dbus/org.bgsync.Manager.xml).
-    static func property(_ repair: StoreRepair) -> [String: Value] {
-        let lostApps = repair.lostByApp.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+    /// The Repair property (see dbus/org.bgsync.Manager.xml): only what names no app and no
+    /// path, since a property has no caller check and any sandboxed app may read it.
+    static func property(_ repair: StoreRepair?) -> [String: Value] {
+        guard let repair else { return [:] }
         return [
             "time": .uint64(UInt64(max(0, repair.time.timeIntervalSince1970))),
-            "damage": .string(repair.damage),
-            "kept-as": .string(repair.keptAs),
-            "kept-files": .stringArray(repair.keptFiles),
             "saved": .uint32(UInt32(clamping: repair.saved)),
             "lost": .uint32(UInt32(clamping: repair.lost)),
-            "lost-apps": .dictionary(
-                keySignature: "s", valueSignature: "u",
-                lostApps.map { .init(key: .string($0.key), value: .uint32(UInt32(clamping: $0.value))) }),
         ]
+    }
+
+    /// GetRepair's answer: everything for an unconfined caller; for a sandboxed one (`onlyApp`,
+    /// its own app id) the property's facts and its own app's losses, nothing that names another
+    /// app (`damage` may name one, with a tag) or a path in the home.
+    static func details(_ repair: StoreRepair?, onlyApp: String?) -> [String: Value] {
+        guard let repair else { return [:] }
+        var fields = property(repair)
+        let lostApps = repair.lostByApp.filter { onlyApp == nil || $0.key == onlyApp }
+            .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        fields["lost-apps"] = .dictionary(
+            keySignature: "s", valueSignature: "u",
+            lostApps.map { .init(key: .string($0.key), value: .uint32(UInt32(clamping: $0.value))) })
+        guard onlyApp == nil else { return fields }
+        fields["damage"] = .string(repair.damage)
+        fields["kept-as"] = .string(repair.keptAs)
+        fields["kept-files"] = .stringArray(repair.keptFiles)
+        return fields
     }
 }

@@ -23,6 +23,8 @@ final class LogindSleepMonitor: SleepMonitor {
     private let bus: BusAddress
     private var thread: LogindClientThread?
     private var saidRefused = false
+    /// Between PrepareForSleep(true) and (false).
+    private var preparingForSleep = false
 
     init(loop: MainLoop, logger: Logger, bus: BusAddress) {
         self.loop = loop
@@ -57,6 +59,7 @@ final class LogindSleepMonitor: SleepMonitor {
             )
         case .prepareForSleep(let sleeping):
             logger.info(sleeping ? "The machine is about to sleep; stopping running syncs" : "The machine woke up")
+            preparingForSleep = sleeping
             onPrepareForSleep?(sleeping)
         case .lock(let held, let forced):
             if forced {
@@ -71,6 +74,11 @@ final class LogindSleepMonitor: SleepMonitor {
         case .failed(let reason):
             logger.info("Not following sleep: no logind on the system bus (\(reason))")
             thread = nil
+            if preparingForSleep {
+                // The PrepareForSleep(false) that would end it can no longer come: taken as
+                // awake, or nothing would start again until the agent restarts.
+                onPrepareForSleep?(false)
+            }
         }
     }
 }

@@ -54,6 +54,8 @@ struct PageSalvage {
         /// WAL frames applied on top of the database file, and those skipped as damaged.
         var walFramesApplied = 0
         var walFramesDamaged = 0
+        /// Pages on SQLite's freelist, left unread.
+        var freePages = 0
     }
 
     // MARK: - Reading
@@ -74,10 +76,43 @@ struct PageSalvage {
         }
         found.pageCount = pages.count
         let reader = PageReader(pages: pages, usable: pageSize - reserved)
-        for number in 1...max(1, pages.count) {
+        let free = freelist(pages)
+        found.freePages = free.count
+        for number in 1...max(1, pages.count) where !free.contains(number) {
             reader.read(page: number, into: &found)
         }
         return found
+    }
+
+    /// The pages on SQLite's freelist, as the header of page 1 (the log's, if it wrote one) gives
+    /// it: freed pages keep the cells they held (SQLite does not wipe them unless secure_delete is
+    /// on), so reading them would bring back rows that were deleted. Without an intact header
+    /// the freelist cannot be known and this is empty. A trunk page that fails a check (a page
+    /// number outside the file, a page seen before, more leaves than fit, more pages than the
+    /// header counts) ends the walk there: what it lists is not trusted, so damage to the list can
+    /// bring removed rows back but not hide live ones.
+    static func freelist(_ pages: PageImage) -> Set<Int> {
+        let first = pages.page(1)
+        guard let header = DatabaseHeader(Array(first)), header.pageSize == pages.pageSize else { return [] }
+        let usable = header.pageSize - header.reserved
+        let total = Int(readU32(first, 36))
+        var free = Set<Int>()
+        var trunk = Int(readU32(first, 32))
+        while trunk != 0 {
+            guard trunk >= 2, trunk <= pages.count, !free.contains(trunk) else { break }
+            let page = pages.page(trunk)
+            guard page.count >= usable else { break }
+            let count = Int(readU32(page, 4))
+            guard count <= (usable - 8) / 4, free.count + 1 + count <= total else { break }
+            let leaves = (0..<count).map { Int(readU32(page, 8 + 4 * $0)) }
+            guard leaves.allSatisfy({ $0 >= 2 && $0 <= pages.count && $0 != trunk && !free.contains($0) }),
+                Set(leaves).count == count
+            else { break }
+            free.insert(trunk)
+            free.formUnion(leaves)
+            trunk = Int(readU32(page, 0))
+        }
+        return free
     }
 
     /// The page size when the header cannot tell it (zeroed): the smallest size under which
@@ -382,12 +417,16 @@ struct PageSalvage {
             var bytes = Array(page[base + start..<base + start + local])
             guard local < size else { return bytes }
             guard start + local + 4 <= usable else { return nil }
+            // A payload larger than every page of the file could hold is damage: refused before
+            // anything is read, so a crafted size cannot have the chain walked for nothing.
+            guard size - local <= pages.count * (usable - 4) else { return nil }
             var next = Int(readU32(page, start + local))
-            var visited = 0
+            var chain = Set<Int>()
             while bytes.count < size {
-                visited += 1
-                // A chain longer than the file, or leaving it, is damage, not data.
-                guard next >= 1, next <= pages.count, visited <= pages.count else { return nil }
+                // A chain that leaves the file or comes back to a page it went through (a loop)
+                // is damage, not data; stopping at the repeat keeps a crafted loop from costing
+                // a walk of the whole file per cell.
+                guard next >= 1, next <= pages.count, chain.insert(next).inserted else { return nil }
                 let overflow = pages.page(next)
                 guard overflow.count >= usable else { return nil }
                 let take = min(usable - 4, size - bytes.count)

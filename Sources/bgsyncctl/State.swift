@@ -12,7 +12,15 @@ struct State: ParsableCommand {
     @OptionGroup var shared: SharedOptions
 
     func run() throws {
-        let properties = try AgentClient(shared).properties()
+        let client = try AgentClient(shared)
+        var properties = try client.properties()
+        // The property has the counts only (any sandboxed app may read it); GetRepair has the
+        // rest for an unconfined caller. An agent that repaired nothing has the property empty.
+        if let repair = properties["Repair"]?.unwrappingVariants, case .dictionary(_, _, let entries) = repair,
+            !entries.isEmpty, let details = try? client.call("GetRepair").first
+        {
+            properties["Repair"] = details
+        }
         if shared.json {
             let order = ["Online", "Metered", "OnBattery", "PowerSaver", "Handlers", "Version", "Repair"]
             let members =
@@ -38,8 +46,10 @@ struct State: ParsableCommand {
             for entry in entries { if let key = entry.key.stringValue { fields[key] = entry.value.unwrappingVariants } }
             func field(_ key: String) -> String { fields[key].map(Human.value) ?? "?" }
             let time = fields["time"]?.int64Value.map(Human.time) ?? "?"
-            print("repair:    \(time): the database was damaged (\(field("damage"))); repaired at the agent's start")
-            print("  kept as: \(field("kept-as"))")
+            // Inside a sandbox (GetRepair's counts only) or from the property, without the damage and the file.
+            let damage = fields["damage"].map { " (\(Human.value($0)))" } ?? ""
+            print("repair:    \(time): the database was damaged\(damage); repaired at the agent's start")
+            if fields["kept-as"] != nil { print("  kept as: \(field("kept-as"))") }
             print("  saved:   \(field("saved")) registrations")
             print("  lost:    \(field("lost")) known\(fields["lost-apps"].map { " " + Human.value($0) } ?? "")")
         }

@@ -122,6 +122,20 @@ import Testing
         #expect(!harness.log.contains("before the delay ends"))
     }
 
+    @Test func theSystemBusLostWhilePreparingForSleepEndsTheSleep() throws {
+        defer { logind.kill() }
+        let harness = SleepHarness(bus: bus.address)
+        harness.monitor.start()
+        harness.monitor.holdSleepDelay(true)
+        #expect(harness.waitForLog("Holding a sleep delay lock"))
+        try prepareForSleep(true)
+        #expect(harness.wait { $0.sleeps == [true] })
+        // The bus goes before logind says the machine woke: no PrepareForSleep(false) will come.
+        bus.kill()
+        #expect(harness.waitForLog("Not following sleep"))
+        #expect(harness.wait { $0.sleeps == [true, false] }, "still preparing for sleep: \(harness.sleeps)")
+    }
+
     @Test func withoutLogindNothingIsHeldAndThatIsSaidOnce() {
         let harness = SleepHarness(bus: "unix:path=/nonexistent/bgsync-test/system_bus_socket")
         harness.monitor.start()

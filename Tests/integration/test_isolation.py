@@ -26,11 +26,11 @@ CLIENT = textwrap.dedent(f"""\
     bus = dbus.bus.BusConnection(sys.argv[1])
     proxy = bus.get_object({NAME!r}, {PATH!r}, introspect=False)
     results = []
-    for method, args, signature in json.loads(sys.argv[2]):
+    for method, args, signature, *interface in json.loads(sys.argv[2]):
         if signature and signature.endswith("a{{sv}}"):
             args[-1] = dbus.Dictionary(args[-1], signature="sv")
         try:
-            reply = proxy.get_dbus_method(method, {IFACE!r})(*args, signature=signature)
+            reply = proxy.get_dbus_method(method, (interface or [{IFACE!r}])[0])(*args, signature=signature)
             results.append(["ok", json.loads(json.dumps(reply, default=str))])
         except dbus.DBusException as error:
             results.append([error.get_dbus_name(), error.get_dbus_message()])
@@ -39,7 +39,8 @@ CLIENT = textwrap.dedent(f"""\
 
 
 def run_in_flatpak_sandbox(tmp_path, bus, app_id, calls):
-    """Runs the client chrooted into a root made of bind mounts of / plus a `.flatpak-info`, in
+    """Each call is [method, args, signature] on the Manager interface, or with a fourth element,
+    another interface (such as org.freedesktop.DBus.Properties). Runs the client chrooted into a root made of bind mounts of / plus a `.flatpak-info`, in
     its own mount namespace: /proc/PID/root/.flatpak-info then resolves for the agent."""
     root = tmp_path / "sandbox-root"
     root.mkdir()

@@ -21,7 +21,7 @@ import dbus
 import pytest
 from gi.repository import GLib
 
-from conftest import BIN, Agent, Client, PrivateBus, wait_until
+from conftest import BIN, NAME, Agent, Client, PrivateBus, wait_until
 from test_isolation import FLAT, home, isolated_agent, run_in_flatpak_sandbox  # noqa: F401 (fixtures)
 
 STORE = "/usr/libexec/xdg-permission-store"
@@ -344,10 +344,13 @@ def test_a_sandboxed_caller_sees_only_its_own_app_in_listapps(isolated_agent, bu
 
 def test_a_forged_changed_signal_is_ignored_and_a_deleted_entry_switches_back_on(agent_factory, bus, store):
     """Any process on the session bus can emit a signal named like the store's: only the store's
-    own (from the owner of its name) counts."""
+    own (from the owner of its name) counts. The forged one is sent to the agent's unique name:
+    dbus-daemon delivers a signal with a destination whatever the match rules say (a broadcast
+    the agent's sender= rule would drop at the daemon), so this is the agent's own check at work."""
     agent = agent_factory().start()
     forger = bus.connect()
     forged = dbus.lowlevel.SignalMessage(PS_PATH, PS_NAME, "Changed")
+    forged.set_destination(forger.get_name_owner(NAME))
     forged.append("bgsync", "bgsync", False, dbus.Byte(0, variant_level=1),
                   dbus.Dictionary({OTHER: dbus.Array(["no"], signature="s")}, signature="sas"),
                   signature="ssbva{sas}")

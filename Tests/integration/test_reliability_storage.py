@@ -15,6 +15,7 @@ from gi.repository import GLib
 
 from conftest import IFACE, NAME, PATH, Client, PrivateBus, wait_until
 from test_bgsyncctl import ctl
+from test_isolation import FLAT, NEEDS_ROOT, run_in_flatpak_sandbox
 
 APP = "org.example.Chat"
 DB_NAME = "registrations.sqlite3"
@@ -357,6 +358,44 @@ def test_garbage_or_a_row_it_cannot_read_is_kept_aside_and_a_directory_in_its_pl
         assert str(db) in log and ("Cannot open" in log or "cannot open" in log), log
         assert sorted(p.name for p in state.iterdir()) == [DB_NAME], "nothing beside it"
         assert list(db.iterdir()) == [], "the directory was changed"
+
+
+def test_a_sandboxed_app_learns_no_other_app_and_no_path_from_a_repair(agent_factory, bus, tmp_path):
+    """The repair's details name apps (lost-apps, and damage: the row that failed a check) and
+    paths in the home (kept-as): a Flatpak app gets only the counts and its own app's losses."""
+    if os.geteuid() != 0:
+        pytest.skip(NEEDS_ROOT)
+    db = tmp_path / "state" / DB_NAME
+    agent = agent_factory(config=HELD).start()
+    register_many(bus, {(app, f"t{n}") for app in (FLAT, APPS[1]) for n in range(10)})
+    agent.stop()
+    # One row of each app edited into a state the agent cannot read: both are lost, and named.
+    with sqlite3.connect(db) as edit:
+        edit.execute("UPDATE registrations SET state = 'exploded' WHERE tag = 't7'")
+    edit.close()
+    agent.start()
+    # Unconfined (bgsyncctl): everything, the other app's row and the kept file included.
+    full = json.loads(ctl(bus, "state", "--json").stdout)["Repair"]
+    assert full["lost-apps"] == {FLAT: 1, APPS[1]: 1} and "/t7 is 'exploded'" in full["damage"], full
+    kept = full["kept-as"]
+    assert pathlib.Path(kept).is_file()
+    human = ctl(bus, "state").stdout
+    assert kept in human and "repair:" in human, human
+    results = run_in_flatpak_sandbox(tmp_path, bus, FLAT, [
+        ["GetRepair", [], ""],
+        ["Get", [IFACE, "Repair"], "ss", "org.freedesktop.DBus.Properties"],
+        ["GetAll", [IFACE], "s", "org.freedesktop.DBus.Properties"],
+    ])
+    assert [r[0] for r in results] == ["ok"] * 3, results
+    own, prop, everything = results[0][1], results[1][1], results[2][1]["Repair"]
+    assert own == {"time": full["time"], "saved": 18, "lost": 2, "lost-apps": {FLAT: 1}}, own
+    assert prop == everything == {"time": full["time"], "saved": 18, "lost": 2}, prop
+    seen = json.dumps(results)
+    assert APPS[1] not in seen and str(tmp_path) not in seen and "exploded" not in seen, seen
+    # A sandbox without an app id learns nothing of the apps.
+    (tmp_path / "anonymous").mkdir()
+    results = run_in_flatpak_sandbox(tmp_path / "anonymous", bus, "", [["GetRepair", [], ""]])
+    assert results[0][0] == "org.bgsync.Error.AccessDenied", results
 
 
 def test_a_repair_on_a_full_disk_changes_nothing_and_succeeds_once_there_is_room(agent_factory, bus, small_tmpfs):
