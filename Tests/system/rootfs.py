@@ -24,7 +24,7 @@ VARIANT = "minbase"
 # a user's sleep inhibitor (Permission denied), and the sleep step sees no lock.
 PACKAGES = sorted([
     "systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd",
-    "libdbus-1-3", "libsqlite3-0", "libnm0", "libglib2.0-0", "libcurl4", "ca-certificates",
+    "libdbus-1-3", "libsqlite3-0", "libnm0", "libglib2.0-0", "libcurl4", "libproxy1v5", "ca-certificates",
     "procps", "iproute2", "polkitd",
 ])
 
