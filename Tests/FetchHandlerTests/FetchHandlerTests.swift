@@ -104,10 +104,10 @@ import Testing
                 "names": ["blob.bin", "small.bin"], "sha256": .stringArray([Self.blobSum, ""]),
             ], control: control, sandboxed: true)
         #expect(result == .success("fetched 2 files: blob.bin, small.bin"))
-        // Beside blob.bin what lets a repeat check it by its SHA-256 (small.bin has no checksum
-        // and the server no validator: nothing is kept for it).
+        // Beside each file what lets a repeat check blob.bin by its SHA-256, and replace either
+        // (small.bin has no checksum and the server no validator: only its name is kept).
         #expect(listing().filter { !$0.hasPrefix(".") } == ["blob.bin", "small.bin"])
-        #expect(listing().filter { $0.hasSuffix(".bgsync-done") }.count == 1)
+        #expect(listing().filter { $0.hasSuffix(".bgsync-done") }.count == 2)
         #expect(!listing().contains { $0.hasSuffix(".bgsync-part") || $0.hasSuffix(".bgsync-validator") })
         #expect(contents("blob.bin")?.count == 100000)
         #expect(Array(contents("small.bin") ?? Data()) == (0..<10).map { UInt8($0) })
@@ -150,7 +150,8 @@ import Testing
             return
         }
         #expect(detail.hasSuffix("arrived: a"))
-        #expect(listing() == ["a"])
+        // "a" and the name its URL put there; nothing of "b".
+        #expect(listing().filter { !$0.hasSuffix(".bgsync-done") } == ["a"])
     }
 
     @Test func aHostileContentDispositionIsRefusedAndNothingIsWrittenOutside() throws {
@@ -269,6 +270,131 @@ import Testing
         #expect(try server.received().map { $0.headers["range"] } == ["bytes=6-", nil])
     }
 
+    /// A 206 whose Content-Range ends at 2^64-1 (with `/*`): refused without a trap, and the
+    /// file starts over in the same event.
+    @Test func aResumeAnsweredWithAnEndlessRangeStartsOver() throws {
+        let url = server.url("/show/ep4.mp3")
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": "bytes 6-18446744073709551615/*"], "body": "world"],
+            ["status": 200, "headers": ["ETag": "\"v2\""], "body": "hello there"],
+        ])
+        let lines = Lines()
+        let log = HandlerLog { _, message in lines.append(message) }
+        let result = FetchHandler().handle(event(["url": .string(url), "directory": .string(directory)]), log: log)
+        #expect(result == .success("fetched 1 file: ep4.mp3"))
+        #expect(contents("ep4.mp3") == Data("hello there".utf8))
+        #expect(try server.received().map { $0.headers["range"] } == ["bytes=6-", nil])
+        #expect(
+            lines.all.contains(
+                "\(url): a 206 that does not run to the file's end "
+                    + "(Content-Range bytes 6-18446744073709551615/*); starting the file over"))
+    }
+
+    /// A server that answers every request with such a 206: a retry naming what it sent, and
+    /// nothing left behind (no partial file, nothing under the final name).
+    @Test func aServerOfEndless206sIsARetryThatLeavesNothing() throws {
+        let url = server.url("/show/ep5.mp3")
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": "bytes 6-18446744073709551615/*"], "body": "world"],
+            ["status": 206, "headers": ["Content-Range": "bytes 0-18446744073709551615/*"], "body": "world"],
+        ])
+        #expect(
+            fetch(["url": .string(url)])
+                == .retry(after: nil, "\(url): a 206 to a request without Range, nothing arrived"))
+        #expect(listing() == [])
+    }
+
+    /// A 206 announcing a total of 2^64-1 bytes: over download-total, or short of what it said.
+    @Test func a206AnnouncingTheLargestTotalIsCheckedWithoutATrap() throws {
+        let url = server.url("/show/ep6.mp3")
+        let range = "bytes 6-18446744073709551614/18446744073709551615"
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        try server.program(responses: [
+            ["status": 206, "headers": ["Content-Range": range], "body": "world"],
+            ["status": 206, "headers": ["Content-Range": range], "body": "world"],
+        ])
+        #expect(
+            fetch(["url": .string(url), "download-total": 1_000_000])
+                == .failure(
+                    "\(url): the server announced 18446744073709551615 bytes, over download-total (1000000 bytes); "
+                        + "nothing kept, nothing arrived"))
+        #expect(listing() == [])
+        try leavePartial(url: url, "hello ", validator: "\"v1\"")
+        #expect(
+            fetch(["url": .string(url)])
+                == .retry(after: nil, "\(url): 11 of 18446744073709551615 bytes arrived, nothing arrived"))
+        #expect(!listing().contains("ep6.mp3"))
+    }
+
+    /// A name the server chose (the URL's, or Content-Disposition's) never replaces a file the
+    /// app keeps: the event fails naming it, and the file is as it was.
+    @Test func aServersNameNeverReplacesAFileTheAppKeeps() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data("my notes".utf8).write(to: URL(fileURLWithPath: directory + "/notes.txt"))
+        try server.program(responses: [
+            ["status": 200, "body": "from the URL"],
+            ["status": 200, "headers": ["Content-Disposition": "attachment; filename=\"notes.txt\""], "body": "cd"],
+        ])
+        for (path, sandboxed) in [("/notes.txt", false), ("/get?id=7", true)] {
+            let url = server.url(path)
+            #expect(
+                fetch(["url": .string(url)], sandboxed: sandboxed)
+                    == .failure(
+                        "\(url): a file named notes.txt is already in the directory and is not from an earlier "
+                            + "download of this URL; it is kept and nothing replaces it (give the download a name "
+                            + "in 'names'), nothing arrived"))
+            #expect(contents("notes.txt") == Data("my notes".utf8))
+            #expect(listing() == ["notes.txt"])
+        }
+    }
+
+    /// The file the same URL put in place last time is replaced (without a validator too), and
+    /// so is a file named by `names`.
+    @Test func aRepeatReplacesItsOwnFileAndNamesReplaceAnyFile() throws {
+        try server.program(responses: [
+            ["status": 200, "body": "first"], ["status": 200, "body": "second"], ["status": 200, "body": "named"],
+        ])
+        let url = server.url("/show/ep7.mp3")
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep7.mp3"))
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep7.mp3"))
+        #expect(contents("ep7.mp3") == Data("second".utf8))
+        let other = server.url("/other")
+        #expect(fetch(["url": .string(other), "names": ["ep7.mp3"]]) == .success("fetched 1 file: ep7.mp3"))
+        #expect(contents("ep7.mp3") == Data("named".utf8))
+    }
+
+    /// An ETag with a bare CR (libcurl passes it on) is not kept: the repeat asks without
+    /// If-None-Match instead of failing for good on a header HTTPClient refuses to send.
+    @Test func aValidatorWithAControlCharacterIsNotKept() throws {
+        try server.program(responses: [
+            ["status": 200, "headers": ["ETag": "\"a\rb\""], "body": "one"],
+            ["status": 200, "headers": ["ETag": "\"a\rb\""], "body": "two"],
+        ])
+        let url = server.url("/show/ep8.mp3")
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep8.mp3"))
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep8.mp3"))
+        #expect(contents("ep8.mp3") == Data("two".utf8))
+        #expect(try server.received().map { $0.headers["if-none-match"] } == [nil, nil])
+        let key = SHA256.hex(of: Array(url.utf8)).prefix(24)
+        #expect(contents(".fetch-\(key).bgsync-done") == Data("ep8.mp3\n\n".utf8))
+    }
+
+    /// A done file an older version saved with such a validator: its name still counts, its
+    /// validator is not sent.
+    @Test func aSavedValidatorThatCannotBeSentIsLeftOut() throws {
+        let url = server.url("/show/ep9.mp3")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data("old".utf8).write(to: URL(fileURLWithPath: directory + "/ep9.mp3"))
+        let key = SHA256.hex(of: Array(url.utf8)).prefix(24)
+        try Data("ep9.mp3\n\"a\rb\"\n".utf8).write(to: URL(fileURLWithPath: directory + "/.fetch-\(key).bgsync-done"))
+        try server.program(responses: [["status": 200, "headers": ["ETag": "\"v2\""], "body": "new"]])
+        #expect(fetch(["url": .string(url)]) == .success("fetched 1 file: ep9.mp3"))
+        #expect(contents("ep9.mp3") == Data("new".utf8))
+        #expect(try server.received().map { $0.headers["if-none-match"] } == [nil])
+    }
+
     @Test func badOptionsAreNamed() {
         let url = Value.string(server.url("/a"))
         #expect(fetch([:]) == .failure("option 'url' (s) or 'urls' (as) is missing: name what to download"))
@@ -281,4 +407,12 @@ import Testing
         #expect(fetch(["url": url, "download-total": "big"]).detail.contains("must be an integer"))
         #expect(fetch(["url": url, "headers": ["Range": "bytes=0-"]]).detail.contains("may not set Range"))
     }
+}
+
+/// Log lines, collected.
+final class Lines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.withLock { lines.append(line) } }
+    var all: [String] { lock.withLock { lines } }
 }

@@ -2,8 +2,9 @@
 import BGSyncHandlerKit
 import Foundation
 import HandlerTestKit
-import SettingsHandler
 import Testing
+
+@testable import SettingsHandler
 
 @Suite struct SettingsHandlerTests {
     let server: TestHTTPServer
@@ -71,6 +72,22 @@ import Testing
         try directory.write("settings.json", "mine")
         #expect(sync() == .retry(after: 30, "HTTP 503"))
         #expect(directory.read("settings.json.etag") == nil)
+    }
+
+    /// A companion file larger than the limit (planted in the app's directory) gives only the
+    /// limit's bytes, from its start. (What is read beyond is not measured here: the read loop
+    /// stops at the limit by construction.)
+    @Test func aCompanionFileIsReadOnlyUpToTheLimit() throws {
+        defer { directory.remove() }
+        let big = (0..<100_000).map { Character(UnicodeScalar(UInt8(0x41 + $0 % 26))) }
+        _ = try directory.write("settings.json.etag", String(big))
+        let (parent, name) = try event(["file": .string(file)]).files.openParent(option: "file")
+        let files = SettingsFiles(directory: parent, name: name, path: file)
+        let head = try files.read("settings.json.etag")
+        #expect(head.count == 8192)
+        #expect(head == Array(String(big).utf8.prefix(8192)))
+        #expect(try files.read("settings.json.etag", limit: 100_001).count == 100_000)
+        #expect(try files.read("settings.json.etag", limit: 0) == [])
     }
 
     @Test func missingFileFails() throws {

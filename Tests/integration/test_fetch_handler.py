@@ -2,7 +2,8 @@
 """The `fetch` handler through the real agent and worker: Debian's nginx on loopback serving the
 files (Range, If-Range, ETags), a relay in front of it that cuts a transfer after N bytes, and
 hostile servers (a redirect loop, a Content-Disposition that climbs out, a size far over the
-limit, a body longer than it said)."""
+limit, a body longer than it said, a 206 ending at 2^64-1, a name taken by the app's own file, an
+ETag with a bare CR)."""
 
 import hashlib
 import http.server
@@ -247,15 +248,49 @@ def test_a_file_changed_between_range_requests_starts_over(agent_factory, bus, n
     assert int(requests[1][3]) == len(new)
 
 
+ENDLESS = b"an episode a server cuts short with a hostile Content-Range"
+
+
 class Hostile(http.server.BaseHTTPRequestHandler):
-    """Servers that lie or attack, by path."""
+    """Servers that lie or attack, by path. `seen` holds (path, Range, If-None-Match) per request."""
     protocol_version = "HTTP/1.1"
+    seen = []
 
     def log_message(self, *args):
         pass
 
+    def endless_206(self):
+        """206 from the byte asked for (0 without Range) to 2^64-1, total unknown."""
+        start = (self.headers.get("Range") or "bytes=0-")[6:-1]
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-18446744073709551615/*")
+        self.send_header("Content-Length", "4")
+        self.end_headers()
+        self.wfile.write(b"rest")
+
     def do_GET(self):
-        if self.path == "/loop":
+        Hostile.seen.append((self.path, self.headers.get("Range"), self.headers.get("If-None-Match")))
+        if self.path == "/endless.mp3" and self.headers.get("Range"):
+            self.endless_206()
+        elif self.path == "/endless.mp3":
+            self.send_response(200)
+            self.send_header("ETag", '"e2"')
+            self.send_header("Content-Length", str(len(ENDLESS)))
+            self.end_headers()
+            self.wfile.write(ENDLESS)
+        elif self.path == "/only-endless.mp3":
+            self.endless_206()
+        elif self.path in ("/cd-notes", "/cr-etag.mp3"):
+            body = b"from the server"
+            self.send_response(200)
+            if self.path == "/cd-notes":
+                self.send_header("Content-Disposition", 'attachment; filename="notes.txt"')
+            else:
+                self.send_header("ETag", '"a\rb"')  # a bare CR, which libcurl passes on
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/loop":
             self.send_response(302)
             self.send_header("Location", "/loop")
             self.send_header("Content-Length", "0")
@@ -306,6 +341,7 @@ class Hostile(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile():
+    Hostile.seen = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -362,7 +398,64 @@ def test_a_body_longer_than_announced_is_cut_at_what_was_announced(client, hosti
                                              "download-total": dbus.UInt64(1_000_000)})
     assert finished[2:] == ("succeeded", "fetched 1 file: longer.mp3")
     assert (directory / "longer.mp3").read_bytes() == b"\2" * 1000
-    assert leftovers(directory) == ["longer.mp3"]
+    assert leftovers(directory) == [done_marker(hostile + "/longer.mp3"), "longer.mp3"]
+
+
+def leave_partial(directory, url, data, validator):
+    """What a cut attempt leaves: the partial file and the validator beside it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = sha256(url.encode())[:24]
+    (directory / f".fetch-{key}.bgsync-part").write_bytes(data)
+    (directory / f".fetch-{key}.bgsync-validator").write_text(validator + "\n")
+
+
+def test_a_206_that_ends_at_2_64_minus_1_starts_the_file_over(client, hostile, tmp_path):
+    """Content-Range: bytes N-18446744073709551615/* once crashed the worker (an overflow in the
+    check): now it is refused, and the file starts over in the same event."""
+    directory = tmp_path / "d"
+    url = hostile + "/endless.mp3"
+    leave_partial(directory, url, ENDLESS[:10], '"e1"')
+    finished = fetch_once(client, "endless", {"url": url, "directory": str(directory)})
+    assert finished[2:] == ("succeeded", "fetched 1 file: endless.mp3")
+    assert (directory / "endless.mp3").read_bytes() == ENDLESS
+    assert leftovers(directory) == [done_marker(url), "endless.mp3"]
+    assert [r[1] for r in Hostile.seen] == ["bytes=10-", None]
+
+
+def test_a_server_of_endless_206s_fails_clearly_and_leaves_nothing(client, hostile, tmp_path):
+    directory = tmp_path / "d"
+    url = hostile + "/only-endless.mp3"
+    leave_partial(directory, url, b"0123456789", '"e1"')
+    finished = fetch_once(client, "only-endless", {"url": url, "directory": str(directory)})
+    assert finished[2] == "failed", finished
+    assert finished[3] == f"{url}: a 206 to a request without Range, nothing arrived", finished
+    assert leftovers(directory) == []
+    assert [r[1] for r in Hostile.seen] == ["bytes=10-", None]
+
+
+def test_a_name_the_server_chose_never_replaces_a_file_the_app_keeps(client, hostile, tmp_path):
+    directory = tmp_path / "d"
+    directory.mkdir()
+    (directory / "notes.txt").write_text("the app's own notes")
+    url = hostile + "/cd-notes"
+    finished = fetch_once(client, "notes", {"url": url, "directory": str(directory)})
+    assert finished[2] == "failed"
+    assert finished[3].startswith(f"{url}: a file named notes.txt is already in the directory and is not from an "
+                                  "earlier download of this URL; it is kept"), finished
+    assert (directory / "notes.txt").read_text() == "the app's own notes"
+    assert leftovers(directory) == ["notes.txt"]
+
+
+def test_an_etag_with_a_bare_cr_is_not_kept_and_repeats_still_work(client, hostile, tmp_path):
+    """Kept, it went back as If-None-Match, which HTTPClient refuses: every later event failed."""
+    directory = tmp_path / "d"
+    url = hostile + "/cr-etag.mp3"
+    for _ in range(2):
+        client.finished.clear()
+        finished = fetch_once(client, "cr", {"url": url, "directory": str(directory)})
+        assert finished[2:] == ("succeeded", "fetched 1 file: cr-etag.mp3"), finished
+    assert [r[2] for r in Hostile.seen] == [None, None]
+    assert (directory / done_marker(url)).read_text() == "cr-etag.mp3\n\n"
 
 
 def test_several_files_then_a_repeat_costs_only_304s(client, nginx, tmp_path):

@@ -366,3 +366,54 @@ def test_without_proxy_variables_the_desktops_proxy_settings_apply(agent_factory
     assert c.wait_finished("gnome", timeout=30)[0][2] == "succeeded"
     assert sink.received == [("POST", "/via-gnome", MIB, digest)]
     wait_until(lambda: "via-gnome" in log.read_text(), 10, "tinyproxy to log the request")
+
+
+def test_an_https_fetch_through_a_proxy_keeps_its_partial_file(agent_factory, bus, tmp_path, tinyproxy):
+    """https through an http proxy starts with CONNECT. The proxy's "200 Connection established"
+    must not reach the handler as the server's 200: fetch would take it for the whole file, cut
+    the partial file and drop its validator, so nothing could ever resume through the proxy.
+
+    No TLS server here is trusted, so the origin is a loopback listener that answers the TLS
+    hello with plain text: the tunnel comes up (tinyproxy logs the CONNECT), TLS then fails, and
+    the attempt is a retry. What this shows: the partial file and its validator are still there,
+    so the CONNECT reply was not taken for a response. It does not show a resume through an
+    https proxy end to end."""
+    port, log = tinyproxy
+    origin = socket.create_server(("127.0.0.1", 0))
+    origin_port = origin.getsockname()[1]
+    hellos = []
+
+    def answer():
+        while True:
+            try:
+                connection, _ = origin.accept()
+            except OSError:
+                return
+            with connection:
+                hellos.append(connection.recv(1024))
+                connection.sendall(b"HTTP/1.1 400 not TLS\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["https_proxy"] = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{origin_port}/episode.mp3"
+    directory = tmp_path / "Podcasts"
+    directory.mkdir()
+    key = hashlib.sha256(url.encode()).hexdigest()[:24]
+    part = directory / f".fetch-{key}.bgsync-part"
+    validator = directory / f".fetch-{key}.bgsync-validator"
+    part.write_bytes(b"the first half of an episode")
+    validator.write_text('"v1"\n')
+    try:
+        agent_factory(env=env).start()
+        c = Client(bus)
+        c.register(APP, "via-proxy", "fetch", {"url": url, "directory": str(directory)})
+        finished = c.wait_finished("via-proxy", timeout=30)[0]
+    finally:
+        origin.close()
+    assert finished[2] == "retry-scheduled", finished
+    assert "TLS" in finished[3], finished
+    assert f"CONNECT 127.0.0.1:{origin_port}" in log.read_text(), "the tunnel came up"
+    assert hellos and hellos[0][:1] == b"\x16", "a TLS hello came through the tunnel"
+    assert part.read_bytes() == b"the first half of an episode"
+    assert validator.read_text() == '"v1"\n'

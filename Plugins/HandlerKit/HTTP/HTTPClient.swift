@@ -137,6 +137,10 @@ private final class Engine: @unchecked Sendable {
         if let proxy = ProxySettings.shared.proxy(for: request.url) {
             _ = ccurl_easy_set_string(easy, CURLOPT_PROXY, proxy)
         }
+        // An https URL through an http proxy starts with CONNECT; without this libcurl passes the
+        // proxy's reply ("200 Connection established") to the header callback as a response of
+        // its own, and onResponseHead would take it for the server's 200.
+        _ = ccurl_easy_set_long(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
 
         _ = ccurl_easy_set_pointer(easy, CURLOPT_READDATA, transfer)
         _ = ccurl_easy_set_pointer(easy, CURLOPT_SEEKDATA, transfer)

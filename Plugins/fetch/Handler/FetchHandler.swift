@@ -19,13 +19,16 @@ import Glibc
 /// Without `names`, a file is named by the response's Content-Disposition, else by the URL's last
 /// path segment. A name with a path separator, a leading dot, a control character or more than
 /// `FetchNames.maxLength` bytes is refused (the event fails), never mended into another name.
+/// A name from `names` replaces a file of that name; one the server chose replaces only the file
+/// this URL's last download put in place (any other file of that name fails the event).
 ///
 /// Beside the partial file `.fetch-KEY.bgsync-part` (KEY: from the SHA-256 of the URL, since the
 /// name may only come with the response) the handler keeps `.fetch-KEY.bgsync-validator`: the
 /// response's strong ETag, else its Last-Modified, sent back as If-Range. A server that answers
 /// a Range request with 200 (it ignores Range, or the file changed) starts the file over.
 /// Once the file is in place, `.fetch-KEY.bgsync-done` keeps its name and the response's
-/// validator: the next event for that URL asks with If-None-Match, and a 304 keeps the file
+/// validator (one that can be sent back: printable ASCII): the next event for that URL may
+/// replace that file, asks with If-None-Match, and a 304 keeps the file
 /// (with `sha256`, a file in place that has it is kept without a request).
 ///
 /// 408, 429, 5xx, a dropped connection or a stop is a retry that keeps the partial file; other
@@ -310,7 +313,10 @@ final class Download {
         }
         switch step {
         case .done(let outcome): return outcome
-        case .restart(let why): return .retry(after: nil, "\(item.url): \(why)")
+        case .restart(let why):
+            // The second try started from nothing and was refused at its head: nothing of it is worth keeping.
+            forget()
+            return .retry(after: nil, "\(item.url): \(why)")
         }
     }
 
@@ -338,13 +344,12 @@ final class Download {
 
     func readValidator() -> String? {
         guard let bytes = readSmall(validatorName) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces
-        let line = text.split(separator: "\n").first.map(String.init) ?? ""
-        return line.isEmpty ? nil : line
+        let line = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).first ?? []
+        return Self.usable(String(decoding: line, as: UTF8.self).trimmingSpaces)
     }
 
     func saveValidator(_ value: String?) throws(FileError) {
-        guard let value else {
+        guard let value = Self.usable(value) else {
             try? directory.remove(validatorName)
             return
         }
@@ -352,40 +357,45 @@ final class Download {
         try file.writeAll(Array((value + "\n").utf8))
     }
 
-    /// What the last download of this URL left: the file's name and the response's validator
-    /// (any ETag, else Last-Modified), for a conditional request next time.
-    /// The validator is "" when the response had none.
+    /// What the last download of this URL left: the file's name (which a repeat may replace)
+    /// and the response's validator (any ETag, else Last-Modified), for a conditional request
+    /// next time. The validator is "" when the response had none, or when what is saved could
+    /// not be sent back (a file of an older version, or one the app edited).
     func readDone() -> (name: String, validator: String)? {
         guard let bytes = readSmall(doneName) else { return nil }
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count == 3, lines[2].isEmpty, FetchNames.problem(String(lines[0])) == nil else { return nil }
-        return (String(lines[0]), String(lines[1]))
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+        guard lines.count == 3, lines[2].isEmpty else { return nil }
+        let name = String(decoding: lines[0], as: UTF8.self)
+        guard FetchNames.problem(name) == nil else { return nil }
+        return (name, Self.usable(String(decoding: lines[1], as: UTF8.self)) ?? "")
     }
 
-    /// Saves what `readDone` reads, when a later event can use it: with a validator to ask the
-    /// server with, or a `sha256` to check the file in place against.
+    /// Saves what `readDone` reads: always the name (a later download of this URL may replace
+    /// only that file), and the validator when it can be sent back.
     func saveDone(name: String, validator: String?) {
-        let validator = validator.flatMap { $0.contains("\n") ? nil : $0 } ?? ""
-        guard !validator.isEmpty || item.sha256 != nil else {
-            try? directory.remove(doneName)
-            return
-        }
         guard let file = try? directory.open(doneName, [.write, .create, .truncate]) else { return }
-        try? file.writeAll(Array((name + "\n" + validator + "\n").utf8))
+        try? file.writeAll(Array((name + "\n" + (Self.usable(validator) ?? "") + "\n").utf8))
+    }
+
+    /// `value` if it can go back to the server in a header: printable ASCII, not empty. A
+    /// server's ETag with a CR or another control character in it (libcurl passes a bare CR on)
+    /// would be refused by HTTPClient as a header of ours (.invalidRequest) on every later event.
+    static func usable(_ value: String?) -> String? {
+        guard let value, !value.isEmpty, value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else { return nil }
+        return value
     }
 
     /// Any validator of a response, weak or strong: enough for If-None-Match.
     static func anyValidator(_ headers: [(name: String, value: String)]) -> String? {
         let response = HTTPResponse(status: 200, headers: headers)
-        if let etag = response.header("etag"), !etag.isEmpty { return etag }
-        return response.header("last-modified")
+        return usable(response.header("etag")) ?? usable(response.header("last-modified"))
     }
 
     /// A strong validator of a response: its ETag unless weak, else Last-Modified.
     static func validator(_ headers: [(name: String, value: String)]) -> String? {
         let response = HTTPResponse(status: 200, headers: headers)
-        if let etag = response.header("etag"), !etag.hasPrefix("W/"), !etag.isEmpty { return etag }
-        return response.header("last-modified")
+        if let etag = usable(response.header("etag")), !etag.hasPrefix("W/") { return etag }
+        return usable(response.header("last-modified"))
     }
 
     /// `bytes START-END/TOTAL` (TOTAL may be `*`).
@@ -511,14 +521,20 @@ final class Download {
                     refusal = .badRange("a 206 without a usable Content-Range")
                     return false
                 }
-                guard offset > 0, range.start == UInt64(offset) else {
+                guard offset > 0 else {
+                    refusal = .badRange("a 206 to a request without Range")
+                    return false
+                }
+                guard range.start == UInt64(offset) else {
                     refusal = .badRange("a 206 from byte \(range.start), not \(offset)")
                     return false
                 }
                 // Only the rest of the file will do: a piece of it would be renamed in as whole.
-                guard let total = range.total, range.end + 1 == total else {
+                // No arithmetic on the server's numbers that could trap: END may be 2^64-1.
+                guard let total = range.total, total > range.end, total - range.end == 1 else {
+                    let total = range.total.map(String.init) ?? "*"
                     refusal = .badRange(
-                        "a 206 that does not run to the file's end (\(range.end + 1) of \(range.total.map(String.init) ?? "*"))"
+                        "a 206 that does not run to the file's end (Content-Range bytes \(range.start)-\(range.end)/\(total))"
                     )
                     return false
                 }
@@ -549,7 +565,9 @@ final class Download {
             // The file's own length is the count: what the server says does not matter.
             let written = lseek(fd, 0, SEEK_CUR)
             if written >= 0, over(UInt64(written)) { overLimit = true }
-            meter.expected = max(meter.expected, meter.received + progress.receiveTotal)
+            // receiveTotal is the server's Content-Length: added without a trap.
+            let (total, overflow) = meter.received.addingReportingOverflow(progress.receiveTotal)
+            meter.expected = max(meter.expected, overflow ? .max : total)
             meter.moving(sent: progress.sent, received: progress.received)
         }
 
@@ -598,6 +616,9 @@ final class Download {
             return .done(
                 .failure("\(item.url): its name \(FetchNames.shown(name)) was taken by another file of this fetch"))
         }
+        // A name the server chose (Content-Disposition, or the URL's) never replaces a file the
+        // app keeps: only a name from `names`, or the one this URL's last download put in place.
+        let mayReplace = item.name != nil || readDone()?.name == name
         do {
             try part.sync()
             if let expected = item.sha256 {
@@ -609,8 +630,16 @@ final class Download {
                             "\(FetchNames.shown(name)): the SHA-256 is \(got), not \(expected) as given; nothing kept"))
                 }
             }
-            try directory.rename(partName, to: name)
+            try directory.rename(partName, to: name, noReplace: !mayReplace)
         } catch {
+            if error.errno == EEXIST, !mayReplace {
+                forget()
+                return .done(
+                    .failure(
+                        "\(item.url): a file named \(FetchNames.shown(name)) is already in the directory and is not "
+                            + "from an earlier download of this URL; it is kept and nothing replaces it "
+                            + "(give the download a name in 'names')"))
+            }
             return .done(.failure("cannot put \(FetchNames.shown(name)) in place: \(error.message)"))
         }
         try? directory.remove(validatorName)

@@ -184,9 +184,22 @@ struct SettingsFiles {
 
     func exists(_ entry: String) -> Bool { directory.status(entry) != nil }
 
-    /// A small companion file (an ETag), at most `limit` bytes of it.
+    /// A small companion file (an ETag), at most `limit` bytes of it: no more is read (the
+    /// directory is the app's, and a huge file planted there must not be read whole).
     func read(_ entry: String, limit: Int = 8192) throws(FileError) -> [UInt8] {
-        Array(try directory.open(entry, .read).readAll().prefix(limit))
+        let file = try directory.open(entry, .read)
+        var buffer = [UInt8](repeating: 0, count: max(0, limit))
+        var count = 0
+        while count < buffer.count {
+            let got = buffer[count...].withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, $0.count, off_t(count)) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw FileError(errno: errno, subject: "reading \(pathOf(entry))")
+            }
+            if got == 0 { break }
+            count += got
+        }
+        return Array(buffer[..<count])
     }
 
     func readETag() -> String? {
