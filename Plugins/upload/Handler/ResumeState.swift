@@ -157,7 +157,7 @@ struct ResumeStore {
         let key =
             "\(app)\0\(tag)\0\(file.device)\0\(file.inode)\0\(file.size)\0\(file.modifiedSeconds)\0"
             + "\(file.modifiedNanoseconds)\0\(resumable.rawValue)\0\(endpoint)"
-        return "upload-" + SHA256.hex(Array(key.utf8))
+        return "upload-" + SHA256.hex(of: Array(key.utf8))
     }
 
     func load(_ file: FileIdentity, _ resumable: ResumableProtocol, endpoint: String) -> ResumeRecord? {

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 
 /// SHA-256 (FIPS 180-4), fed in pieces, checked against the FIPS 180-4 / NIST test vectors in
-/// FetchHandlerTests. Pure Swift rather than libcrypto's EVP: no C module and no build
-/// dependency (libssl-dev) for one digest of each downloaded file. Measured with `swiftc -O` on
-/// the 2-core development machine: 140 to 148 MiB/s over 256 MiB, against about 1.6 GiB/s for
-/// OpenSSL's (Python's hashlib, same data, same run): slower by ten, yet faster than the links
-/// the files come over; a big file's check reports progress as it goes (Download.checking).
-/// libcrypto is in the worker already (libcurl's TLS), so switching is a contained change
-/// should checks of multi-gigabyte files matter.
+/// BGSyncHandlerKitTests: the one digest the shipped handlers use (fetch checks downloads with
+/// it; upload names resume records by it, so an app cannot make its record's name collide with
+/// another app's). Pure Swift rather than libcrypto's EVP: no C module and no build dependency
+/// (libssl-dev). Measured with `swiftc -O` on the 2-core development machine: 140 to 148 MiB/s
+/// over 256 MiB, against about 1.6 GiB/s for OpenSSL's (Python's hashlib, same data, same run):
+/// slower by ten, yet faster than the links the files come over; a big file's check reports
+/// progress as it goes (fetch's Download.checking). libcrypto is in the worker already
+/// (libcurl's TLS), so switching is a contained change should checks of multi-gigabyte files
+/// matter.
 public struct SHA256 {
     private var state: [UInt32] = [
         0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
