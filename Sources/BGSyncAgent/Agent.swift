@@ -154,11 +154,13 @@ public final class Agent {
             service.networkChanged()
         }
         permissions.onChange = { (denied: Set<String>) in scheduler.permissionsChanged(denied) }
-        // The scheduler holds the monitor (it asks for the lock); the monitor holds it weakly.
+        // The scheduler holds the monitor (it asks for the lock); the monitor holds it weakly, and
+        // the network and power monitors too: the network's onChange holds the scheduler, so a
+        // strong capture here made a cycle that outlived `serve` (LeakSanitizer's reports at exit).
         let sleep = makeSleepMonitor(loop: loop, logger: logger)
         scheduler.sleepMonitor = sleep
-        sleep.onPrepareForSleep = { [weak scheduler, unowned sleep] sleeping in
-            guard let scheduler else { return }
+        sleep.onPrepareForSleep = { [weak scheduler, unowned sleep, weak network, weak power] sleeping in
+            guard let scheduler, let network, let power else { return }
             if sleeping {
                 // The shorter of the two: what fits inside logind's delay, and what the configuration allows.
                 scheduler.prepareForSleep(grace: min(sleep.stopGrace, scheduler.settings.interruptGracePeriod))

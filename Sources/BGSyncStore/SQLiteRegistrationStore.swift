@@ -380,7 +380,7 @@ public final class SQLiteRegistrationStore: RegistrationStore, @unchecked Sendab
     /// tell: opening it for real then reports why). Read-only: a read-write connection would
     /// checkpoint the log into the damaged file as it closes, and delete the log.
     private static func damage(_ path: String) -> String? {
-        if let log = FileManager.default.contents(atPath: path + "-wal"), let wal = PageSalvage.WALLog([UInt8](log)) {
+        if let log = DatabaseRepair.readFile(path + "-wal"), let wal = PageSalvage.WALLog(log) {
             let survey = wal.survey()
             // SQLite reads a log up to its first frame that fails its checksum and silently
             // drops every commit after it: registrations that were acknowledged.
