@@ -61,7 +61,11 @@ final class LogindClientThread: Sendable {
 
     /// Asks for the lock to be held (true) or released (false). Any thread.
     func hold(_ wanted: Bool) {
-        loop.post { [self] in
+        // Weak: once the thread has ended (no logind: it returns at once) nothing drains its loop,
+        // and a block holding self there kept self, its loop and the block alive for good
+        // (LeakSanitizer's reports at the agent's exit in check-asan).
+        loop.post { [weak self] in
+            guard let self else { return }
             state.wanted = wanted
             apply()
         }
